@@ -1,0 +1,116 @@
+# XPIO: build, demo, tests, docs, install.
+#
+#   make            release build (Embedded Swift): build/xpio.so
+#   make demo       run examples/demo.lua
+#   make test       every test: Swift runtime tests, Lua tests on both
+#                   backends, generated conformance tests, fuzz, lint, docs check
+#   make docs       regenerate docs/API.md and types/xpio.lua from Spec/
+#   make install    LUA_CDIR/xpio.so and LUA_LDIR/xpio/*.lua (DESTDIR, PREFIX)
+#   make bench      benchmarks against luv, cqueues, LuaSocket and C
+#   EMBEDDED=0      ordinary Swift with the static standard library (fallback)
+
+PREFIX   ?= /usr/local
+LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
+LUA_LDIR ?= $(PREFIX)/share/lua/5.4
+LUA      ?= lua5.4
+EMBEDDED ?= 1
+FUZZ_SECONDS ?= 600
+
+ifeq ($(EMBEDDED),0)
+SCRATCH  := .build-full
+OUT      := build/full
+else
+SCRATCH  := .build
+OUT      := build
+endif
+
+SWIFT_BUILD := XPIO_EMBEDDED=$(EMBEDDED) swift build -c release --scratch-path $(SCRATCH)
+GEN      := $(SCRATCH)/release/Generator-tool
+MODULE   := $(OUT)/xpio.so
+SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*.c Sources/*/include/*.h Sources/XPIO/exports.map Plugins/*/*.swift)
+LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
+BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
+
+.PHONY: all demo test test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+
+all: $(MODULE)
+
+$(MODULE): $(SOURCES) | deps
+	$(SWIFT_BUILD) --product xpio
+	mkdir -p $(OUT)
+	strip --strip-unneeded -o $@ $(SCRATCH)/release/libxpio.so
+
+# lua5.4 and its headers; the package manager runs only when something is missing.
+deps:
+	@command -v $(LUA) >/dev/null && test -f /usr/include/lua5.4/lua.h || { \
+	  echo "installing lua5.4 and liblua5.4-dev"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev; }
+
+test-deps: deps
+	@command -v busted >/dev/null && command -v luacheck >/dev/null || { \
+	  echo "installing lua-busted and lua-check"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua-busted lua-check; }
+
+demo: $(MODULE)
+	$(LUA_ENV) $(LUA) examples/demo.lua
+
+build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
+	mkdir -p build/gen
+	$(GEN) conformance Spec build/gen/conformance_spec.lua
+	$(GEN) fuzz Spec build/gen/fuzz_cases.lua
+
+test: test-deps lint test-swift test-lua docs-check test-embedded-fallback
+	@echo "make test: all passed"
+
+test-swift:
+	swift test
+
+test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
+	@echo "== Lua tests, epoll backend"
+	$(LUA_ENV) $(BUSTED) Tests/lua build/gen
+	@echo "== Lua tests, poll backend"
+	$(LUA_ENV) XPIO_BACKEND=poll $(BUSTED) Tests/lua build/gen
+	@echo "== the module needs libc alone and loads under env -i"
+	! ldd $(MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
+	env -i $(LUA) -e "package.cpath='$(CURDIR)/$(OUT)/?.so' assert(require('xpio').socket)"
+
+lint: test-deps
+	luacheck --quiet lua Tests/lua examples bench
+
+# The committed reference and type files must match the spec.
+docs: $(MODULE)
+	$(GEN) docs Spec docs/API.md
+	$(GEN) types Spec types/xpio.lua
+
+docs-check: $(MODULE)
+	mkdir -p build/gen
+	$(GEN) docs Spec build/gen/API.md
+	$(GEN) types Spec build/gen/xpio.lua
+	diff -u docs/API.md build/gen/API.md || { echo "docs/API.md is stale: run make docs"; exit 1; }
+	diff -u types/xpio.lua build/gen/xpio.lua || { echo "types/xpio.lua is stale: run make docs"; exit 1; }
+
+# The full-Swift fallback builds and loads (smoke test).
+test-embedded-fallback:
+	$(MAKE) EMBEDDED=0 all
+	$(LUA) -e "package.cpath='$(CURDIR)/build/full/?.so' local x = require('xpio') assert(x.socket('TCP'))"
+
+fuzz: $(MODULE) build/gen/fuzz_cases.lua
+	$(LUA_ENV) XPIO_FUZZ_SECONDS=$(FUZZ_SECONDS) $(LUA) Tests/lua/fuzz.lua
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so
+	install -m 644 lua/xpio/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/
+
+uninstall:
+	rm -f $(DESTDIR)$(LUA_CDIR)/xpio.so
+	rm -rf $(DESTDIR)$(LUA_LDIR)/xpio
+
+bench: $(MODULE)
+	$(LUA_ENV) bench/run.sh full
+
+bench-quick: $(MODULE)
+	$(LUA_ENV) bench/run.sh quick
+
+clean:
+	rm -rf build .build .build-full

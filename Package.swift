@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// XPIO: Lua 5.4 bindings for networking and IPC.
+//
+// Layers import downward only:
+//   Spec/ --(Generator, run by the XPIOGlue plugin)--> generated glue in XPIO
+//   XPIO (the Lua module)  ->  Runtime (no Lua)  ->  CSystem (libc headers)
+//   XPIO                   ->  CLua (Lua headers + the C trampolines)
+//
+// Release builds compile Runtime and XPIO as Embedded Swift, so libxpio.so
+// needs libc alone. `XPIO_EMBEDDED=0` (what `make EMBEDDED=0` sets) keeps
+// them ordinary Swift, linked with the static standard library: the fallback.
+import PackageDescription
+import Foundation
+
+let embedded = ProcessInfo.processInfo.environment["XPIO_EMBEDDED"] != "0"
+
+// Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
+let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
+var swiftSettings: [SwiftSetting] = []
+var linkerSettings: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--version-script=" + exports, "-Xlinker", "--gc-sections"], .when(configuration: .release)),
+]
+if embedded {
+    swiftSettings = [
+        .enableExperimentalFeature("Embedded", .when(configuration: .release)),
+        .unsafeFlags(["-wmo", "-Xfrontend", "-disable-stack-protector"], .when(configuration: .release)),
+    ]
+} else {
+    linkerSettings.append(.unsafeFlags(["-static-stdlib"], .when(configuration: .release)))
+}
+
+let package = Package(
+    name: "xpio",
+    products: [
+        .library(name: "xpio", type: .dynamic, targets: ["XPIO"]),
+    ],
+    targets: [
+        .target(name: "CSystem"),
+        .target(name: "CLua", cSettings: [.unsafeFlags(["-I/usr/include/lua5.4"])]),
+        .target(name: "Runtime", dependencies: ["CSystem"], swiftSettings: swiftSettings),
+        .target(
+            name: "XPIO",
+            dependencies: ["Runtime", "CLua", "CSystem"],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-Xcc", "-I/usr/include/lua5.4"])],
+            linkerSettings: linkerSettings,
+            plugins: ["XPIOGlue"]
+        ),
+        .executableTarget(name: "Generator"),
+        .plugin(name: "XPIOGlue", capability: .buildTool(), dependencies: [.target(name: "Generator")]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+    ]
+)

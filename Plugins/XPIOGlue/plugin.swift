@@ -1,0 +1,26 @@
+import Foundation
+import PackagePlugin
+
+/// Runs the generator over `Spec/` before the XPIO target compiles, so the
+/// Lua glue always matches the spec. Spec lives outside the target, so every
+/// spec file is listed as an input: editing one rebuilds the glue.
+@main
+struct XPIOGlue: BuildToolPlugin {
+    func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
+        let specDirectory = context.package.directoryURL.appending(path: "Spec")
+        let specFiles = try FileManager.default.contentsOfDirectory(atPath: specDirectory.path)
+            .filter { $0.hasSuffix(".spec") }.sorted()
+            .map { specDirectory.appending(path: $0) }
+        let generator = try context.tool(named: "Generator").url
+        let output = context.pluginWorkDirectoryURL.appending(path: "Glue.swift")
+        return [
+            .buildCommand(
+                displayName: "Generating the Lua glue from Spec/",
+                executable: generator,
+                arguments: ["glue", specDirectory.path, output.path],
+                inputFiles: specFiles + [generator],
+                outputFiles: [output]
+            )
+        ]
+    }
+}

@@ -1,0 +1,91 @@
+/*
+ * The system headers the Swift runtime needs, for both build modes (Glibc's
+ * Swift overlay does not exist in Embedded Swift), and inline helpers for
+ * what Swift cannot import: errno, macros, variadic functions.
+ */
+#ifndef XPIO_SYS_H
+#define XPIO_SYS_H
+
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+static inline int xpio_errno(void) { return errno; }
+static inline void xpio_seterrno(int e) { errno = e; }
+
+static inline int xpio_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+static inline int xpio_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
+
+/* pidfd_open(2) through syscall(2): the glibc wrapper is 2.36+. */
+static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static inline int xpio_pidfd_send_signal(int pidfd, int sig) {
+#ifdef SYS_pidfd_send_signal
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* Socket calls: with _GNU_SOURCE glibc declares their address parameters as
+ * transparent unions, which Swift cannot pass. */
+static inline int xpio_bind(int fd, const struct sockaddr *a, socklen_t n) { return bind(fd, a, n); }
+static inline int xpio_connect(int fd, const struct sockaddr *a, socklen_t n) { return connect(fd, a, n); }
+static inline int xpio_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
+static inline int xpio_getsockname(int fd, struct sockaddr *a, socklen_t *n) { return getsockname(fd, a, n); }
+static inline int xpio_getpeername(int fd, struct sockaddr *a, socklen_t *n) { return getpeername(fd, a, n); }
+
+/* Wait-status macros. */
+static inline int xpio_wifexited(int s) { return WIFEXITED(s); }
+static inline int xpio_wexitstatus(int s) { return WEXITSTATUS(s); }
+static inline int xpio_wifsignaled(int s) { return WIFSIGNALED(s); }
+static inline int xpio_wtermsig(int s) { return WTERMSIG(s); }
+
+/* epoll_event is packed on x86-64; build and read it in C. */
+static inline void xpio_epoll_set(struct epoll_event *e, uint32_t events, uint64_t data) {
+    e->events = events;
+    e->data.u64 = data;
+}
+static inline uint32_t xpio_epoll_events(const struct epoll_event *e) { return e->events; }
+static inline uint64_t xpio_epoll_data(const struct epoll_event *e) { return e->data.u64; }
+
+/* The process environment, and a spawn helper that also closes every
+ * descriptor from `closefrom` up (glibc 2.34+ has the file action). */
+extern char **environ;
+static inline char **xpio_environ(void) { return environ; }
+
+int xpio_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
+int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/* signal(SIGPIPE, SIG_IGN): SIG_IGN is a cast Swift cannot import. */
+static inline void xpio_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/* Reaps `pid` on a small detached thread, so a process object collected
+ * while its child runs never leaves a zombie. Returns 0 or an errno. */
+int xpio_reap_detached(pid_t pid);
+
+#endif

@@ -1,0 +1,33 @@
+import CSystem
+
+/// Why an operation did not succeed. One type for the whole runtime, so the
+/// Lua edge turns every failure into results in one place (`Lua.fail`).
+///
+/// Messages are static: strings are made only at the Lua edge, from an
+/// errno (`strerror`) or from these texts.
+public enum Failure: Error {
+    /// A system call failed with this errno (never one of the would-block class).
+    case system(CInt)
+    /// The operation would block: EAGAIN, EWOULDBLOCK, EINPROGRESS, EALREADY, EINTR.
+    case retry
+    /// An error XPIO detects itself; the text starts with "xpio: ".
+    case xpio(StaticString)
+    /// The object (named by its kind, e.g. "socket") has been closed.
+    case closed(StaticString)
+    /// A Lua argument error: argument number and reason (raised, not returned).
+    case badArgument(CInt, StaticString)
+    /// A Lua error with this message (raised, not returned).
+    case raise(StaticString)
+
+    /// The one place where an errno becomes a failure: the would-block class
+    /// is `retry`, everything else is `system`.
+    public static func errno(_ code: CInt) -> Failure {
+        switch code {
+        case EAGAIN, EWOULDBLOCK, EINPROGRESS, EALREADY, EINTR: return .retry
+        default: return .system(code)
+        }
+    }
+
+    /// The failure for the errno the last system call left.
+    public static var lastError: Failure { .errno(xpio_errno()) }
+}

@@ -1,0 +1,103 @@
+import CSystem
+
+/// What to start: everything as C strings and descriptor numbers, already
+/// checked by the caller (no NULs, no `=` in names).
+public struct SpawnRequest {
+    public var program: UnsafePointer<CChar>
+    /// argv, NULL-terminated.
+    public var arguments: [UnsafeMutablePointer<CChar>?]
+    /// envp ("NAME=value"), NULL-terminated.
+    public var environment: [UnsafeMutablePointer<CChar>?]
+    /// (child descriptor, parent descriptor) pairs.
+    public var files: [(target: CInt, source: CInt)]
+    public var directory: UnsafePointer<CChar>?
+    /// nil: inherit; 0: a new group led by the child; n: join group n.
+    public var processGroup: pid_t?
+    public var newSession = false
+
+    public init(program: UnsafePointer<CChar>, arguments: [UnsafeMutablePointer<CChar>?],
+                environment: [UnsafeMutablePointer<CChar>?], files: [(target: CInt, source: CInt)]) {
+        self.program = program
+        self.arguments = arguments
+        self.environment = environment
+        self.files = files
+    }
+}
+
+public enum Spawn {
+    /// Starts a child with `posix_spawn` (glibc's runs on a vfork-like clone:
+    /// no copy of the parent's memory).
+    ///
+    /// The descriptor map: every source is first duplicated (close-on-exec)
+    /// to a number above every target, then `dup2`'d onto its target by a
+    /// file action. Since no duplicate can be a target, any permutation works
+    /// (swaps, cycles, one source on several targets, a target equal to its
+    /// source), and dup2 onto a different number clears close-on-exec without
+    /// relying on the dup2(n, n) behaviour glibc changed in 2.29. Everything
+    /// else is closed in the child: the numbers below the highest target one
+    /// by one, the rest with closefrom. Sources are made blocking (the flag
+    /// belongs to the open file, which the child shares).
+    ///
+    /// Signals: all dispositions reset to default (SIGPIPE included: the
+    /// parent ignores it, and ignored dispositions survive exec) and an empty
+    /// mask.
+    ///
+    /// The corresponding C functions are `posix_spawn` and `posix_spawnp`.
+    public static func start(_ request: SpawnRequest, searchPath: Bool) throws(Failure) -> Process {
+        let highest = request.files.map { $0.target }.max() ?? -1
+        var duplicates: [CInt] = []
+        defer { for fd in duplicates { _ = Sys.close(fd) } }
+        for (_, source) in request.files {
+            let copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, highest + 1).get()
+            duplicates.append(copy)
+            try Socket.setBlocking(copy, true)
+        }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+
+        var code: CInt = 0
+        for (index, file) in request.files.enumerated() where code == 0 {
+            code = posix_spawn_file_actions_adddup2(&actions, duplicates[index], file.target)
+        }
+        if highest >= 0 {
+            for fd in 0...highest where code == 0 && !request.files.contains(where: { $0.target == fd }) {
+                code = posix_spawn_file_actions_addclose(&actions, fd)
+            }
+        }
+        if code == 0 { code = xpio_spawn_closefrom(&actions, highest + 1) }
+        if code == 0, let directory = request.directory { code = xpio_spawn_chdir(&actions, directory) }
+
+        var flags = CInt(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        if code == 0 { code = posix_spawnattr_setsigdefault(&attributes, &defaults) }
+        if code == 0 { code = posix_spawnattr_setsigmask(&attributes, &mask) }
+        if let group = request.processGroup {
+            flags |= CInt(POSIX_SPAWN_SETPGROUP)
+            if code == 0 { code = posix_spawnattr_setpgroup(&attributes, group) }
+        }
+        if request.newSession { flags |= CInt(POSIX_SPAWN_SETSID) }
+        if code == 0 { code = posix_spawnattr_setflags(&attributes, Int16(flags)) }
+        guard code == 0 else { throw .system(code) }
+
+        var pid: pid_t = 0
+        var arguments = request.arguments
+        var environment = request.environment
+        code = arguments.withUnsafeMutableBufferPointer { argv in
+            environment.withUnsafeMutableBufferPointer { envp in
+                searchPath
+                    ? posix_spawnp(&pid, request.program, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
+                    : posix_spawn(&pid, request.program, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
+            }
+        }
+        guard code == 0 else { throw .system(code) }
+        return Process(pid: pid)
+    }
+}

@@ -1,0 +1,275 @@
+import CSystem
+
+/// What a task waits for on a descriptor.
+public enum Readiness { case read, write }
+
+/// The runtime half of a task queue: waiters, by id, on descriptors, and a
+/// wait that returns the ids whose readiness has come. The Lua half
+/// (`Sources/XPIO/Scheduling.swift`) maps ids to task tables.
+///
+/// Cost model, the reason for the layout:
+/// - Registrations are an array indexed by descriptor number and waiters an
+///   array with a free list, each waiter linked into its descriptor's list
+///   for its direction: scheduling, waking and dequeuing are O(1), and a wait
+///   costs O(ready events), not O(waiters).
+/// - A descriptor stays registered with the kernel between waits and its
+///   interest only grows while tasks come and go: `epoll_ctl` runs when a
+///   direction is first wanted, and again only when an event arrives for a
+///   direction nobody waits on any more (then the interest shrinks). A task
+///   that reads, waits, reads again costs no `epoll_ctl` at all.
+public final class TaskQueue {
+    struct Registration {
+        var generation: UInt32 = 0
+        var interest: UInt32 = 0       // what the kernel watches; 0: not registered
+        var readers: Int32 = -1        // head of the waiter list per direction
+        var writers: Int32 = -1
+        var attached = false           // this queue is in the socket's `queues`
+    }
+
+    struct Waiter {
+        enum State { case free, waiting, ready }
+        var state = State.free
+        var fd: CInt = -1
+        var readiness = Readiness.read
+        var previous: Int32 = -1
+        var next: Int32 = -1           // also links the free list
+    }
+
+    let selector: Selector
+    private var registrations: [Registration] = []
+    private var waiters: [Waiter] = []
+    private var freeWaiters: Int32 = -1
+    private var waitingCount = 0
+    /// Ids that are ready without an event (closed descriptor, exited
+    /// process); returned by the next wait.
+    private var pendingReady: [Int32] = []
+    /// The ids the last `wait` returned; valid until the next call.
+    public private(set) var ready: [Int32] = []
+    public private(set) var isClosed = false
+
+    /// The backend for new queues; `XPIO_BACKEND=poll` selects poll(2) at load.
+    public nonisolated(unsafe) static var defaultBackendIsPoll = false
+
+    public init() throws(Failure) {
+        selector = try Selector(backend: TaskQueue.defaultBackendIsPoll ? .poll : .epoll)
+    }
+
+    /// True when no task is waiting (none scheduled and none pending).
+    public var isEmpty: Bool { waitingCount == 0 && pendingReady.isEmpty }
+
+    /// The epoll descriptor, readable when a wait would return events.
+    public var fileno: CInt? { selector.backend == .epoll && !isClosed ? selector.epollFD : nil }
+
+    // MARK: scheduling
+
+    /// Adds a waiter for `readiness` on `socket` and returns its id. A nil or
+    /// closed socket gives a waiter that is ready at the next wait.
+    public func schedule(_ socket: Socket?, _ readiness: Readiness) throws(Failure) -> Int32 {
+        guard !isClosed else { throw .closed("tqueue") }
+        let id = allocateWaiter()
+        guard let socket, socket.fd >= 0 else {
+            waiters[Int(id)].state = .ready
+            pendingReady.append(id)
+            return id
+        }
+        let fd = socket.fd
+        let index = Int(fd)
+        while registrations.count <= index { registrations.append(Registration()) }
+        let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
+        if registrations[index].interest & wanted != wanted {
+            let old = registrations[index].interest
+            do {
+                try selector.update(fd: fd, generation: registrations[index].generation, old: old, new: old | wanted)
+            } catch {
+                releaseWaiter(id)
+                throw error
+            }
+            registrations[index].interest = old | wanted
+        }
+        if !registrations[index].attached {
+            registrations[index].attached = true
+            socket.queues.append(self)
+        }
+        waiters[Int(id)].state = .waiting
+        waiters[Int(id)].fd = fd
+        waiters[Int(id)].readiness = readiness
+        link(id, into: index, readiness)
+        waitingCount += 1
+        return id
+    }
+
+    /// Removes a waiting or pending waiter; false if `id` is not scheduled.
+    @discardableResult
+    public func cancel(_ id: Int32) -> Bool {
+        guard id >= 0, Int(id) < waiters.count else { return false }
+        switch waiters[Int(id)].state {
+        case .free: return false
+        case .waiting:
+            unlink(id)
+            waitingCount -= 1
+        case .ready:
+            if let position = pendingReady.firstIndex(of: id) { pendingReady.remove(at: position) }
+        }
+        releaseWaiter(id)
+        return true
+    }
+
+    // MARK: waiting
+
+    /// Waits for readiness. `timeout` in seconds (nil: no limit; negative: 0).
+    /// Returns false, without waiting, when nothing is scheduled and there is
+    /// no timeout; otherwise fills `ready` (possibly empty) and returns true.
+    /// The ids in `ready` are released: the caller must not cancel them.
+    public func wait(timeout: Double?) throws(Failure) -> Bool {
+        guard !isClosed else { throw .closed("tqueue") }
+        for id in ready where waiters[Int(id)].state == .ready { releaseWaiter(id) }
+        ready.removeAll(keepingCapacity: true)
+        if isEmpty && timeout == nil { return false }
+        var remaining = timeout.map { $0 > 0 ? $0 : 0 }
+        let deadline = remaining.map { Clock.now() + $0 }
+        if !pendingReady.isEmpty { remaining = 0 }
+        while true {
+            let count = try selector.wait(milliseconds: TaskQueue.milliseconds(remaining))
+            for index in 0..<count { dispatch(selector.event(at: index)) }
+            if count > 0 || !pendingReady.isEmpty || remaining == 0 { break }
+            // Nothing: an EINTR or a timeout; go on with what is left.
+            guard let deadline else { continue }
+            let left = deadline - Clock.now()
+            if left <= 0 { break }
+            remaining = left
+        }
+        ready.append(contentsOf: pendingReady)
+        pendingReady.removeAll(keepingCapacity: true)
+        return true
+    }
+
+    static func milliseconds(_ seconds: Double?) -> CInt {
+        guard let seconds else { return -1 }
+        let milliseconds = seconds * 1000
+        guard milliseconds < Double(CInt.max) else { return CInt.max }
+        // Round up without ceil(), which lives in libm.
+        let whole = CInt(milliseconds)
+        return Double(whole) < milliseconds ? whole + 1 : whole
+    }
+
+    private func dispatch(_ event: (fd: CInt, generation: UInt32, bits: UInt32)) {
+        let index = Int(event.fd)
+        guard index < registrations.count, registrations[index].generation == event.generation,
+              registrations[index].interest != 0 else { return }
+        let failure = EPOLLERR.rawValue | EPOLLHUP.rawValue
+        let readable = event.bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | failure) != 0
+        let writable = event.bits & (EPOLLOUT.rawValue | failure) != 0
+        let hadReaders = registrations[index].readers >= 0
+        let hadWriters = registrations[index].writers >= 0
+        if readable { wakeAll(&registrations[index].readers) }
+        if writable { wakeAll(&registrations[index].writers) }
+        // Shrink the interest for directions nobody waited on.
+        var interest = registrations[index].interest
+        if readable && !hadReaders { interest &= ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
+        if event.bits & EPOLLOUT.rawValue != 0 && !hadWriters { interest &= ~EPOLLOUT.rawValue }
+        if event.bits & failure != 0 && !hadReaders && !hadWriters { interest = 0 }
+        if interest != registrations[index].interest {
+            let old = registrations[index].interest
+            if (try? selector.update(fd: event.fd, generation: event.generation, old: old, new: interest)) != nil || interest == 0 {
+                registrations[index].interest = interest
+            }
+        }
+    }
+
+    private func wakeAll(_ head: inout Int32) {
+        var id = head
+        while id >= 0 {
+            let next = waiters[Int(id)].next
+            waiters[Int(id)].state = .ready
+            waiters[Int(id)].previous = -1
+            waiters[Int(id)].next = -1
+            ready.append(id)
+            waitingCount -= 1
+            id = next
+        }
+        head = -1
+    }
+
+    // MARK: descriptors going away
+
+    /// `fd` is about to be closed (or handed to a child): drop it from the
+    /// kernel set before the number can be reused, and make its waiters
+    /// ready so their tasks learn of it at the next wait.
+    func forget(_ fd: CInt) {
+        let index = Int(fd)
+        guard !isClosed, index < registrations.count else { return }
+        if registrations[index].interest != 0 {
+            try? selector.update(fd: fd, generation: registrations[index].generation,
+                                 old: registrations[index].interest, new: 0)
+        }
+        for head in [registrations[index].readers, registrations[index].writers] {
+            var id = head
+            while id >= 0 {
+                let next = waiters[Int(id)].next
+                waiters[Int(id)].state = .ready
+                waiters[Int(id)].previous = -1
+                waiters[Int(id)].next = -1
+                pendingReady.append(id)
+                waitingCount -= 1
+                id = next
+            }
+        }
+        let generation = registrations[index].generation &+ 1
+        registrations[index] = Registration()
+        registrations[index].generation = generation
+    }
+
+    /// Releases the kernel side. Waiting tasks are dropped, not woken.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        selector.close()
+        registrations.removeAll()
+        waiters.removeAll()
+        pendingReady.removeAll()
+        ready.removeAll()
+        freeWaiters = -1
+        waitingCount = 0
+    }
+
+    // MARK: waiter storage
+
+    private func allocateWaiter() -> Int32 {
+        if freeWaiters >= 0 {
+            let id = freeWaiters
+            freeWaiters = waiters[Int(id)].next
+            waiters[Int(id)] = Waiter()
+            return id
+        }
+        waiters.append(Waiter())
+        return Int32(waiters.count - 1)
+    }
+
+    private func releaseWaiter(_ id: Int32) {
+        waiters[Int(id)] = Waiter()
+        waiters[Int(id)].next = freeWaiters
+        freeWaiters = id
+    }
+
+    private func link(_ id: Int32, into index: Int, _ readiness: Readiness) {
+        let head = readiness == .read ? registrations[index].readers : registrations[index].writers
+        waiters[Int(id)].next = head
+        waiters[Int(id)].previous = -1
+        if head >= 0 { waiters[Int(head)].previous = id }
+        if readiness == .read { registrations[index].readers = id } else { registrations[index].writers = id }
+    }
+
+    private func unlink(_ id: Int32) {
+        let waiter = waiters[Int(id)]
+        if waiter.previous >= 0 {
+            waiters[Int(waiter.previous)].next = waiter.next
+        } else if waiter.readiness == .read {
+            registrations[Int(waiter.fd)].readers = waiter.next
+        } else {
+            registrations[Int(waiter.fd)].writers = waiter.next
+        }
+        if waiter.next >= 0 { waiters[Int(waiter.next)].previous = waiter.previous }
+        waiters[Int(id)].previous = -1
+        waiters[Int(id)].next = -1
+    }
+}

@@ -1,0 +1,155 @@
+--- xpio.sched: a small coroutine scheduler built only on XPIO's public API.
+--
+-- Each task runs in a coroutine. XPIO's blocking functions (read, write,
+-- accept, connect, wait) suspend it through the task queue; `sleep` suspends
+-- it on a timer. `run` drives everything until no task is left.
+--
+--   local sched = require "xpio.sched"
+--   sched.spawn(function() ... end)
+--   sched.run()
+local xpio = require "xpio"
+
+local sched = {}
+
+local queue = xpio.tqueue()
+local runnable = {}      -- tasks to resume, in order
+local timers = {}        -- a binary min-heap of { deadline, task }
+local alive = 0          -- tasks spawned and not finished
+local current = nil
+
+local function push_runnable(task, ...)
+  task.resume_args = table.pack(...)
+  runnable[#runnable + 1] = task
+end
+
+-- Timer heap.
+local function heap_push(deadline, task)
+  local heap = timers
+  local i = #heap + 1
+  heap[i] = { deadline, task }
+  while i > 1 do
+    local parent = i // 2
+    if heap[parent][1] <= heap[i][1] then break end
+    heap[parent], heap[i] = heap[i], heap[parent]
+    i = parent
+  end
+end
+
+local function heap_pop()
+  local heap = timers
+  local top = heap[1]
+  local last = table.remove(heap)
+  if #heap > 0 then
+    heap[1] = last
+    local i, n = 1, #heap
+    while true do
+      local l, r, m = 2 * i, 2 * i + 1, i
+      if l <= n and heap[l][1] < heap[m][1] then m = l end
+      if r <= n and heap[r][1] < heap[m][1] then m = r end
+      if m == i then break end
+      heap[m], heap[i] = heap[i], heap[m]
+      i = m
+    end
+  end
+  return top
+end
+
+local function finish(task, ok, ...)
+  alive = alive - 1
+  task.done = true
+  if ok then
+    task.results = table.pack(...)
+  else
+    task.failure = ...
+  end
+  local joiners = task.joiners
+  task.joiners = nil
+  if joiners then
+    for _, joiner in ipairs(joiners) do push_runnable(joiner) end
+  elseif not ok then
+    error(task.failure, 0)
+  end
+end
+
+local function step(task)
+  current = task
+  xpio.setCurrentTask(task)
+  local args = task.resume_args
+  task.resume_args = nil
+  local co = task.co
+  local function after(ok, ...)
+    current = nil
+    xpio.setCurrentTask(nil)
+    if coroutine.status(co) == "dead" then
+      if not ok then
+        finish(task, false, debug.traceback(co, tostring((...)), 0))
+      else
+        finish(task, true, ...)
+      end
+    elseif not ok then
+      finish(task, false, ...)
+    end
+  end
+  if args then
+    after(coroutine.resume(co, table.unpack(args, 1, args.n)))
+  else
+    after(coroutine.resume(co))
+  end
+end
+
+--- Start `fn(...)` as a new task; returns the task (a table).
+function sched.spawn(fn, ...)
+  assert(type(fn) == "function", "sched.spawn: function expected")
+  local task = { co = coroutine.create(fn), _queue = queue }
+  alive = alive + 1
+  push_runnable(task, ...)
+  return task
+end
+
+--- The running task, or nil outside one.
+function sched.current() return current end
+
+--- Suspend the running task for `seconds`.
+function sched.sleep(seconds)
+  local task = assert(current, "sched.sleep: not inside a task")
+  heap_push(xpio.gettime() + (seconds or 0), task)
+  coroutine.yield()
+end
+
+--- Wait for `task` to finish and return its results; raises its error.
+function sched.join(task)
+  if not task.done then
+    local me = assert(current, "sched.join: not inside a task")
+    task.joiners = task.joiners or {}
+    table.insert(task.joiners, me)
+    repeat coroutine.yield() until task.done
+  end
+  if task.failure then error(task.failure, 0) end
+  return table.unpack(task.results, 1, task.results.n)
+end
+
+--- Run until every task has finished. A task's error that no `join`
+--- collects is raised from here.
+function sched.run()
+  while alive > 0 do
+    while #runnable > 0 do
+      local batch = runnable
+      runnable = {}
+      for _, task in ipairs(batch) do step(task) end
+    end
+    if alive == 0 then break end
+    local timeout = nil
+    if timers[1] then timeout = math.max(0, timers[1][1] - xpio.gettime()) end
+    if not timeout and queue:isEmpty() then
+      error("sched.run: deadlock: " .. alive .. " task(s) wait on nothing", 0)
+    end
+    local ready = assert(queue:wait(timeout))
+    for _, task in ipairs(ready) do push_runnable(task) end
+    local now = xpio.gettime()
+    while timers[1] and timers[1][1] <= now do push_runnable(heap_pop()[2]) end
+  end
+end
+
+sched.now = xpio.gettime
+
+return sched
