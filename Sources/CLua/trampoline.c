@@ -44,7 +44,9 @@ static int is_kind(lua_State *L, int arg, const char *metatable) {
     return same;
 }
 
-/* Checks the arguments against the signature; raises on the first bad one. */
+/* Checks the arguments against the signature; raises on the first bad one.
+ * Then sets the stack to exactly one slot per declared argument (nil for a
+ * missing one, extra ones dropped), so bodies may push above them. */
 static void check_args(lua_State *L, const char *sig) {
     int arg = 1;
     for (const char *p = sig; *p; p++, arg++) {
@@ -83,6 +85,7 @@ static void check_args(lua_State *L, const char *sig) {
         }
         }
     }
+    lua_settop(L, arg - 1);
 }
 
 /* Turns a body's status into the function's results, or raises. */

@@ -44,7 +44,7 @@ enum ProcessAPI {
         throw .badArgument(2, "unknown signal name")
     }
 
-    nonisolated(unsafe) static let signalNames: [(CInt, StaticString)] = [
+    static let signalNames: [(CInt, StaticString)] = [
         (SIGHUP, "HUP"), (SIGINT, "INT"), (SIGQUIT, "QUIT"), (SIGILL, "ILL"), (SIGTRAP, "TRAP"),
         (SIGABRT, "ABRT"), (SIGBUS, "BUS"), (SIGFPE, "FPE"), (SIGKILL, "KILL"), (SIGUSR1, "USR1"),
         (SIGSEGV, "SEGV"), (SIGUSR2, "USR2"), (SIGPIPE, "PIPE"), (SIGALRM, "ALRM"), (SIGTERM, "TERM"),
