@@ -41,3 +41,34 @@ int xpio_reap_detached(pid_t pid) {
     pthread_attr_destroy(&attr);
     return err;
 }
+
+static int sigchld_pipe[2] = { -1, -1 };
+static struct sigaction previous_sigchld;
+
+static void on_sigchld(int sig, siginfo_t *info, void *context) {
+    int saved = errno;
+    if (sigchld_pipe[1] >= 0) (void)!write(sigchld_pipe[1], "", 1);
+    errno = saved;
+    if (previous_sigchld.sa_flags & SA_SIGINFO) {
+        if (previous_sigchld.sa_sigaction) previous_sigchld.sa_sigaction(sig, info, context);
+    } else if (previous_sigchld.sa_handler != SIG_DFL && previous_sigchld.sa_handler != SIG_IGN) {
+        previous_sigchld.sa_handler(sig);
+    }
+}
+
+int xpio_sigchld_pipe(void) {
+    if (sigchld_pipe[0] >= 0) return sigchld_pipe[0];
+    if (pipe2(sigchld_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_sigchld;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_NOCLDSTOP;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGCHLD, &action, &previous_sigchld) != 0) {
+        close(sigchld_pipe[0]);
+        close(sigchld_pipe[1]);
+        sigchld_pipe[0] = sigchld_pipe[1] = -1;
+        return -1;
+    }
+    return sigchld_pipe[0];
+}

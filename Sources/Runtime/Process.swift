@@ -10,30 +10,57 @@ public enum ExitStatus {
 /// the child has exited), so no SIGCHLD handler is installed and no
 /// `waitpid(-1)` can take another library's children. The child is reaped
 /// by `wait`, `kill` or, for a dropped object, `abandon`.
+///
+/// Where pidfd_open fails (Linux before 5.3, seccomp filters), or when
+/// `XPIO_NO_PIDFD=1` forces it for tests, readiness falls back to a SIGCHLD
+/// self-pipe shared by every process: each wake-up re-checks its own child
+/// with `waitpid(pid, WNOHANG)`, still never `waitpid(-1)`.
 public final class Process {
     public let pid: pid_t
-    /// Readable when the child exits; nil once it is reaped, or where
-    /// pidfd_open is unavailable (then `wait` is polled: see `readiness`).
+    /// Readable when the child exits; nil once it is reaped.
     public private(set) var pidfd: Socket?
     public private(set) var status: ExitStatus?
 
+    /// The SIGCHLD self-pipe's read end, shared; never closed.
+    nonisolated(unsafe) static var sigchldPipe: Socket?
+    public nonisolated(unsafe) static var pidfdDisabled = false
+
+    /// Installs the SIGCHLD fallback before a child exists, so no exit can
+    /// be missed; nothing when pidfds work.
+    static func prepareFallback() {
+        guard sigchldPipe == nil, pidfdDisabled || !pidfdsWork else { return }
+        let fd = xpio_sigchld_pipe()
+        if fd >= 0 { sigchldPipe = Socket(fd: fd) }
+    }
+
+    /// Probed once: pidfd_open on ourselves.
+    static let pidfdsWork: Bool = {
+        let fd = xpio_pidfd_open(getpid(), 0)
+        if fd < 0 { return false }
+        _ = Sys.close(fd)
+        return true
+    }()
+
     init(pid: pid_t) {
         self.pid = pid
-        let fd = xpio_pidfd_open(pid, 0)   // close-on-exec by default
-        pidfd = fd >= 0 ? Socket(fd: fd) : nil
+        let fd = Process.pidfdDisabled ? -1 : xpio_pidfd_open(pid, 0)   // close-on-exec by default
+        pidfd = fd >= 0 ? Socket(fd: fd) : Process.sigchldPipe
     }
+
+    /// True when readiness comes from the shared SIGCHLD pipe.
+    var usesFallback: Bool { pidfd != nil && pidfd === Process.sigchldPipe }
 
     /// The status, reaping the child if it has exited; `.retry` while it runs.
     /// The corresponding C function is `waitpid(WNOHANG)`.
     public func poll() throws(Failure) -> ExitStatus {
         if let status { return status }
         var raw: CInt = 0
+        if usesFallback { drainSignalPipe() }
         let reaped = try Sys.waitpid(pid, &raw).get()
         guard reaped == Int(pid) else { throw .retry }
         let result: ExitStatus = xpio_wifsignaled(raw) != 0 ? .signaled(xpio_wtermsig(raw)) : .exited(xpio_wexitstatus(raw))
         status = result
-        try? pidfd?.close()
-        pidfd = nil
+        releaseReadiness()
         return result
     }
 
@@ -41,7 +68,7 @@ public final class Process {
     /// The corresponding C function is `pidfd_send_signal` (or `kill`).
     public func kill(_ signal: CInt) throws(Failure) {
         if (try? poll()) != nil { throw .system(ESRCH) }
-        if let pidfd, pidfd.fd >= 0 {
+        if let pidfd, pidfd.fd >= 0, !usesFallback {
             if xpio_pidfd_send_signal(pidfd.fd, signal) == 0 { return }
             let code = xpio_errno()
             if code != ENOSYS { throw .system(code) }
@@ -54,8 +81,21 @@ public final class Process {
     public func abandon() {
         if status != nil { return }
         if (try? poll()) != nil { return }
-        try? pidfd?.close()
-        pidfd = nil
+        releaseReadiness()
         _ = xpio_reap_detached(pid)
+    }
+
+    private func releaseReadiness() {
+        if !usesFallback { try? pidfd?.close() }
+        pidfd = nil
+    }
+
+    /// Empties the shared SIGCHLD pipe before checking: a signal that comes
+    /// after the check writes again, so no exit is missed.
+    private func drainSignalPipe() {
+        var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &bytes) { buffer in
+            while let count = try? pidfd?.read(into: buffer), count == buffer.count {}
+        }
     }
 }

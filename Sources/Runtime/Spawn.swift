@@ -44,6 +44,7 @@ public enum Spawn {
     ///
     /// The corresponding C functions are `posix_spawn` and `posix_spawnp`.
     public static func start(_ request: SpawnRequest, searchPath: Bool) throws(Failure) -> Process {
+        Process.prepareFallback()
         let highest = request.files.map { $0.target }.max() ?? -1
         var duplicates: [CInt] = []
         defer { for fd in duplicates { _ = Sys.close(fd) } }

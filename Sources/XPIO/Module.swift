@@ -10,6 +10,9 @@ public func luaopen_xpio(_ L: OpaquePointer?) -> CInt {
     if let backend = getenv("XPIO_BACKEND") {
         TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0
     }
+    if let flag = getenv("XPIO_NO_PIDFD") {
+        Process.pidfdDisabled = strcmp(flag, "1") == 0
+    }
     lua_createtable(L, 0, 24)
     registerGlue(L)
     return 1

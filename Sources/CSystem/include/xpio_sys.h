@@ -84,6 +84,11 @@ int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
 /* signal(SIGPIPE, SIG_IGN): SIG_IGN is a cast Swift cannot import. */
 static inline void xpio_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
+/* The fallback where pidfds are unavailable: a SIGCHLD handler (installed
+ * once, chaining to any handler already there) writes a byte to a
+ * non-blocking, close-on-exec pipe. Returns the pipe's read end, or -1. */
+int xpio_sigchld_pipe(void);
+
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
 int xpio_reap_detached(pid_t pid);
