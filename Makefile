@@ -63,7 +63,7 @@ test: test-deps lint test-swift test-lua docs-check test-embedded-fallback
 	@echo "make test: all passed"
 
 test-swift:
-	swift test
+	swift test --no-parallel
 
 test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 	@echo "== Lua tests, epoll backend"

@@ -97,7 +97,7 @@ final class Selector {
         switch backend {
         case .epoll:
             if bufferFilled { grow() }
-            let count = epoll_wait(epollFD, events, CInt(capacity), milliseconds)
+            let count = Sys.injectedFault("epoll_wait") == nil ? epoll_wait(epollFD, events, CInt(capacity), milliseconds) : -1
             if count < 0 {
                 let code = xpio_errno()
                 if code == EINTR { return 0 }
@@ -106,7 +106,7 @@ final class Selector {
             bufferFilled = Int(count) == capacity   // grow before the next wait, not under the caller
             return Int(count)
         case .poll:
-            let count = pollSet.withUnsafeMutableBufferPointer {
+            let count = Sys.injectedFault("poll") != nil ? -1 : pollSet.withUnsafeMutableBufferPointer {
                 poll($0.baseAddress, nfds_t($0.count), milliseconds)
             }
             if count < 0 {

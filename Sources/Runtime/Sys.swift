@@ -12,6 +12,27 @@ import CSystem
 /// | close | counted as closed (never retried: the descriptor is gone) |
 /// | epoll_wait, poll | reported as zero events; the caller recomputes the timeout |
 enum Sys {
+    #if DEBUG
+    /// Debug builds only: make the next `count` calls named `name` fail with
+    /// `errno` before reaching the kernel, so each row of the EINTR table has
+    /// a test (the idea of swift-system's mocking). Compiled out of release.
+    nonisolated(unsafe) static var faults: [String: (errno: CInt, count: Int)] = [:]
+    #endif
+
+    /// The errno a test asked `name` to fail with, if any (debug builds only).
+    @inline(__always)
+    static func injectedFault(_ name: StaticString) -> CInt? {
+        #if DEBUG
+        let key = name.description
+        guard let fault = faults[key], fault.count > 0 else { return nil }
+        faults[key] = (fault.errno, fault.count - 1)
+        xpio_seterrno(fault.errno)
+        return fault.errno
+        #else
+        return nil
+        #endif
+    }
+
     @inline(never)
     static func check(_ result: CInt) -> Result<CInt, Failure> {
         result >= 0 ? .success(result) : .failure(.lastError)
@@ -19,9 +40,9 @@ enum Sys {
 
     /// Runs `call` until it does not fail with EINTR.
     @inline(never)
-    static func retrying(_ call: () -> Int) -> Result<Int, Failure> {
+    static func retrying(_ name: StaticString, _ call: () -> Int) -> Result<Int, Failure> {
         while true {
-            let result = call()
+            let result = injectedFault(name) == nil ? call() : -1
             if result >= 0 { return .success(result) }
             let code = xpio_errno()
             if code != EINTR { return .failure(.errno(code)) }
@@ -30,7 +51,9 @@ enum Sys {
 
     /// The corresponding C function is `close`. EINTR counts as closed.
     static func close(_ fd: CInt) -> Failure? {
-        if CSystem.close(fd) == 0 { return nil }
+        let result = CSystem.close(fd)
+        if let code = injectedFault("close") { return code == EINTR ? nil : .system(code) }
+        if result == 0 { return nil }
         let code = xpio_errno()
         return code == EINTR ? nil : .system(code)
     }
@@ -42,31 +65,32 @@ enum Sys {
 
     /// The corresponding C function is `fcntl`.
     static func fcntl(_ fd: CInt, _ cmd: CInt, _ arg: CInt) -> Result<CInt, Failure> {
-        retrying { Int(xpio_fcntl_int(fd, cmd, arg)) }.map { CInt($0) }
+        retrying("fcntl") { Int(xpio_fcntl_int(fd, cmd, arg)) }.map { CInt($0) }
     }
 
     /// The corresponding C function is `read`.
     static func read(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Failure> {
-        retrying { CSystem.read(fd, buffer, count) }
+        retrying("read") { CSystem.read(fd, buffer, count) }
     }
 
     /// The corresponding C function is `write`.
     static func write(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
-        retrying { CSystem.write(fd, buffer, count) }
+        retrying("write") { CSystem.write(fd, buffer, count) }
     }
 
     /// The corresponding C function is `accept4` (non-blocking, close-on-exec).
     static func accept4(_ fd: CInt) -> Result<CInt, Failure> {
-        retrying { Int(xpio_accept4(fd, CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue))) }.map { CInt($0) }
+        retrying("accept4") { Int(xpio_accept4(fd, CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue))) }.map { CInt($0) }
     }
 
     /// The corresponding C function is `connect`. EINTR is not re-issued.
     static func connect(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Result<CInt, Failure> {
-        check(xpio_connect(fd, address, length))
+        if injectedFault("connect") != nil { return check(-1) }
+        return check(xpio_connect(fd, address, length))
     }
 
     /// The corresponding C function is `waitpid` (WNOHANG).
     static func waitpid(_ pid: pid_t, _ status: UnsafeMutablePointer<CInt>) -> Result<Int, Failure> {
-        retrying { Int(CSystem.waitpid(pid, status, WNOHANG)) }
+        retrying("waitpid") { Int(CSystem.waitpid(pid, status, WNOHANG)) }
     }
 }

@@ -1,0 +1,537 @@
+-- Behavioural tests for xpio.spawn and process objects (issue 6): programs,
+-- arguments, environment, attributes, exec failures, kill / wait / try_wait,
+-- signal dispositions, many children at once, and dropped process objects.
+-- Descriptor maps (the `files` argument) are in process_files_spec.lua.
+local xpio = require "xpio"
+local sched = require "xpio.sched"
+local helper = require "helper"
+
+local SELF = helper.pid()
+
+-- Run `fn` as a scheduler task (blocking XPIO calls need one) and return
+-- its results. An error inside the task is raised from here.
+local function run(fn, ...)
+  local results
+  sched.spawn(function(...) results = table.pack(fn(...)) end, ...)
+  sched.run()
+  return table.unpack(results, 1, results.n)
+end
+
+-- Read a pipe's read end to end of stream, close it, return the bytes.
+local function read_all(r)
+  local parts = {}
+  while true do
+    local data, err = r:read(4096)
+    if data == nil then
+      assert.is_nil(err, "read failed")
+      break
+    end
+    parts[#parts + 1] = data
+  end
+  r:close()
+  return table.concat(parts)
+end
+
+-- Spawn with stdout (and stderr) on pipes; inside a task. Returns
+-- out, err, how, code; or nil, message when spawn fails.
+local function capture(args, env, attrs)
+  local r1, w1 = assert(xpio.pipe())
+  local r2, w2 = assert(xpio.pipe())
+  local p, msg = xpio.spawn(args, env, { [1] = w1, [2] = w2 }, attrs)
+  if not p then
+    r1:close(); r2:close(); w1:close(); w2:close()
+    return nil, msg
+  end
+  local out = read_all(r1)
+  local err = read_all(r2)
+  local how, code = p:wait()
+  return out, err, how, code
+end
+
+local function sorted_lines(s)
+  local t = {}
+  for line in s:gmatch("[^\n]+") do t[#t + 1] = line end
+  table.sort(t)
+  return t
+end
+
+-- The set of this process's children (zombies included), pid -> true.
+local function children()
+  local set = {}
+  local tids = {}
+  local p = assert(io.popen("ls /proc/" .. SELF .. "/task"))
+  for line in p:lines() do tids[#tids + 1] = line end
+  p:close()
+  for _, tid in ipairs(tids) do
+    local f = io.open("/proc/" .. SELF .. "/task/" .. tid .. "/children")
+    if f then
+      for n in f:read("a"):gmatch("%d+") do set[tonumber(n)] = true end
+      f:close()
+    end
+  end
+  return set
+end
+
+-- Children present now that were not in `before`, as a sorted list.
+local function new_children(before)
+  local list = {}
+  for pid in pairs(children()) do
+    if not before[pid] then list[#list + 1] = pid end
+  end
+  table.sort(list)
+  return list
+end
+
+-- /proc/<pid>/stat fields after the command name: state, ppid, pgrp, session.
+local function stat(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local rest = s:match("%)%s+(.*)$")
+  local fields = {}
+  for word in rest:gmatch("%S+") do fields[#fields + 1] = word end
+  return { state = fields[1], ppid = tonumber(fields[2]), pgrp = tonumber(fields[3]), session = tonumber(fields[4]) }
+end
+
+local function status_field(pid, name)
+  local f = assert(io.open("/proc/" .. pid .. "/status"))
+  local value
+  for line in f:lines() do
+    local k, v = line:match("^([%w_]+):%s*(.-)%s*$")
+    if k == name then value = v end
+  end
+  f:close()
+  return value
+end
+
+-- Wait (without spawning anything) until `pid` runs the program `comm`.
+local function wait_exec(pid, comm)
+  local q = xpio.tqueue()
+  for _ = 1, 200 do
+    local f = io.open("/proc/" .. pid .. "/comm")
+    local name = f and f:read("l")
+    if f then f:close() end
+    if name == comm then return end
+    q:wait(0.01)
+  end
+  error("process " .. pid .. " never ran " .. comm)
+end
+
+local function pause(seconds)
+  xpio.tqueue():wait(seconds)
+end
+
+local function tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir '" .. path .. "'"))
+  return path
+end
+
+local function rmtree(path)
+  assert(path:match("^/tmp/"), "refusing to remove " .. path)
+  os.execute("rm -rf '" .. path .. "'")
+end
+
+local function write_file(path, contents, mode)
+  local f = assert(io.open(path, "w"))
+  f:write(contents)
+  f:close()
+  if mode then assert(os.execute("chmod " .. mode .. " '" .. path .. "'")) end
+end
+
+describe("xpio.spawn: programs and arguments", function()
+  it("runs echo and its stdout arrives through a pipe", function()
+    run(function()
+      local r, w = assert(xpio.pipe())
+      local p = assert(xpio.spawn({ "echo", "hello", "world" }, xpio.env, { [1] = w }))
+      assert.are.equal("xpio.process", getmetatable(p).__name)
+      assert.are.equal("hello world\n", read_all(r))
+      assert.are.same({ "exit", 0 }, { p:wait() })
+    end)
+  end)
+
+  it("pipes data through grep, stdin and stdout both pipes", function()
+    run(function()
+      local in_r, in_w = assert(xpio.pipe())
+      local out_r, out_w = assert(xpio.pipe())
+      local p = assert(xpio.spawn({ "grep", "an" }, xpio.env, { [0] = in_r, [1] = out_w }))
+      local text = "apple\nbanana\ncherry\nmango\norange\n"
+      local sent = 0
+      while sent < #text do
+        sent = sent + assert(in_w:write(text:sub(sent + 1)))
+      end
+      assert.is_true(in_w:close())
+      assert.are.equal("banana\nmango\norange\n", read_all(out_r))
+      assert.are.same({ "exit", 0 }, { p:wait() })
+    end)
+  end)
+
+  it("passes args[1..n] as argv[0..n-1], spaces and empty strings intact", function()
+    run(function()
+      local out, err, how, code = capture({ "sh", "-c", 'printf "<%s>" "$0" "$#" "$@"', "zero", "a b", "", "c" }, xpio.env)
+      assert.are.equal("<zero><3><a b><><c>", out)
+      assert.are.equal("", err)
+      assert.are.same({ "exit", 0 }, { how, code })
+    end)
+  end)
+
+  it("attrs.exe overrides the program while args[1] stays argv[0]", function()
+    run(function()
+      local out, _, how, code = capture({ "myname", "-c", "echo $0" }, xpio.env, { exe = "/bin/sh" })
+      assert.are.equal("myname\n", out)
+      assert.are.same({ "exit", 0 }, { how, code })
+    end)
+  end)
+
+  it("searches PATH for attrs.exe without a slash", function()
+    run(function()
+      local out = capture({ "othername", "-c", "echo $0" }, xpio.env, { exe = "sh" })
+      assert.are.equal("othername\n", out)
+    end)
+  end)
+
+  it("searches PATH for args[1] without a slash", function()
+    run(function()
+      assert.are.equal("found\n", (capture({ "echo", "found" }, xpio.env)))
+    end)
+  end)
+
+  it("searches the parent's PATH even when the child's env has none", function()
+    run(function()
+      assert.are.equal("no-path\n", (capture({ "echo", "no-path" }, {})))
+      assert.are.equal("nil-env\n", (capture({ "echo", "nil-env" }, nil)))
+    end)
+  end)
+
+  it("process:pid() is the child's integer pid, and we are its parent", function()
+    local r, w = assert(xpio.pipe())
+    local out_r, out_w = assert(xpio.pipe())
+    local p = assert(xpio.spawn({ "cat" }, xpio.env, { [0] = r, [1] = out_w }))
+    local pid = p:pid()
+    assert.are.equal("integer", math.type(pid))
+    assert.is_true(pid > 0)
+    wait_exec(pid, "cat")
+    assert.are.equal(SELF, stat(pid).ppid)
+    w:close()
+    assert.are.same({ "", "exit", 0 }, { run(function() return read_all(out_r), p:wait() end) })
+  end)
+end)
+
+describe("xpio.spawn: environment", function()
+  it("gives the child exactly the env table", function()
+    run(function()
+      local out, _, how, code = capture({ "/usr/bin/env" }, { A = "1", B = "two", C = "x=y z" })
+      assert.are.same({ "A=1", "B=two", "C=x=y z" }, sorted_lines(out))
+      assert.are.same({ "exit", 0 }, { how, code })
+    end)
+  end)
+
+  it("gives an empty environment for a nil or empty env", function()
+    run(function()
+      assert.are.equal("", (capture({ "/usr/bin/env" }, nil)))
+      assert.are.equal("", (capture({ "/usr/bin/env" }, {})))
+    end)
+  end)
+
+  it("passes xpio.env through unchanged", function()
+    run(function()
+      local expected = {}
+      for k, v in pairs(xpio.env) do
+        if not v:find("\n", 1, true) then expected[#expected + 1] = k .. "=" .. v end
+      end
+      table.sort(expected)
+      local got = {}
+      for _, line in ipairs(sorted_lines((capture({ "/usr/bin/env" }, xpio.env)))) do
+        if line:find("=", 1, true) then got[#got + 1] = line end
+      end
+      assert.are.same(expected, got)
+    end)
+  end)
+
+  it("raises a Lua error naming spawn for bad names, values and arguments", function()
+    local before = children()
+    local cases = {
+      { { "env" }, { ["A=B"] = "1" } },
+      { { "env" }, { ["A\0B"] = "1" } },
+      { { "env" }, { [""] = "1" } },
+      { { "env" }, { A = "x\0y" } },
+      { { "echo", "a\0b" }, {} },
+      { { "ec\0ho", "a" }, {} },
+    }
+    for i, case in ipairs(cases) do
+      local ok, err = pcall(xpio.spawn, case[1], case[2])
+      assert.is_false(ok, "case " .. i .. " did not raise")
+      assert.is_string(err)
+      assert.truthy(err:find("spawn", 1, true), "case " .. i .. ": " .. tostring(err))
+    end
+    assert.are.same({}, new_children(before))
+  end)
+end)
+
+describe("xpio.spawn: attributes", function()
+  it("attrs.cwd sets the child's working directory", function()
+    local dir = tmpdir()
+    finally(function() rmtree(dir) end)
+    run(function()
+      local out, _, how, code = capture({ "/bin/pwd" }, xpio.env, { cwd = dir })
+      assert.are.equal(dir .. "\n", out)
+      assert.are.same({ "exit", 0 }, { how, code })
+    end)
+  end)
+
+  it("resolves a relative exe against attrs.cwd", function()
+    local dir = tmpdir()
+    finally(function() rmtree(dir) end)
+    write_file(dir .. "/prog", "#!/bin/sh\necho ran \"$0\"\n/bin/pwd\n", "755")
+    run(function()
+      local out = capture({ "./prog" }, xpio.env, { cwd = dir })
+      assert.are.equal("ran ./prog\n" .. dir .. "\n", out)
+    end)
+  end)
+
+  it("a missing cwd fails with nil, message and leaves no child", function()
+    local before = children()
+    local p, err = xpio.spawn({ "/bin/true" }, xpio.env, nil, { cwd = "/nonexistent/xpio-no-such-dir" })
+    assert.is_nil(p)
+    assert.are.equal("No such file or directory", err)
+    assert.are.same({}, new_children(before))
+  end)
+
+  it("without attrs the child stays in our process group and session", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env))
+    finally(function() p:kill(); run(function() return p:wait() end) end)
+    wait_exec(p:pid(), "sleep")
+    local mine, child = stat(SELF), stat(p:pid())
+    assert.are.equal(mine.pgrp, child.pgrp)
+    assert.are.equal(mine.session, child.session)
+  end)
+
+  it("attrs.pgroup = true makes the child lead a new process group", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env, nil, { pgroup = true }))
+    finally(function() p:kill(); run(function() return p:wait() end) end)
+    wait_exec(p:pid(), "sleep")
+    local st = stat(p:pid())
+    assert.are.equal(p:pid(), st.pgrp)
+    assert.are.equal(stat(SELF).session, st.session)
+  end)
+
+  it("attrs.pgroup = <process> puts the child in that process's group", function()
+    local leader = assert(xpio.spawn({ "sleep", "10" }, xpio.env, nil, { pgroup = true }))
+    local member = assert(xpio.spawn({ "sleep", "10" }, xpio.env, nil, { pgroup = leader }))
+    finally(function()
+      leader:kill(); member:kill()
+      run(function() leader:wait(); member:wait() end)
+    end)
+    wait_exec(member:pid(), "sleep")
+    assert.are.equal(leader:pid(), stat(member:pid()).pgrp)
+    assert.are_not.equal(member:pid(), stat(member:pid()).pgrp)
+  end)
+
+  it("attrs.setsid = true makes the child lead a new session and group", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env, nil, { setsid = true }))
+    finally(function() p:kill(); run(function() return p:wait() end) end)
+    wait_exec(p:pid(), "sleep")
+    local st = stat(p:pid())
+    assert.are.equal(p:pid(), st.session)
+    assert.are.equal(p:pid(), st.pgrp)
+  end)
+end)
+
+describe("xpio.spawn: exec failures", function()
+  it("a nonexistent program returns nil, 'No such file or directory' and leaves no child", function()
+    collectgarbage()
+    collectgarbage()
+    local before = children()
+    local fds = helper.open_fds()
+    local p, err = xpio.spawn({ "/nonexistent/xpio-no-such-program" }, xpio.env)
+    assert.is_nil(p)
+    assert.are.equal("No such file or directory", err)
+    p, err = xpio.spawn({ "xpio-no-such-program-in-path" }, xpio.env)
+    assert.is_nil(p)
+    assert.are.equal("No such file or directory", err)
+    p, err = xpio.spawn({ "x" }, xpio.env, nil, { exe = "xpio-no-such-program-in-path" })
+    assert.is_nil(p)
+    assert.are.equal("No such file or directory", err)
+    collectgarbage()
+    collectgarbage()
+    assert.are.same({}, new_children(before))
+    assert.are.equal(fds, helper.open_fds())
+  end)
+
+  it("a file without execute permission returns nil, 'Permission denied'", function()
+    local path = os.tmpname()
+    finally(function() os.remove(path) end)
+    write_file(path, "#!/bin/sh\necho should not run\n", "644")
+    local before = children()
+    local p, err = xpio.spawn({ path }, xpio.env)
+    assert.is_nil(p)
+    assert.are.equal("Permission denied", err)
+    assert.are.same({}, new_children(before))
+  end)
+end)
+
+describe("process: kill, wait, try_wait", function()
+  it("kill() sends SIGKILL: wait gives 'signal', 9", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env))
+    assert.is_true(p:kill())
+    assert.are.same({ "signal", 9 }, { run(function() return p:wait() end) })
+  end)
+
+  it("kill accepts 'TERM', 'SIGTERM' and 15", function()
+    for _, sig in ipairs({ "TERM", "SIGTERM", 15 }) do
+      local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env))
+      wait_exec(p:pid(), "sleep")
+      assert.is_true(p:kill(sig))
+      assert.are.same({ "signal", 15 }, { run(function() return p:wait() end) }, "kill(" .. tostring(sig) .. ")")
+    end
+  end)
+
+  it("kill on a process that exited and was waited returns nil, message", function()
+    local p = assert(xpio.spawn({ "/bin/true" }, xpio.env))
+    assert.are.same({ "exit", 0 }, { run(function() return p:wait() end) })
+    local ok, err = p:kill()
+    assert.is_nil(ok)
+    assert.are.equal("No such process", err)
+    ok, err = p:kill("TERM")
+    assert.is_nil(ok)
+    assert.is_string(err)
+  end)
+
+  it("reports exit codes 0, 1, 7 and 255", function()
+    run(function()
+      for _, n in ipairs({ 0, 1, 7, 255 }) do
+        local p = assert(xpio.spawn({ "sh", "-c", "exit " .. n }, xpio.env))
+        assert.are.same({ "exit", n }, { p:wait() })
+      end
+    end)
+  end)
+
+  it("try_wait returns nil, 'retry' while running and the same status once known", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env))
+    assert.are.same({ nil, "retry" }, { p:try_wait() })
+    pause(0.05)
+    assert.are.same({ nil, "retry" }, { p:try_wait() })
+    assert.is_true(p:kill())
+    assert.are.same({ "signal", 9 }, { run(function() return p:wait() end) })
+    assert.are.same({ "signal", 9 }, { p:try_wait() })
+    assert.are.same({ "signal", 9 }, { p:try_wait() })
+    assert.are.same({ "signal", 9 }, { run(function() return p:wait() end) })
+  end)
+
+  it("try_wait alone eventually sees the exit status", function()
+    local p = assert(xpio.spawn({ "sh", "-c", "exit 3" }, xpio.env))
+    local how, code
+    for _ = 1, 500 do
+      how, code = p:try_wait()
+      if how then break end
+      assert.are.equal("retry", code)
+      pause(0.01)
+    end
+    assert.are.same({ "exit", 3 }, { how, code })
+    assert.are.same({ "exit", 3 }, { p:try_wait() })
+    assert.are.same({ "exit", 3 }, { run(function() return p:wait() end) })
+  end)
+
+  it("a blocking wait really waits for the child", function()
+    run(function()
+      local t0 = xpio.gettime()
+      local p = assert(xpio.spawn({ "sleep", "0.2" }, xpio.env))
+      assert.are.same({ "exit", 0 }, { p:wait() })
+      assert.is_true(xpio.gettime() - t0 >= 0.15)
+    end)
+  end)
+end)
+
+describe("xpio.spawn: signal state of the child", function()
+  it("XPIO ignores SIGPIPE in this process", function()
+    local ign = tonumber(status_field(SELF, "SigIgn"), 16)
+    assert.are_not.equal(0, ign & (1 << 12), "SIGPIPE (13) not ignored in the parent")
+  end)
+
+  it("the child has SIGPIPE and the standard and real-time signals at their defaults, none blocked", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env))
+    finally(function() p:kill(); run(function() return p:wait() end) end)
+    wait_exec(p:pid(), "sleep")
+    local ign = tonumber(status_field(p:pid(), "SigIgn"), 16)
+    local blk = tonumber(status_field(p:pid(), "SigBlk"), 16)
+    assert.are.equal(0, ign & (1 << 12), "SIGPIPE ignored in the child")
+    -- Signals 1..31 and SIGRTMIN (34) upward; 32 and 33 are glibc-internal.
+    local user_signals = ~(3 << 31)
+    assert.are.equal(0, ign & user_signals, string.format("SigIgn %016x", ign))
+    assert.are.equal(0, blk, string.format("SigBlk %016x", blk))
+  end)
+
+  it("the child's SigIgn and SigBlk are exactly zero", function()
+    local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env))
+    finally(function() p:kill(); run(function() return p:wait() end) end)
+    wait_exec(p:pid(), "sleep")
+    assert.are.equal("0000000000000000", status_field(p:pid(), "SigIgn"))
+    assert.are.equal("0000000000000000", status_field(p:pid(), "SigBlk"))
+  end)
+
+  it("a pipeline in the child ends quietly by SIGPIPE (yes | head -n 1)", function()
+    run(function()
+      local out, err, how, code = capture({ "sh", "-c", "yes | head -n 1" }, xpio.env)
+      assert.are.equal("y\n", out)
+      assert.are.equal("", err)
+      assert.are.same({ "exit", 0 }, { how, code })
+    end)
+  end)
+end)
+
+describe("process: many children and dropped objects", function()
+  it("200 children spawned and waited concurrently leave no zombie and no descriptor", function()
+    collectgarbage()
+    collectgarbage()
+    local before = children()
+    local fds = helper.open_fds()
+    local results, tasks = {}, {}
+    run(function()
+      for i = 1, 200 do
+        tasks[i] = sched.spawn(function()
+          local args
+          if i % 4 == 0 then
+            args = { "sleep", "0.2" }
+          else
+            args = { "sh", "-c", "exit " .. (i % 256) }
+          end
+          local p = assert(xpio.spawn(args, xpio.env))
+          local how, code = p:wait()
+          results[i] = { how, code }
+        end)
+      end
+      for i = 1, 200 do sched.join(tasks[i]) end
+    end)
+    for i = 1, 200 do
+      local expected = (i % 4 == 0) and 0 or (i % 256)
+      assert.are.same({ "exit", expected }, results[i], "child " .. i)
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.are.same({}, new_children(before))
+    assert.are.equal(fds, helper.open_fds())
+  end)
+
+  it("dropping a process object neither kills the child nor leaves a zombie", function()
+    local marker = os.tmpname()
+    os.remove(marker)
+    finally(function() os.remove(marker) end)
+    local before = children()
+    local pid
+    do
+      local p = assert(xpio.spawn({ "sh", "-c", "sleep 0.2; echo done > '" .. marker .. "'" }, xpio.env))
+      pid = p:pid()
+    end
+    collectgarbage()
+    collectgarbage()
+    run(function() sched.sleep(0.5) end)
+    local f = io.open(marker)
+    assert.is_not_nil(f, "the dropped child was killed before it finished")
+    assert.are.equal("done\n", f:read("a"))
+    f:close()
+    assert.are.same({}, new_children(before))
+    assert.is_nil(stat(pid), "pid " .. pid .. " still exists")
+  end)
+end)
