@@ -13,6 +13,7 @@ PREFIX   ?= /usr/local
 LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_LDIR ?= $(PREFIX)/share/lua/5.4
 LUA      ?= lua5.4
+LUA_INCDIR ?= /usr/include/lua5.4
 EMBEDDED ?= 1
 FUZZ_SECONDS ?= 600
 
@@ -24,7 +25,7 @@ SCRATCH  := .build
 OUT      := build
 endif
 
-SWIFT_BUILD := XPIO_EMBEDDED=$(EMBEDDED) swift build -c release --scratch-path $(SCRATCH)
+SWIFT_BUILD := XPIO_EMBEDDED=$(EMBEDDED) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
 GEN      := $(SCRATCH)/release/Generator-tool
 MODULE   := $(OUT)/xpio.so
 SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*.c Sources/*/include/*.h Sources/XPIO/exports.map Plugins/*/*.swift)
@@ -42,7 +43,7 @@ $(MODULE): $(SOURCES) | deps
 
 # lua5.4 and its headers; the package manager runs only when something is missing.
 deps:
-	@command -v $(LUA) >/dev/null && test -f /usr/include/lua5.4/lua.h || { \
+	@command -v $(LUA) >/dev/null && test -f $(LUA_INCDIR)/lua.h || { \
 	  echo "installing lua5.4 and liblua5.4-dev"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev; }
 

@@ -12,7 +12,11 @@
 import PackageDescription
 import Foundation
 
-let embedded = ProcessInfo.processInfo.environment["XPIO_EMBEDDED"] != "0"
+let environment = ProcessInfo.processInfo.environment
+let embedded = environment["XPIO_EMBEDDED"] != "0"
+/// Where lua.h is: Debian's liblua5.4-dev by default; the Makefile passes
+/// LuaRocks' LUA_INCDIR through.
+let luaInclude = environment["XPIO_LUA_INCDIR"] ?? "/usr/include/lua5.4"
 
 // Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
 let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
@@ -36,12 +40,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
-        .target(name: "CLua", cSettings: [.unsafeFlags(["-I/usr/include/lua5.4"])]),
+        .target(name: "CLua", cSettings: [.unsafeFlags(["-I" + luaInclude])]),
         .target(name: "Runtime", dependencies: ["CSystem"], swiftSettings: swiftSettings),
         .target(
             name: "XPIO",
             dependencies: ["Runtime", "CLua", "CSystem"],
-            swiftSettings: swiftSettings + [.unsafeFlags(["-Xcc", "-I/usr/include/lua5.4"])],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-Xcc", "-I" + luaInclude])],
             linkerSettings: linkerSettings,
             plugins: ["XPIOGlue"]
         ),

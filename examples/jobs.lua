@@ -39,23 +39,24 @@ local function run(command)
   local err_r, err_w = assert(xpio.pipe())
   -- The child gets exactly descriptors 0, 1 and 2; spawn closes our copies of
   -- stdin, out_w and err_w, so the pipes end when the child's side closes.
+  -- pgroup: the job leads its own process group, so it can be killed whole.
   local child = assert(xpio.spawn({ "sh", "-c", command }, xpio.env,
-    { [0] = stdin, [1] = out_w, [2] = err_w }))
+    { [0] = stdin, [1] = out_w, [2] = err_w }, { pgroup = true }))
   local out_task = sched.spawn(drain, out_r)
   local err_task = sched.spawn(drain, err_r)
 
-  -- Watchdog: after TIMEOUT seconds, kill the child. A grandchild (the shell's
-  -- `sleep`) may still hold the pipes open, so also close our read ends: that
-  -- wakes the readers blocked on them.
+  -- Watchdog: after TIMEOUT seconds, kill the child (SIGKILL). What the shell
+  -- started (its `sleep`) would keep the pipes open, so kill its process group
+  -- too, with the shell's `kill` builtin (no descriptors: it has nothing to say).
   local finished, timed_out = false, false
   sched.spawn(function()
     local deadline = started + TIMEOUT
     while not finished and xpio.gettime() < deadline do sched.sleep(0.02) end
     if not finished then
       timed_out = true
-      child:kill()
-      out_r:close()
-      err_r:close()
+      assert(child:kill())
+      local killer = assert(xpio.spawn({ "sh", "-c", "kill -KILL -" .. child:pid() }, xpio.env))
+      killer:wait()
     end
   end)
 

@@ -12,7 +12,9 @@ public final class Socket {
 
     public init(fd: CInt) { self.fd = fd }
 
-    deinit { if fd >= 0 { _ = Sys.close(fd) } }
+    /// A socket dropped without `close` still leaves its queues first, so no
+    /// queue keeps a registration for a number the kernel will hand out again.
+    deinit { if fd >= 0 { _ = Sys.close(detach()) } }
 
     public var isOpen: Bool { fd >= 0 }
 

@@ -57,8 +57,40 @@ public final class TaskQueue {
     /// True when no task is waiting (none scheduled and none pending).
     public var isEmpty: Bool { waitingCount == 0 && pendingReady.isEmpty }
 
-    /// The epoll descriptor, readable when a wait would return events.
-    public var fileno: CInt? { selector.backend == .epoll && !isClosed ? selector.epollFD : nil }
+    /// The epoll descriptor, readable when a wait would return tasks, for
+    /// embedding the queue in another event loop. Tasks that are ready
+    /// without an event (their socket was closed) would not make it readable,
+    /// so the first call adds an eventfd to the set that is signalled for them.
+    public var fileno: CInt? {
+        guard selector.backend == .epoll, !isClosed else { return nil }
+        if wakeFD < 0 {
+            let fd = eventfd(0, CInt(EFD_NONBLOCK | EFD_CLOEXEC))
+            if fd >= 0 {
+                if (try? selector.update(fd: fd, generation: TaskQueue.wakeGeneration, old: 0, new: EPOLLIN.rawValue)) != nil {
+                    wakeFD = fd
+                    if !pendingReady.isEmpty { signalWake() }
+                } else {
+                    _ = Sys.close(fd)
+                }
+            }
+        }
+        return selector.epollFD
+    }
+
+    /// The eventfd behind `fileno`, or -1; its events carry this generation.
+    private var wakeFD: CInt = -1
+    private static let wakeGeneration = UInt32.max
+
+    private func signalWake() {
+        var one: UInt64 = 1
+        _ = Sys.write(wakeFD, &one, 8)
+    }
+
+    private func markReady(_ id: Int32) {
+        waiters[Int(id)].state = .ready
+        if pendingReady.isEmpty && wakeFD >= 0 { signalWake() }
+        pendingReady.append(id)
+    }
 
     // MARK: scheduling
 
@@ -68,8 +100,7 @@ public final class TaskQueue {
         guard !isClosed else { throw .closed("tqueue") }
         let id = allocateWaiter()
         guard let socket, socket.fd >= 0 else {
-            waiters[Int(id)].state = .ready
-            pendingReady.append(id)
+            markReady(id)
             return id
         }
         let fd = socket.fd
@@ -153,6 +184,11 @@ public final class TaskQueue {
     }
 
     private func dispatch(_ event: (fd: CInt, generation: UInt32, bits: UInt32)) {
+        if event.generation == TaskQueue.wakeGeneration && event.fd == wakeFD {
+            var count: UInt64 = 0
+            _ = Sys.read(wakeFD, &count, 8)   // reset; pendingReady is returned by this wait
+            return
+        }
         let index = Int(event.fd)
         guard index < registrations.count, registrations[index].generation == event.generation,
               registrations[index].interest != 0 else { return }
@@ -206,15 +242,15 @@ public final class TaskQueue {
             var id = head
             while id >= 0 {
                 let next = waiters[Int(id)].next
-                waiters[Int(id)].state = .ready
                 waiters[Int(id)].previous = -1
                 waiters[Int(id)].next = -1
-                pendingReady.append(id)
+                markReady(id)
                 waitingCount -= 1
                 id = next
             }
         }
-        let generation = registrations[index].generation &+ 1
+        let old = registrations[index].generation
+        let generation = old &+ 1 == TaskQueue.wakeGeneration ? 0 : old &+ 1
         registrations[index] = Registration()
         registrations[index].generation = generation
     }
@@ -223,6 +259,8 @@ public final class TaskQueue {
     public func close() {
         guard !isClosed else { return }
         isClosed = true
+        if wakeFD >= 0 { _ = Sys.close(wakeFD) }
+        wakeFD = -1
         selector.close()
         registrations.removeAll()
         waiters.removeAll()

@@ -1,3 +1,4 @@
+import CSystem
 import Testing
 @testable import Runtime
 
@@ -102,5 +103,27 @@ import Testing
         #expect(TaskQueue.milliseconds(0.0001) == 1)
         #expect(TaskQueue.milliseconds(1.5) == 1500)
         #expect(TaskQueue.milliseconds(1e12) == CInt.max)
+    }
+}
+
+@Suite struct EmbeddingTests {
+    /// tqueue:fileno(): readable exactly when a wait would return something,
+    /// including tasks made ready by a close (no kernel event of their own).
+    @Test func filenoIsReadableWhenTasksAreReady() throws {
+        let queue = try TaskQueue()
+        let fd = try #require(queue.fileno)
+        func readable() -> Bool {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            return poll(&entry, 1, 0) == 1
+        }
+        let (a, b) = try Socket.pair()
+        let id = try queue.schedule(a, .read)
+        #expect(!readable())
+        try a.close()
+        #expect(readable())
+        #expect(try queue.wait(timeout: 0))
+        #expect(queue.ready == [id])
+        #expect(!readable())
+        withExtendedLifetime(b) {}
     }
 }

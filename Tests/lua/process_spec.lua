@@ -399,6 +399,21 @@ describe("process: kill, wait, try_wait", function()
     assert.is_string(err)
   end)
 
+  it("kill on a process that exited but was not waited for returns nil, message", function()
+    local p = assert(xpio.spawn({ "/bin/true" }, xpio.env))
+    local pid = p:pid()
+    for _ = 1, 200 do
+      local st = stat(pid)
+      if st == nil or st.state == "Z" then break end
+      pause(0.01)
+    end
+    pause(0.05)
+    local ok, err = p:kill()
+    assert.is_nil(ok)
+    assert.are.equal("No such process", err)
+    assert.are.same({ "exit", 0 }, { run(function() return p:wait() end) })
+  end)
+
   it("reports exit codes 0, 1, 7 and 255", function()
     run(function()
       for _, n in ipairs({ 0, 1, 7, 255 }) do
