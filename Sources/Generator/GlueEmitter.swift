@@ -86,7 +86,9 @@ struct GlueEmitter {
             switch (function.role, entry.returns) {
             case (.when, _):
                 let readiness = entry.partner == "write" ? ".write" : ".read"
-                out.line("return Scheduling.schedule(L, object: 1, task: 2, on: \(apiEnum(function.owner)).readiness(this), \(readiness))")
+                tryBlock(into: &out) {
+                    $0.line("return Scheduling.schedule(L, object: 1, task: 2, on: try \(apiEnum(function.owner)).readiness(this), \(readiness))")
+                }
             case (_, .raw):
                 let rawArguments = (["L"] + arguments).joined(separator: ", ")
                 out.line("return \(apiEnum(function.owner)).\(entry.name)(\(rawArguments))")

@@ -75,7 +75,7 @@ public enum Spawn {
 
         var flags = CInt(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
         var defaults = sigset_t()
-        sigfillset(&defaults)
+        xpio_sigset_everything(&defaults)
         var mask = sigset_t()
         sigemptyset(&mask)
         if code == 0 { code = posix_spawnattr_setsigdefault(&attributes, &defaults) }

@@ -17,7 +17,7 @@ enum ProcessAPI {
     /// What when_wait waits on: the pidfd; nil (ready at once) once the status
     /// is known. Without pidfds the task is ready at every wait, so a blocking
     /// `wait` polls.
-    static func readiness(_ this: Process) -> Socket? { this.status == nil ? this.pidfd : nil }
+    static func readiness(_ this: Process) throws(Failure) -> Socket? { this.status == nil ? this.pidfd : nil }
 
     /// __gc and __close: never kill; reap once the child exits.
     static func dispose(_ this: Process) { this.abandon() }

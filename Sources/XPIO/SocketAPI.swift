@@ -38,8 +38,11 @@ enum SocketAPI {
         try this.write(data.bytes)
     }
 
-    /// What when_read and when_write wait on.
-    static func readiness(_ this: Socket) -> Socket? { this }
+    /// What when_read and when_write wait on; a closed socket refuses.
+    static func readiness(_ this: Socket) throws(Failure) -> Socket? {
+        _ = try this.descriptor()
+        return this
+    }
 
     static func getsockname(_ this: Socket) throws(Failure) -> Address { try this.localAddress() }
 

@@ -90,6 +90,11 @@ static inline void xpio_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
  * non-blocking, close-on-exec pipe. Returns the pipe's read end, or -1. */
 int xpio_sigchld_pipe(void);
 
+/* Every signal, glibc's internal ones (32, 33) included, which sigfillset
+ * leaves out: posix_spawn would otherwise set those to SIG_IGN in the child,
+ * and an ignored disposition survives exec. */
+static inline void xpio_sigset_everything(sigset_t *set) { memset(set, 0xff, sizeof *set); }
+
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
 int xpio_reap_detached(pid_t pid);
