@@ -98,6 +98,9 @@ test-embedded-fallback:
 fuzz: $(MODULE) build/gen/fuzz_cases.lua
 	$(LUA_ENV) XPIO_FUZZ_SECONDS=$(FUZZ_SECONDS) $(LUA) Tests/lua/fuzz.lua
 
+check-memory: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
+	$(LUA_ENV) Tests/check-memory.sh Tests/lua build/gen
+
 install: $(MODULE)
 	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so

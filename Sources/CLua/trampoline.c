@@ -136,12 +136,7 @@ static int blocking_loop(lua_State *L, int nargs) {
     xpio_body attempt = (xpio_body)lua_touserdata(L, lua_upvalueindex(1));
     int status = attempt(L);
     if (status != XPIO_RETRY) return finish(L, status);
-    const char *name = lua_tostring(L, lua_upvalueindex(3));
-    if (!lua_isyieldable(L))
-        return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", name, name);
     xpio_pushcurrenttask(L);
-    if (!lua_istable(L, -1))
-        return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", name);
     int task = lua_gettop(L);
     /* A task resumed early is still scheduled: unschedule it before rescheduling. */
     lua_pushliteral(L, "_dequeue");
@@ -160,8 +155,18 @@ static int blocking_loop(lua_State *L, int nargs) {
     return lua_yieldk(L, 0, (lua_KContext)nargs, blocking_continue);
 }
 
+/* A blocking function checks its arguments, then needs a coroutine and a
+ * current task even when it could complete at once: a program must not work
+ * only while data happens to be there. */
 static int call_blocking(lua_State *L) {
     check_args(L, lua_tostring(L, lua_upvalueindex(2)));
+    const char *name = lua_tostring(L, lua_upvalueindex(3));
+    if (!lua_isyieldable(L))
+        return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", name, name);
+    xpio_pushcurrenttask(L);
+    int has_task = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", name);
     return blocking_loop(L, lua_gettop(L));
 }
 

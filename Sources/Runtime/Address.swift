@@ -4,7 +4,8 @@ import CSystem
 ///
 /// Accepted variations: the address as one number (`"2130706433:80"`), an
 /// empty address for 0.0.0.0 (`":80"`), no port or an empty one for port 0
-/// (`"127.0.0.1"`, `"127.0.0.1:"`). Anything else (octets over 255, ports
+/// (`"127.0.0.1"`, `"127.0.0.1:"`). Numbers are decimal, leading zeros
+/// included (`"127.0.0.010"` is 127.0.0.10). Anything else (octets over 255, ports
 /// over 65535, two, three or more than four parts, signs, spaces, letters)
 /// is rejected: the format's first implementation never validated.
 public struct Address {
@@ -45,8 +46,8 @@ public struct Address {
             let byte = index < colon ? text[index] : UInt8(ascii: ".")
             if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
                 digits += 1
-                guard digits <= 10 else { throw malformed }
                 value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+                guard value <= UInt64(UInt32.max) else { throw malformed }   // leading zeros are fine
             } else if byte == UInt8(ascii: ".") {
                 if digits == 0 {
                     // Only an entirely empty host is allowed.
@@ -72,17 +73,14 @@ public struct Address {
         guard host <= UInt64(UInt32.max) else { throw malformed }
         // The port: nothing, or decimal digits up to 65535.
         var port: UInt64 = 0
-        var portDigits = 0
         if colon < text.count {
             for index in (colon + 1)..<text.count {
                 let byte = text[index]
                 guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { throw malformed }
-                portDigits += 1
-                guard portDigits <= 5 else { throw malformed }
                 port = port * 10 + UInt64(byte - UInt8(ascii: "0"))
+                guard port <= 65535 else { throw malformed }
             }
         }
-        guard port <= 65535 else { throw malformed }
         return Address(host: UInt32(host), port: UInt16(port))
     }
 

@@ -26,11 +26,12 @@ import Testing
         #expect(parse("")! == (0, 0))
         #expect(parse("2130706433:8080")! == (0x7F00_0001, 8080))
         #expect(parse("255.255.255.255:65535")! == (0xFFFF_FFFF, 65535))
+        #expect(parse("127.0.0.010:000080")! == (0x7F00_000A, 80))   // decimal, leading zeros allowed
     }
 
     @Test(arguments: ["256.0.0.1", "1.2.3.4:65536", "1.2.3.4.5", "1.2.3", "1.2", "1..2.3", ".1.2.3",
                       "1.2.3.4.", "a.b.c.d", " 1.2.3.4", "1.2.3.4:80x", "1.2.3.4:-1", "+1", "1.2.3.4::80",
-                      "4294967296", "99999999999", "1.2.3.4:000001"])
+                      "4294967296", "99999999999", "1.2.3.4:65536", "1.2.3.4:100000"])
     func rejectsMalformedAddresses(_ text: String) {
         #expect(parse(text) == nil, "\(text) should be rejected")
     }
