@@ -11,14 +11,15 @@ function helper.pid()
   return pid
 end
 
---- The descriptors this process has open, as a sorted list of numbers. The
---- list includes the one descriptor of the pipe used to read it, so compare
---- counts taken the same way (before and after), not absolute numbers.
+--- The descriptors this process has open, as a sorted list of numbers.
+--- The listing goes to a file through os.execute, so no pipe of ours is
+--- open while it is taken.
 function helper.fd_list()
+  local path = os.tmpname()
+  assert(os.execute("ls /proc/" .. helper.pid() .. "/fd > " .. path))
   local list = {}
-  local p = assert(io.popen("ls /proc/" .. helper.pid() .. "/fd"))
-  for line in p:lines() do list[#list + 1] = tonumber(line) end
-  p:close()
+  for line in io.lines(path) do list[#list + 1] = tonumber(line) end
+  os.remove(path)
   table.sort(list)
   return list
 end
