@@ -17,6 +17,28 @@ local function run(fn, ...)
   return table.unpack(results, 1, results.n)
 end
 
+-- The set of descriptors this process has open (fd -> true), probed through
+-- /proc/self/fdinfo without starting a process (helper.fd_list's `ls` can
+-- race with popen closing the child's end of its pipe, and miscount by one).
+local function open_fd_set()
+  local set = {}
+  for fd = 0, 4095 do
+    local f = io.open("/proc/self/fdinfo/" .. fd)
+    if f then
+      f:close()
+      set[fd] = true
+    end
+  end
+  return set
+end
+
+local function fd_list_of(set)
+  local list = {}
+  for fd in pairs(set) do list[#list + 1] = fd end
+  table.sort(list)
+  return list
+end
+
 -- Read a pipe's read end to end of stream, close it, return the bytes.
 local function read_all(r)
   local parts = {}
@@ -344,7 +366,7 @@ describe("xpio.spawn: exec failures", function()
     collectgarbage()
     collectgarbage()
     local before = children()
-    local fds = helper.open_fds()
+    local fds = fd_list_of(open_fd_set())
     local p, err = xpio.spawn({ "/nonexistent/xpio-no-such-program" }, xpio.env)
     assert.is_nil(p)
     assert.are.equal("No such file or directory", err)
@@ -357,7 +379,7 @@ describe("xpio.spawn: exec failures", function()
     collectgarbage()
     collectgarbage()
     assert.are.same({}, new_children(before))
-    assert.are.equal(fds, helper.open_fds())
+    assert.are.same(fds, fd_list_of(open_fd_set()))
   end)
 
   it("a file without execute permission returns nil, 'Permission denied'", function()
@@ -459,6 +481,54 @@ describe("process: kill, wait, try_wait", function()
   end)
 end)
 
+describe("process: waiting without a scheduler, and alongside other code", function()
+  it("when_wait makes a task ready once the child exits", function()
+    local q = xpio.tqueue()
+    local p = assert(xpio.spawn({ "sleep", "0.1" }, xpio.env))
+    local task = { _queue = q }
+    assert.is_true(p:when_wait(task))
+    assert.is_function(task._dequeue)
+    local ready = q:wait(5)
+    assert.are.equal(1, #ready)
+    assert.are.equal(task, ready[1])
+    assert.is_nil(task._dequeue)
+    assert.are.same({ "exit", 0 }, { p:try_wait() })
+    -- Once the status is known, when_wait makes the task ready at once.
+    assert.is_true(p:when_wait(task))
+    ready = q:wait(1)
+    assert.are.equal(1, #ready)
+    assert.are.equal(task, ready[1])
+  end)
+
+  it("several tasks waiting on one process all get its status", function()
+    local p = assert(xpio.spawn({ "sh", "-c", "sleep 0.1; exit 5" }, xpio.env))
+    local got = {}
+    run(function()
+      local tasks = {}
+      for i = 1, 3 do
+        tasks[i] = sched.spawn(function() got[i] = { p:wait() } end)
+      end
+      for i = 1, 3 do sched.join(tasks[i]) end
+    end)
+    for i = 1, 3 do assert.are.same({ "exit", 5 }, got[i], "waiter " .. i) end
+  end)
+
+  it("installs no SIGCHLD handler and never reaps children it did not start", function()
+    local popen = assert(io.popen("sleep 0.3; echo from-popen"))
+    run(function()
+      for _ = 1, 5 do
+        local p = assert(xpio.spawn({ "sh", "-c", "exit 2" }, xpio.env))
+        assert.are.same({ "exit", 2 }, { p:wait() })
+      end
+      sched.sleep(0.4)
+    end)
+    local caught = tonumber(status_field(SELF, "SigCgt"), 16)
+    assert.are.equal(0, caught & (1 << 16), "SIGCHLD (17) has a handler")
+    assert.are.equal("from-popen\n", popen:read("a"))
+    assert.are.same({ true, "exit", 0 }, { popen:close() })
+  end)
+end)
+
 describe("xpio.spawn: signal state of the child", function()
   it("XPIO ignores SIGPIPE in this process", function()
     local ign = tonumber(status_field(SELF, "SigIgn"), 16)
@@ -501,7 +571,7 @@ describe("process: many children and dropped objects", function()
     collectgarbage()
     collectgarbage()
     local before = children()
-    local fds = helper.open_fds()
+    local fds = fd_list_of(open_fd_set())
     local results, tasks = {}, {}
     run(function()
       for i = 1, 200 do
@@ -526,7 +596,7 @@ describe("process: many children and dropped objects", function()
     collectgarbage()
     collectgarbage()
     assert.are.same({}, new_children(before))
-    assert.are.equal(fds, helper.open_fds())
+    assert.are.same(fds, fd_list_of(open_fd_set()))
   end)
 
   it("dropping a process object neither kills the child nor leaves a zombie", function()
