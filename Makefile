@@ -8,6 +8,10 @@
 #   make install    LUA_CDIR/xpio.so and LUA_LDIR/xpio/*.lua (DESTDIR, PREFIX)
 #   make bench      benchmarks against luv, cqueues, LuaSocket and C
 #   EMBEDDED=0      ordinary Swift with the static standard library (fallback)
+#   XPIO_PREBUILT=1 use build/xpio.so as it is (never start a Swift build)
+#
+# LuaRocks (rockspecs/xpio-scm-1.rockspec) runs `make` and `make install`
+# with LUA_INCDIR, LUA, LUA_CDIR, LUA_LDIR and PREFIX.
 
 PREFIX   ?= /usr/local
 LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
@@ -25,7 +29,8 @@ SCRATCH  := .build
 OUT      := build
 endif
 
-SWIFT_BUILD := XPIO_EMBEDDED=$(EMBEDDED) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
+# LuaRocks passes CC and CFLAGS for C modules; the Swift build ignores them.
+SWIFT_BUILD := env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=$(EMBEDDED) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
 GEN      := $(SCRATCH)/release/Generator-tool
 MODULE   := $(OUT)/xpio.so
 SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*.c Sources/*/include/*.h Sources/XPIO/exports.map Plugins/*/*.swift)
@@ -36,10 +41,16 @@ BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
 all: $(MODULE)
 
+ifeq ($(XPIO_PREBUILT),1)
+# LuaRocks' test installs what `make` built, without starting a Swift build.
+$(MODULE):
+	@test -f $@ || { echo "XPIO_PREBUILT=1 but $@ is missing: run make first"; exit 1; }
+else
 $(MODULE): $(SOURCES) | deps
 	$(SWIFT_BUILD) --product xpio
 	mkdir -p $(OUT)
 	strip --strip-unneeded -o $@ $(SCRATCH)/release/libxpio.so
+endif
 
 # lua5.4 and its headers; the package manager runs only when something is missing.
 deps:
