@@ -58,10 +58,14 @@ deps:
 	  echo "installing lua5.4 and liblua5.4-dev"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev; }
 
+# The test tools (busted, luacheck), LuaRocks for the install test, and the
+# libraries the embedding and signal tests drive XPIO from (luv, luaposix).
+TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix
 test-deps: deps
-	@command -v busted >/dev/null && command -v luacheck >/dev/null || { \
-	  echo "installing lua-busted and lua-check"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua-busted lua-check; }
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 demo: $(MODULE)
 	$(LUA_ENV) $(LUA) examples/demo.lua
