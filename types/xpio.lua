@@ -325,10 +325,12 @@ function tqueue:isEmpty() end
 ---@return string? message the error
 function tqueue:fileno() end
 
----Release the queue's descriptor. Tasks still waiting on it are dropped
----without becoming ready. Collection does the same.
----@return true|nil ok
----@return string? message the error
+---Release the queue's descriptor and return `true`. Tasks still waiting on
+---it are dropped without becoming ready: their `_dequeue` and
+---`_dequeuedata` become `nil`, so they can be scheduled elsewhere. Closing a
+---closed queue returns `nil, "xpio: tqueue is closed"`. Collection releases
+---the descriptor too.
+---@return true|nil, string
 function tqueue:close() end
 
 return xpio

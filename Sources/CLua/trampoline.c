@@ -138,14 +138,8 @@ static int blocking_loop(lua_State *L, int nargs) {
     if (status != XPIO_RETRY) return finish(L, status);
     xpio_pushcurrenttask(L);
     int task = lua_gettop(L);
-    /* A task resumed early is still scheduled: unschedule it before rescheduling. */
-    lua_pushliteral(L, "_dequeue");
-    if (lua_rawget(L, task) == LUA_TFUNCTION) {
-        lua_pushvalue(L, task);
-        lua_call(L, 1, 0);
-    } else {
-        lua_pop(L, 1);
-    }
+    /* A current task that is still scheduled (a scheduler resumed it early
+     * without calling task:_dequeue()) makes when_ raise "already scheduled". */
     lua_pushvalue(L, lua_upvalueindex(4));
     lua_pushvalue(L, 1);
     lua_pushvalue(L, task);

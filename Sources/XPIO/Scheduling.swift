@@ -99,6 +99,24 @@ enum Scheduling {
         return Lua.pushTrue(L)
     }
 
+    /// tqueue:close: unschedule every task still waiting, without making it ready.
+    static func dropAll(_ L: LuaState, queueIndex: CInt) {
+        let base = lua_gettop(L)
+        if lua_getiuservalue(L, queueIndex, 1) == LUA_TTABLE {
+            let tasks = lua_gettop(L)
+            lua_pushnil(L)
+            while lua_next(L, tasks) != 0 {
+                if lua_type(L, -1) == LUA_TTABLE { clearFields(L, lua_gettop(L)) }
+                xpio_pop(L, 1)
+            }
+            xpio_newtable(L)
+            _ = lua_setiuservalue(L, queueIndex, 1)
+            xpio_newtable(L)
+            _ = lua_setiuservalue(L, queueIndex, 2)
+        }
+        lua_settop(L, base)
+    }
+
     /// Makes the queue's user values on first use.
     private static func prepare(_ L: LuaState, _ queueIndex: CInt) {
         guard lua_getiuservalue(L, queueIndex, 3) != LUA_TFUNCTION else {

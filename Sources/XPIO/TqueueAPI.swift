@@ -21,9 +21,11 @@ enum TqueueAPI {
         return fd
     }
 
-    static func close(_ this: TaskQueue) throws(Failure) {
-        guard !this.isClosed else { throw .closed("tqueue") }
+    static func close(_ L: LuaState, _ this: TaskQueue) -> CInt {
+        guard !this.isClosed else { return Lua.fail(L, .closed("tqueue")) }
+        Scheduling.dropAll(L, queueIndex: 1)
         this.close()
+        return Lua.pushTrue(L)
     }
 
     static func dispose(_ this: TaskQueue) { this.close() }
