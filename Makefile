@@ -37,7 +37,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*.c
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: all demo test bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE)
 
@@ -75,7 +75,7 @@ build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
 	$(GEN) conformance Spec build/gen/conformance_spec.lua
 	$(GEN) fuzz Spec build/gen/fuzz_cases.lua
 
-test: test-deps lint test-swift test-lua docs-check test-embedded-fallback
+test: test-deps lint test-swift test-lua bench-smoke docs-check test-embedded-fallback
 	@echo "make test: all passed"
 
 test-swift:
@@ -130,6 +130,10 @@ bench: $(MODULE)
 
 bench-quick: $(MODULE)
 	$(LUA_ENV) bench/run.sh quick
+
+# Every benchmark script once with tiny counts, so none of them can rot.
+bench-smoke: $(MODULE)
+	$(LUA_ENV) bench/run.sh smoke
 
 clean:
 	rm -rf build .build .build-full

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# bench/run.sh MODE: XPIO against luv, cqueues, LuaSocket and a C floor.
+#
+#   MODE = quick   small counts, under a minute
+#          full    the issue's counts, a few minutes
+#          smoke   tiny counts, a few seconds (keeps the scripts from rotting)
+#
+# Each workload runs several times per library; the table of medians goes to
+# stdout and to build/bench/latest.md (smoke: build/bench/smoke.md, so that
+# `make test` does not overwrite a real run). The caller sets LUA_CPATH so that
+# `require "xpio"` finds the module to test (make bench does), e.g.
+#   LUA_CPATH="$PWD/build/?.so;;" LUA_PATH="$PWD/lua/?.lua;;" bench/run.sh quick
+# Exit status: 0, or 1 when some workload failed its run or its check.
+set -u -o pipefail
+
+MODE=${1:-quick}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+OUT=$ROOT/build/bench
+LUA=${LUA:-lua5.4}
+export LUA_PATH="$HERE/lib/?.lua;${LUA_PATH:-;;}"
+export LUA_CPATH="${LUA_CPATH:-;;}"
+
+# Counts: reps, pingpong round trips, idle-scale round trips and sizes,
+# bulk MiB, connections, spawns, load runs, memory pairs, seconds per run.
+case $MODE in
+  smoke) REPS=1 PING=300    IDLE_N=200   IDLE_K="10 1000 2000"  BULK=4   CONNS=100   SPAWNS=20   LOADS=3   PAIRS=200   LIMIT=60 ;;
+  quick) REPS=3 PING=30000  IDLE_N=8000  IDLE_K="10 1000 10000" BULK=128 CONNS=3000  SPAWNS=300  LOADS=15  PAIRS=2000  LIMIT=60 ;;
+  full)  REPS=5 PING=100000 IDLE_N=20000 IDLE_K="10 1000 10000" BULK=256 CONNS=20000 SPAWNS=2000 LOADS=100 PAIRS=10000 LIMIT=300 ;;
+  *) echo "usage: $0 quick|full|smoke" >&2; exit 2 ;;
+esac
+
+mkdir -p "$OUT/logs"
+RAW=$OUT/raw-$MODE.tsv
+: > "$RAW"
+rm -f "$OUT"/logs/*.log
+say() { [ "$MODE" = smoke ] || echo "$@" >&2; }
+
+# Peers: install the Debian packages only when one is missing.
+missing=()
+for pkg in lua-luv lua-cqueues lua-socket lua-posix; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 ||
+    echo "warning: could not install ${missing[*]}; their columns will say so" >&2
+fi
+declare -A MODULE=([xpio]=xpio [luv]=luv [cqueues]=cqueues [luasocket]=socket)
+declare -A HAVE
+for lib in xpio luv cqueues luasocket; do
+  if $LUA -e "require '${MODULE[$lib]}'" 2>"$OUT/logs/require-$lib.log"; then HAVE[$lib]=1; else HAVE[$lib]=0; fi
+done
+failed=0
+if [ "${HAVE[xpio]}" != 1 ]; then
+  echo "error: require 'xpio' fails with LUA_CPATH=$LUA_CPATH (see $OUT/logs/require-xpio.log)" >&2
+  failed=1
+fi
+
+# The C floor.
+HAVE[C]=1
+for prog in pingpong bulk accept spawn memory loadcost; do
+  if ! cc -O2 -Wall -Wextra -o "$OUT/$prog" "$HERE/c/$prog.c" 2>"$OUT/logs/cc-$prog.log"; then
+    echo "error: cannot build bench/c/$prog.c (see $OUT/logs/cc-$prog.log)" >&2
+    exit 1
+  fi
+done
+
+# Descriptors: idle-scale and memory need many.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=65536
+ulimit -n "$hard"
+max_pairs=$(( (hard - 64) / 2 ))
+[ "$PAIRS" -gt "$max_pairs" ] && PAIRS=$max_pairs
+
+# cell ROW LIB CMD...: run CMD REPS times, record each result line.
+cell() {
+  local row=$1 lib=$2; shift 2
+  local log="$OUT/logs/$row-$lib.log" result i
+  if [ "${HAVE[$lib]}" != 1 ]; then
+    printf 'res\t%s\t%s\tcannot: %s does not load\n' "$row" "$lib" "$lib" >> "$RAW"
+    return
+  fi
+  say "  $row: $lib"
+  for ((i = 1; i <= REPS; i++)); do
+    result=$(timeout "$LIMIT" "$@" 2>>"$log" | tail -n 1)
+    local status=$?
+    if [ $status -eq 0 ] && [[ $result =~ ^[0-9.e+-]+$ ]]; then
+      printf 'res\t%s\t%s\t%s\n' "$row" "$lib" "$result" >> "$RAW"
+    elif [ $status -eq 0 ] && [[ $result == cannot* ]]; then
+      printf 'res\t%s\t%s\t%s\n' "$row" "$lib" "$result" >> "$RAW"
+      return
+    else
+      printf 'res\t%s\t%s\terror\n' "$row" "$lib" >> "$RAW"
+      echo "error: $row for $lib (exit $status, output '$result'); see $log" >&2
+      failed=1
+      return
+    fi
+  done
+}
+row() { printf 'row\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
+lua_cell() { local row=$1 lib=$2 script=$3; shift 3; cell "$row" "$lib" $LUA "$HERE/$lib/$script.lua" "$@"; }
+each_lib() {
+  local row=$1 script=$2; shift 2
+  for lib in xpio luv cqueues luasocket; do lua_cell "$row" "$lib" "$script" "$@"; done
+  cell "$row" C "$OUT/$script" "$@"
+}
+
+printf 'meta\t%s\n' "## XPIO benchmarks ($MODE)" >> "$RAW"
+printf 'meta\t%s\n' "" >> "$RAW"
+printf 'meta\t%s\n' "$(nproc) CPUs, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), $($LUA -v 2>&1 | cut -d' ' -f1-2); $REPS run(s) per cell." >> "$RAW"
+printf 'meta\t%s\n' "xpio $($LUA -e 'print(require("xpio").version() .. " from " .. package.searchpath("xpio", package.cpath))' 2>/dev/null || echo '?')" >> "$RAW"
+printf 'meta\t%s\n' "" >> "$RAW"
+printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N round trips; bulk $BULK MiB; accept $CONNS connections; spawn $SPAWNS; load $LOADS runs; memory $PAIRS pairs." >> "$RAW"
+
+say "pingpong"
+row pingpong "pingpong (round trips/s)" higher
+each_lib pingpong pingpong "$PING"
+row pingpong_sched "pingpong, xpio.sched (round trips/s)" higher pingpong
+lua_cell pingpong_sched xpio pingpong_sched "$PING"
+
+say "idle-scale"
+for k in $IDLE_K; do
+  row "idle$k" "pingpong + $k idle fds (round trips/s)" higher
+  each_lib "idle$k" pingpong "$IDLE_N" "$k"
+done
+set -- $IDLE_K
+printf 'ratio\t%s\t%s\t%s\t%s\n' idle_scale "idle-scale: rate($3) / rate($1) (ratio)" "idle$3" "idle$1" >> "$RAW"
+
+say "bulk"
+row bulk "bulk, 64 KiB I/O (MiB/s)" higher
+each_lib bulk bulk "$BULK"
+
+say "accept-storm"
+row accept "accept-storm (conn/s)" higher
+each_lib accept accept "$CONNS"
+
+say "spawn"
+row spawn "spawn /bin/true + wait (spawns/s)" higher
+each_lib spawn spawn "$SPAWNS"
+row spawn_pipes "spawn, stdin/stdout pipes (spawns/s)" higher
+each_lib spawn_pipes spawn "$SPAWNS" pipes
+
+say "load"
+row load "load: require over bare lua (ms)" lower
+for lib in xpio luv cqueues luasocket; do
+  cell load "$lib" "$OUT/loadcost" "$LOADS" "$LUA" "${MODULE[$lib]}"
+done
+
+say "memory"
+row memory "memory per idle socket pair (bytes)" lower
+each_lib memory memory "$PAIRS"
+
+table=$OUT/latest.md
+[ "$MODE" = smoke ] && table=$OUT/smoke.md
+$LUA "$HERE/lib/report.lua" "$RAW" "$table" || failed=1
+[ $failed = 0 ] || echo "some workloads failed: logs in $OUT/logs/" >&2
+exit $failed
