@@ -18,7 +18,7 @@ local alive = 0          -- tasks spawned and not finished
 local current = nil
 
 local function push_runnable(task, ...)
-  task.resume_args = table.pack(...)
+  if select("#", ...) > 0 then task.resume_args = table.pack(...) end
   runnable[#runnable + 1] = task
 end
 
@@ -71,30 +71,31 @@ local function finish(task, ok, ...)
   end
 end
 
+-- What a resume returned: finish the task if its coroutine ended.
+local function after_resume(task, ok, ...)
+  current = nil
+  xpio.setCurrentTask(nil)
+  local co = task.co
+  if coroutine.status(co) == "dead" then
+    if ok then
+      finish(task, true, ...)
+    else
+      finish(task, false, debug.traceback(co, tostring((...)), 0))
+    end
+  elseif not ok then
+    finish(task, false, ...)
+  end
+end
+
 local function step(task)
   current = task
   xpio.setCurrentTask(task)
   local args = task.resume_args
-  task.resume_args = nil
-  local co = task.co
-  local function after(ok, ...)
-    current = nil
-    xpio.setCurrentTask(nil)
-    if coroutine.status(co) == "dead" then
-      if not ok then
-        finish(task, false, debug.traceback(co, tostring((...)), 0))
-      else
-        finish(task, true, ...)
-      end
-    elseif not ok then
-      finish(task, false, ...)
-    end
-  end
   if args then
-    after(coroutine.resume(co, table.unpack(args, 1, args.n)))
-  else
-    after(coroutine.resume(co))
+    task.resume_args = nil
+    return after_resume(task, coroutine.resume(task.co, table.unpack(args, 1, args.n)))
   end
+  return after_resume(task, coroutine.resume(task.co))
 end
 
 --- Start `fn(...)` as a new task; returns the task (a table).
