@@ -47,6 +47,10 @@ struct DocsEmitter {
         }
         out.line("Returns: " + returnsText(function) + ".")
         out.line("")
+        if entry.pending {
+            out.line("**Not implemented yet**: calling it raises `xpio: \(entry.name) is not implemented yet`.")
+            out.line("")
+        }
         switch function.role {
         case .attempt:
             out.line("The non-blocking form of `\(entry.name)`: the same arguments and results, or `nil, \"retry\"` when the operation would block; call `\(entry.partner!)` to learn when to try again.")

@@ -61,6 +61,12 @@ struct GlueEmitter {
         let entry = function.entry
         out.line("/// \(function.qualifiedName)(\(entry.params.map(\.name).joined(separator: ", "))) (\(entry.location))")
         out.line("private func \(swiftName(function))(_ L: LuaState) -> CInt {")
+        if entry.pending {
+            out.line("    return Lua.fail(L, .raise(\"xpio: \(entry.name) is not implemented yet\"))")
+            out.line("}")
+            out.line("")
+            return
+        }
         out.indent { out in
             var arguments: [String] = []
             for (offset, param) in function.luaParams.enumerated() where function.role != .when || param.name == "self" {

@@ -85,10 +85,16 @@ enum SpecParser {
             let params = try parseParams(String(rest[rest.index(after: open)..<close]), fail: fail)
             var returnText = String(rest[arrow.upperBound...]).trimmingCharacters(in: .whitespaces)
             var partner: String?
+            var pending = false
+            if returnText.hasSuffix(" pending") {
+                pending = true
+                returnText = String(returnText.dropLast(" pending".count)).trimmingCharacters(in: .whitespaces)
+            }
             if let bracket = returnText.firstIndex(of: "["), returnText.hasSuffix("]") {
                 partner = String(returnText[returnText.index(after: bracket)..<returnText.index(before: returnText.endIndex)])
                 returnText = String(returnText[..<bracket]).trimmingCharacters(in: .whitespaces)
             }
+            if pending && kind == .when { throw fail("a when entry cannot be pending: its readiness is generated") }
             if (kind == .blocking || kind == .when) != (partner != nil) {
                 throw fail(kind == .blocking ? "a blocking entry names its when_ partner: [when_NAME]"
                            : kind == .when ? "a when entry names its readiness: [read] or [write]"
@@ -96,7 +102,7 @@ enum SpecParser {
             }
             spec.entries.append(Entry(kind: kind, owner: owner, name: fullName, params: params,
                                       returns: parseReturns(returnText), partner: partner, doc: doc,
-                                      location: location))
+                                      location: location, pending: pending))
         default:
             throw fail("unknown keyword `\(keyword)`")
         }
