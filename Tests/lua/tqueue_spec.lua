@@ -4,6 +4,16 @@
 local xpio = require "xpio"
 local helper = require "helper"
 
+-- helper.open_fds() lists /proc/<pid>/fd from a popen'ed `ls`, which can run
+-- before the parent has closed its copy of the pipe's write end: a reading can
+-- include one transient descriptor. A leak shows in every reading; take the
+-- smallest of a few.
+local function open_fds()
+  local n = math.huge
+  for _ = 1, 3 do n = math.min(n, helper.open_fds()) end
+  return n
+end
+
 local POLL = os.getenv("XPIO_BACKEND") == "poll"
 local CHUNK = string.rep("x", 65536)
 
@@ -155,6 +165,18 @@ describe("tqueue:wait", function()
     task:_dequeue()
     a:close()
     b:close()
+  end)
+
+  it("resumes an interrupted wait (EINTR) with the time that remains", function()
+    -- stopping and continuing the process interrupts epoll_wait/poll with EINTR
+    local q = xpio.tqueue()
+    local pid = helper.pid()
+    os.execute(("(sleep 0.05; kill -STOP %d; sleep 0.05; kill -CONT %d) >/dev/null 2>&1 &"):format(pid, pid))
+    local t0 = xpio.gettime()
+    local ready, err = q:wait(0.3)
+    local elapsed = xpio.gettime() - t0
+    assert.are.same({}, ready, tostring(err))
+    assert.is_true(elapsed >= 0.299 and elapsed < 1.5, "elapsed " .. elapsed)
   end)
 
   it("treats a negative timeout as 0", function()
@@ -487,6 +509,84 @@ describe("several waiters", function()
   end)
 end)
 
+describe("descriptor reuse", function()
+  it("does not confuse a closed socket's waiter with one on a new socket reusing its number", function()
+    local q = xpio.tqueue()
+    local a, b = assert(xpio.socketpair())
+    local old, new = { _queue = q }, { _queue = q }
+    a:when_read(old)
+    b:close()
+    a:close() -- its descriptor number is free for the next socket
+    local c, d = assert(xpio.socketpair())
+    assert.is_true(c:when_read(new))
+    assert.are.same({ old }, q:wait(1))
+    assert.are.same({}, q:wait(0.02)) -- c is not readable
+    d:try_write("z")
+    assert.are.same({ new }, q:wait(1))
+    assert.are.equal("z", c:try_read(10))
+    c:close()
+    d:close()
+  end)
+end)
+
+describe("many ready tasks", function()
+  it("are all returned, each once, when thousands become ready together", function()
+    local q = xpio.tqueue()
+    local pairs_, tasks = {}, {}
+    for i = 1, 2000 do
+      local x, y = assert(xpio.socketpair())
+      pairs_[i] = { x, y }
+      tasks[i] = { _queue = q, i = i }
+      assert(x:when_read(tasks[i]))
+    end
+    for i = 1, 2000 do assert(pairs_[i][2]:try_write("r") == 1) end
+    local seen, count = {}, 0
+    local deadline = xpio.gettime() + 5
+    while count < 2000 and xpio.gettime() < deadline do
+      for _, t in ipairs(q:wait(1)) do
+        assert(not seen[t], "a task was returned twice")
+        seen[t] = true
+        count = count + 1
+      end
+    end
+    assert.are.equal(2000, count)
+    assert.is_true(q:isEmpty())
+    assert.are.same({}, q:wait(0))
+    for i = 1, 2000 do
+      pairs_[i][1]:close()
+      pairs_[i][2]:close()
+    end
+  end)
+end)
+
+describe("tqueue:close", function()
+  it("drops waiting tasks without making them ready, and releases its descriptor", function()
+    collectgarbage()
+    collectgarbage()
+    local before = open_fds()
+    local q = xpio.tqueue()
+    local a, b = assert(xpio.socketpair())
+    local task = { _queue = q }
+    a:when_read(task)
+    assert.is_true(q:close())
+    -- dropped: no longer scheduled, so it can be scheduled on another queue
+    assert.is_nil(task._dequeue)
+    assert.is_nil(task._dequeuedata)
+    local q2 = xpio.tqueue()
+    task._queue = q2
+    assert.is_true(a:when_read(task))
+    b:try_write("x")
+    assert.are.same({ task }, q2:wait(1))
+    a:close()
+    b:close()
+    q2:close()
+    q, q2 = nil, nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(before, open_fds())
+  end)
+end)
+
 describe("readiness", function()
   it("includes hang-up: a read waiter wakes when the peer closes and try_read reports end of stream", function()
     local q = xpio.tqueue()
@@ -675,7 +775,7 @@ describe("a queue keeps the objects it waits on alive", function()
   it("and lets them go once the task is returned or dequeued", function()
     collectgarbage()
     collectgarbage()
-    local before = helper.open_fds()
+    local before = open_fds()
     local q = xpio.tqueue()
     local weak = setmetatable({}, { __mode = "v" })
     local t1, t2 = { _queue = q }, { _queue = q }
@@ -707,7 +807,7 @@ describe("a queue keeps the objects it waits on alive", function()
     q = nil -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
-    assert.are.equal(before, helper.open_fds())
+    assert.are.equal(before, open_fds())
   end)
 end)
 
@@ -779,7 +879,8 @@ describe("at scale", function()
   it("10 000 idle waiters do not slow down one busy pair, and leave no descriptor behind", function()
     collectgarbage()
     collectgarbage()
-    local before = helper.open_fds()
+    local before = open_fds()
+    local t0 = xpio.gettime()
     local q = xpio.tqueue()
     local socks, idle = {}, {}
     for _ = 1, 5000 do
@@ -797,7 +898,6 @@ describe("at scale", function()
     -- rounds (still 2 000 waits over 10 002 descriptors)
     local rounds = POLL and 1000 or 10000
     local limit = POLL and 12 or 5
-    local t0 = xpio.gettime()
     for i = 1, rounds do
       local ping = "ping" .. i
       assert(pb:try_write(ping) == #ping)
@@ -812,7 +912,7 @@ describe("at scale", function()
       assert(pb:try_read(100) == tostring(i))
     end
     local elapsed = xpio.gettime() - t0
-    assert.is_true(elapsed < limit, ("%d round trips took %.2f s"):format(rounds, elapsed))
+    assert.is_true(elapsed < limit, ("setup and %d round trips took %.2f s"):format(rounds, elapsed))
     -- the idle ones are all still waiting
     assert.are.same({}, q:wait(0))
     for _, t in ipairs(idle) do
@@ -828,6 +928,6 @@ describe("at scale", function()
     socks, idle, q = nil, nil, nil -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
-    assert.are.equal(before, helper.open_fds())
+    assert.are.equal(before, open_fds())
   end)
 end)

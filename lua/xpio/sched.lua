@@ -54,9 +54,13 @@ local function heap_pop()
   return top
 end
 
+local unjoined_failure = nil  -- an error no join will collect, raised by run
+
 local function finish(task, ok, ...)
   alive = alive - 1
   task.done = true
+  -- A task that dies while still scheduled must not come back from the queue.
+  if task._dequeue then task:_dequeue() end
   if ok then
     task.results = table.pack(...)
   else
@@ -67,7 +71,7 @@ local function finish(task, ok, ...)
   if joiners then
     for _, joiner in ipairs(joiners) do push_runnable(joiner) end
   elseif not ok then
-    error(task.failure, 0)
+    unjoined_failure = task.failure
   end
 end
 
@@ -130,13 +134,25 @@ function sched.join(task)
 end
 
 --- Run until every task has finished. A task's error that no `join`
---- collects is raised from here.
+--- collects is raised from here; the other tasks stay, and a later call to
+--- run() goes on with them.
 function sched.run()
   while alive > 0 do
     while #runnable > 0 do
       local batch = runnable
       runnable = {}
-      for _, task in ipairs(batch) do step(task) end
+      for i, task in ipairs(batch) do
+        step(task)
+        if unjoined_failure then
+          -- Keep the rest of the batch for a later run(), then raise.
+          local failure = unjoined_failure
+          unjoined_failure = nil
+          local rest = table.move(batch, i + 1, #batch, 1, {})
+          table.move(runnable, 1, #runnable, #rest + 1, rest)
+          runnable = rest
+          error(failure, 0)
+        end
+      end
     end
     if alive == 0 then break end
     local timeout = nil
