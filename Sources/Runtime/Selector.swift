@@ -26,17 +26,16 @@ final class Selector {
     private var pollSlot: [Int32] = []
 
     init(backend: Backend) throws(Failure) {
+        // The descriptor first: a throw after every stored property is set
+        // would run deinit, which frees the event buffer a second time.
+        if backend == .epoll {
+            let fd = epoll_create1(CInt(EPOLL_CLOEXEC))
+            guard fd >= 0 else { throw Failure.lastError }
+            epollFD = fd
+        }
         self.backend = backend
         capacity = 64
         events = .allocate(capacity: capacity)
-        if backend == .epoll {
-            let fd = epoll_create1(CInt(EPOLL_CLOEXEC))
-            guard fd >= 0 else {
-                events.deallocate()
-                throw Failure.lastError
-            }
-            epollFD = fd
-        }
     }
 
     deinit {
