@@ -162,8 +162,10 @@ public final class TaskQueue {
         while true {
             let count = try selector.wait(milliseconds: TaskQueue.milliseconds(remaining))
             for index in 0..<count { dispatch(selector.event(at: index)) }
-            if count > 0 || !pendingReady.isEmpty || remaining == 0 { break }
-            // Nothing: an EINTR or a timeout; go on with what is left.
+            if !ready.isEmpty || !pendingReady.isEmpty || remaining == 0 { break }
+            // No task is ready: an EINTR, a timeout, or level-triggered
+            // readiness nobody waits for any more (its interest has just
+            // shrunk). Go on with what is left of the timeout.
             guard let deadline else { continue }
             let left = deadline - Clock.now()
             if left <= 0 { break }
