@@ -2,19 +2,8 @@
 -- and the LUA_CPATH/LUA_PATH of this test run, exits 0, and prints what
 -- shows that it did its job.
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- The repository root, from this file's own path (Tests/lua/examples_spec.lua).
-local function repo_root()
-  local source = debug.getinfo(1, "S").source:gsub("^@", "")
-  -- "Tests/lua/x_spec.lua" (run from the root) has no prefix: use ".".
-  return source:match("^(.*)/Tests/lua/[^/]*$") or "."
-end
-
-local ROOT = repo_root()
-local LUA = os.getenv("XPIO_TEST_LUA") or "lua5.4"
+local helper = require "helper"
+local shell_quote, ROOT, LUA = helper.shell_quote, helper.ROOT, helper.LUA
 local TIME_LIMIT = 60            -- seconds per example, enforced by timeout(1)
 
 -- What each example must print (Lua patterns, all must match).

@@ -8,19 +8,8 @@
 -- `swift` first on PATH that fails at once, so a Makefile that would build
 -- anyway makes the test fail quickly instead.
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function repo_root()
-  local source = debug.getinfo(1, "S").source:gsub("^@", "")
-  -- "Tests/lua/x_spec.lua" (run from the root) has no prefix: use ".".
-  local root = source:match("^(.*)/Tests/lua/[^/]*$") or "."
-  local p = assert(io.popen("cd " .. shell_quote(root) .. " && pwd"))
-  local abs = p:read("l")
-  p:close()
-  return abs
-end
+local helper = require "helper"
+local shell_quote = helper.shell_quote
 
 -- Run a shell command; returns its output (stdout and stderr) and whether
 -- it exited 0, plus how and the code.
@@ -36,8 +25,7 @@ local function on_path(program)
   return ok
 end
 
-local ROOT = repo_root()
-local LUA = os.getenv("XPIO_TEST_LUA") or "lua5.4"
+local ROOT, LUA = helper.ROOT, helper.LUA
 local ROCKSPEC = "rockspecs/xpio-scm-1.rockspec"
 local TIME_LIMIT = 300           -- seconds for `luarocks make` (no compiling)
 

@@ -4,6 +4,7 @@
 -- identity); file objects named are closed in the parent, numbers are not.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+local helper = require "helper"
 
 local O_NONBLOCK = 0x800 -- octal 04000
 
@@ -13,28 +14,6 @@ local function run(fn, ...)
   sched.spawn(function(...) results = table.pack(fn(...)) end, ...)
   sched.run()
   return table.unpack(results, 1, results.n)
-end
-
--- The set of descriptors this process has open (fd -> true), probed through
--- /proc/self/fdinfo without starting a process (helper.fd_list's `ls` can
--- race with popen closing the child's end of its pipe, and miscount by one).
-local function open_fd_set()
-  local set = {}
-  for fd = 0, 4095 do
-    local f = io.open("/proc/self/fdinfo/" .. fd)
-    if f then
-      f:close()
-      set[fd] = true
-    end
-  end
-  return set
-end
-
-local function fd_list_of(set)
-  local list = {}
-  for fd in pairs(set) do list[#list + 1] = fd end
-  table.sort(list)
-  return list
 end
 
 -- Read a pipe's read end to end of stream (inside a task), close it.
@@ -56,15 +35,7 @@ local function pipe()
   return assert(xpio.pipe())
 end
 
--- The descriptor numbers `pid` has open, sorted.
-local function fds_of(pid)
-  local list = {}
-  local p = assert(io.popen("ls /proc/" .. pid .. "/fd"))
-  for line in p:lines() do list[#list + 1] = tonumber(line) end
-  p:close()
-  table.sort(list)
-  return list
-end
+local fds_of = helper.fd_list
 
 -- The open-file flags of descriptor `fd` in process `pid`.
 local function fd_flags(pid, fd)
@@ -398,14 +369,15 @@ describe("xpio.spawn files: ownership in the parent", function()
   it("a source that is not open fails with nil, message and leaves nothing behind", function()
     collectgarbage()
     collectgarbage()
-    local before = fd_list_of(open_fd_set())
+    local before = helper.fd_list()
     local r, w = pipe()
     local dead_r, dead_w = pipe()
     dead_w:close()
     local p, err = xpio.spawn({ "sh", "-c", "echo should-not-run" }, xpio.env, { [1] = w, [2] = dead_w })
     assert.is_nil(p)
     assert.is_string(err)
-    local open = open_fd_set()
+    local open = {}
+    for _, fd in ipairs(helper.fd_list()) do open[fd] = true end
     local unused = 1000
     while open[unused] do unused = unused + 1 end
     p, err = xpio.spawn({ "sh", "-c", "echo should-not-run" }, xpio.env, { [1] = 2, [2] = unused })
@@ -416,13 +388,13 @@ describe("xpio.spawn files: ownership in the parent", function()
     dead_r:close()
     collectgarbage()
     collectgarbage()
-    assert.are.same(before, fd_list_of(open_fd_set()))
+    assert.are.same(before, helper.fd_list())
   end)
 
   it("spawning with files leaks no descriptor in the parent", function()
     collectgarbage()
     collectgarbage()
-    local before = fd_list_of(open_fd_set())
+    local before = helper.fd_list()
     run(function()
       for _ = 1, 20 do
         local r, w = pipe()
@@ -435,6 +407,6 @@ describe("xpio.spawn files: ownership in the parent", function()
     end)
     collectgarbage()
     collectgarbage()
-    assert.are.same(before, fd_list_of(open_fd_set()))
+    assert.are.same(before, helper.fd_list())
   end)
 end)

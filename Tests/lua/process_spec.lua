@@ -17,28 +17,6 @@ local function run(fn, ...)
   return table.unpack(results, 1, results.n)
 end
 
--- The set of descriptors this process has open (fd -> true), probed through
--- /proc/self/fdinfo without starting a process (helper.fd_list's `ls` can
--- race with popen closing the child's end of its pipe, and miscount by one).
-local function open_fd_set()
-  local set = {}
-  for fd = 0, 4095 do
-    local f = io.open("/proc/self/fdinfo/" .. fd)
-    if f then
-      f:close()
-      set[fd] = true
-    end
-  end
-  return set
-end
-
-local function fd_list_of(set)
-  local list = {}
-  for fd in pairs(set) do list[#list + 1] = fd end
-  table.sort(list)
-  return list
-end
-
 -- Read a pipe's read end to end of stream, close it, return the bytes.
 local function read_all(r)
   local parts = {}
@@ -366,7 +344,7 @@ describe("xpio.spawn: exec failures", function()
     collectgarbage()
     collectgarbage()
     local before = children()
-    local fds = fd_list_of(open_fd_set())
+    local fds = helper.fd_list()
     local p, err = xpio.spawn({ "/nonexistent/xpio-no-such-program" }, xpio.env)
     assert.is_nil(p)
     assert.are.equal("No such file or directory", err)
@@ -379,7 +357,7 @@ describe("xpio.spawn: exec failures", function()
     collectgarbage()
     collectgarbage()
     assert.are.same({}, new_children(before))
-    assert.are.same(fds, fd_list_of(open_fd_set()))
+    assert.are.same(fds, helper.fd_list())
   end)
 
   it("a file without execute permission returns nil, 'Permission denied'", function()
@@ -571,7 +549,7 @@ describe("process: many children and dropped objects", function()
     collectgarbage()
     collectgarbage()
     local before = children()
-    local fds = fd_list_of(open_fd_set())
+    local fds = helper.fd_list()
     local results, tasks = {}, {}
     run(function()
       for i = 1, 200 do
@@ -596,7 +574,7 @@ describe("process: many children and dropped objects", function()
     collectgarbage()
     collectgarbage()
     assert.are.same({}, new_children(before))
-    assert.are.same(fds, fd_list_of(open_fd_set()))
+    assert.are.same(fds, helper.fd_list())
   end)
 
   it("dropping a process object neither kills the child nor leaves a zombie", function()

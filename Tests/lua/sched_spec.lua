@@ -3,22 +3,11 @@
 local xpio = require "xpio"
 local helper = require "helper"
 
--- helper.open_fds() lists /proc/<pid>/fd from a popen'ed `ls`, which can run
--- before the parent has closed its copy of the pipe's write end: a reading can
--- include one transient descriptor. A leak shows in every reading; take the
--- smallest of a few.
-local function open_fds()
-  local n = math.huge
-  for _ = 1, 3 do n = math.min(n, helper.open_fds()) end
-  return n
-end
+local open_fds = helper.open_fds
 
 -- The scheduler keeps its state (queue, run list, timers) in the module, so
 -- every test loads a fresh copy.
-local function fresh_sched()
-  package.loaded["xpio.sched"] = nil
-  return require "xpio.sched"
-end
+local fresh_sched = helper.fresh_sched
 
 -- Run the scheduler, failing (instead of hanging) when `tasks` are not all
 -- done within `limit` seconds.

@@ -93,14 +93,7 @@ local function fd_is_open(fd)
   return f ~= nil
 end
 
---- The number of open descriptors. helper.open_fds() can count one extra
---- now and then (the write end of its own popen pipe, seen by `ls` before
---- the interpreter closes it), so take the least of a few readings.
-local function open_fds()
-  local n = helper.open_fds()
-  for _ = 1, 4 do n = math.min(n, helper.open_fds()) end
-  return n
-end
+local open_fds = helper.open_fds
 
 local function assert_cloexec_nonblock(s)
   local flags = fd_flags(s:fileno())
