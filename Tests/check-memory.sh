@@ -15,9 +15,15 @@ command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=nonint
 log=build/check-memory.log
 mkdir -p build
 export XPIO_FUZZ_SECONDS=3 XPIO_SOAK_SCALE=0.05
+rm -f build/valgrind.*.log
+memcheck=(valgrind --errors-for-leak-kinds=none --track-fds=no --log-file="$PWD/build/valgrind.%p.log")
+# The child interpreters the tests start (fuzz worker, fault and soak
+# scripts) run under memcheck too: they find them through XPIO_LUA.
+printf '#!/bin/sh\nexec %s lua5.4 "$@"\n' "${memcheck[*]}" > build/valgrind-lua
+chmod +x build/valgrind-lua
+export XPIO_LUA="$PWD/build/valgrind-lua"
 status=0
-valgrind --error-exitcode=99 --errors-for-leak-kinds=none --track-fds=no \
-  --log-file=build/valgrind.%p.log \
+"${memcheck[@]}" --error-exitcode=99 \
   lua5.4 /usr/bin/busted --helper=Tests/lua/helper.lua "$@" > "$log" 2>&1 || status=$?
 if ! grep -E "successes /" "$log"; then
   tail -30 "$log"
@@ -29,6 +35,8 @@ if [ "$status" -ne 0 ]; then
   grep -E -A1 "^(Failure|Error) ->" "$log" | grep -vE "^(Failure|Error) ->|^--" | sed 's/^/  /' || true
   status=0
 fi
+checked=$(grep -l "ERROR SUMMARY" build/valgrind.*.log | wc -l)
+echo "check-memory: $checked interpreters ran under memcheck"
 errors=$(grep -h "ERROR SUMMARY" build/valgrind.*.log | grep -v "ERROR SUMMARY: 0 errors" || true)
 if [ -n "$errors" ]; then
   grep -l "ERROR SUMMARY: [1-9]" build/valgrind.*.log | head -3 | xargs cat
