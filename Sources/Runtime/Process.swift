@@ -91,11 +91,20 @@ public final class Process {
     }
 
     /// Empties the shared SIGCHLD pipe before checking: a signal that comes
-    /// after the check writes again, so no exit is missed.
+    /// after the check writes again, so no exit is missed. The bytes taken
+    /// may have been another child's news, and its waiter, on this queue or
+    /// another, would then sleep on an empty pipe: so whoever takes bytes
+    /// wakes every task waiting on the pipe, and each checks its own child.
     private func drainSignalPipe() {
+        guard let pipe = pidfd else { return }
         var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var taken = 0
         withUnsafeMutableBytes(of: &bytes) { buffer in
-            while let count = try? pidfd?.read(into: buffer), count == buffer.count {}
+            while let count = try? pipe.read(into: buffer), count > 0 {
+                taken += count
+                if count < buffer.count { break }
+            }
         }
+        if taken > 0 { pipe.wakeReaders() }
     }
 }

@@ -36,6 +36,13 @@ public final class Socket {
         return old
     }
 
+    /// Wakes the tasks every queue has waiting to read this descriptor,
+    /// leaving it registered (see `Process.drainSignalPipe`).
+    func wakeReaders() {
+        queues.removeAll { $0.isClosed }
+        for queue in queues { queue.wakeReaders(fd) }
+    }
+
     /// The corresponding C function is `close`.
     public func close() throws(Failure) {
         guard fd >= 0 else { throw .closed("socket") }

@@ -240,21 +240,35 @@ public final class TaskQueue {
             try? selector.update(fd: fd, generation: registrations[index].generation,
                                  old: registrations[index].interest, new: 0)
         }
-        for head in [registrations[index].readers, registrations[index].writers] {
-            var id = head
-            while id >= 0 {
-                let next = waiters[Int(id)].next
-                waiters[Int(id)].previous = -1
-                waiters[Int(id)].next = -1
-                markReady(id)
-                waitingCount -= 1
-                id = next
-            }
-        }
+        makePending(&registrations[index].readers)
+        makePending(&registrations[index].writers)
         let old = registrations[index].generation
         let generation = old &+ 1 == TaskQueue.wakeGeneration ? 0 : old &+ 1
         registrations[index] = Registration()
         registrations[index].generation = generation
+    }
+
+    /// Makes every task waiting to read `fd` ready at the next wait, with no
+    /// event and without unregistering `fd`: the SIGCHLD pipe's way to pass
+    /// on a wake-up that one waiter consumed for all.
+    func wakeReaders(_ fd: CInt) {
+        let index = Int(fd)
+        guard !isClosed, index < registrations.count else { return }
+        makePending(&registrations[index].readers)
+    }
+
+    /// Moves a waiter list to `pendingReady`.
+    private func makePending(_ head: inout Int32) {
+        var id = head
+        while id >= 0 {
+            let next = waiters[Int(id)].next
+            waiters[Int(id)].previous = -1
+            waiters[Int(id)].next = -1
+            markReady(id)
+            waitingCount -= 1
+            id = next
+        }
+        head = -1
     }
 
     /// Releases the kernel side. Waiting tasks are dropped, not woken.

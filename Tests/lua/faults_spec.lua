@@ -404,6 +404,39 @@ out("again", #q:wait(0), q:isEmpty())
   end)
 
   describe("children", function()
+    it("without pidfds (SIGCHLD self-pipe), one child's check does not swallow another child's exit", function()
+      -- b's task waits on the shared pipe; b exits and its SIGCHLD writes a
+      -- byte; a's try_wait then empties the pipe before it checks a. The
+      -- byte was b's news: b's task must still be returned at once.
+      local output, ok = run_child(OUT .. [[
+local xpio = require "xpio"
+local q = xpio.tqueue()
+local a = assert(xpio.spawn({ "sleep", "5" }, xpio.env))
+local b = assert(xpio.spawn({ "true" }, xpio.env))
+local task = { _queue = q }
+assert(b:when_wait(task))
+local until_time = xpio.gettime() + 0.3      -- b exits meanwhile (no other child is started)
+while xpio.gettime() < until_time do end
+out("a_running", a:try_wait())
+local t0 = xpio.gettime()
+local ready = q:wait(2)
+out("ready", #ready, ready[1] == task, string.format("%.2f", xpio.gettime() - t0))
+out("b", b:try_wait())
+assert(a:kill())
+local q2 = xpio.tqueue()
+while not a:try_wait() do a:when_wait({ _queue = q2 }) q2:wait(1) end
+out("a_done", a:try_wait())
+]], "XPIO_NO_PIDFD=1; export XPIO_NO_PIDFD")
+      assert.is_true(ok, output)
+      local r = parse_lines(output)
+      assert.same({ "nil", "retry" }, r.a_running, output)
+      assert.same("1", r.ready[1], output)
+      assert.same("true", r.ready[2], output)
+      assert.is_true(tonumber(r.ready[3]) < 1, "b's task came after " .. r.ready[3] .. " s")
+      assert.same({ "exit", "0" }, r.b, output)
+      assert.same({ "signal", "9" }, r.a_done, output)
+    end)
+
     it("killed by SIGKILL, SIGTERM and SIGSEGV report \"signal\", n", function()
       local sched = fresh_sched()
       local killed = assert(xpio.spawn({ "sleep", "30" }, xpio.env))
