@@ -3,7 +3,8 @@
 #   make            release build (Embedded Swift): build/xpio.so
 #   make demo       run examples/demo.lua
 #   make test       every test: Swift runtime tests, Lua tests on both
-#                   backends, generated conformance tests, fuzz, lint, docs check
+#                   backends and without pidfds, generated conformance
+#                   tests, fuzz, faults, soak, lint, docs check
 #   make docs       regenerate docs/API.md and types/xpio.lua from Spec/
 #   make install    LUA_CDIR/xpio.so and LUA_LDIR/xpio/*.lua (DESTDIR, PREFIX)
 #   make bench      benchmarks against luv, cqueues, LuaSocket and C
@@ -86,6 +87,8 @@ test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 	$(LUA_ENV) $(BUSTED) Tests/lua build/gen
 	@echo "== Lua tests, poll backend"
 	$(LUA_ENV) XPIO_BACKEND=poll $(BUSTED) Tests/lua build/gen
+	@echo "== process tests without pidfds (the SIGCHLD self-pipe fallback)"
+	$(LUA_ENV) XPIO_NO_PIDFD=1 $(BUSTED) Tests/lua/process_spec.lua Tests/lua/process_files_spec.lua Tests/lua/sched_spec.lua Tests/lua/examples_spec.lua
 	@echo "== the module needs libc alone and loads under env -i"
 	! ldd $(MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
 	env -i $(LUA) -e "package.cpath='$(CURDIR)/$(OUT)/?.so' assert(require('xpio').socket)"

@@ -501,7 +501,12 @@ describe("process: waiting without a scheduler, and alongside other code", funct
       sched.sleep(0.4)
     end)
     local caught = tonumber(status_field(SELF, "SigCgt"), 16)
-    assert.are.equal(0, caught & (1 << 16), "SIGCHLD (17) has a handler")
+    if os.getenv("XPIO_NO_PIDFD") == "1" then
+      -- the fallback's handler, which chains to any other one
+      assert.are_not.equal(0, caught & (1 << 16), "the SIGCHLD fallback installed no handler")
+    else
+      assert.are.equal(0, caught & (1 << 16), "SIGCHLD (17) has a handler")
+    end
     assert.are.equal("from-popen\n", popen:read("a"))
     assert.are.same({ true, "exit", 0 }, { popen:close() })
   end)
