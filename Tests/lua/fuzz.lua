@@ -236,10 +236,18 @@ local calls, failures = 0, 0
 local stats = { yielded = 0, abandoned = 0, scheduled = 0, returned = 0, dequeued = 0, raised = 0, failed = 0, spawned = 0 }
 local current_call = "(setup)"
 
+-- The calls before the current one, printed with a failure: a broken
+-- invariant is often the work of an earlier call.
+local HISTORY = 40
+local history, history_count = {}, 0
+
 local function fail(message)
   failures = failures + 1
   print(string.format("fuzz: FAILURE (seed %d): %s", SEED, message))
   print("fuzz: call: " .. current_call)
+  for i = math.max(1, history_count - HISTORY + 1), history_count - 1 do
+    print(string.format("fuzz:   earlier call %d: %s", i - history_count, history[(i - 1) % HISTORY + 1]))
+  end
   io.stdout:flush()
   if not KEEP_GOING then
     print(string.format("fuzz: %d calls, %d failure%s", calls, failures, failures == 1 and "" or "s"))
@@ -250,6 +258,8 @@ end
 local record_length = 0
 local function set_call(text)
   current_call = text
+  history_count = history_count + 1
+  history[(history_count - 1) % HISTORY + 1] = text:sub(1, 300)
   text = text:sub(1, 2000)
   local pad = record_length - #text        -- blank out the rest of a longer record
   record_length = #text
@@ -1153,7 +1163,11 @@ local function fuzz_call(fn)
       receiver = #pool > 0 and pool[random(#pool)] or any_object()
     elseif rr <= 17 then receiver = any_object()                 -- maybe the wrong kind
     elseif rr <= 19 then receiver = any_value()
-    else self_given = false end
+    else
+      self_given = false
+      -- tqueue.wait(x) with a queue drawn as x is q:wait() without its guard
+      if fn.owner == "tqueue" and fn.name == "wait" and kind_of_value(args[1]) == "tqueue" then args[1] = 0 end
+    end
     if self_given then
       table.insert(args, 1, receiver)
       n = n + 1
