@@ -670,39 +670,31 @@ out("a_done", a:try_wait())
     -- Level-triggered readiness outlives the task it was for: the data a
     -- returned task did not read, a socket that stays writable. The next wait
     -- must not end early because of it: "empty if the timeout expired first".
-    it("a socket left readable after its task was returned does not cut tqueue:wait(0.3) short", function()
-      local q = xpio.tqueue()
-      local a, b = assert(xpio.socketpair())
-      local t = { _queue = q }
-      assert.is_true(a:when_read(t))
-      assert.equal(1, b:try_write("x"))
-      assert_tasks({ t }, q:wait(1))
-      -- "x" stays unread; nobody waits on a
-      local t0 = xpio.gettime()
-      local ready = q:wait(0.3)
-      local elapsed = xpio.gettime() - t0
-      assert.same({}, ready)
-      assert.is_true(elapsed >= 0.28, string.format("tqueue:wait(0.3) returned an empty array after %.6f s", elapsed))
-      a:close()
-      b:close()
-      q:close()
-    end)
-
-    it("a socket left writable after its task was returned does not cut tqueue:wait(0.3) short", function()
-      local q = xpio.tqueue()
-      local a, b = assert(xpio.socketpair())
-      local t = { _queue = q }
-      assert.is_true(a:when_write(t))
-      assert_tasks({ t }, q:wait(1))
-      local t0 = xpio.gettime()
-      local ready = q:wait(0.3)
-      local elapsed = xpio.gettime() - t0
-      assert.same({}, ready)
-      assert.is_true(elapsed >= 0.28, string.format("tqueue:wait(0.3) returned an empty array after %.6f s", elapsed))
-      a:close()
-      b:close()
-      q:close()
-    end)
+    -- How a task is made ready and returned, leaving the readiness behind.
+    local leave = {
+      readable = function(a, b, t)
+        assert.is_true(a:when_read(t))
+        assert.equal(1, b:try_write("x"))          -- "x" stays unread
+      end,
+      writable = function(a, _, t) assert.is_true(a:when_write(t)) end,
+    }
+    for _, how in ipairs({ "readable", "writable" }) do
+      it("a socket left " .. how .. " after its task was returned does not cut tqueue:wait(0.3) short", function()
+        local q = xpio.tqueue()
+        local a, b = assert(xpio.socketpair())
+        local t = { _queue = q }
+        leave[how](a, b, t)
+        assert_tasks({ t }, q:wait(1))
+        local t0 = xpio.gettime()
+        local ready = q:wait(0.3)
+        local elapsed = xpio.gettime() - t0
+        assert.same({}, ready)
+        assert.is_true(elapsed >= 0.28, string.format("tqueue:wait(0.3) returned an empty array after %.6f s", elapsed))
+        a:close()
+        b:close()
+        q:close()
+      end)
+    end
 
     it("tqueue:wait() with no timeout returns the task that becomes ready, not an early empty array", function()
       local q = xpio.tqueue()
