@@ -45,6 +45,7 @@ let package = Package(
         .target(
             name: "XPIO",
             dependencies: ["Runtime", "CLua", "CSystem"],
+            exclude: ["exports.map"],   // the linker's version script (linkerSettings), not a source
             swiftSettings: swiftSettings + [.unsafeFlags(["-Xcc", "-I" + luaInclude])],
             linkerSettings: linkerSettings,
             plugins: ["XPIOGlue"]

@@ -11,8 +11,9 @@ import Testing
     @Test func readAndWriteAreRetried() throws {
         let (a, b) = try Socket.pair()
         Sys.faults["write"] = (EINTR, 2)
-        var byte: UInt8 = 42
-        #expect(try b.write(UnsafeRawBufferPointer(start: &byte, count: 1)) == 1)
+        let byte: UInt8 = 42
+        let written = try withUnsafeBytes(of: byte) { try b.write($0) }
+        #expect(written == 1)
         Sys.faults["read"] = (EINTR, 3)
         var buffer: (UInt64, UInt64) = (0, 0)
         let count = try withUnsafeMutableBytes(of: &buffer) { try a.read(into: $0) }
