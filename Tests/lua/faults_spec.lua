@@ -9,54 +9,13 @@ local helper = require "helper"
 local LUA, shell_quote = helper.LUA, helper.shell_quote
 local fresh_sched = helper.fresh_sched
 
---- Runs `...` (functions) as tasks of `sched` until they are all done, for at
---- most `limit` seconds. Raises the first task error, or a timeout.
+--- Runs `...` (functions) as tasks of `sched` until they are all done, for
+--- at most `limit` seconds. Raises the first task error, or a timeout.
 local function run(sched, limit, ...)
-  local tasks = {}
-  for i, fn in ipairs({ ... }) do tasks[i] = sched.spawn(fn) end
-  sched.spawn(function()
-    local deadline = sched.now() + limit
-    while true do
-      local all = true
-      for _, t in ipairs(tasks) do all = all and t.done end
-      if all then return end
-      if sched.now() > deadline then error(string.format("timeout: tasks still running after %g s", limit), 0) end
-      sched.sleep(0.01)
-    end
-  end)
-  local ok, err = pcall(sched.run)
-  assert(ok, err)
-  return tasks
+  return helper.run_tasks(sched, limit, { ... })
 end
 
---- A connected TCP pair on loopback: client, server side.
-local function tcp_pair()
-  local q = xpio.tqueue()
-  local l = assert(xpio.socket("TCP"))
-  assert(l:bind("127.0.0.1:0"))
-  assert(l:listen())
-  local addr = l:getsockname()
-  local c = assert(xpio.socket("TCP"))
-  local ok, err = c:try_connect(addr)
-  local s
-  local deadline = xpio.gettime() + 5
-  while not (s and ok) do
-    assert(xpio.gettime() < deadline, "tcp_pair: timed out")
-    if not ok then
-      assert(err == "retry", err)
-      ok, err = c:try_connect(addr)
-    end
-    if not s then
-      local e
-      s, e = l:try_accept()
-      assert(s or e == "retry", e)
-    end
-    if not (s and ok) then q:wait(0.005) end
-  end
-  l:close()
-  q:close()
-  return c, s
-end
+local tcp_pair = helper.tcp_pair
 
 --- Runs a Lua script in a child interpreter under `sh -c 'prefix; lua5.4 file'`
 --- and returns its output (stdout and stderr), and how it ended.

@@ -77,5 +77,65 @@ function helper.fresh_sched()
   return sched
 end
 
+--- Runs `sched` until `is_done()` is true, with a watchdog task that
+--- raises after `limit` seconds instead of letting a stuck test hang.
+function helper.run_until(sched, limit, is_done)
+  sched.spawn(function()
+    local deadline = sched.now() + limit
+    while not is_done() do
+      if sched.now() > deadline then error(string.format("timeout: tasks still running after %g s", limit), 0) end
+      sched.sleep(0.01)
+    end
+  end)
+  local ok, err = pcall(sched.run)
+  assert(ok, err)
+end
+
+--- True when every task (from sched.spawn) of `tasks` has finished.
+function helper.all_done(tasks)
+  for _, t in ipairs(tasks) do if not t.done then return false end end
+  return true
+end
+
+--- Runs each function of `fns` as a task of `sched` until all are done, for
+--- at most `limit` seconds; returns the tasks.
+function helper.run_tasks(sched, limit, fns)
+  local tasks = {}
+  for i, fn in ipairs(fns) do tasks[i] = sched.spawn(fn) end
+  helper.run_until(sched, limit, function() return helper.all_done(tasks) end)
+  return tasks
+end
+
+--- A connected TCP pair on loopback, made with try_ calls only: the client
+--- and the accepted socket.
+function helper.tcp_pair()
+  local xpio = require "xpio"
+  local q = xpio.tqueue()
+  local l = assert(xpio.socket("TCP"))
+  assert(l:bind("127.0.0.1:0"))
+  assert(l:listen())
+  local addr = l:getsockname()
+  local c = assert(xpio.socket("TCP"))
+  local ok, err = c:try_connect(addr)
+  local s
+  local deadline = xpio.gettime() + 5
+  while not (s and ok) do
+    assert(xpio.gettime() < deadline, "tcp_pair: timed out")
+    if not ok then
+      assert(err == "retry", err)
+      ok, err = c:try_connect(addr)
+    end
+    if not s then
+      local e
+      s, e = l:try_accept()
+      assert(s or e == "retry", e)
+    end
+    if not (s and ok) then q:wait(0.005) end
+  end
+  l:close()
+  q:close()
+  return c, s
+end
+
 package.loaded["helper"] = helper
 return helper

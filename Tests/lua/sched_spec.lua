@@ -12,21 +12,7 @@ local fresh_sched = helper.fresh_sched
 -- Run the scheduler, failing (instead of hanging) when `tasks` are not all
 -- done within `limit` seconds.
 local function run(sched, tasks, limit)
-  local deadline = xpio.gettime() + limit
-  sched.spawn(function()
-    while true do
-      local pending = 0
-      for _, t in ipairs(tasks) do
-        if not t.done then pending = pending + 1 end
-      end
-      if pending == 0 then return end
-      if xpio.gettime() > deadline then
-        error(("watchdog: %d task(s) still running after %g s"):format(pending, limit), 0)
-      end
-      sched.sleep(0.01)
-    end
-  end)
-  sched.run()
+  helper.run_until(sched, limit, function() return helper.all_done(tasks) end)
 end
 
 -- Deterministic bytes covering all 256 values.

@@ -38,19 +38,6 @@ local RSS_SLACK_KB = 2 * 1024           -- VmRSS of the child interpreter that r
 
 local fresh_sched, children_count = helper.fresh_sched, helper.children_count
 
---- Runs the scheduler with a watchdog task that raises after `limit` seconds.
-local function run_bounded(sched, limit, is_done)
-  sched.spawn(function()
-    local deadline = sched.now() + limit
-    while not is_done() do
-      if sched.now() > deadline then error(string.format("timeout: still running after %g s", limit), 0) end
-      sched.sleep(0.05)
-    end
-  end)
-  local ok, err = pcall(sched.run)
-  assert(ok, err)
-end
-
 -- Random bytes, and a generator per stream that both ends can replay.
 local POOL_BYTES = 2 * MAX_MESSAGE
 local POOL
@@ -319,7 +306,7 @@ describe("soak", function()
       end)
     end
 
-    run_bounded(sched, 120, function() return stats.clients == CLIENTS end)
+    helper.run_until(sched, 120, function() return stats.clients == CLIENTS end)
     local seconds = xpio.gettime() - t0
     print(string.format("\nsoak echo: %d clients (%d connected at once at the peak), %d messages, %.1f MiB each way, "
                         .. "%.1f s, %.0f MiB/s",
@@ -383,7 +370,7 @@ describe("soak", function()
         done = done + 1
       end)
     end
-    run_bounded(sched, 60, function() return done == CHILDREN end)
+    helper.run_until(sched, 60, function() return done == CHILDREN end)
     print(string.format("\nsoak children: %d cat processes, %.0f MiB echoed, %.1f s", done, bytes / 1048576, xpio.gettime() - t0))
     assert.same({}, failures)
     assert.equal(CHILDREN, done)

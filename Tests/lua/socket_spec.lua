@@ -38,17 +38,7 @@ local function read_exactly(s, n)
   return table.concat(parts)
 end
 
---- A connected TCP pair: the client and the accepted socket.
-local function tcp_pair()
-  local listener = assert(xpio.socket("TCP"))
-  assert(listener:bind("127.0.0.1"))
-  assert(listener:listen())
-  local client = assert(xpio.socket("TCP"))
-  assert.is_true(poll(client.try_connect, client, listener:getsockname()))
-  local server = assert(poll(listener.try_accept, listener))
-  listener:close()
-  return client, server
-end
+local tcp_pair = helper.tcp_pair
 
 --- An address on 127.0.0.1 where nothing listens.
 local function closed_port()
@@ -61,22 +51,7 @@ end
 
 --- Run each function as a scheduler task until all are done (5 s at most).
 local function run_tasks(...)
-  local fns, done = { ... }, 0
-  for _, fn in ipairs(fns) do
-    sched.spawn(function()
-      fn()
-      done = done + 1
-    end)
-  end
-  sched.spawn(function()
-    local deadline = xpio.gettime() + 5
-    while done < #fns do
-      if xpio.gettime() > deadline then error("tasks still running after 5 seconds", 0) end
-      sched.sleep(0.01)
-    end
-  end)
-  sched.run()
-  assert.are.equal(#fns, done)
+  helper.run_tasks(sched, 5, { ... })
 end
 
 --- The open-file flags of descriptor `fd` from /proc/self/fdinfo.
