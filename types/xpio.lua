@@ -308,9 +308,11 @@ function socket:fileno() end
 ---wait on"). Otherwise returns an array of the ready tasks, empty if the
 ---timeout expired first. Returned tasks have been removed from the queue;
 ---their `_dequeue` and `_dequeuedata` are `nil`. An interrupted wait
----(EINTR) resumes with the time that remains.
+---(EINTR) resumes with the time that remains. A closed queue returns
+---`nil, "xpio: tqueue is closed"`.
 ---@param timeout? number
 ---@return table[]|nil
+---@return string?
 function tqueue:wait(timeout) end
 
 ---Return `true` when no task is waiting in the queue.
@@ -330,7 +332,8 @@ function tqueue:fileno() end
 ---`_dequeuedata` become `nil`, so they can be scheduled elsewhere. Closing a
 ---closed queue returns `nil, "xpio: tqueue is closed"`. Collection releases
 ---the descriptor too.
----@return true|nil, string
+---@return true|nil
+---@return string?
 function tqueue:close() end
 
 return xpio

@@ -18,11 +18,17 @@ struct FuzzCasesEmitter {
             for function in all {
                 let params = function.entry.params.map { "{ name = \"\($0.name)\", type = \"\($0.type)\", optional = \($0.optional) }" }
                 let blocking = function.role == .blocking
-                out.line("  { name = \"\(function.luaName)\", owner = \(function.owner.map { "\"\($0)\"" } ?? "nil"), blocking = \(blocking), params = { \(params.joined(separator: ", ")) } },")
+                out.line("  { name = \"\(function.luaName)\", owner = \(function.owner.map { "\"\($0)\"" } ?? "nil"), blocking = \(blocking), params = { \(params.joined(separator: ", ")) }, shapes = \(shapes(function.entry.returns)) },")
             }
             out.line("},")
         }
         out.line("}")
         return out.text
+    }
+
+    /// The result shapes a call may end with, as Lua: `{ { "true" }, { "nil", "string" } }`.
+    func shapes(_ returns: Returns) -> String {
+        let shapes = returns.shapes.map { shape in "{ " + shape.map { "\"\($0)\"" }.joined(separator: ", ") + " }" }
+        return "{ " + shapes.joined(separator: ", ") + " }"
     }
 }

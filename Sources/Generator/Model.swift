@@ -44,7 +44,26 @@ enum Returns: Equatable {
     case values([String])   // T, U | nil, message
     case read               // string | nil | nil, message
     case status             // "exit"|"signal", integer | nil, message
-    case raw(String)        // whatever the implementation pushes; never fails
+    case raw(String)        // whatever the implementation pushes: "A|B, C" lists its shapes
+
+    /// Every shape the results can take, each a list of types by position:
+    /// `.ok` is [["true"], ["nil", "string"]], and a raw "true|nil, string"
+    /// is [["true"], ["nil", "string"]] too. The fuzz driver checks results
+    /// against them; the type definitions merge them by position.
+    var shapes: [[String]] {
+        let failed = ["nil", "string"]
+        switch self {
+        case .ok: return [["true"], failed]
+        case .value(let type): return [[type], failed]
+        case .values(let types): return [types, failed]
+        case .read: return [["string"], ["nil"], failed]
+        case .status: return [["string", "integer"], failed]
+        case .raw(let text):
+            return text.split(separator: "|").map { alternative in
+                alternative.split(separator: ",").map { String($0.filter { $0 != " " }) }
+            }
+        }
+    }
 }
 
 struct Entry {

@@ -31,8 +31,7 @@ struct TypesEmitter {
         if let kind = spec.kind(named: type) { return kind.metatable }
         switch type {
         case "task": return "table"
-        case "task[]|nil": return "table[]|nil"
-        case "task|nil": return "table|nil"
+        case "task[]": return "table[]"
         default: return type
         }
     }
@@ -54,7 +53,19 @@ struct TypesEmitter {
             for type in types.dropFirst() { out.line("---@return \(luaType(type))|string") }
         case .read: out.line("---@return string|nil data nil at end of stream"); out.line("---@return " + fail)
         case .status: out.line("---@return \"exit\"|\"signal\"|nil how"); out.line("---@return integer|string code exit code, signal number, or the error")
-        case .raw(let type): out.line("---@return \(luaType(type))")
+        case .raw:
+            // The shapes merged by position: [["true"], ["nil", "string"]]
+            // gives `true|nil` and `string?`.
+            let shapes = entry.returns.shapes
+            let width = shapes.map(\.count).max() ?? 0
+            for position in 0..<width {
+                var types: [String] = []
+                for shape in shapes where position < shape.count && !types.contains(luaType(shape[position])) {
+                    types.append(luaType(shape[position]))
+                }
+                let optional = shapes.contains { $0.count <= position }
+                out.line("---@return " + types.joined(separator: "|") + (optional ? "?" : ""))
+            }
         }
         let owner = entry.owner ?? "xpio"
         let separator = entry.owner == nil ? "." : ":"
