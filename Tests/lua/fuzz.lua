@@ -53,9 +53,8 @@ if arg and not os.getenv("XPIO_LUA") then
   LUA = arg[i] or LUA
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local helper = require "helper"   -- Tests/lua, on LUA_PATH as for the tests
+local shell_quote = helper.shell_quote
 
 local function env_number(name, default)
   local text = os.getenv(name)
@@ -148,12 +147,10 @@ local KEEP_GOING = os.getenv("XPIO_FUZZ_KEEP_GOING") == "1"   -- report every fa
 
 math.randomseed(SEED)
 
-local helper = require "helper"
 local fd_list, children = helper.fd_list, helper.children
 
--- The cases file: relative to the repository root (found from this script's path).
-local ROOT = SCRIPT:match("^(.*)/Tests/lua/fuzz%.lua$") or (SCRIPT == "Tests/lua/fuzz.lua" and ".") or "."
-local CASES_PATH = os.getenv("XPIO_FUZZ_CASES") or (ROOT .. "/build/gen/fuzz_cases.lua")
+-- The cases file, generated from the spec (make test builds it).
+local CASES_PATH = os.getenv("XPIO_FUZZ_CASES") or (helper.ROOT .. "/build/gen/fuzz_cases.lua")
 local cases = dofile(CASES_PATH)
 assert(type(cases) == "table" and type(cases.functions) == "table" and type(cases.kinds) == "table",
   "fuzz: bad cases file " .. CASES_PATH)
@@ -903,92 +900,94 @@ local function check_results(receiver, fn, pack, closed_before)
   end
 end
 
--- What a successful call returns, by the spec's return conventions
--- (Spec/README.md and the doc text of each entry).
-local SHAPES = {
-  ["xpio.socket"] = "socket", ["xpio.fdopen"] = "socket", ["socket.accept"] = "socket", ["socket.try_accept"] = "socket",
-  ["xpio.socketpair"] = "two sockets", ["xpio.pipe"] = "two sockets", ["xpio.tqueue"] = "tqueue",
-  ["xpio.spawn"] = "process", ["xpio.gettime"] = "time", ["xpio.version"] = "string",
-  ["xpio.getCurrentTask"] = "no current task", ["xpio.setCurrentTask"] = "nothing",
-  ["socket.bind"] = "true", ["socket.listen"] = "true", ["socket.connect"] = "true", ["socket.try_connect"] = "true",
-  ["socket.shutdown"] = "true", ["socket.close"] = "true", ["socket.setsockopt"] = "true",
-  ["socket.when_read"] = "true", ["socket.when_write"] = "true",
-  ["socket.read"] = "read", ["socket.try_read"] = "read", ["socket.write"] = "count", ["socket.try_write"] = "count",
-  ["socket.getsockname"] = "address", ["socket.getpeername"] = "address", ["socket.getsockopt"] = "option",
-  ["socket.fileno"] = "descriptor", ["tqueue.fileno"] = "descriptor", ["tqueue.isEmpty"] = "boolean",
-  ["tqueue.close"] = "true", ["process.pid"] = "pid", ["process.kill"] = "true", ["process.when_wait"] = "true",
-  ["process.wait"] = "status", ["process.try_wait"] = "status",
-}
-local RAW_NIL = { ["xpio.getCurrentTask"] = true, ["xpio.setCurrentTask"] = true, ["tqueue.wait"] = true }
-local last_time = -math.huge
+-- Each function's result shapes come from its return convention in the
+-- spec: `fn.shapes` in the cases file, each a list of types by position.
+-- A failure is `nil, message`.
+local function is_failure(shape) return #shape == 2 and shape[1] == "nil" and shape[2] == "string" end
 
-local function valid_address(text)
-  if type(text) ~= "string" then return false end
-  local a, b, c, d, port = text:match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
+local function has_type(v, t)
+  if t == "any" then return true
+  elseif t == "nil" then return v == nil
+  elseif t == "true" then return v == true
+  elseif t == "integer" then return math.type(v) == "integer"
+  elseif t == "task" or t == "task[]" then return type(v) == "table"
+  elseif kinds[t] then return kind_of_value(v) == t
+  end
+  return type(v) == t
+end
+
+-- `pack` (pcall's results) holds the values of one shape (a trailing nil
+-- may be left out, as Lua cannot tell the two apart).
+local function matches(pack, shape)
+  if pack.n - 1 > #shape then return false end
+  for i, t in ipairs(shape) do
+    if not has_type(pack[i + 1], t) then return false end
+  end
+  return true
+end
+
+-- What the documents say beyond the types, for a call that succeeded.
+-- REFINED: "owner.name" -> { what the documents say, check(first value,
+-- arguments after self, second value) }.
+local last_time = -math.huge
+local function address(v)
+  local a, b, c, d, port = tostring(v):match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
   if not a then return false end
   for _, octet in ipairs({ a, b, c, d }) do if tonumber(octet) > 255 then return false end end
   return tonumber(port) <= 65535
 end
+local function read_ok(v, args)
+  local size = math.tointeger(tonumber(args[1]))
+  if size == 0 then return v == "" end
+  return not size or (#v >= 1 and #v <= size and #v <= 65536)
+end
+local function count_ok(v, args)
+  local data = args[1]
+  local length = type(data) == "string" and #data or type(data) == "number" and #tostring(data) or math.huge
+  return v >= 0 and v <= length
+end
+local function status_ok(how, _, code)
+  return (how == "exit" and code >= 0 and code <= 255) or (how == "signal" and code >= 1 and code <= 64)
+end
+local REFINED = {
+  ["xpio.gettime"] = { "a float that never goes backwards", function(v)
+    local ok = math.type(v) == "float" and v >= last_time
+    last_time = v
+    return ok
+  end },
+  ["xpio.getCurrentTask"] = { "nil: no current task is set between calls", function(v) return v == nil end },
+  ["socket.read"] = { "1 to size bytes (at most 64 KiB), \"\" for size 0", read_ok },
+  ["socket.try_read"] = { "1 to size bytes (at most 64 KiB), \"\" for size 0", read_ok },
+  ["socket.write"] = { "a count of bytes written, 0 to #data", count_ok },
+  ["socket.try_write"] = { "a count of bytes written, 0 to #data", count_ok },
+  ["socket.getsockname"] = { "an address \"a.b.c.d:port\"", address },
+  ["socket.getpeername"] = { "an address \"a.b.c.d:port\"", address },
+  ["socket.getsockopt"] = { "a boolean or a non-negative integer", function(v)
+    return type(v) == "boolean" or (math.type(v) == "integer" and v >= 0)
+  end },
+  ["socket.fileno"] = { "a descriptor number", function(v) return v >= 0 end },
+  ["tqueue.fileno"] = { "a descriptor number", function(v) return v >= 0 end },
+  ["process.pid"] = { "a process id", function(v) return v >= 1 end },
+  ["process.wait"] = { "\"exit\", 0..255 or \"signal\", 1..64", status_ok },
+  ["process.try_wait"] = { "\"exit\", 0..255 or \"signal\", 1..64", status_ok },
+}
 
--- `args` holds the arguments after self; `pack` the pcall results.
-local function check_shape(key, args, pack, blocking)
-  local shape = SHAPES[key]
-  local first = pack[2]
-  if first == nil then
-    if RAW_NIL[key] then return end
-    if pack.n == 2 and (key == "socket.read" or key == "socket.try_read") then return end   -- end of stream
-    if pack.n < 3 or type(pack[3]) ~= "string" then
-      fail(string.format("%s returned nil without a message (%d values)", key, pack.n - 1))
-    elseif blocking and pack[3] == "retry" then
-      fail(key .. ", a blocking function, returned nil, \"retry\" instead of waiting")
-    end
-    return
+local function check_shape(fn, args, pack)
+  local key = (fn.owner or "xpio") .. "." .. fn.name
+  local list = fn.shapes
+  local found
+  for _, shape in ipairs(list) do
+    if matches(pack, shape) then found = shape break end
   end
-  local function bad(what) fail(string.format("%s returned %s; the spec says %s", key, render(first), what)) end
-  if shape == "true" then
-    if first ~= true then bad("true") end
-  elseif shape == "socket" or shape == "tqueue" or shape == "process" then
-    if kind_of_value(first) ~= shape then bad("a " .. shape) end
-  elseif shape == "two sockets" then
-    if kind_of_value(first) ~= "socket" or kind_of_value(pack[3]) ~= "socket" then bad("two sockets") end
-  elseif shape == "time" then
-    if math.type(first) ~= "float" or first < last_time then bad("a float that never goes backwards") end
-    last_time = first
-  elseif shape == "string" then
-    if type(first) ~= "string" then bad("a string") end
-  elseif shape == "no current task" then
-    bad("nil: no current task is set between calls")
-  elseif shape == "read" then
-    local size = math.tointeger(tonumber(args[1]))
-    if type(first) ~= "string" then bad("a string")
-    elseif size and size == 0 and first ~= "" then bad("\"\" for size 0")
-    elseif size and size > 0 and (#first < 1 or #first > size or #first > 65536) then
-      bad(string.format("1 to %d bytes (got %d)", math.min(size, 65536), #first))
-    end
-  elseif shape == "count" then
-    local data = args[1]
-    local length = type(data) == "string" and #data or type(data) == "number" and #tostring(data) or nil
-    if math.type(first) ~= "integer" or first < 0 or (length and first > length) then
-      bad("a count of bytes written, 0 to #data")
-    end
-  elseif shape == "address" then
-    if not valid_address(first) then bad("an address \"a.b.c.d:port\"") end
-  elseif shape == "option" then
-    if type(first) ~= "boolean" and not (math.type(first) == "integer" and first >= 0) then
-      bad("a boolean or a non-negative integer")
-    end
-  elseif shape == "descriptor" or shape == "pid" then
-    if math.type(first) ~= "integer" or first < (shape == "pid" and 1 or 0) then bad("a " .. shape .. " number") end
-  elseif shape == "boolean" then
-    if type(first) ~= "boolean" then bad("a boolean") end
-  elseif shape == "status" then
-    local code = pack[3]
-    if not ((first == "exit" and math.type(code) == "integer" and code >= 0 and code <= 255)
-            or (first == "signal" and math.type(code) == "integer" and code >= 1 and code <= 64)) then
-      bad("\"exit\", code or \"signal\", number")
-    end
-  elseif shape == "nothing" then
-    bad("no value")
+  if not found then
+    local expected = {}
+    for i, shape in ipairs(list) do expected[i] = table.concat(shape, ", ") end
+    fail(string.format("%s returned (%s); the spec allows (%s)", key, render_args({ table.unpack(pack, 2, pack.n) }, pack.n - 1),
+      table.concat(expected, ") or (")))
+  elseif is_failure(found) and fn.blocking and pack[3] == "retry" then
+    fail(key .. ", a blocking function, returned nil, \"retry\" instead of waiting")
+  elseif not is_failure(found) and pack[2] ~= nil and REFINED[key] and not REFINED[key][2](pack[2], args, pack[3]) then
+    fail(string.format("%s returned %s; the documents say %s", key, render(pack[2]), REFINED[key][1]))
   end
 end
 
@@ -1215,9 +1214,8 @@ local function fuzz_call(fn)
   end
   check_results(receiver, fn, pack, closed_before)
   if pack[1] and (not fn.owner or self_kind == fn.owner) then
-    local key = (fn.owner or "xpio") .. "." .. fn.name
     local rest = fn.owner and { table.unpack(args, 2, n) } or { table.unpack(args, 1, n) }
-    check_shape(key, rest, pack, fn.blocking)
+    check_shape(fn, rest, pack)
   end
 
   -- What the call changed.
