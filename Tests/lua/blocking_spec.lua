@@ -2,6 +2,7 @@
 -- connect, process:wait), driven by hand with coroutine.create/resume,
 -- xpio.setCurrentTask and tqueue:wait: no scheduler involved.
 local xpio = require "xpio"
+local helper = require "helper"
 
 local CHUNK = string.rep("x", 65536)
 
@@ -29,12 +30,7 @@ local function drain(s)
   end
 end
 
-local function contains(list, task)
-  for _, t in ipairs(list) do
-    if t == task then return true end
-  end
-  return false
-end
+local contains = helper.contains
 
 -- A listening TCP socket on 127.0.0.1 and its address.
 local function listener()

@@ -69,10 +69,7 @@ local function assert_tasks(expected, got)
   end
 end
 
-local function contains(list, value)
-  for _, v in ipairs(list) do if v == value then return true end end
-  return false
-end
+local contains = helper.contains
 
 describe("faults", function()
 

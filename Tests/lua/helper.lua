@@ -91,6 +91,12 @@ function helper.run_until(sched, limit, is_done)
   assert(ok, err)
 end
 
+--- Is `value` in the array `list`?
+function helper.contains(list, value)
+  for _, v in ipairs(list) do if v == value then return true end end
+  return false
+end
+
 --- True when every task (from sched.spawn) of `tasks` has finished.
 function helper.all_done(tasks)
   for _, t in ipairs(tasks) do if not t.done then return false end end

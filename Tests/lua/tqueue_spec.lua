@@ -35,13 +35,7 @@ local function drain(s)
   end
 end
 
--- Is `task` in the array `list`?
-local function contains(list, task)
-  for _, t in ipairs(list) do
-    if t == task then return true end
-  end
-  return false
-end
+local contains = helper.contains
 
 -- Wait on `q` until `task` is returned (bounded); returns everything returned.
 local function wait_for(q, task, limit)
