@@ -482,13 +482,7 @@ describe("a hand-written loop over blocking functions", function()
       end
       return table.concat(parts)
     end
-    local function write_all(s, data)
-      local i = 1
-      while i <= #data do
-        local n = assert(s:write(data:sub(i)))
-        i = i + n
-      end
-    end
+    local write_all = helper.write_all
     local echo = { _queue = q }
     echo.co = coroutine.create(function()
       for _ = 1, 200 do

@@ -91,6 +91,15 @@ function helper.run_until(sched, limit, is_done)
   assert(ok, err)
 end
 
+--- Writes all of `data` to `s` with the blocking `write` (in a task),
+--- raising on an error.
+function helper.write_all(s, data)
+  local at = 1
+  while at <= #data do
+    at = at + assert(s:write(at == 1 and data or data:sub(at)))
+  end
+end
+
 --- Is `value` in the array `list`?
 function helper.contains(list, value)
   for _, v in ipairs(list) do if v == value then return true end end

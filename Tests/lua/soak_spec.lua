@@ -228,10 +228,7 @@ describe("soak", function()
               assert(err == nil, "server read: " .. tostring(err))
               break
             end
-            local at = 1
-            while at <= #data do
-              at = at + assert(conn:write(at == 1 and data or data:sub(at)))
-            end
+            helper.write_all(conn, data)
           end
           assert(conn:close())
         end)
@@ -259,10 +256,7 @@ describe("soak", function()
         local writer = sched.spawn(function()
           for i = 1, MESSAGES do
             local msg = POOL:sub(plan[i][1], plan[i][1] + plan[i][2] - 1)
-            local at = 1
-            while at <= #msg do
-              at = at + assert(s:write(at == 1 and msg or msg:sub(at)))
-            end
+            helper.write_all(s, msg)
             stats.bytes_sent = stats.bytes_sent + #msg
           end
           assert(s:shutdown("w"))
@@ -338,8 +332,7 @@ describe("soak", function()
         local chunk = POOL:sub(offset + 1, offset + 65536)
         local writer = sched.spawn(function()
           for _ = 1, CHILD_BYTES // #chunk do
-            local at = 1
-            while at <= #chunk do at = at + assert(in_w:write(at == 1 and chunk or chunk:sub(at))) end
+            helper.write_all(in_w, chunk)
           end
           assert(in_w:close())
         end)
