@@ -994,6 +994,9 @@ end
 -- After tqueue:wait returned `ready`: each task once, each one the fuzzer
 -- scheduled on this queue, each unscheduled.
 local function check_ready(q, ready)
+  -- a closed queue answers nil, message (the driver may not have seen it
+  -- close: tqueue.close(q) drawn without self)
+  if is_closed(q) then return end
   if ready == nil then
     if (queue_count[q] or 0) > 0 then
       fail("tqueue:wait returned nil (nothing to wait on) while tasks were scheduled on the queue")
