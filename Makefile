@@ -34,7 +34,7 @@ endif
 SWIFT_BUILD := env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=$(EMBEDDED) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
 GEN      := $(SCRATCH)/release/Generator-tool
 MODULE   := $(OUT)/xpio.so
-SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*.c Sources/*/include/*.h Sources/XPIO/exports.map Plugins/*/*.swift)
+SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*.swift Sources/*/*.c Sources/*/*.h Sources/*/include/*.h Sources/XPIO/exports.map Plugins/*/*.swift)
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 

@@ -1,41 +1,112 @@
 import CSystem
 
-/// An IPv4 address and port, in XPIO's address format: `"a.b.c.d:port"`.
+/// The address families of XPIO's sockets.
+public enum AddressFamily {
+    case inet, inet6, unix
+
+    var domain: CInt {
+        switch self {
+        case .inet: return AF_INET
+        case .inet6: return AF_INET6
+        case .unix: return AF_UNIX
+        }
+    }
+}
+
+/// A socket address of any family, held as the kernel takes it
+/// (`sockaddr_storage` and a length), in XPIO's address format as text:
 ///
-/// Accepted variations: the address as one number (`"2130706433:80"`), an
-/// empty address for 0.0.0.0 (`":80"`), no port or an empty one for port 0
-/// (`"127.0.0.1"`, `"127.0.0.1:"`). Numbers are decimal, leading zeros
-/// included (`"127.0.0.010"` is 127.0.0.10). Anything else (octets over 255, ports
-/// over 65535, two, three or more than four parts, signs, spaces, letters)
-/// is rejected: the format's first implementation never validated.
+/// - IPv4: `"a.b.c.d:port"`, with the seed's variations: the address as one
+///   number (`"2130706433:80"`), an empty address for 0.0.0.0 (`":80"`), no
+///   port or an empty one for port 0 (`"127.0.0.1"`, `"127.0.0.1:"`).
+///   Numbers are decimal, leading zeros included. Octets over 255, ports
+///   over 65535, two, three or more than four parts, signs, spaces are
+///   rejected: the format's first implementation never validated.
+/// - IPv6, always in brackets: `"[::1]:80"`, `"[::]"` (port 0),
+///   `"[fe80::1%lo]:80"` (a scope by interface name or number).
+/// - Unix domain: `"unix:/path"` (or a relative path), `"unix:@name"` for
+///   Linux's abstract namespace, and `"unix:"` for no name (binding it
+///   autobinds an abstract name).
 public struct Address {
-    public var host: UInt32   // host byte order
-    public var port: UInt16
+    public var storage = sockaddr_storage()
+    public var length: socklen_t = 0
 
-    public init(host: UInt32, port: UInt16) {
-        self.host = host
-        self.port = port
+    public init() {}
+
+    public var family: AddressFamily? {
+        switch CInt(storage.ss_family) {
+        case AF_INET: return .inet
+        case AF_INET6: return .inet6
+        case AF_UNIX: return .unix
+        default: return nil
+        }
     }
 
-    init(raw: sockaddr_in) {
-        host = UInt32(bigEndian: raw.sin_addr.s_addr)
-        port = UInt16(bigEndian: raw.sin_port)
+    /// An IPv4 address (host byte order) and port.
+    public init(ipv4 host: UInt32, port: UInt16) {
+        edit(sockaddr_in.self) {
+            $0.pointee.sin_family = sa_family_t(AF_INET)
+            $0.pointee.sin_port = port.bigEndian
+            $0.pointee.sin_addr.s_addr = host.bigEndian
+        }
+        length = socklen_t(MemoryLayout<sockaddr_in>.size)
     }
 
-    var raw: sockaddr_in {
-        var raw = sockaddr_in()
-        raw.sin_family = sa_family_t(AF_INET)
-        raw.sin_port = port.bigEndian
-        raw.sin_addr.s_addr = host.bigEndian
-        return raw
+    /// The port of an IP address (0 for other families).
+    public var port: UInt16 {
+        switch family {
+        case .inet: return UInt16(bigEndian: withRaw(sockaddr_in.self) { $0.pointee.sin_port })
+        case .inet6: return UInt16(bigEndian: withRaw(sockaddr_in6.self) { $0.pointee.sin6_port })
+        default: return 0
+        }
     }
 
-    /// Parses the address format; `.xpio("xpio: mal-formed address")` when it does not match.
+    /// The same address as an IPv4-mapped IPv6 one (`::ffff:a.b.c.d`), for
+    /// an inet6 socket given an IPv4 address.
+    public var mappedToIPv6: Address {
+        guard family == .inet else { return self }
+        var mapped = Address()
+        let (host, port) = withRaw(sockaddr_in.self) { ($0.pointee.sin_addr.s_addr, $0.pointee.sin_port) }
+        mapped.edit(sockaddr_in6.self) { six in
+            six.pointee.sin6_family = sa_family_t(AF_INET6)
+            six.pointee.sin6_port = port
+            withUnsafeMutableBytes(of: &six.pointee.sin6_addr) { bytes in
+                bytes[10] = 0xff
+                bytes[11] = 0xff
+                withUnsafeBytes(of: host) { for i in 0..<4 { bytes[12 + i] = $0[i] } }
+            }
+        }
+        mapped.length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        return mapped
+    }
+
+    func withRaw<T, R>(_ type: T.Type, _ body: (UnsafeMutablePointer<T>) -> R) -> R {
+        var copy = storage
+        return withUnsafeMutableBytes(of: &copy) { body($0.baseAddress!.assumingMemoryBound(to: T.self)) }
+    }
+
+    mutating func edit<T, R>(_ type: T.Type, _ body: (UnsafeMutablePointer<T>) -> R) -> R {
+        withUnsafeMutableBytes(of: &storage) { body($0.baseAddress!.assumingMemoryBound(to: T.self)) }
+    }
+
+    /// Calls `body` with the address as the kernel takes it.
+    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var copy = storage
+        return withUnsafeBytes(of: &copy) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
+    }
+
+    // MARK: parsing
+
+    /// Parses an address literal of any form; names are not addresses.
     public static func parse(_ text: UnsafeRawBufferPointer) throws(Failure) -> Address {
-        let malformed = Failure.xpio("xpio: mal-formed address")
+        guard case .address(let address) = try Endpoint.parse(text) else { throw .malformedAddress }
+        return address
+    }
+
+    static func parseIPv4(_ text: UnsafeRawBufferPointer) -> Address? {
         var colon = text.count
         for index in 0..<text.count where text[index] == UInt8(ascii: ":") {
-            guard colon == text.count else { throw malformed }   // a second ':'
+            guard colon == text.count else { return nil }   // a second ':'
             colon = index
         }
         // The host: empty, one number, or four dotted octets.
@@ -44,21 +115,21 @@ public struct Address {
         var digits = 0
         for index in 0...colon {
             let byte = index < colon ? text[index] : UInt8(ascii: ".")
-            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            if isDigit(byte) {
                 digits += 1
                 value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
-                guard value <= UInt64(UInt32.max) else { throw malformed }   // leading zeros are fine
+                guard value <= UInt64(UInt32.max) else { return nil }   // leading zeros are fine
             } else if byte == UInt8(ascii: ".") {
                 if digits == 0 {
                     // Only an entirely empty host is allowed.
-                    guard index == colon && parts.isEmpty && colon == 0 else { throw malformed }
+                    guard index == colon && parts.isEmpty && colon == 0 else { return nil }
                     break
                 }
                 parts.append(value)
                 value = 0
                 digits = 0
             } else {
-                throw malformed
+                return nil
             }
         }
         let host: UInt64
@@ -66,31 +137,173 @@ public struct Address {
         case 0: host = 0
         case 1: host = parts[0]
         case 4:
-            guard parts.allSatisfy({ $0 <= 255 }) else { throw malformed }
+            guard parts.allSatisfy({ $0 <= 255 }) else { return nil }
             host = parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]
-        default: throw malformed
+        default: return nil
         }
-        guard host <= UInt64(UInt32.max) else { throw malformed }
-        // The port: nothing, or decimal digits up to 65535.
-        var port: UInt64 = 0
-        if colon < text.count {
-            for index in (colon + 1)..<text.count {
-                let byte = text[index]
-                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { throw malformed }
-                port = port * 10 + UInt64(byte - UInt8(ascii: "0"))
-                guard port <= 65535 else { throw malformed }
-            }
-        }
-        return Address(host: UInt32(host), port: UInt16(port))
+        guard let port = parsePort(text, from: colon) else { return nil }
+        return Address(ipv4: UInt32(host), port: port)
     }
 
-    /// Writes `"a.b.c.d:port"` into `buffer` (22 bytes at most) and returns its length.
+    /// Decimal digits up to 65535 after `colon` (none: port 0).
+    static func parsePort(_ text: UnsafeRawBufferPointer, from colon: Int) -> UInt16? {
+        var port: UInt32 = 0
+        var index = colon + 1
+        while index < text.count {
+            let byte = text[index]
+            guard isDigit(byte) else { return nil }
+            port = port * 10 + UInt32(byte - UInt8(ascii: "0"))
+            guard port <= 65535 else { return nil }
+            index += 1
+        }
+        return UInt16(port)
+    }
+
+    /// `[address%scope]:port`, `[address]` or `[address]:` (port 0).
+    static func parseIPv6(_ text: UnsafeRawBufferPointer) -> Address? {
+        guard let close = text.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+        let start = 1, end = close
+        var portColon = text.count
+        if close + 1 < text.count {
+            guard text[close + 1] == UInt8(ascii: ":") else { return nil }
+            portColon = close + 1
+        }
+        var scopeAt = end
+        for index in start..<end where text[index] == UInt8(ascii: "%") {
+            scopeAt = index
+            break
+        }
+        let hostLength = scopeAt - start
+        guard hostLength > 0, hostLength < 64 else { return nil }
+        var address = Address()
+        let parsed: Bool = address.edit(sockaddr_in6.self) { six in
+            six.pointee.sin6_family = sa_family_t(AF_INET6)
+            var host = [CChar](repeating: 0, count: 64)
+            for i in 0..<hostLength {
+                guard text[start + i] != 0 else { return false }
+                host[i] = CChar(bitPattern: text[start + i])
+            }
+            guard inet_pton(AF_INET6, host, &six.pointee.sin6_addr) == 1 else { return false }
+            if scopeAt < end {
+                guard let scope = parseScope(text, scopeAt + 1, end) else { return false }
+                six.pointee.sin6_scope_id = scope
+            }
+            return true
+        }
+        guard parsed else { return nil }
+        guard let port = portColon < text.count ? parsePort(text, from: portColon) : 0 else { return nil }
+        address.edit(sockaddr_in6.self) { $0.pointee.sin6_port = port.bigEndian }
+        address.length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        return address
+    }
+
+    /// A scope: an interface number, or a name (`if_nametoindex`).
+    static func parseScope(_ text: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> UInt32? {
+        guard end > start, end - start < Int(IF_NAMESIZE) else { return nil }
+        if text[start..<end].allSatisfy(isDigit) {
+            var value: UInt64 = 0
+            for byte in text[start..<end] {
+                value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+                guard value <= UInt64(UInt32.max) else { return nil }
+            }
+            return UInt32(value)
+        }
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        for i in start..<end {
+            guard text[i] != 0 else { return nil }
+            name[i - start] = CChar(bitPattern: text[i])
+        }
+        let index = if_nametoindex(name)
+        return index == 0 ? nil : index
+    }
+
+    /// After `unix:`: `@name` (abstract), a path, or nothing.
+    static func parseUnix(_ text: UnsafeRawBufferPointer) -> Address? {
+        let prefix = 5
+        let name = UnsafeRawBufferPointer(rebasing: text[prefix...])
+        let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        let abstract = name.first == UInt8(ascii: "@")
+        guard abstract || !name.contains(0) else { return nil }
+        guard name.count <= (abstract ? capacity : capacity - 1) else { return nil }
+        var address = Address()
+        address.edit(sockaddr_un.self) { un in
+            un.pointee.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &un.pointee.sun_path) { path in
+                for (i, byte) in name.enumerated() { path[i] = (abstract && i == 0) ? 0 : byte }
+            }
+        }
+        let header = MemoryLayout<sa_family_t>.size
+        address.length = socklen_t(header + name.count + (abstract || name.isEmpty ? 0 : 1))
+        return address
+    }
+
+    // MARK: formatting
+
+    /// The address in XPIO's format, written into `buffer` (128 bytes are
+    /// always enough); returns the length.
     public func format(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var writer = Writer(buffer: buffer)
+        switch family {
+        case .inet:
+            let (host, port) = withRaw(sockaddr_in.self) { (UInt32(bigEndian: $0.pointee.sin_addr.s_addr), UInt16(bigEndian: $0.pointee.sin_port)) }
+            for shift in [24, 16, 8, 0] as [UInt32] {
+                writer.number(UInt64((host >> shift) & 0xff))
+                writer.byte(shift == 0 ? UInt8(ascii: ":") : UInt8(ascii: "."))
+            }
+            writer.number(UInt64(port))
+        case .inet6:
+            writer.byte(UInt8(ascii: "["))
+            withRaw(sockaddr_in6.self) { six in
+                var text = [CChar](repeating: 0, count: 64)
+                if inet_ntop(AF_INET6, &six.pointee.sin6_addr, &text, 64) != nil {
+                    for byte in text where byte != 0 { writer.byte(UInt8(bitPattern: byte)) }
+                }
+                if six.pointee.sin6_scope_id != 0 {
+                    writer.byte(UInt8(ascii: "%"))
+                    var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+                    if if_indextoname(six.pointee.sin6_scope_id, &name) != nil {
+                        for byte in name where byte != 0 { writer.byte(UInt8(bitPattern: byte)) }
+                    } else {
+                        writer.number(UInt64(six.pointee.sin6_scope_id))
+                    }
+                }
+            }
+            writer.byte(UInt8(ascii: "]"))
+            writer.byte(UInt8(ascii: ":"))
+            writer.number(UInt64(port))
+        case .unix:
+            for byte in "unix:".utf8 { writer.byte(byte) }
+            let header = MemoryLayout<sa_family_t>.size
+            let count = max(0, Int(length) - header)
+            withRaw(sockaddr_un.self) { un in
+                withUnsafeBytes(of: &un.pointee.sun_path) { path in
+                    guard count > 0 else { return }
+                    if path[0] == 0 {
+                        writer.byte(UInt8(ascii: "@"))
+                        for i in 1..<min(count, path.count) { writer.byte(path[i]) }
+                    } else {
+                        for i in 0..<min(count, path.count) where path[i] != 0 { writer.byte(path[i]) }
+                    }
+                }
+            }
+        case nil:
+            for byte in "unknown:".utf8 { writer.byte(byte) }
+        }
+        return writer.length
+    }
+
+    struct Writer {
+        let buffer: UnsafeMutableRawBufferPointer
         var length = 0
-        func put(_ number: UInt32) {
-            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
+        mutating func byte(_ byte: UInt8) {
+            guard length < buffer.count else { return }
+            buffer[length] = byte
+            length += 1
+        }
+        mutating func number(_ value: UInt64) {
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
             var count = 0
-            var rest = number
+            var rest = value
             withUnsafeMutableBytes(of: &digits) { scratch in
                 repeat {
                     scratch[count] = UInt8(ascii: "0") + UInt8(rest % 10)
@@ -99,17 +312,70 @@ public struct Address {
                 } while rest > 0
                 while count > 0 {
                     count -= 1
-                    buffer[length] = scratch[count]
-                    length += 1
+                    byte(scratch[count])
                 }
             }
         }
-        for shift in [24, 16, 8, 0] as [UInt32] {
-            put((host >> shift) & 0xff)
-            buffer[length] = shift == 0 ? UInt8(ascii: ":") : UInt8(ascii: ".")
-            length += 1
+    }
+}
+
+@inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+extension Failure {
+    static var malformedAddress: Failure { .xpio("xpio: mal-formed address") }
+}
+
+/// What `bind`, `connect` and `sendto` take: an address, or a host name
+/// with a port or service that must be resolved first (`"localhost:80"`,
+/// `"example.org:https"`). A name is labels of letters, digits and `-`
+/// joined by dots, the last one starting with a letter (so no numeric form
+/// getaddrinfo would read as an address, like `"0x7f000001"`, is a name),
+/// and always has a port or service after its `:`. So `"localhost"` alone,
+/// like every other string that is neither, is a mal-formed address.
+public enum Endpoint {
+    case address(Address)
+    case name(host: UnsafeRawBufferPointer, service: UnsafeRawBufferPointer)
+
+    public static func parse(_ text: UnsafeRawBufferPointer) throws(Failure) -> Endpoint {
+        if text.count >= 5, text[0] == UInt8(ascii: "u"), text[1] == UInt8(ascii: "n"), text[2] == UInt8(ascii: "i"),
+           text[3] == UInt8(ascii: "x"), text[4] == UInt8(ascii: ":") {
+            guard let address = Address.parseUnix(text) else { throw .malformedAddress }
+            return .address(address)
         }
-        put(UInt32(port))
-        return length
+        if text.first == UInt8(ascii: "[") {
+            guard let address = Address.parseIPv6(text) else { throw .malformedAddress }
+            return .address(address)
+        }
+        if let address = Address.parseIPv4(text) { return .address(address) }
+        guard let colon = text.firstIndex(of: UInt8(ascii: ":")) else { throw .malformedAddress }
+        let host = UnsafeRawBufferPointer(rebasing: text[..<colon])
+        let service = UnsafeRawBufferPointer(rebasing: text[(colon + 1)...])
+        guard isHostName(host), isService(service) else { throw .malformedAddress }
+        return .name(host: host, service: service)
+    }
+
+    static func isHostName(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count > 0, bytes.count <= 253 else { return false }
+        var labelStart = 0
+        for index in 0...bytes.count {
+            guard index < bytes.count, bytes[index] != UInt8(ascii: ".") else {
+                let length = index - labelStart
+                guard length > 0, length <= 63, bytes[labelStart] != UInt8(ascii: "-"), bytes[index - 1] != UInt8(ascii: "-") else { return false }
+                if index == bytes.count { return isLetter(bytes[labelStart]) }   // the last label starts with a letter
+                labelStart = index + 1
+                continue
+            }
+            guard isLetter(bytes[index]) || isDigit(bytes[index]) || bytes[index] == UInt8(ascii: "-") else { return false }
+        }
+        return false
+    }
+
+    static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+
+    /// A port number, or a service name of letters, digits and `-`.
+    static func isService(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count > 0, bytes.count <= 32 else { return false }
+        if bytes.allSatisfy(isDigit) { return Address.parsePort(bytes, from: -1) != nil }
+        return bytes.allSatisfy { isLetter($0) || isDigit($0) || $0 == UInt8(ascii: "-") }
     }
 }

@@ -1,7 +1,7 @@
 import CSystem
 
 /// Why an operation did not succeed. One type for the whole runtime, so the
-/// Lua edge turns every failure into results in one place (`Lua.fail`).
+/// Lua edge turns every failure into results in one place (`Call.fail`).
 ///
 /// Messages are static: strings are made only at the Lua edge, from an
 /// errno (`strerror`) or from these texts.
@@ -12,9 +12,11 @@ public enum Failure: Error {
     case retry
     /// An error XPIO detects itself; the text starts with "xpio: ".
     case xpio(StaticString)
+    /// getaddrinfo failed with this EAI_ code (its message is gai_strerror's).
+    case resolution(CInt)
     /// The object (named by its kind, e.g. "socket") has been closed.
     case closed(StaticString)
-    /// A Lua argument error: argument number and reason (raised, not returned).
+    /// A Lua argument error: argument number (self counts) and reason (raised, not returned).
     case badArgument(CInt, StaticString)
     /// A Lua error with this message (raised, not returned).
     case raise(StaticString)
@@ -27,7 +29,4 @@ public enum Failure: Error {
         default: return .system(code)
         }
     }
-
-    /// The failure for the errno the last system call left.
-    public static var lastError: Failure { .errno(xpio_errno()) }
 }

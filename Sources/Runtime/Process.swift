@@ -1,10 +1,8 @@
 import CSystem
 
-/// How a child ended.
-public enum ExitStatus {
-    case exited(CInt)
-    case signaled(CInt)
-}
+/// How a child ended: `("exit", code)` or `("signal", number)`.
+public enum ExitKind { case exit, signal }
+public typealias ExitStatus = (kind: ExitKind, code: CInt)
 
 /// A child started by `Spawn`. Readiness comes from a pidfd (readable once
 /// the child has exited), so no SIGCHLD handler is installed and no
@@ -15,14 +13,14 @@ public enum ExitStatus {
 /// `XPIO_NO_PIDFD=1` forces it for tests, readiness falls back to a SIGCHLD
 /// self-pipe shared by every process: each wake-up re-checks its own child
 /// with `waitpid(pid, WNOHANG)`, still never `waitpid(-1)`.
-public final class Process {
+public final class Process: Waitable {
     public let pid: pid_t
     /// Readable when the child exits; nil once it is reaped.
-    public private(set) var pidfd: Socket?
+    public private(set) var pidfd: Descriptor?
     public private(set) var status: ExitStatus?
 
     /// The SIGCHLD self-pipe's read end, shared; never closed.
-    nonisolated(unsafe) static var sigchldPipe: Socket?
+    nonisolated(unsafe) static var sigchldPipe: Descriptor?
     public nonisolated(unsafe) static var pidfdDisabled = false
 
     /// Installs the SIGCHLD fallback before a child exists, so no exit can
@@ -30,21 +28,20 @@ public final class Process {
     static func prepareFallback() {
         guard sigchldPipe == nil, pidfdDisabled || !pidfdsWork else { return }
         let fd = xpio_sigchld_pipe()
-        if fd >= 0 { sigchldPipe = Socket(fd: fd) }
+        if fd >= 0 { sigchldPipe = Descriptor(fd) }
     }
 
     /// Probed once: pidfd_open on ourselves.
     static let pidfdsWork: Bool = {
-        let fd = xpio_pidfd_open(getpid(), 0)
-        if fd < 0 { return false }
+        guard let fd = try? Sys.pidfd_open(getpid()).get() else { return false }
         _ = Sys.close(fd)
         return true
     }()
 
     init(pid: pid_t) {
         self.pid = pid
-        let fd = Process.pidfdDisabled ? -1 : xpio_pidfd_open(pid, 0)   // close-on-exec by default
-        pidfd = fd >= 0 ? Socket(fd: fd) : Process.sigchldPipe
+        let fd = Process.pidfdDisabled ? nil : try? Sys.pidfd_open(pid).get()   // close-on-exec by default
+        pidfd = fd.map { Descriptor($0) } ?? Process.sigchldPipe
     }
 
     /// True when readiness comes from the shared SIGCHLD pipe.
@@ -57,23 +54,29 @@ public final class Process {
         var raw: CInt = 0
         if usesFallback { drainSignalPipe() }
         let reaped = try Sys.waitpid(pid, &raw).get()
-        guard reaped == Int(pid) else { throw .retry }
-        let result: ExitStatus = xpio_wifsignaled(raw) != 0 ? .signaled(xpio_wtermsig(raw)) : .exited(xpio_wexitstatus(raw))
+        guard reaped == pid else { throw .retry }
+        let result: ExitStatus = xpio_wifsignaled(raw) != 0 ? (.signal, xpio_wtermsig(raw)) : (.exit, xpio_wexitstatus(raw))
         status = result
         releaseReadiness()
         return result
     }
+
+    /// What when_wait waits on: the pidfd; nil (ready at once) once the
+    /// status is known. Without pidfds the shared SIGCHLD pipe.
+    public func waitTarget(_ readiness: Readiness) throws(Failure) -> Descriptor? { status == nil ? pidfd : nil }
 
     /// Sends `signal`; an exited child gives ESRCH ("No such process").
     /// The corresponding C function is `pidfd_send_signal` (or `kill`).
     public func kill(_ signal: CInt) throws(Failure) {
         if (try? poll()) != nil { throw .system(ESRCH) }
         if let pidfd, pidfd.fd >= 0, !usesFallback {
-            if xpio_pidfd_send_signal(pidfd.fd, signal) == 0 { return }
-            let code = xpio_errno()
-            if code != ENOSYS { throw .system(code) }
+            switch Sys.pidfd_send_signal(pidfd.fd, signal) {
+            case .success: return
+            case .failure(.system(ENOSYS)): break
+            case .failure(let failure): throw failure
+            }
         }
-        _ = try Sys.check(CSystem.kill(pid, signal)).get()
+        try Sys.kill(pid, signal).get()
     }
 
     /// The object is going away: reap the child now if it has exited,
@@ -86,7 +89,7 @@ public final class Process {
     }
 
     private func releaseReadiness() {
-        if !usesFallback { try? pidfd?.close() }
+        if !usesFallback { _ = try? pidfd?.close() }
         pidfd = nil
     }
 

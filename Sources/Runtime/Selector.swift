@@ -28,11 +28,7 @@ final class Selector {
     init(backend: Backend) throws(Failure) {
         // The descriptor first: a throw after every stored property is set
         // would run deinit, which frees the event buffer a second time.
-        if backend == .epoll {
-            let fd = epoll_create1(CInt(EPOLL_CLOEXEC))
-            guard fd >= 0 else { throw Failure.lastError }
-            epollFD = fd
-        }
+        if backend == .epoll { epollFD = try Sys.epoll_create1().get() }
         self.backend = backend
         capacity = 64
         events = .allocate(capacity: capacity)
@@ -56,7 +52,7 @@ final class Selector {
             let op = old == 0 ? EPOLL_CTL_ADD : new == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD
             var event = epoll_event()
             xpio_epoll_set(&event, new, UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)))
-            _ = try Sys.check(epoll_ctl(epollFD, op, fd, &event)).get()
+            try Sys.epoll_ctl(epollFD, op, fd, &event).get()
         case .poll:
             let index = Int(fd)
             while pollSlot.count <= index { pollSlot.append(-1) }
@@ -90,29 +86,17 @@ final class Selector {
     }
 
     /// Waits up to `milliseconds` (-1: no limit) and returns how many events
-    /// `event(at:)` can read. EINTR returns 0; the caller recomputes the timeout.
+    /// `event(at:)` can read. EINTR returns 0 (Sys); the caller recomputes the timeout.
     /// The corresponding C functions are `epoll_wait` and `poll`.
     func wait(milliseconds: CInt) throws(Failure) -> Int {
         switch backend {
         case .epoll:
             if bufferFilled { grow() }
-            let count = Sys.injectedFault("epoll_wait") == nil ? epoll_wait(epollFD, events, CInt(capacity), milliseconds) : -1
-            if count < 0 {
-                let code = xpio_errno()
-                if code == EINTR { return 0 }
-                throw .system(code)
-            }
-            bufferFilled = Int(count) == capacity   // grow before the next wait, not under the caller
-            return Int(count)
+            let count = try Sys.epoll_wait(epollFD, events, CInt(capacity), milliseconds).get()
+            bufferFilled = count == capacity   // grow before the next wait, not under the caller
+            return count
         case .poll:
-            let count = Sys.injectedFault("poll") != nil ? -1 : pollSet.withUnsafeMutableBufferPointer {
-                poll($0.baseAddress, nfds_t($0.count), milliseconds)
-            }
-            if count < 0 {
-                let code = xpio_errno()
-                if code == EINTR { return 0 }
-                throw .system(code)
-            }
+            let count = try pollSet.withUnsafeMutableBufferPointer { Sys.poll($0.baseAddress, $0.count, milliseconds) }.get()
             if count == 0 { return 0 }
             while capacity < pollSet.count { grow() }
             var found = 0

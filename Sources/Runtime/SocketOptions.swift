@@ -1,39 +1,12 @@
 import CSystem
 
-/// The socket options XPIO knows, by their POSIX names. Each is a flag
-/// (boolean) or a size (non-negative integer); `O_NONBLOCK` is a file status
-/// flag (fcntl), the others are socket options (getsockopt/setsockopt).
+/// The socket options XPIO knows (Lua names them by their POSIX names, in
+/// the spec's `option` enum). `O_NONBLOCK` is a file status flag (fcntl);
+/// the others are socket options (getsockopt/setsockopt).
 public enum SocketOption {
-    case tcpNoDelay, keepAlive, reuseAddress, receiveBuffer, sendBuffer, nonBlocking
-
-    public enum Value {
-        case flag(Bool)
-        case size(Int64)
-    }
-
-    /// The option with this name, or `.xpio("xpio: unknown socket option")`.
-    public static func named(_ name: UnsafeRawBufferPointer) throws(Failure) -> SocketOption {
-        for (option, text) in table where equal(name, text) { return option }
-        throw .xpio("xpio: unknown socket option")
-    }
-
-    nonisolated(unsafe) private static let table: [(SocketOption, StaticString)] = [
-        (.tcpNoDelay, "TCP_NODELAY"), (.keepAlive, "SO_KEEPALIVE"), (.reuseAddress, "SO_REUSEADDR"),
-        (.receiveBuffer, "SO_RCVBUF"), (.sendBuffer, "SO_SNDBUF"), (.nonBlocking, "O_NONBLOCK"),
-    ]
-
-    private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-        guard bytes.count == text.utf8CodeUnitCount else { return false }
-        for index in 0..<bytes.count where bytes[index] != text.utf8Start[index] { return false }
-        return true
-    }
-
-    var isFlag: Bool {
-        switch self {
-        case .receiveBuffer, .sendBuffer: return false
-        default: return true
-        }
-    }
+    case tcpNoDelay, keepAlive, reuseAddress, reusePort, broadcast
+    case receiveBuffer, sendBuffer, nonBlocking
+    case v6Only, ttl, unicastHops, linger, error
 
     /// (level, name) for getsockopt/setsockopt.
     var level: (CInt, CInt) {
@@ -41,40 +14,81 @@ public enum SocketOption {
         case .tcpNoDelay: return (CInt(IPPROTO_TCP), TCP_NODELAY)
         case .keepAlive: return (SOL_SOCKET, SO_KEEPALIVE)
         case .reuseAddress: return (SOL_SOCKET, SO_REUSEADDR)
+        case .reusePort: return (SOL_SOCKET, SO_REUSEPORT)
+        case .broadcast: return (SOL_SOCKET, SO_BROADCAST)
         case .receiveBuffer: return (SOL_SOCKET, SO_RCVBUF)
         case .sendBuffer: return (SOL_SOCKET, SO_SNDBUF)
+        case .v6Only: return (CInt(IPPROTO_IPV6), IPV6_V6ONLY)
+        case .ttl: return (CInt(IPPROTO_IP), IP_TTL)
+        case .unicastHops: return (CInt(IPPROTO_IPV6), IPV6_UNICAST_HOPS)
+        case .linger: return (SOL_SOCKET, SO_LINGER)
+        case .error: return (SOL_SOCKET, SO_ERROR)
         case .nonBlocking: return (0, 0)
+        }
+    }
+
+    var isFlag: Bool {
+        switch self {
+        case .tcpNoDelay, .keepAlive, .reuseAddress, .reusePort, .broadcast, .nonBlocking, .v6Only: return true
+        default: return false
         }
     }
 }
 
+/// An option's value: a flag or an integer (a size, a count, seconds).
+/// SO_LINGER is `false` when off and its seconds when on.
+public enum OptionValue {
+    case flag(Bool)
+    case integer(Int64)
+}
+
 extension Socket {
     /// The corresponding C functions are `getsockopt` and `fcntl(F_GETFL)`.
-    public func option(_ option: SocketOption) throws(Failure) -> SocketOption.Value {
-        if option == .nonBlocking {
-            let flags = try Sys.fcntl(try descriptor(), F_GETFL, 0).get()
-            return .flag(flags & O_NONBLOCK != 0)
+    public func option(_ option: SocketOption) throws(Failure) -> OptionValue {
+        let fd = try descriptor()
+        switch option {
+        case .nonBlocking:
+            return .flag(try Sys.fcntl(fd, F_GETFL, 0).get() & O_NONBLOCK != 0)
+        case .linger:
+            var value = linger()
+            var length = socklen_t(MemoryLayout<linger>.size)
+            try Sys.getsockopt(fd, SOL_SOCKET, SO_LINGER, &value, &length).get()
+            return value.l_onoff != 0 ? .integer(Int64(value.l_linger)) : .flag(false)
+        default:
+            let (level, name) = option.level
+            let value = try intOption(level, name)
+            return option.isFlag ? .flag(value != 0) : .integer(Int64(value))
         }
-        let (level, name) = option.level
-        let value = try intOption(level, name)
-        return option.isFlag ? .flag(value != 0) : .size(Int64(value))
     }
 
     /// The corresponding C functions are `setsockopt` and `fcntl(F_SETFL)`.
-    public func setOption(_ option: SocketOption, _ value: SocketOption.Value) throws(Failure) {
-        let number: CInt
-        switch (option.isFlag, value) {
-        case (true, .flag(let flag)): number = flag ? 1 : 0
-        case (false, .size(let size)) where size >= 0 && size <= Int64(CInt.max): number = CInt(size)
-        default: throw .xpio("xpio: bad option value")
+    public func setOption(_ option: SocketOption, _ value: OptionValue) throws(Failure) {
+        let fd = try descriptor()
+        switch (option, value) {
+        case (.error, _):
+            throw .xpio("xpio: SO_ERROR is read-only")
+        case (.nonBlocking, .flag(let flag)):
+            try Descriptor.setBlocking(fd, !flag)
+        case (.linger, .flag(false)), (.linger, .integer):
+            var raw = linger()
+            if case .integer(let seconds) = value {
+                raw.l_onoff = 1
+                raw.l_linger = CInt(clamping: seconds)
+            }
+            try Sys.setsockopt(fd, SOL_SOCKET, SO_LINGER, &raw, socklen_t(MemoryLayout<linger>.size)).get()
+        case (_, .flag(let flag)) where option.isFlag:
+            try setIntOption(fd, option, flag ? 1 : 0)
+        case (_, .integer(let number)) where !option.isFlag && option != .linger && number >= 0 && number <= Int64(CInt.max):
+            try setIntOption(fd, option, CInt(number))
+        default:
+            throw .xpio("xpio: bad option value")
         }
-        if option == .nonBlocking {
-            try setBlocking(number == 0)
-            return
-        }
+    }
+
+    private func setIntOption(_ fd: CInt, _ option: SocketOption, _ number: CInt) throws(Failure) {
         let (level, name) = option.level
         var raw = number
-        _ = try Sys.check(setsockopt(try descriptor(), level, name, &raw, socklen_t(MemoryLayout<CInt>.size))).get()
+        try Sys.setsockopt(fd, level, name, &raw, socklen_t(MemoryLayout<CInt>.size)).get()
     }
 
     /// An integer socket option; the buffer is zeroed first, since Linux's
@@ -82,7 +96,7 @@ extension Socket {
     func intOption(_ level: CInt, _ name: CInt) throws(Failure) -> CInt {
         var value: CInt = 0
         var length = socklen_t(MemoryLayout<CInt>.size)
-        _ = try Sys.check(getsockopt(try descriptor(), level, name, &value, &length)).get()
+        try Sys.getsockopt(try descriptor(), level, name, &value, &length).get()
         return value
     }
 }

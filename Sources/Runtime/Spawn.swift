@@ -51,7 +51,7 @@ public enum Spawn {
         for (_, source) in request.files {
             let copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, highest + 1).get()
             duplicates.append(copy)
-            try Socket.setBlocking(copy, true)
+            try Descriptor.setBlocking(copy, true)
         }
 
         var actions = posix_spawn_file_actions_t()
@@ -91,14 +91,11 @@ public enum Spawn {
         var pid: pid_t = 0
         var arguments = request.arguments
         var environment = request.environment
-        code = arguments.withUnsafeMutableBufferPointer { argv in
+        try arguments.withUnsafeMutableBufferPointer { argv in
             environment.withUnsafeMutableBufferPointer { envp in
-                searchPath
-                    ? posix_spawnp(&pid, request.program, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
-                    : posix_spawn(&pid, request.program, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
+                Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
             }
-        }
-        guard code == 0 else { throw .system(code) }
+        }.get()
         return Process(pid: pid)
     }
 }

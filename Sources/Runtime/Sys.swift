@@ -1,22 +1,30 @@
 import CSystem
 
-/// Every libc call of the runtime, wrapped once. Each wrapper reads errno
-/// right after the call, before anything else can change it, and decides
-/// what EINTR means for that call (the table below); nothing else in the
-/// runtime calls libc for these operations.
+/// Every system call of the runtime, wrapped once. Each wrapper reads errno
+/// right after the call, before anything else can change it, and applies
+/// the EINTR policy of its row in this table; nothing else in the runtime
+/// calls these C functions.
 ///
-/// | call | on EINTR |
-/// |---|---|
-/// | read, write, accept4, fcntl, waitpid | retried here |
-/// | connect | not re-issued: the connection goes on; reported as retry |
-/// | close | counted as closed (never retried: the descriptor is gone) |
-/// | epoll_wait, poll | reported as zero events; the caller recomputes the timeout |
+/// | policy | calls | on EINTR |
+/// |---|---|---|
+/// | `.retried` | read, write, readv, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
+/// | `.inProgress` | connect | not re-issued: the connection goes on; reported as retry |
+/// | `.closes` | close | counted as closed (never retried: the descriptor is gone) |
+/// | `.noEvents` | epoll_wait, poll | zero events; the caller recomputes the timeout |
+/// | `.cannot` | the others (socket, bind, listen, getsockopt, epoll_ctl, ...) | does not happen |
+///
+/// Debug builds can make a named call fail before it reaches the kernel
+/// (`faults`), so every row has a test; release builds compile it out.
 enum Sys {
+    enum Interrupt { case retried, inProgress, closes, noEvents, cannot }
+
     #if DEBUG
     /// Debug builds only: make the next `count` calls named `name` fail with
-    /// `errno` before reaching the kernel, so each row of the EINTR table has
-    /// a test (the idea of swift-system's mocking). Compiled out of release.
+    /// `errno` without reaching the kernel (the idea of swift-system's mocking).
     nonisolated(unsafe) static var faults: [String: (errno: CInt, count: Int)] = [:]
+    /// Debug builds only: how many times each call was made (tests check
+    /// that a call went through its wrapper).
+    nonisolated(unsafe) static var counts: [String: Int] = [:]
     #endif
 
     /// The errno a test asked `name` to fail with, if any (debug builds only).
@@ -24,73 +32,210 @@ enum Sys {
     static func injectedFault(_ name: StaticString) -> CInt? {
         #if DEBUG
         let key = name.description
+        counts[key, default: 0] += 1
         guard let fault = faults[key], fault.count > 0 else { return nil }
         faults[key] = (fault.errno, fault.count - 1)
-        xpio_seterrno(fault.errno)
         return fault.errno
         #else
         return nil
         #endif
     }
 
+    /// Runs `call` (which returns -1 and sets errno on failure) under the
+    /// EINTR policy `interrupt`. The one loop of the runtime that turns
+    /// errno into a `Failure`.
     @inline(never)
-    static func check(_ result: CInt) -> Result<CInt, Failure> {
-        result >= 0 ? .success(result) : .failure(.lastError)
-    }
-
-    /// Runs `call` until it does not fail with EINTR.
-    @inline(never)
-    static func retrying(_ name: StaticString, _ call: () -> Int) -> Result<Int, Failure> {
+    static func perform(_ name: StaticString, _ interrupt: Interrupt, _ call: () -> Int) -> Result<Int, Failure> {
         while true {
-            let result = injectedFault(name) == nil ? call() : -1
-            if result >= 0 { return .success(result) }
-            let code = xpio_errno()
-            if code != EINTR { return .failure(.errno(code)) }
+            let code: CInt
+            if let injected = injectedFault(name) {
+                // A close interrupted by a signal has still closed (Linux).
+                if interrupt == .closes { _ = call() }
+                code = injected
+            } else {
+                let result = call()
+                if result >= 0 { return .success(result) }
+                code = xpio_errno()
+            }
+            guard code == EINTR else { return .failure(.errno(code)) }
+            switch interrupt {
+            case .retried, .cannot: continue
+            case .inProgress: return .failure(.retry)
+            case .closes, .noEvents: return .success(0)
+            }
         }
     }
 
+    private static func int(_ name: StaticString, _ interrupt: Interrupt, _ call: () -> CInt) -> Result<CInt, Failure> {
+        switch perform(name, interrupt, { Int(call()) }) {
+        case .success(let value): return .success(CInt(truncatingIfNeeded: value))
+        case .failure(let failure): return .failure(failure)
+        }
+    }
+
+    private static func none(_ name: StaticString, _ interrupt: Interrupt, _ call: () -> CInt) -> Result<Void, Failure> {
+        switch perform(name, interrupt, { Int(call()) }) {
+        case .success: return .success(())
+        case .failure(let failure): return .failure(failure)
+        }
+    }
+
+    static let cloexec = CInt(SOCK_CLOEXEC.rawValue)
+    static let nonblocking = CInt(SOCK_NONBLOCK.rawValue)
+
+    // MARK: descriptors
+
     /// The corresponding C function is `close`. EINTR counts as closed.
-    static func close(_ fd: CInt) -> Failure? {
-        let result = CSystem.close(fd)
-        if let code = injectedFault("close") { return code == EINTR ? nil : .system(code) }
-        if result == 0 { return nil }
-        let code = xpio_errno()
-        return code == EINTR ? nil : .system(code)
-    }
+    static func close(_ fd: CInt) -> Result<Void, Failure> { none("close", .closes) { CSystem.close(fd) } }
 
-    /// The corresponding C function is `socket`.
-    static func socket(_ domain: CInt, _ type: CInt, _ proto: CInt) -> Result<CInt, Failure> {
-        check(CSystem.socket(domain, type | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), proto))
-    }
-
-    /// The corresponding C function is `fcntl`.
-    static func fcntl(_ fd: CInt, _ cmd: CInt, _ arg: CInt) -> Result<CInt, Failure> {
-        retrying("fcntl") { Int(xpio_fcntl_int(fd, cmd, arg)) }.map { CInt($0) }
+    /// The corresponding C function is `fcntl` (with an int argument).
+    static func fcntl(_ fd: CInt, _ command: CInt, _ argument: CInt) -> Result<CInt, Failure> {
+        int("fcntl", .retried) { xpio_fcntl_int(fd, command, argument) }
     }
 
     /// The corresponding C function is `read`.
     static func read(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Failure> {
-        retrying("read") { CSystem.read(fd, buffer, count) }
+        perform("read", .retried) { CSystem.read(fd, buffer, count) }
     }
 
     /// The corresponding C function is `write`.
     static func write(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
-        retrying("write") { CSystem.write(fd, buffer, count) }
+        perform("write", .retried) { CSystem.write(fd, buffer, count) }
+    }
+
+    /// The corresponding C function is `pipe2` (non-blocking, close-on-exec).
+    static func pipe2(_ fds: UnsafeMutablePointer<CInt>) -> Result<Void, Failure> {
+        none("pipe2", .cannot) { CSystem.pipe2(fds, O_NONBLOCK | O_CLOEXEC) }
+    }
+
+    /// The corresponding C function is `eventfd` (non-blocking, close-on-exec).
+    static func eventfd() -> Result<CInt, Failure> {
+        int("eventfd", .cannot) { CSystem.eventfd(0, CInt(EFD_NONBLOCK | EFD_CLOEXEC)) }
+    }
+
+    // MARK: sockets
+
+    /// The corresponding C function is `socket` (non-blocking, close-on-exec).
+    static func socket(_ domain: CInt, _ type: CInt, _ proto: CInt) -> Result<CInt, Failure> {
+        int("socket", .cannot) { CSystem.socket(domain, type | nonblocking | cloexec, proto) }
+    }
+
+    /// The corresponding C function is `socketpair` (non-blocking, close-on-exec).
+    static func socketpair(_ domain: CInt, _ type: CInt, _ fds: UnsafeMutablePointer<CInt>) -> Result<Void, Failure> {
+        none("socketpair", .cannot) { CSystem.socketpair(domain, type | nonblocking | cloexec, 0, fds) }
     }
 
     /// The corresponding C function is `accept4` (non-blocking, close-on-exec).
     static func accept4(_ fd: CInt) -> Result<CInt, Failure> {
-        retrying("accept4") { Int(xpio_accept4(fd, CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue))) }.map { CInt($0) }
+        int("accept4", .retried) { xpio_accept4(fd, nonblocking | cloexec) }
+    }
+
+    /// The corresponding C function is `bind`.
+    static func bind(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Result<Void, Failure> {
+        none("bind", .cannot) { xpio_bind(fd, address, length) }
+    }
+
+    /// The corresponding C function is `listen`.
+    static func listen(_ fd: CInt, _ backlog: CInt) -> Result<Void, Failure> {
+        none("listen", .cannot) { CSystem.listen(fd, backlog) }
     }
 
     /// The corresponding C function is `connect`. EINTR is not re-issued.
-    static func connect(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Result<CInt, Failure> {
-        if injectedFault("connect") != nil { return check(-1) }
-        return check(xpio_connect(fd, address, length))
+    static func connect(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Result<Void, Failure> {
+        none("connect", .inProgress) { xpio_connect(fd, address, length) }
     }
 
+    /// The corresponding C function is `shutdown`.
+    static func shutdown(_ fd: CInt, _ how: CInt) -> Result<Void, Failure> {
+        none("shutdown", .cannot) { CSystem.shutdown(fd, how) }
+    }
+
+    /// The corresponding C functions are `getsockname` and `getpeername`.
+    static func socketName(_ fd: CInt, peer: Bool, _ address: UnsafeMutablePointer<sockaddr>,
+                           _ length: UnsafeMutablePointer<socklen_t>) -> Result<Void, Failure> {
+        peer ? none("getpeername", .cannot) { xpio_getpeername(fd, address, length) }
+             : none("getsockname", .cannot) { xpio_getsockname(fd, address, length) }
+    }
+
+    /// The corresponding C function is `getsockopt`.
+    static func getsockopt(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: UnsafeMutableRawPointer,
+                           _ length: UnsafeMutablePointer<socklen_t>) -> Result<Void, Failure> {
+        none("getsockopt", .cannot) { CSystem.getsockopt(fd, level, name, value, length) }
+    }
+
+    /// The corresponding C function is `setsockopt`.
+    static func setsockopt(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: UnsafeRawPointer,
+                           _ length: socklen_t) -> Result<Void, Failure> {
+        none("setsockopt", .cannot) { CSystem.setsockopt(fd, level, name, value, length) }
+    }
+
+    // MARK: readiness
+
+    /// The corresponding C function is `epoll_create1` (close-on-exec).
+    static func epoll_create1() -> Result<CInt, Failure> {
+        int("epoll_create1", .cannot) { CSystem.epoll_create1(CInt(EPOLL_CLOEXEC)) }
+    }
+
+    /// The corresponding C function is `epoll_ctl`.
+    static func epoll_ctl(_ epfd: CInt, _ op: CInt, _ fd: CInt, _ event: UnsafeMutablePointer<epoll_event>) -> Result<Void, Failure> {
+        none("epoll_ctl", .cannot) { CSystem.epoll_ctl(epfd, op, fd, event) }
+    }
+
+    /// The corresponding C function is `epoll_wait`. EINTR is zero events.
+    static func epoll_wait(_ epfd: CInt, _ events: UnsafeMutablePointer<epoll_event>, _ capacity: CInt,
+                           _ milliseconds: CInt) -> Result<Int, Failure> {
+        perform("epoll_wait", .noEvents) { Int(CSystem.epoll_wait(epfd, events, capacity, milliseconds)) }
+    }
+
+    /// The corresponding C function is `poll`. EINTR is zero events.
+    static func poll(_ fds: UnsafeMutablePointer<pollfd>?, _ count: Int, _ milliseconds: CInt) -> Result<Int, Failure> {
+        perform("poll", .noEvents) { Int(CSystem.poll(fds, nfds_t(count), milliseconds)) }
+    }
+
+    // MARK: processes
+
     /// The corresponding C function is `waitpid` (WNOHANG).
-    static func waitpid(_ pid: pid_t, _ status: UnsafeMutablePointer<CInt>) -> Result<Int, Failure> {
-        retrying("waitpid") { Int(CSystem.waitpid(pid, status, WNOHANG)) }
+    static func waitpid(_ pid: pid_t, _ status: UnsafeMutablePointer<CInt>) -> Result<pid_t, Failure> {
+        int("waitpid", .retried) { CSystem.waitpid(pid, status, WNOHANG) }
+    }
+
+    /// The corresponding C function is `kill`.
+    static func kill(_ pid: pid_t, _ signal: CInt) -> Result<Void, Failure> {
+        none("kill", .cannot) { CSystem.kill(pid, signal) }
+    }
+
+    /// The corresponding C function is `pidfd_open` (through syscall(2)).
+    static func pidfd_open(_ pid: pid_t) -> Result<CInt, Failure> {
+        int("pidfd_open", .cannot) { xpio_pidfd_open(pid, 0) }
+    }
+
+    /// The corresponding C function is `pidfd_send_signal` (through syscall(2)).
+    static func pidfd_send_signal(_ pidfd: CInt, _ signal: CInt) -> Result<Void, Failure> {
+        none("pidfd_send_signal", .cannot) { xpio_pidfd_send_signal(pidfd, signal) }
+    }
+
+    /// The corresponding C functions are `posix_spawn` and `posix_spawnp`,
+    /// which return an error number instead of setting errno.
+    static func posix_spawn(_ pid: UnsafeMutablePointer<pid_t>, _ program: UnsafePointer<CChar>, searchPath: Bool,
+                            _ actions: UnsafePointer<posix_spawn_file_actions_t>, _ attributes: UnsafePointer<posix_spawnattr_t>,
+                            _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+                            _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Result<Void, Failure> {
+        none("posix_spawn", .cannot) {
+            let code = searchPath ? CSystem.posix_spawnp(pid, program, actions, attributes, argv, envp)
+                                  : CSystem.posix_spawn(pid, program, actions, attributes, argv, envp)
+            if code == 0 { return 0 }
+            xpio_seterrno(code)
+            return -1
+        }
+    }
+}
+
+extension Sys {
+    /// The corresponding C function is `getaddrinfo`; it answers an EAI_
+    /// code (EAI_SYSTEM: see errno), not -1.
+    static func getaddrinfo(_ host: UnsafePointer<CChar>?, _ service: UnsafePointer<CChar>?,
+                            _ hints: UnsafePointer<addrinfo>, _ result: UnsafeMutablePointer<UnsafeMutablePointer<addrinfo>?>) -> CInt {
+        if injectedFault("getaddrinfo") != nil { return EAI_AGAIN }
+        return CSystem.getaddrinfo(host, service, hints, result)
     }
 }

@@ -27,7 +27,8 @@ public final class TaskQueue {
     }
 
     struct Waiter {
-        enum State { case free, waiting, ready }
+        /// reserved: an id handed out for a task that is being scheduled.
+        enum State { case free, reserved, waiting, ready }
         var state = State.free
         var fd: CInt = -1
         var readiness = Readiness.read
@@ -43,8 +44,15 @@ public final class TaskQueue {
     /// Ids that are ready without an event (closed descriptor, exited
     /// process); returned by the next wait.
     private var pendingReady: [Int32] = []
-    /// The ids the last `wait` returned; valid until the next call.
-    public private(set) var ready: [Int32] = []
+    /// The ids the last `wait` found ready, until `delivered` releases them;
+    /// a wait that finds them undelivered (the caller failed to take them)
+    /// returns them again.
+    public var readyWaiters: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: readyBuffer, count: readyCount) }
+    public var ready: [Int32] { Array(readyWaiters) }
+    private var readyBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+    private var readyCapacity = 64
+    private var readyCount = 0
+    private var delivered = true
     public private(set) var isClosed = false
 
     /// The backend for new queues; `XPIO_BACKEND=poll` selects poll(2) at load.
@@ -54,30 +62,51 @@ public final class TaskQueue {
         selector = try Selector(backend: TaskQueue.defaultBackendIsPoll ? .poll : .epoll)
     }
 
+    deinit { readyBuffer.deallocate() }
+
+    private func appendReady(_ id: Int32) {
+        if readyCount == readyCapacity {
+            let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: readyCapacity * 2)
+            bigger.update(from: readyBuffer, count: readyCount)
+            readyBuffer.deallocate()
+            readyBuffer = bigger
+            readyCapacity *= 2
+        }
+        readyBuffer[readyCount] = id
+        readyCount += 1
+    }
+
     /// True when no task is waiting (none scheduled and none pending).
     public var isEmpty: Bool { waitingCount == 0 && pendingReady.isEmpty }
+
+    /// The epoll descriptor (nil on the poll backend or when closed).
+    public var epollDescriptor: CInt? {
+        guard selector.backend == .epoll, !isClosed else { return nil }
+        return selector.epollFD
+    }
 
     /// The epoll descriptor, readable when a wait would return tasks, for
     /// embedding the queue in another event loop. Tasks that are ready
     /// without an event (their socket was closed) would not make it readable,
     /// so the first call adds an eventfd to the set that is signalled for them.
-    public var fileno: CInt? {
-        guard selector.backend == .epoll, !isClosed else { return nil }
+    public func embeddingDescriptor() throws(Failure) -> CInt {
+        guard !isClosed else { throw .closed("tqueue") }
+        guard selector.backend == .epoll else { throw .xpio("xpio: a poll-backend queue has no descriptor") }
         if wakeFD < 0 {
-            let fd = eventfd(0, CInt(EFD_NONBLOCK | EFD_CLOEXEC))
-            if fd >= 0 {
-                if (try? selector.update(fd: fd, generation: TaskQueue.wakeGeneration, old: 0, new: EPOLLIN.rawValue)) != nil {
-                    wakeFD = fd
-                    if !pendingReady.isEmpty { signalWake() }
-                } else {
-                    _ = Sys.close(fd)
-                }
+            let fd = try Sys.eventfd().get()
+            do {
+                try selector.update(fd: fd, generation: TaskQueue.wakeGeneration, old: 0, new: EPOLLIN.rawValue)
+            } catch {
+                _ = Sys.close(fd)
+                throw error
             }
+            wakeFD = fd
+            if !pendingReady.isEmpty { signalWake() }
         }
         return selector.epollFD
     }
 
-    /// The eventfd behind `fileno`, or -1; its events carry this generation.
+    /// The eventfd behind `embeddingDescriptor`, or -1; its events carry this generation.
     private var wakeFD: CInt = -1
     private static let wakeGeneration = UInt32.max
 
@@ -94,47 +123,63 @@ public final class TaskQueue {
 
     // MARK: scheduling
 
-    /// Adds a waiter for `readiness` on `socket` and returns its id. A nil or
-    /// closed socket gives a waiter that is ready at the next wait.
-    public func schedule(_ socket: Socket?, _ readiness: Readiness) throws(Failure) -> Int32 {
+    /// An id for a task about to be scheduled: `schedule` or `cancel` it.
+    public func reserve() throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
         let id = allocateWaiter()
-        guard let socket, socket.fd >= 0 else {
-            markReady(id)
-            return id
+        waiters[Int(id)].state = .reserved
+        return id
+    }
+
+    /// Reserves and schedules at once: the waiter's id.
+    @discardableResult
+    public func schedule(_ target: Descriptor?, _ readiness: Readiness) throws(Failure) -> Int32 {
+        let id = try reserve()
+        do {
+            try schedule(id, on: target, readiness)
+        } catch {
+            cancel(id)
+            throw error
         }
-        let fd = socket.fd
+        return id
+    }
+
+    /// Makes reserved waiter `id` wait for `readiness` on `target`. A nil or
+    /// closed target gives a waiter that is ready at the next wait.
+    public func schedule(_ id: Int32, on target: Descriptor?, _ readiness: Readiness) throws(Failure) {
+        guard !isClosed else { throw .closed("tqueue") }
+        guard id >= 0, Int(id) < waiters.count, waiters[Int(id)].state == .reserved else { throw .xpio("xpio: waiter is not reserved") }
+        guard let target, target.fd >= 0 else {
+            markReady(id)
+            return
+        }
+        let fd = target.fd
         let index = Int(fd)
         while registrations.count <= index { registrations.append(Registration()) }
         let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
         if registrations[index].interest & wanted != wanted {
             let old = registrations[index].interest
-            do {
-                try selector.update(fd: fd, generation: registrations[index].generation, old: old, new: old | wanted)
-            } catch {
-                releaseWaiter(id)
-                throw error
-            }
+            try selector.update(fd: fd, generation: registrations[index].generation, old: old, new: old | wanted)
             registrations[index].interest = old | wanted
         }
         if !registrations[index].attached {
             registrations[index].attached = true
-            socket.queues.append(self)
+            target.queues.append(self)
         }
         waiters[Int(id)].state = .waiting
         waiters[Int(id)].fd = fd
         waiters[Int(id)].readiness = readiness
         link(id, into: index, readiness)
         waitingCount += 1
-        return id
     }
 
-    /// Removes a waiting or pending waiter; false if `id` is not scheduled.
+    /// Removes a reserved, waiting or pending waiter; false if `id` is not scheduled.
     @discardableResult
     public func cancel(_ id: Int32) -> Bool {
         guard id >= 0, Int(id) < waiters.count else { return false }
         switch waiters[Int(id)].state {
         case .free: return false
+        case .reserved: break
         case .waiting:
             unlink(id)
             waitingCount -= 1
@@ -150,11 +195,10 @@ public final class TaskQueue {
     /// Waits for readiness. `timeout` in seconds (nil: no limit; negative: 0).
     /// Returns false, without waiting, when nothing is scheduled and there is
     /// no timeout; otherwise fills `ready` (possibly empty) and returns true.
-    /// The ids in `ready` are released: the caller must not cancel them.
+    /// The caller takes the ids in `ready` and calls `markDelivered`.
     public func wait(timeout: Double?) throws(Failure) -> Bool {
         guard !isClosed else { throw .closed("tqueue") }
-        for id in ready where waiters[Int(id)].state == .ready { releaseWaiter(id) }
-        ready.removeAll(keepingCapacity: true)
+        if !delivered { return true }
         if isEmpty && timeout == nil { return false }
         var remaining = timeout.map { $0 > 0 ? $0 : 0 }
         let deadline = remaining.map { Clock.now() + $0 }
@@ -162,7 +206,7 @@ public final class TaskQueue {
         while true {
             let count = try selector.wait(milliseconds: TaskQueue.milliseconds(remaining))
             for index in 0..<count { dispatch(selector.event(at: index)) }
-            if !ready.isEmpty || !pendingReady.isEmpty || remaining == 0 { break }
+            if readyCount > 0 || !pendingReady.isEmpty || remaining == 0 { break }
             // No task is ready: an EINTR, a timeout, or level-triggered
             // readiness nobody waits for any more (its interest has just
             // shrunk). Go on with what is left of the timeout.
@@ -171,9 +215,17 @@ public final class TaskQueue {
             if left <= 0 { break }
             remaining = left
         }
-        ready.append(contentsOf: pendingReady)
+        for id in pendingReady { appendReady(id) }
         pendingReady.removeAll(keepingCapacity: true)
+        delivered = readyCount == 0
         return true
+    }
+
+    /// The caller has taken the ids in `ready`: release them.
+    public func markDelivered() {
+        for id in readyWaiters where waiters[Int(id)].state == .ready { releaseWaiter(id) }
+        readyCount = 0
+        delivered = true
     }
 
     static func milliseconds(_ seconds: Double?) -> CInt {
@@ -221,7 +273,7 @@ public final class TaskQueue {
             waiters[Int(id)].state = .ready
             waiters[Int(id)].previous = -1
             waiters[Int(id)].next = -1
-            ready.append(id)
+            appendReady(id)
             waitingCount -= 1
             id = next
         }
@@ -281,7 +333,8 @@ public final class TaskQueue {
         registrations.removeAll()
         waiters.removeAll()
         pendingReady.removeAll()
-        ready.removeAll()
+        readyCount = 0
+        delivered = true
         freeWaiters = -1
         waitingCount = 0
     }

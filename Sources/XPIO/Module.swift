@@ -1,19 +1,16 @@
-import CLua
 import CSystem
 import Runtime
 
-/// The entry point `require "xpio"` calls. Everything else is registered by
-/// the generated `registerGlue`.
-@_cdecl("luaopen_xpio")
-public func luaopen_xpio(_ L: OpaquePointer?) -> CInt {
+/// Process-wide set-up, once per load of the module (`luaopen_xpio` in
+/// Sources/CLua/module.c calls it): ignore SIGPIPE, and read the
+/// environment switches the tests use.
+@_cdecl("xpio_start")
+func start() {
     xpio_ignore_sigpipe()
-    if let backend = getenv("XPIO_BACKEND") {
-        TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0
-    }
-    if let flag = getenv("XPIO_NO_PIDFD") {
-        Process.pidfdDisabled = strcmp(flag, "1") == 0
-    }
-    lua_createtable(L, 0, 24)
-    registerGlue(L)
-    return 1
+    if let backend = getenv("XPIO_BACKEND") { TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0 }
+    if let flag = getenv("XPIO_NO_PIDFD") { Process.pidfdDisabled = strcmp(flag, "1") == 0 }
+}
+
+enum Module {
+    static func version() -> StaticString { "0.2.0" }
 }

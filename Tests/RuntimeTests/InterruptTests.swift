@@ -15,35 +15,33 @@ import Testing
         let written = try withUnsafeBytes(of: byte) { try b.write($0) }
         #expect(written == 1)
         Sys.faults["read"] = (EINTR, 3)
-        var buffer: (UInt64, UInt64) = (0, 0)
-        let count = try withUnsafeMutableBytes(of: &buffer) { try a.read(into: $0) }
-        #expect(count == 1)
+        #expect(try a.read(size: 16)?.count == 1)
         #expect(Sys.faults["read"]!.count == 0)
     }
 
     @Test func acceptIsRetried() throws {
-        let listener = try Socket.open(stream: true)
-        try listener.bind(Address(host: 0x7F00_0001, port: 0))
+        let listener = try Socket.open(type: .TCP)
+        try listener.bind(.address(Address(ipv4: 0x7F00_0001, port: 0)))
         try listener.listen(backlog: 4)
-        let client = try Socket.open(stream: true)
-        do { try client.connect(try listener.localAddress()) } catch .retry {}
+        let client = try Socket.open(type: .TCP)
+        do { try client.connect(.address(try listener.localAddress())) } catch .retry {}
         usleep(20_000)   // let the loopback handshake finish
         Sys.faults["accept4"] = (EINTR, 1)
         _ = try listener.accept()
     }
 
     @Test func closeCountsEINTRAsClosed() throws {
-        let socket = try Socket.open(stream: true)
+        let socket = try Socket.open(type: .TCP)
         Sys.faults["close"] = (EINTR, 1)
         try socket.close()
         #expect(!socket.isOpen)
     }
 
     @Test func connectIsNotReissuedAndReportsRetry() throws {
-        let socket = try Socket.open(stream: true)
+        let socket = try Socket.open(type: .TCP)
         Sys.faults["connect"] = (EINTR, 1)
         do {
-            try socket.connect(Address(host: 0x7F00_0001, port: 9))
+            try socket.connect(.address(Address(ipv4: 0x7F00_0001, port: 9)))
             Issue.record("an interrupted connect must not report success")
         } catch .retry {
             // EINTR: the connection is not re-issued and the caller waits for writability.
@@ -56,11 +54,12 @@ import Testing
     func waitResumesWithTheRemainingTimeout(poll: Bool) throws {
         let queue = try TaskQueueTests().makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        _ = try queue.schedule(a, .read)
+        try queue.schedule(a.handle, .read)
         Sys.faults[poll ? "poll" : "epoll_wait"] = (EINTR, 3)
         let start = Clock.now()
         #expect(try queue.wait(timeout: 0.05))
         #expect(queue.ready.isEmpty)
+        queue.markDelivered()
         #expect(Clock.now() - start >= 0.045)
         withExtendedLifetime(b) {}
     }
@@ -68,7 +67,52 @@ import Testing
     @Test func otherErrorsAreReported() throws {
         let (a, _) = try Socket.pair()
         Sys.faults["read"] = (EIO, 1)
-        var buffer: UInt64 = 0
-        #expect(throws: Failure.self) { _ = try withUnsafeMutableBytes(of: &buffer) { try a.read(into: $0) } }
+        #expect(throws: Failure.self) { _ = try a.read(size: 16) }
+    }
+
+    @Test func fcntlAndWaitpidAreRetried() throws {
+        Sys.faults["fcntl"] = (EINTR, 2)
+        _ = try Socket.duplicate(fd: 1)
+        #expect(Sys.faults["fcntl"]!.count == 0)
+        var status: CInt = 0
+        Sys.faults["waitpid"] = (EINTR, 2)
+        #expect(throws: Failure.self) { _ = try Sys.waitpid(getpid(), &status).get() }   // ECHILD, after the retries
+        #expect(Sys.faults["waitpid"]!.count == 0)
+    }
+
+    /// The calls that cannot be interrupted still go through their wrapper:
+    /// the fault hook sees them, and a forced error comes back as a failure.
+    @Test(arguments: ["socket", "socketpair", "pipe2", "eventfd", "epoll_create1"])
+    func uninterruptibleCallsReportTheirErrors(_ name: String) {
+        Sys.faults[name] = (EMFILE, 1)
+        let outcome: Result<Void, Failure>
+        switch name {
+        case "socket": outcome = Result { () throws(Failure) in _ = try Socket.open(type: .TCP) }
+        case "socketpair": outcome = Result { () throws(Failure) in _ = try Socket.pair() }
+        case "pipe2": outcome = Result { () throws(Failure) in _ = try Socket.pipe() }
+        case "eventfd": outcome = Result { () throws(Failure) in _ = try TaskQueue().embeddingDescriptor() }
+        default: outcome = Result { () throws(Failure) in _ = try TaskQueue() }
+        }
+        guard case .failure(.system(EMFILE)) = outcome else { Issue.record("\(name): \(outcome)"); return }
+    }
+
+    /// Every system call a socket's life makes is one of Sys's wrappers.
+    @Test func socketCallsGoThroughSys() throws {
+        let before = Sys.counts
+        let listener = try Socket.open(type: .TCP)
+        try listener.setOption(.reuseAddress, .flag(true))
+        _ = try listener.option(.reuseAddress)
+        try listener.bind(.address(Address(ipv4: 0x7F00_0001, port: 0)))
+        try listener.listen(backlog: 4)
+        _ = try listener.localAddress()
+        let queue = try TaskQueue()
+        try queue.schedule(listener.handle, .read)
+        _ = try queue.wait(timeout: 0)
+        queue.markDelivered()
+        try listener.close()
+        for name in ["socket", "setsockopt", "getsockopt", "bind", "listen", "getsockname", "epoll_create1", "epoll_ctl",
+                     "epoll_wait", "close"] {
+            #expect(Sys.counts[name, default: 0] > before[name, default: 0], "\(name) did not go through Sys")
+        }
     }
 }

@@ -15,6 +15,14 @@ import Testing
         _ = try copy.withUTF8 { try socket.write(UnsafeRawBufferPointer($0)) }
     }
 
+    /// A wait as the C glue makes it: the ready ids, then delivered.
+    func waitReady(_ queue: TaskQueue, _ timeout: Double?) throws -> [Int32]? {
+        guard try queue.wait(timeout: timeout) else { return nil }
+        let ready = queue.ready
+        queue.markDelivered()
+        return ready
+    }
+
     @Test(arguments: [false, true])
     func nothingScheduledAndNoTimeoutReturnsFalse(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
@@ -26,10 +34,9 @@ import Testing
     func timeoutElapsesWithNothingReady(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        _ = try queue.schedule(a, .read)
+        try queue.schedule(a.handle, .read)
         let start = Clock.now()
-        #expect(try queue.wait(timeout: 0.05))
-        #expect(queue.ready.isEmpty)
+        #expect(try waitReady(queue, 0.05) == [])
         #expect(Clock.now() - start >= 0.045)
         withExtendedLifetime(b) {}   // the peer stays open: no hang-up
     }
@@ -38,14 +45,12 @@ import Testing
     func readersWakeWhenDataArrives(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let first = try queue.schedule(a, .read)
-        let second = try queue.schedule(a, .read)
-        let writer = try queue.schedule(a, .write)
-        #expect(try queue.wait(timeout: 1))
-        #expect(queue.ready == [writer])           // writable at once, not readable yet
+        let first = try queue.schedule(a.handle, .read)
+        let second = try queue.schedule(a.handle, .read)
+        let writer = try queue.schedule(a.handle, .write)
+        #expect(try waitReady(queue, 1) == [writer])           // writable at once, not readable yet
         try write(b, "x")
-        #expect(try queue.wait(timeout: 1))
-        #expect(Set(queue.ready) == [first, second])
+        #expect(Set(try waitReady(queue, 1) ?? []) == [first, second])
         #expect(queue.isEmpty)
     }
 
@@ -53,48 +58,68 @@ import Testing
     func cancelledWaitersAreNotReturned(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(a.handle, .read)
         #expect(queue.cancel(id))
         #expect(!queue.cancel(id))
         #expect(queue.isEmpty)
         try write(b, "x")
-        #expect(try queue.wait(timeout: 0.01))
-        #expect(queue.ready.isEmpty)
+        #expect(try waitReady(queue, 0.01) == [])
+    }
+
+    @Test func aReservationIsScheduledOrCancelled() throws {
+        let queue = try makeQueue(poll: false)
+        let reserved = try queue.reserve()
+        #expect(queue.isEmpty)                       // reserved is not waiting
+        #expect(queue.cancel(reserved))
+        let again = try queue.reserve()
+        #expect(again == reserved)                   // the slot is free again
+        try queue.schedule(again, on: nil, .read)
+        #expect(try waitReady(queue, nil) == [again])
+        #expect(throws: Failure.self) { try queue.schedule(again, on: nil, .read) }   // not reserved any more
+    }
+
+    /// A wait whose ready list was not taken (the C glue failed to make the
+    /// result table: out of memory) returns the same tasks again.
+    @Test func undeliveredTasksComeBack() throws {
+        let queue = try makeQueue(poll: false)
+        let id = try queue.schedule(nil, .read)
+        #expect(try queue.wait(timeout: nil))
+        #expect(queue.ready == [id])
+        #expect(try queue.wait(timeout: nil))       // not delivered: again, at once
+        #expect(queue.ready == [id])
+        queue.markDelivered()
+        #expect(try queue.wait(timeout: nil) == false)
     }
 
     @Test(arguments: [false, true])
     func closingASocketWakesItsWaiters(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, _) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(a.handle, .read)
         try a.close()
-        #expect(try queue.wait(timeout: nil))
-        #expect(queue.ready == [id])
+        #expect(try waitReady(queue, nil) == [id])
         // The queue holds nothing for the old descriptor number: a new socket
         // that reuses it is not confused with the old one.
         let (c, d) = try Socket.pair()
-        let fresh = try queue.schedule(c, .read)
+        let fresh = try queue.schedule(c.handle, .read)
         try write(d, "y")
-        #expect(try queue.wait(timeout: 1))
-        #expect(queue.ready == [fresh])
+        #expect(try waitReady(queue, 1) == [fresh])
     }
 
     @Test(arguments: [false, true])
     func hangUpWakesReaders(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(a.handle, .read)
         try b.close()
-        #expect(try queue.wait(timeout: 1))
-        #expect(queue.ready == [id])
+        #expect(try waitReady(queue, 1) == [id])
     }
 
-    @Test func aNilSocketIsReadyAtOnce() throws {
+    @Test func aNilTargetIsReadyAtOnce() throws {
         let queue = try makeQueue(poll: false)
         let id = try queue.schedule(nil, .read)
         #expect(!queue.isEmpty)
-        #expect(try queue.wait(timeout: nil))
-        #expect(queue.ready == [id])
+        #expect(try waitReady(queue, nil) == [id])
     }
 
     @Test func millisecondsRoundUp() {
@@ -111,19 +136,32 @@ import Testing
     /// including tasks made ready by a close (no kernel event of their own).
     @Test func filenoIsReadableWhenTasksAreReady() throws {
         let queue = try TaskQueue()
-        let fd = try #require(queue.fileno)
+        let fd = try queue.embeddingDescriptor()
         func readable() -> Bool {
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             return poll(&entry, 1, 0) == 1
         }
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(a.handle, .read)
         #expect(!readable())
         try a.close()
         #expect(readable())
         #expect(try queue.wait(timeout: 0))
         #expect(queue.ready == [id])
+        queue.markDelivered()
         #expect(!readable())
         withExtendedLifetime(b) {}
+    }
+
+    /// Describing a queue (tostring) reads its epoll descriptor; only
+    /// `embeddingDescriptor` (tqueue:fileno) opens the eventfd.
+    @Test func readingTheDescriptorOpensNothing() throws {
+        let queue = try TaskQueue()
+        let before = Sys.counts["eventfd", default: 0]
+        _ = queue.epollDescriptor
+        _ = queue.epollDescriptor
+        #expect(Sys.counts["eventfd", default: 0] == before)
+        _ = try queue.embeddingDescriptor()
+        #expect(Sys.counts["eventfd", default: 0] == before + 1)
     }
 }

@@ -351,7 +351,25 @@ end
 
 local MAX_HOST = 4294967295
 
---- Returns host (an integer), port; or nil for a mal-formed address.
+--- A host name by Spec/socket.spec's rules: labels of letters, digits and
+--- `-` joined by dots, the last starting with a letter, with a port or a
+--- service name after the `:`.
+local function is_name(text)
+  local host, service = text:match("^([^:]*):([^:]*)$")
+  if not host or #host == 0 or #host > 253 or service == "" or #service > 32 then return false end
+  if not (service:find("^%d+$") and (decimal(service, 65535) ~= nil) or (service:find("^[%w%-]+$") and service:find("%D"))) then
+    return false
+  end
+  local last
+  for label in (host .. "."):gmatch("([^.]*)%.") do
+    if #label == 0 or #label > 63 or not label:find("^[%w%-]+$") or label:find("^%-") or label:find("%-$") then return false end
+    last = label
+  end
+  return last:find("^%a") ~= nil
+end
+
+--- Returns host (an integer), port for an IPv4 address; "name" for a host
+--- name to resolve; or nil for a mal-formed address.
 local function oracle(text)
   local host_text, port_text = text, ""
   local colon = text:find(":", 1, true)
@@ -362,22 +380,22 @@ local function oracle(text)
   local port = 0
   if port_text ~= "" then
     port = decimal(port_text, 65535)
-    if not port then return nil end
+    if not port then return is_name(text) and "name" or nil end
   end
   local host
   if host_text == "" then
     host = 0
   elseif not host_text:find(".", 1, true) then
     host = decimal(host_text, MAX_HOST)
-    if not host then return nil end
+    if not host then return is_name(text) and "name" or nil end
   else
     local parts = {}
     for part in (host_text .. "."):gmatch("([^.]*)%.") do parts[#parts + 1] = part end
-    if #parts ~= 4 then return nil end
+    if #parts ~= 4 then return is_name(text) and "name" or nil end
     host = 0
     for _, part in ipairs(parts) do
       local octet = decimal(part, 255)
-      if not octet then return nil end
+      if not octet then return is_name(text) and "name" or nil end
       host = host * 256 + octet
     end
   end
@@ -459,6 +477,12 @@ local function oracle_check()
   calls = calls + 1
   oracle_checks = oracle_checks + 1
   local host, port = oracle(addr)
+  -- A name would be resolved (DNS for any but localhost): judged by the
+  -- oracle's rules alone, not bound.
+  if host == "name" then
+    oracle_wellformed = oracle_wellformed + 1
+    return
+  end
   local u, why = xpio.socket("UDP")
   if not u then
     fail("xpio.socket(\"UDP\") failed: " .. tostring(why))
@@ -715,6 +739,11 @@ local function safe_address(text, for_connect)
   if type(text) ~= "string" and type(text) ~= "number" then return text end
   local host, port = oracle(tostring(text))
   if host == nil then return text end
+  if host == "name" then
+    -- never resolved beyond this machine
+    local service = tostring(text):match(":([^:]*)$")
+    return "localhost:" .. ((for_connect or not service:find("^%d+$")) and "1" or "0")
+  end
   if host >> 24 ~= 127 then host = 0x7f000001 end
   if for_connect then
     local allowed = port == 1
@@ -731,25 +760,32 @@ local function safe_address(text, for_connect)
   return (host == 0x7f000001 and "127.0.0.1" or dotted(host)) .. (port ~= 0 and (":" .. port) or "")
 end
 
-local OPTIONS = { "TCP_NODELAY", "SO_KEEPALIVE", "SO_REUSEADDR", "SO_RCVBUF", "SO_SNDBUF", "O_NONBLOCK",
-  "SO_ERROR", "", "tcp_nodelay", "SO_RCVBUF\0", "O_NONBLOCKX" }
+--- A value of a spec enum: mostly one of its names (with its prefix, if it
+--- has one, sometimes), else a near miss.
+local function enum_value(e)
+  local name = pick(e.cases)
+  local r = random(10)
+  if r <= 7 then return (e.prefix and chance(0.3)) and (e.prefix .. name) or name end
+  return pick({ "", name:lower(), name .. "\0", name .. "X", (e.prefix or "") .. (e.prefix or ""), random_string() })
+end
 
 local function typed_value(fn, param)
   local name, ty = param.name, param.type
-  if ty == "string" then
-    if name == "addr" then
-      local a = chance(0.2) and random_string() or (chance(0.5) and random_address() or mutate(random_address()))
-      return safe_address(a, fn.name == "connect" or fn.name == "try_connect")
-    elseif name == "type" then return chance(0.7) and pick({ "TCP", "UDP" }) or random_string()
-    elseif name == "option" then return chance(0.8) and pick(OPTIONS) or random_string()
-    elseif name == "what" then return chance(0.8) and pick({ "r", "w", "rw", "wr", "", "x", "RW", "w\0r" }) or random_string()
+  local t = ty.t
+  if t == "address" then
+    local a = chance(0.2) and random_string() or (chance(0.5) and random_address() or mutate(random_address()))
+    return safe_address(a, fn.name == "connect" or fn.name == "try_connect")
+  elseif t == "string" or t == "cstring" or t == "name" then
+    if name == "what" then return chance(0.8) and pick({ "r", "w", "rw", "wr", "", "x", "RW", "w\0r" }) or random_string()
     elseif name == "data" then
       local r = random(6)
       if r == 1 then return "" elseif r == 2 then return LONG elseif r == 3 then return random(-5, 1000) end
       return random_bytes(random(1, 2000))
     end
     return random_string()
-  elseif ty == "integer" then
+  elseif t == "enum" then
+    return enum_value(cases.enums[ty.name])
+  elseif t == "integer" or t == "size" then
     if name == "fd" then
       local r = random(4)
       local fds = pool_fds()
@@ -760,26 +796,26 @@ local function typed_value(fn, param)
       return pick({ 0, 1, 2, 100, 4096, 65536, 65537, 1 << 30, math.maxinteger, -1, math.mininteger, random(0, 70000) })
     end
     return chance(0.5) and pick(EDGE_INTEGERS) or random(-10, 1000)
-  elseif ty == "number" then
-    if name == "timeout" then
+  elseif t == "number" or t == "timeout" then
+    if t == "timeout" then
       return pick({ 0, -1, 0.001, 0.01, SMALL_TIMEOUT, -1 / 0, 1 / 0, 0 / 0, math.maxinteger, math.mininteger,
                     0.5, 1e308, -1e308, "0", "0.001", "1e9" })
     end
     return chance(0.5) and pick(EDGE_FLOATS) or pick(EDGE_INTEGERS)
-  elseif ty == "boolean" then return chance(0.5)
-  elseif ty == "task" then return random_task()
-  elseif ty == "table" then return chance(0.5) and {} or { random_string(), random_string() }
-  elseif ty == "any" then
+  elseif t == "boolean" then return chance(0.5)
+  elseif t == "task" then return random_task()
+  elseif t == "table" then return chance(0.5) and {} or { random_string(), random_string() }
+  elseif t == "union" then
     if name == "signal" then
       return pick({ 9, 15, 1, 0, -1, 64, 65, 10, 19, 18, "TERM", "SIGTERM", "KILL", "USR1", "STOP", "CONT",
                     "SIG", "", "SIGKILL\0", "bogus", 2.5, 1 / 0, 0 / 0, math.maxinteger, true, false, {} })
-    elseif name == "value" then
-      return pick({ true, false, 0, 1, 4096, 1 << 20, -1, math.maxinteger, math.mininteger, 0.5, 0 / 0, "1", "yes", {} })
     end
-    return any_value()
+    return typed_value(fn, { name = name, type = pick(ty.of) })
+  elseif t == "valueOf" then
+    return pick({ true, false, 0, 1, 4096, 1 << 20, -1, math.maxinteger, math.mininteger, 0.5, 0 / 0, "1", "yes", {} })
+  elseif t == "object" then
+    return any_object()
   end
-  local kind = kinds[ty]
-  if kind then return any_object() end
   return any_value()
 end
 
@@ -906,6 +942,10 @@ end
 local function is_failure(shape) return #shape == 2 and shape[1] == "nil" and shape[2] == "string" end
 
 local function has_type(v, t)
+  if t:find("|", 1, true) then
+    for alternative in t:gmatch("[^|]+") do if has_type(v, alternative) then return true end end
+    return false
+  end
   if t == "any" then return true
   elseif t == "nil" then return v == nil
   elseif t == "true" then return v == true
@@ -931,7 +971,11 @@ end
 -- arguments after self, second value) }.
 local last_time = -math.huge
 local function address(v)
-  local a, b, c, d, port = tostring(v):match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
+  v = tostring(v)
+  if v:find("^unix:") then return true end
+  local six, six_port = v:match("^%[([%x:%.%%%w]+)%]:(%d+)$")
+  if six then return tonumber(six_port) <= 65535 end
+  local a, b, c, d, port = v:match("^(%d+)%.(%d+)%.(%d+)%.(%d+):(%d+)$")
   if not a then return false end
   for _, octet in ipairs({ a, b, c, d }) do if tonumber(octet) > 255 then return false end end
   return tonumber(port) <= 65535
@@ -960,8 +1004,8 @@ local REFINED = {
   ["socket.try_read"] = { "1 to size bytes (at most 64 KiB), \"\" for size 0", read_ok },
   ["socket.write"] = { "a count of bytes written, 0 to #data", count_ok },
   ["socket.try_write"] = { "a count of bytes written, 0 to #data", count_ok },
-  ["socket.getsockname"] = { "an address \"a.b.c.d:port\"", address },
-  ["socket.getpeername"] = { "an address \"a.b.c.d:port\"", address },
+  ["socket.getsockname"] = { "an address \"a.b.c.d:port\", \"[v6]:port\" or \"unix:...\"", address },
+  ["socket.getpeername"] = { "an address \"a.b.c.d:port\", \"[v6]:port\" or \"unix:...\"", address },
   ["socket.getsockopt"] = { "a boolean or a non-negative integer", function(v)
     return type(v) == "boolean" or (math.type(v) == "integer" and v >= 0)
   end },

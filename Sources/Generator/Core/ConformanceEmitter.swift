@@ -1,8 +1,9 @@
 /// Emits the API-conformance tests (a busted spec): every entry exists with
 /// the right kind, every typed argument rejects a wrong type with a message
-/// naming the function and the argument, every triad is complete.
-/// The bad-argument cases are derived from the parameter types, as
-/// luaposix's `badargs.diagnose` derives them from a signature.
+/// naming the function and the argument, sizes reject negative numbers,
+/// enums answer an unknown name as the spec says, every triad is complete.
+/// The cases come from the parameter types, as luaposix's `badargs.diagnose`
+/// derives them from a signature.
 struct ConformanceEmitter {
     let spec: Spec
 
@@ -18,20 +19,28 @@ struct ConformanceEmitter {
         out.line("  assert.truthy(err:find(pattern, 1, true), \"got: \" .. tostring(err) .. \"; wanted: \" .. pattern)")
         out.line("end")
         out.line("")
+        out.line("local function fails(message, f)")
+        out.line("  local r = table.pack(pcall(f))")
+        out.line("  assert.is_true(r[1], tostring(r[2]))")
+        out.line("  assert.is_nil(r[2])")
+        out.line("  assert.are.equal(message, r[3])")
+        out.line("end")
+        out.line("")
         out.line("describe(\"conformance\", function()")
         out.indent { out in
             out.line("local objects = {}")
             out.line("setup(function()")
             for kind in spec.kinds { out.line("  objects[\"\(kind.name)\"] = assert(\(kind.example))") }
             out.line("end)")
-            out.line("")
             for function in spec.functions(of: nil) { emitFunction(function, into: &out) }
             for field in spec.fields {
-                out.line("it(\"xpio.\(field.name) is a \(field.returns == .raw("table") ? "table" : "value")\", function()")
-                out.line("  assert.is_not_nil(xpio.\(field.name))")
+                out.line("")
+                out.line("it(\"xpio.\(field.name) is a \(field.results.positions[0].shapeName(spec))\", function()")
+                out.line("  assert.are.equal(\"\(field.results.positions[0].shapeName(spec))\", type(xpio.\(field.name)))")
                 out.line("end)")
             }
             for kind in spec.kinds {
+                out.line("")
                 out.line("it(\"\(kind.metatable) has its metatable\", function()")
                 out.line("  local mt = getmetatable(objects[\"\(kind.name)\"])")
                 out.line("  assert.are.equal(\"\(kind.metatable)\", mt.__name)")
@@ -49,32 +58,16 @@ struct ConformanceEmitter {
         return out.text
     }
 
-    func sample(_ type: String) -> String {
-        if spec.kind(named: type) != nil { return "objects[\"\(type)\"]" }
-        switch type {
-        case "string": return "\"0\""
-        case "integer", "number": return "0"
-        case "boolean": return "true"
-        default: return "{}"
-        }
-    }
-
-    /// A value of the wrong type, and the type name the message must expect.
-    func wrong(_ type: String) -> (value: String, expected: String)? {
-        if let kind = spec.kind(named: type) { return ("{}", kind.metatable) }
-        switch type {
-        case "string": return ("{}", "string")
-        case "integer", "number": return ("{}", "number")
-        case "boolean": return ("{}", "boolean")
-        case "table", "task": return ("\"x\"", "table")
-        default: return nil
-        }
-    }
+    func sample(_ param: Param) -> String { param.type.sample(spec) ?? "nil" }
 
     func emitFunction(_ function: Function, into out: inout Printer) {
         let name = function.luaName
         let target = function.owner.map { "objects[\"\($0)\"]" } ?? "xpio"
         let call = function.owner == nil ? "xpio.\(name)" : "\(target):\(name)"
+        let params = function.entry.params
+        func arguments(_ index: Int, _ value: String) -> String {
+            (params.prefix(index).map(sample) + [value]).joined(separator: ", ")
+        }
         out.line("")
         out.line("it(\"\(function.qualifiedName) exists\", function()")
         out.line("  assert.is_function(\(target).\(name))")
@@ -83,21 +76,35 @@ struct ConformanceEmitter {
             out.line("  assert.is_function(\(target).\(function.entry.partner!))")
         }
         out.line("end)")
-        let params = function.entry.params
-        let checked = params.indices.filter { wrong(params[$0].type) != nil }
-        guard !checked.isEmpty || function.isMethod else { return }
-        out.line("")
-        out.line("it(\"\(function.qualifiedName) rejects wrong argument types\", function()")
-        for index in checked {
-            let (value, expected) = wrong(params[index].type)!
-            var arguments = params.prefix(index).map { sample($0.type) }
-            arguments.append(value)
-            let message = "bad argument #\(index + 1) to '\(name)' (\(expected) expected"
-            out.line("  rejects(\"\(message.replacingOccurrences(of: "\"", with: "\\\""))\", function() return \(call)(\(arguments.joined(separator: ", "))) end)")
+
+        var cases: [String] = []
+        for (index, param) in params.enumerated() {
+            if let (value, expected) = param.type.wrong(spec) {
+                let message = "bad argument #\(index + 1) to '\(name)' (\(expected) expected"
+                cases.append("rejects(\"\(message.escaped)\", function() return \(call)(\(arguments(index, value))) end)")
+            }
+            if param.type == .size {
+                let message = "bad argument #\(index + 1) to '\(name)' (\(param.name) must not be negative)"
+                cases.append("rejects(\"\(message.escaped)\", function() return \(call)(\(arguments(index, "-1"))) end)")
+            }
+            guard function.role != .blocking, case .enumeration(let enumName) = param.type else { continue }
+            let enumType = spec.enumType(named: enumName)!
+            let rest = params.dropFirst(index + 1).filter { !$0.optional }.map(sample)
+            let unknown = ([arguments(index, "\"no-such-name\"")] + rest).joined(separator: ", ")
+            if let message = enumType.unknown {
+                cases.append("fails(\"\(message.escaped)\", function() return \(call)(\(unknown)) end)")
+            } else {
+                let message = "bad argument #\(index + 1) to '\(name)' (\(param.name) must be a \(enumType.name) name"
+                cases.append("rejects(\"\(message.escaped)\", function() return \(call)(\(unknown)) end)")
+            }
         }
         if let kind = function.owner.flatMap({ spec.kind(named: $0) }) {
-            out.line("  rejects(\"\(kind.metatable) expected\", function() return \(target).\(name)({}) end)")
+            cases.append("rejects(\"\(kind.metatable) expected\", function() return \(target).\(name)({}) end)")
         }
+        guard !cases.isEmpty else { return }
+        out.line("")
+        out.line("it(\"\(function.qualifiedName) checks its arguments\", function()")
+        out.indent { out in for line in cases { out.line(line) } }
         out.line("end)")
     }
 }

@@ -1,0 +1,112 @@
+/*
+ * Blocking functions and the current task.
+ *
+ * A blocking function tries its try_ body; on "retry" it schedules the
+ * current task with its when_ partner and yields. Whoever resumes the
+ * coroutine (after tqueue:wait returned the task) makes it try again. The
+ * yield is the last statement of a C function and its continuation loops
+ * back, so no Swift frame is ever live across it.
+ *
+ * A scheduler that gives up on a wait (a timeout, a cancellation) resumes
+ * the coroutine with exactly two values, nil and a message: the blocking
+ * function then returns them (`nil, "timeout"`), after unscheduling the
+ * task if the scheduler has not. Nothing was consumed: the try_ body had
+ * answered "retry".
+ */
+#include "glue.h"
+
+static const char current_task_key = 'T';
+
+void xpio_push_current_task(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &current_task_key);
+}
+
+int xpio_native_setCurrentTask(lua_State *L) {
+    xpio_call call;
+    xpio_decode(L, xpio_current_entry(L), &call);
+    if (call.arg[0].tag == XPIO_ABSENT) lua_pushnil(L);
+    else lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &current_task_key);
+    return 0;
+}
+
+int xpio_native_getCurrentTask(lua_State *L) {
+    xpio_push_current_task(L);
+    return 1;
+}
+
+static int blocking_loop(lua_State *L, xpio_call *decoded);
+
+/* Unschedules the current task if it is still scheduled: task:_dequeue(). */
+static void dequeue_current_task(lua_State *L) {
+    xpio_push_current_task(L);
+    if (lua_istable(L, -1)) {
+        lua_pushliteral(L, "_dequeue");
+        if (lua_rawget(L, -2) == LUA_TFUNCTION) {
+            lua_pushvalue(L, -2);
+            lua_call(L, 1, 0);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    int nargs = (int)ctx;
+    if (lua_gettop(L) == nargs + 2 && lua_isnil(L, nargs + 1) && lua_type(L, nargs + 2) == LUA_TSTRING) {
+        dequeue_current_task(L);
+        return 2;
+    }
+    lua_settop(L, nargs); /* drop whatever else resume passed */
+    return blocking_loop(L, NULL);
+}
+
+static int blocking_loop(lua_State *L, xpio_call *decoded) {
+    const xpio_entry *entry = xpio_current_entry(L);
+    xpio_call again;
+    xpio_call *call = decoded;
+    if (!call) {
+        call = &again;
+        int status = xpio_decode(L, entry, call);
+        if (status) return xpio_push_failure(L, call, status);
+    }
+    xpio_make_objects(L, entry, call);
+    int status = entry->body(call);
+    if (status != XPIO_RETRY) return xpio_finish(L, call, status);
+    int nargs = entry->nparams;
+    lua_settop(L, nargs);
+    /* when_(self, task) for a method, when_(task, arguments...) otherwise.
+     * A current task that is still scheduled (a scheduler resumed it early
+     * without task:_dequeue()) makes when_ raise "already scheduled". */
+    lua_pushvalue(L, XPIO_PARTNER_UPVALUE);
+    if (entry->method) {
+        lua_pushvalue(L, 1);
+        xpio_push_current_task(L);
+    } else {
+        xpio_push_current_task(L);
+        for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
+    }
+    lua_call(L, entry->method ? 2 : nargs + 1, 2);
+    if (!lua_toboolean(L, -2)) return 2; /* the when_ partner failed: its nil, message */
+    lua_settop(L, nargs);
+    return lua_yieldk(L, 0, (lua_KContext)nargs, blocking_continue);
+}
+
+/* A blocking function checks its arguments, then needs a coroutine and a
+ * current task even when it could complete at once: a program must not work
+ * only while data happens to be there. */
+int xpio_call_blocking(lua_State *L) {
+    const xpio_entry *entry = xpio_current_entry(L);
+    xpio_call call;
+    int status = xpio_decode(L, entry, &call);
+    if (!lua_isyieldable(L))
+        return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
+    xpio_push_current_task(L);
+    int has_task = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
+    if (status) return xpio_push_failure(L, &call, status);
+    return blocking_loop(L, &call);
+}

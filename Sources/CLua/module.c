@@ -1,0 +1,128 @@
+/*
+ * luaopen_xpio: builds the module table and one metatable per object kind
+ * from the description the generator emitted from Spec/ (Glue.swift).
+ */
+#include "glue.h"
+#include <string.h>
+
+const xpio_module *xpio_description;
+int xpio_queue_kind = -1;
+
+/* Pushes the Lua function for `entry`; `kinds` is the metatables array and
+ * `table` the table being filled (where a blocking entry finds its when_
+ * partner, registered before it). */
+static void push_function(lua_State *L, const xpio_entry *entry, int kinds, int table) {
+    lua_pushlightuserdata(L, (void *)entry);
+    lua_pushvalue(L, kinds);
+    switch (entry->role) {
+    case XPIO_BLOCKING:
+        lua_getfield(L, table, entry->partner);
+        lua_pushcclosure(L, xpio_call_blocking, 3);
+        break;
+    case XPIO_WHEN: lua_pushcclosure(L, xpio_call_when, 2); break;
+    case XPIO_NATIVE: case XPIO_FIELD: lua_pushcclosure(L, entry->native, 2); break;
+    default: lua_pushcclosure(L, xpio_call_function, 2); break;
+    }
+}
+
+static void fill(lua_State *L, const xpio_entry *entries, int32_t count, int kinds, int table) {
+    for (int32_t i = 0; i < count; i++) {
+        push_function(L, &entries[i], kinds, table);
+        if (entries[i].role == XPIO_FIELD) lua_call(L, 0, 1);
+        lua_setfield(L, table, entries[i].name);
+    }
+}
+
+/* The object at 1 as its kind's Swift object, or NULL (another value, or
+ * already collected); the kind is upvalue 1. */
+static void *self_object(lua_State *L, const xpio_kind **kind, void ***slot) {
+    *kind = (const xpio_kind *)lua_touserdata(L, lua_upvalueindex(1));
+    *slot = xpio_toobject(L, 1, (int)(*kind - xpio_description->kinds));
+    return *slot ? **slot : NULL;
+}
+
+/* __close and __gc do what the kind's close does, answering nothing; __gc
+ * then drops the reference the userdata held. */
+static int dispose(lua_State *L, int release) {
+    const xpio_kind *kind;
+    void **slot;
+    void *object = self_object(L, &kind, &slot);
+    if (!object) return 0;
+    if (kind->holds_tasks) xpio_drop_tasks(L, 1);
+    xpio_call call;
+    call.arg[0].tag = XPIO_OBJECT;
+    call.arg[0].u.object = object;
+    kind->close(&call);
+    if (release) {
+        *slot = NULL;
+        kind->release(object);
+    }
+    return 0;
+}
+
+static int meta_gc(lua_State *L) { return dispose(L, 1); }
+static int meta_close(lua_State *L) { return dispose(L, 0); }
+
+/* "xpio.socket: fd 7", "xpio.tqueue: poll", or "xpio.socket: closed". */
+static int meta_tostring(lua_State *L) {
+    const xpio_kind *kind;
+    void **slot;
+    xpio_call call;
+    call.arg[0].tag = XPIO_OBJECT;
+    call.arg[0].u.object = self_object(L, &kind, &slot);
+    int status = call.arg[0].u.object ? kind->describe(&call) : 0;
+    if (status < 1 || call.result[0].tag != XPIO_STRING) lua_pushfstring(L, "%s: closed", kind->metatable);
+    else if (status > 1 && call.result[1].tag == XPIO_INTEGER)
+        lua_pushfstring(L, "%s: %s %I", kind->metatable, call.result[0].u.string, (lua_Integer)call.result[1].u.integer);
+    else lua_pushfstring(L, "%s: %s", kind->metatable, call.result[0].u.string);
+    return 1;
+}
+
+static void set_metamethod(lua_State *L, const xpio_kind *kind, int kinds, const char *name, lua_CFunction f) {
+    lua_pushlightuserdata(L, (void *)kind);
+    lua_pushvalue(L, kinds);
+    lua_pushcclosure(L, f, 2);
+    lua_setfield(L, -2, name);
+}
+
+int luaopen_xpio(lua_State *L) {
+    xpio_start();
+    xpio_description = xpio_module_description();
+    const xpio_module *m = xpio_description;
+    lua_createtable(L, m->nkinds, 0);
+    int kinds = lua_gettop(L);
+    for (int32_t k = 0; k < m->nkinds; k++) {
+        luaL_newmetatable(L, m->kinds[k].metatable);
+        lua_rawseti(L, kinds, k + 1);
+        if (m->kinds[k].holds_tasks) xpio_queue_kind = k;
+    }
+    for (int32_t k = 0; k < m->nkinds; k++) {
+        const xpio_kind *kind = &m->kinds[k];
+        lua_rawgeti(L, kinds, k + 1);
+        lua_createtable(L, 0, kind->nmethods);
+        fill(L, kind->methods, kind->nmethods, kinds, lua_gettop(L));
+        lua_setfield(L, -2, "__index");
+        set_metamethod(L, kind, kinds, "__gc", meta_gc);
+        set_metamethod(L, kind, kinds, "__close", meta_close);
+        set_metamethod(L, kind, kinds, "__tostring", meta_tostring);
+        lua_pop(L, 1);
+    }
+    lua_createtable(L, 0, m->nfunctions);
+    fill(L, m->functions, m->nfunctions, kinds, lua_gettop(L));
+    return 1;
+}
+
+extern char **environ;
+
+/* xpio.env: the process environment as a table, read at load. */
+int xpio_native_env(lua_State *L) {
+    lua_newtable(L);
+    for (char **entry = environ; entry && *entry; entry++) {
+        const char *equals = strchr(*entry, '=');
+        if (!equals || equals == *entry) continue;
+        lua_pushlstring(L, *entry, (size_t)(equals - *entry));
+        lua_pushstring(L, equals + 1);
+        lua_rawset(L, -3);
+    }
+    return 1;
+}

@@ -1,0 +1,218 @@
+/*
+ * Tasks on task queues: the Lua half. The runtime's queue knows waiters by
+ * id; a queue's userdata keeps three user values:
+ *   1. waiter id + 1 -> the task (a table)
+ *   2. waiter id + 1 -> the object waited on, kept alive while the task waits
+ *   3. the queue's _dequeue function
+ * Task fields are read and written raw: a queue never runs user code.
+ *
+ * Every change that allocates (and so can fail with a memory error) comes
+ * before the runtime commits, and every change after it only clears fields
+ * that exist, which never allocates: a call either completes or leaves the
+ * queue as it was.
+ */
+#include "glue.h"
+
+extern int xpio_queue_kind;
+
+static void clear_fields(lua_State *L, int task) {
+    lua_pushliteral(L, "_dequeue");
+    lua_pushnil(L);
+    lua_rawset(L, task);
+    lua_pushliteral(L, "_dequeuedata");
+    lua_pushnil(L);
+    lua_rawset(L, task);
+}
+
+/* Clears entry `key` of user values 1 and 2. */
+static void forget_key(lua_State *L, int queue, lua_Integer key) {
+    for (int n = 1; n <= 2; n++) {
+        if (lua_getiuservalue(L, queue, n) == LUA_TTABLE) {
+            lua_pushnil(L);
+            lua_rawseti(L, -2, key);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static void *queue_object(lua_State *L, int index) {
+    void **slot = lua_touserdata(L, index);
+    return slot ? *slot : NULL;
+}
+
+/* task:_dequeue(): the queue is upvalue 1. Returns true, or nothing when the
+ * task is not scheduled on this queue. */
+static int dequeue(lua_State *L) {
+    int queue = lua_upvalueindex(1);
+    void *object = queue_object(L, queue);
+    if (!object || !lua_istable(L, 1)) return 0;
+    lua_pushliteral(L, "_dequeuedata");
+    lua_rawget(L, 1);
+    int isinteger;
+    lua_Integer key = lua_tointegerx(L, -1, &isinteger);
+    if (!isinteger || key < 1 || key > INT32_MAX) return 0;
+    if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) return 0;
+    lua_rawgeti(L, -1, key);
+    if (!lua_rawequal(L, -1, 1)) return 0;
+    xpio_queue_cancel(object, (int32_t)(key - 1));
+    forget_key(L, queue, key);
+    clear_fields(L, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Makes the queue's user values on first use. */
+static void prepare(lua_State *L, int queue) {
+    if (lua_getiuservalue(L, queue, 3) == LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, queue, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, queue, 2);
+    lua_pushvalue(L, queue);
+    lua_pushcclosure(L, dequeue, 1);
+    lua_setiuservalue(L, queue, 3);
+}
+
+/* when_read, when_write, when_wait, ...: the body says what to wait on;
+ * the task is scheduled on its _queue until then. */
+int xpio_call_when(lua_State *L) {
+    const xpio_entry *entry = xpio_current_entry(L);
+    xpio_call call;
+    int status = xpio_decode(L, entry, &call);
+    if (status) return xpio_push_failure(L, &call, status);
+    int task = entry->method ? 2 : 1;
+    lua_pushliteral(L, "_queue");
+    lua_rawget(L, task);
+    int queue = lua_gettop(L);
+    void **slot = xpio_toobject(L, queue, xpio_queue_kind);
+    if (!slot) return xpio_argerror(L, task, "task._queue is not a tqueue");
+    lua_pushliteral(L, "_dequeue");
+    if (lua_rawget(L, task) != LUA_TNIL) return luaL_error(L, "xpio: task is already scheduled");
+    lua_pop(L, 1);
+    if (!*slot) {
+        call.message = "tqueue";
+        return xpio_push_failure(L, &call, XPIO_CLOSED);
+    }
+
+    status = entry->body(&call);
+    if (status < 0) return xpio_push_failure(L, &call, status);
+    void *target = status > 0 && call.result[0].tag == XPIO_OBJECT ? call.result[0].u.object : NULL;
+
+    prepare(L, queue);
+    int32_t waiter = xpio_queue_reserve(&call, *slot);
+    if (waiter < 0) return xpio_push_failure(L, &call, waiter);
+    lua_Integer key = (lua_Integer)waiter + 1;
+    lua_getiuservalue(L, queue, 1);
+    lua_pushvalue(L, task);
+    lua_rawseti(L, -2, key);
+    lua_getiuservalue(L, queue, 2);
+    if (entry->method) lua_pushvalue(L, 1);
+    else lua_pushnil(L);
+    lua_rawseti(L, -2, key);
+    lua_pushliteral(L, "_dequeuedata");
+    lua_pushinteger(L, key);
+    lua_rawset(L, task);
+    lua_pushliteral(L, "_dequeue");
+    lua_getiuservalue(L, queue, 3);
+    lua_rawset(L, task);
+
+    status = xpio_queue_schedule(&call, *slot, waiter, target, entry->readiness);
+    if (status < 0) {
+        xpio_queue_cancel(*slot, waiter);
+        forget_key(L, queue, key);
+        clear_fields(L, task);
+        return xpio_push_failure(L, &call, status);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* tqueue:wait(timeout): the ready tasks as a new array, each unscheduled.
+ * The array is made before anything changes; if making it fails, the
+ * queue returns the same tasks at the next wait. */
+int xpio_native_tqueue_wait(lua_State *L) {
+    xpio_call call;
+    int status = xpio_decode(L, xpio_current_entry(L), &call);
+    if (status) return xpio_push_failure(L, &call, status);
+    void *object = call.arg[0].u.object;
+    if (!object) {
+        call.message = "tqueue";
+        return xpio_push_failure(L, &call, XPIO_CLOSED);
+    }
+    int has_timeout = call.arg[1].tag == XPIO_NUMBER;
+    status = xpio_queue_wait(&call, object, has_timeout ? call.arg[1].u.number : 0, has_timeout);
+    if (status < 0) return xpio_push_failure(L, &call, status);
+    if (status == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    int32_t count;
+    const int32_t *ready = xpio_queue_ready(object, &count);
+    lua_createtable(L, count, 0);
+    int result = lua_gettop(L);
+    if (count > 0) {
+        lua_getiuservalue(L, 1, 1);
+        int tasks = lua_gettop(L);
+        lua_Integer n = 0;
+        for (int32_t i = 0; i < count; i++) {
+            lua_Integer key = (lua_Integer)ready[i] + 1;
+            if (lua_rawgeti(L, tasks, key) == LUA_TTABLE) {
+                clear_fields(L, lua_gettop(L));
+                lua_rawseti(L, result, ++n);
+            } else {
+                lua_pop(L, 1);
+            }
+            forget_key(L, 1, key);
+        }
+    }
+    xpio_queue_delivered(object);
+    lua_settop(L, result);
+    return 1;
+}
+
+void xpio_drop_tasks(lua_State *L, int queue) {
+    int top = lua_gettop(L);
+    queue = lua_absindex(L, queue);
+    if (lua_getiuservalue(L, queue, 1) == LUA_TTABLE) {
+        int tasks = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, tasks)) {
+            if (lua_istable(L, -1)) clear_fields(L, lua_gettop(L));
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, tasks); /* clearing a field during next is allowed */
+        }
+    }
+    if (lua_getiuservalue(L, queue, 2) == LUA_TTABLE) {
+        int objects = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, objects)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, objects);
+        }
+    }
+    lua_settop(L, top);
+}
+
+/* tqueue:close(): the same as __close, but it answers. */
+int xpio_native_tqueue_close(lua_State *L) {
+    xpio_call call;
+    int status = xpio_decode(L, xpio_current_entry(L), &call);
+    if (status) return xpio_push_failure(L, &call, status);
+    void *object = call.arg[0].u.object;
+    if (!object || xpio_queue_is_closed(object)) {
+        call.message = "tqueue";
+        return xpio_push_failure(L, &call, XPIO_CLOSED);
+    }
+    xpio_drop_tasks(L, 1);
+    xpio_queue_close(object);
+    lua_pushboolean(L, 1);
+    return 1;
+}

@@ -1,0 +1,181 @@
+/// The API as the spec describes it: what every emitter reads.
+///
+/// The model is flat: named types (object kinds, enums, records) and a list
+/// of entries, each naming its owner (`nil` for the module table). Types
+/// are `LuaType` values, whose traits (Traits.swift) say how each is checked,
+/// read, documented, tested and fuzzed, so no emitter interprets a type by
+/// its spelling. A `blocking` entry stands for two Lua functions (`read`,
+/// `try_read`); `Entry.expanded` derives them.
+public struct Spec {
+    public var moduleName = "xpio"
+    public var moduleDoc = ""
+    public var kinds: [ObjectKind] = []
+    public var enums: [EnumType] = []
+    public var records: [RecordType] = []
+    public var entries: [Entry] = []
+
+    public init() {}
+
+    func kind(named name: String) -> ObjectKind? { kinds.first { $0.name == name } }
+    func kindIndex(_ name: String) -> Int { kinds.firstIndex { $0.name == name }! }
+    func enumType(named name: String) -> EnumType? { enums.first { $0.name == name } }
+    func enumIndex(_ name: String) -> Int { enums.firstIndex { $0.name == name }! }
+    func record(named name: String) -> RecordType? { records.first { $0.name == name } }
+    func recordIndex(_ name: String) -> Int { records.firstIndex { $0.name == name }! }
+
+    /// Entries of one owner (`nil`: the module), in spec order, triads expanded.
+    func functions(of owner: String?) -> [Function] {
+        entries.filter { $0.owner == owner && $0.kind != .field }.flatMap { $0.expanded }
+    }
+    var fields: [Entry] { entries.filter { $0.kind == .field } }
+    var allFunctions: [Function] { functions(of: nil) + kinds.flatMap { functions(of: $0.name) } }
+
+    /// The kind whose objects keep tasks: `task._queue` must be one.
+    static let queueKind = "tqueue"
+}
+
+/// An object kind: `object socket xpio.socket: Socket = xpio.socket("TCP")`.
+public struct ObjectKind {
+    var name: String        // "socket": the type name used in the spec
+    var metatable: String   // "xpio.socket": the metatable's __name
+    var swiftType: String   // "Socket": the runtime class its userdata holds
+    var example: String     // a Lua expression making one, for generated tests
+    var doc: String
+    var holdsTasks: Bool { name == Spec.queueKind }
+}
+
+/// A fixed set of names, bound to a Swift enum: `enum family: AddressFamily`.
+public struct EnumType {
+    struct Case {
+        var name: String         // the Lua name, "TCP_NODELAY"
+        var swiftName: String    // the Swift case, "tcpNoDelay"
+        var valueType: LuaType?  // setsockopt's value for this option
+        var doc: String
+    }
+    var name: String
+    var swiftType: String
+    var prefix: String?          // also accepted before a name ("SIG")
+    var unknown: String?         // an unknown name answers nil, unknown; nil: an argument error
+    var cases: [Case]
+    var doc: String
+}
+
+/// A table with typed fields, read raw: `record attrs`.
+public struct RecordType {
+    struct Field {
+        var name: String
+        var type: LuaType
+        var doc: String
+    }
+    var name: String
+    var fields: [Field]
+    var doc: String
+    /// The Swift struct the glue reads it into.
+    var swiftType: String { "Record_" + name }
+}
+
+/// A parameter or result type.
+public indirect enum LuaType: Equatable, Sendable {
+    case string           // a string; numbers are converted
+    case cstring          // a string without NUL bytes
+    case name             // an environment name: non-empty, no '=' or NUL
+    case integer
+    case size             // a non-negative integer
+    case number
+    case timeout          // seconds; nil or false: no limit; negative: 0
+    case boolean
+    case falseValue       // the value false (SO_LINGER off)
+    case trueValue        // results: true
+    case nilValue         // results: a single nil
+    case table
+    case task             // a table with _queue
+    case any
+    case address          // an address or a name, in the address format
+    case object(String)   // an object kind
+    case enumeration(String)
+    case record(String)
+    case array(LuaType)
+    case map(LuaType, LuaType)
+    case union([LuaType])
+    /// The value type of the enum case that parameter `name` chose.
+    case valueOf(String)
+}
+
+public struct Param {
+    var name: String
+    var type: LuaType
+    var optional: Bool
+    var defaultValue: String?
+}
+
+/// What a function returns on success: one alternative of values by
+/// position (each possibly a union); unless `raw`, it can also fail with
+/// `nil, message` (and a `try_` function with `nil, "retry"`).
+public struct Results {
+    var positions: [LuaType]
+    var raw: Bool
+
+    /// Every shape the results can take, each a list of types by position,
+    /// for the fuzz driver: a union at a position that includes `nil` gives
+    /// a shape with a single nil there.
+    var shapes: [[LuaType]] {
+        var list: [[LuaType]] = [positions]
+        if positions.count == 1, case .union(let members) = positions[0], members.contains(.nilValue) {
+            list = [[.union(members.filter { $0 != .nilValue })], [.nilValue]]
+        }
+        if !raw { list.append([.nilValue, .string]) }
+        return list
+    }
+}
+
+public enum EntryKind: String { case function, method, blocking, when, field }
+
+/// How an entry is implemented: a Swift expression (parameters are in
+/// scope by name, `this` is self), a C function (`native`), or nothing yet.
+enum Binding: Equatable {
+    case swift(String)
+    case native
+    case pending
+}
+
+public struct Entry {
+    var kind: EntryKind
+    var owner: String?      // nil: a module function or field
+    var name: String
+    var params: [Param]
+    var results: Results
+    /// blocking: the `when_` partner; when: the readiness ("read"/"write").
+    var partner: String?
+    var binding: Binding
+    var doc: String
+    var location: String    // "Spec/socket.spec:12", for diagnostics
+
+    /// The Lua functions this entry stands for.
+    var expanded: [Function] {
+        switch kind {
+        case .blocking:
+            return [Function(entry: self, luaName: name, role: .blocking),
+                    Function(entry: self, luaName: "try_" + name, role: .attempt)]
+        case .when: return [Function(entry: self, luaName: name, role: .when)]
+        default: return [Function(entry: self, luaName: name, role: .plain)]
+        }
+    }
+}
+
+/// One Lua-visible function.
+struct Function {
+    enum Role { case plain, attempt, blocking, when }
+    var entry: Entry
+    var luaName: String
+    var role: Role
+
+    var owner: String? { entry.owner }
+    var isMethod: Bool { entry.owner != nil }
+    /// Every Lua argument, `self` first for methods.
+    var luaParams: [Param] {
+        (isMethod ? [Param(name: "self", type: .object(entry.owner!), optional: false, defaultValue: nil)] : []) + entry.params
+    }
+    var canRetry: Bool { role == .attempt || role == .blocking }
+    /// "socket:read", "xpio.gettime": how docs and messages name it.
+    var qualifiedName: String { (entry.owner.map { $0 + ":" } ?? "xpio.") + luaName }
+}

@@ -1,0 +1,60 @@
+/// The rules that span entries: names resolve, triads are complete, the C
+/// glue's limits hold. Every error names the spec line.
+enum Validator {
+    static let maxArguments = 8   // XPIO_MAX_ARGS
+    static let maxResults = 4     // XPIO_MAX_RESULTS
+
+    static func validate(_ spec: Spec) throws {
+        guard spec.kinds.filter({ $0.holdsTasks }).count == 1 else {
+            throw SpecError(location: "Spec", message: "one object kind must be named `\(Spec.queueKind)`: the queue tasks are scheduled on")
+        }
+        for enumType in spec.enums {
+            var seen: Set<String> = []
+            for item in enumType.cases where !seen.insert(item.name).inserted {
+                throw SpecError(location: "Spec", message: "enum `\(enumType.name)` has `\(item.name)` twice")
+            }
+        }
+        var seen: Set<String> = []
+        for entry in spec.entries {
+            func fail(_ message: String) -> SpecError { SpecError(location: entry.location, message: message) }
+            if let owner = entry.owner, spec.kind(named: owner) == nil { throw fail("unknown object kind `\(owner)`") }
+            for function in entry.expanded where !seen.insert(function.qualifiedName).inserted {
+                throw fail("`\(function.qualifiedName)` is declared twice")
+            }
+            var optionalSeen = false
+            for param in entry.params {
+                if param.optional { optionalSeen = true } else if optionalSeen { throw fail("a required parameter follows an optional one") }
+                if case .valueOf(let name) = param.type {
+                    guard let chooser = entry.params.first(where: { $0.name == name }), case .enumeration(let enumName) = chooser.type,
+                          spec.enumType(named: enumName)!.cases.contains(where: { $0.valueType != nil }) else {
+                        throw fail("`\(name).value` needs an earlier parameter `\(name)` of an enum whose cases have value types")
+                    }
+                }
+            }
+            let count = entry.params.count + (entry.owner == nil ? 0 : 1)
+            if count > maxArguments { throw fail("more than \(maxArguments) parameters") }
+            if entry.results.positions.count > maxResults { throw fail("more than \(maxResults) results") }
+            for position in entry.results.positions {
+                if case .union(let members) = position, members.contains(where: { if case .object = $0 { return true } else { return false } }) {
+                    throw fail("an object result cannot be part of a union: it is made before the call")
+                }
+            }
+            if entry.binding == .native && entry.kind != .function && entry.kind != .method && entry.kind != .field {
+                throw fail("only functions, methods and fields can be native")
+            }
+            switch entry.kind {
+            case .blocking:
+                guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.partner }) else {
+                    throw fail("blocking `\(entry.name)` names `\(entry.partner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
+                }
+            case .when:
+                guard entry.name.hasPrefix("when_") else { throw fail("a when entry's name starts with when_") }
+                guard entry.partner == "read" || entry.partner == "write" else { throw fail("readiness is [read] or [write]") }
+                guard entry.params.first?.type == .task else { throw fail("a when entry takes the task first: (task: task, ...)") }
+                guard entry.owner == nil || entry.params.count == 1 else { throw fail("a when method takes (task: task)") }
+                guard entry.results.positions == [.trueValue], !entry.results.raw else { throw fail("a when entry returns `true`") }
+            default: break
+            }
+        }
+    }
+}

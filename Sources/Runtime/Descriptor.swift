@@ -1,0 +1,77 @@
+import CSystem
+
+/// One descriptor the runtime owns: a socket, a pipe end, a pidfd, an
+/// eventfd, a signalfd. It is what task queues wait on.
+///
+/// Closing takes the number first (`fd` becomes -1), so an object that has
+/// closed never touches a number the kernel may already have handed out
+/// again; and the queues that have the number registered forget it before
+/// that, waking the tasks that wait on it.
+public final class Descriptor {
+    public private(set) var fd: CInt
+    /// The queues that have this descriptor registered.
+    var queues: [TaskQueue] = []
+
+    public init(_ fd: CInt) { self.fd = fd }
+
+    /// A descriptor dropped without `close` still leaves its queues first.
+    deinit { if fd >= 0 { _ = Sys.close(take()) } }
+
+    public var isOpen: Bool { fd >= 0 }
+
+    /// Gives up the number without closing it (spawn hands it to a child);
+    /// waiting tasks wake as for a close.
+    public func take() -> CInt {
+        let old = fd
+        guard old >= 0 else { return -1 }
+        for queue in queues { queue.forget(old) }
+        queues.removeAll()
+        fd = -1
+        return old
+    }
+
+    /// Closes the descriptor; false if it was closed already.
+    /// The corresponding C function is `close`.
+    @discardableResult
+    public func close() throws(Failure) -> Bool {
+        guard fd >= 0 else { return false }
+        try Sys.close(take()).get()
+        return true
+    }
+
+    /// Wakes the tasks every queue has waiting to read this descriptor,
+    /// leaving it registered (see `Process.drainSignalPipe`).
+    func wakeReaders() {
+        queues.removeAll { $0.isClosed }
+        for queue in queues { queue.wakeReaders(fd) }
+    }
+
+    /// Reads at most `buffer.count` bytes; 0 means end of stream.
+    /// The corresponding C function is `read`.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(Failure) -> Int {
+        guard fd >= 0 else { throw .closed("descriptor") }
+        return try Sys.read(fd, buffer.baseAddress!, buffer.count).get()
+    }
+
+    /// Sets or clears O_NONBLOCK on the open file description (shared by
+    /// every process that has it). The corresponding C function is `fcntl`.
+    static func setBlocking(_ fd: CInt, _ blocking: Bool) throws(Failure) {
+        let flags = try Sys.fcntl(fd, F_GETFL, 0).get()
+        let wanted = blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK
+        if wanted != flags { _ = try Sys.fcntl(fd, F_SETFL, wanted).get() }
+    }
+
+    /// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
+    /// The corresponding C function is `pipe2`.
+    static func pipe() throws(Failure) -> (Descriptor, Descriptor) {
+        var fds: (CInt, CInt) = (-1, -1)
+        try withUnsafeMutableBytes(of: &fds) { Sys.pipe2($0.baseAddress!.assumingMemoryBound(to: CInt.self)) }.get()
+        return (Descriptor(fds.0), Descriptor(fds.1))
+    }
+}
+
+/// What a task can wait on: the descriptor whose readiness means "try
+/// again", or nil for "at once" (the answer is already there).
+public protocol Waitable: AnyObject {
+    func waitTarget(_ readiness: Readiness) throws(Failure) -> Descriptor?
+}

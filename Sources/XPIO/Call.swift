@@ -1,0 +1,246 @@
+import CLua
+import CSystem
+import Runtime
+
+/// One call from Lua as the C glue decoded it (`xpio_call`,
+/// Sources/CLua/include/xpio_glue.h): what generated bodies read their
+/// arguments from and write their results into. Used by generated code
+/// (`Glue.swift`) and the few handwritten bindings only.
+///
+/// There is no Lua state here, so nothing a body does can raise a Lua
+/// error: argument types were checked in C before the body runs, results
+/// are pushed by C after it returns, and failures travel back as a status.
+struct Call {
+    let raw: UnsafeMutablePointer<xpio_call>
+
+    init(_ raw: UnsafeMutablePointer<xpio_call>) { self.raw = raw }
+
+    /// Argument `index` (self is 0 in a method).
+    func arg(_ index: Int32) -> Value { Value(xpio_argument(raw, index)) }
+
+    // MARK: results
+
+    func set<T: Pushable>(_ position: Int32, _ value: T) { value.store(in: xpio_result(raw, position)) }
+
+    func push<T: Pushable>(_ value: T) -> Int32 {
+        set(0, value)
+        return 1
+    }
+
+    func pushTrue() -> Int32 { push(true) }
+
+    /// Stores `object` in the `index`th object C made for this call, as
+    /// result `position`.
+    func setObject<T: AnyObject>(_ position: Int32, _ index: Int32, _ object: T) {
+        xpio_store_object(raw, position, index, Unmanaged.passRetained(object).toOpaque())
+    }
+
+    /// What a when_ body answers: the descriptor to wait on, or nil.
+    func pushTarget(_ target: Descriptor?) -> Int32 {
+        let value = xpio_result(raw, 0)!
+        if let target {
+            value.pointee.tag = Int32(XPIO_OBJECT)
+            value.pointee.u.object = Unmanaged.passUnretained(target).toOpaque()
+        } else {
+            value.pointee.tag = Int32(XPIO_NIL)
+        }
+        return 1
+    }
+
+    /// The failure as a status for the C glue: results (`nil, message`), a
+    /// retry, or an error to raise.
+    func fail(_ failure: Failure) -> Int32 {
+        switch failure {
+        case .retry:
+            return Int32(XPIO_RETRY)
+        case .system(let code):
+            raw.pointee.code = code
+            return Int32(XPIO_ERRNO)
+        case .xpio(let message):
+            raw.pointee.message = message.cString
+            return Int32(XPIO_MESSAGE)
+        case .resolution(let code):
+            raw.pointee.message = gai_strerror(code)
+            return Int32(XPIO_MESSAGE)
+        case .closed(let kind):
+            raw.pointee.message = kind.cString
+            return Int32(XPIO_CLOSED)
+        case .badArgument(let index, let reason):
+            raw.pointee.code = index
+            raw.pointee.message = reason.cString
+            return Int32(XPIO_ARGERROR)
+        case .raise(let message):
+            raw.pointee.message = message.cString
+            return Int32(XPIO_RAISE)
+        }
+    }
+}
+
+/// A decoded Lua value (`xpio_value`): an argument, a record's field, a
+/// list's element.
+struct Value {
+    let raw: UnsafeMutablePointer<xpio_value>
+
+    init(_ raw: UnsafeMutablePointer<xpio_value>?) { self.raw = raw! }
+
+    /// An absent value: what a record's missing field reads as.
+    nonisolated(unsafe) static let absent: Value = {
+        let value = UnsafeMutablePointer<xpio_value>.allocate(capacity: 1)
+        value.initialize(to: xpio_value())
+        return Value(value)
+    }()
+
+    var tag: Int32 { raw.pointee.tag }
+    var isAbsent: Bool { tag == Int32(XPIO_ABSENT) || tag == Int32(XPIO_NIL) }
+
+    var string: LuaString {
+        LuaString(bytes: UnsafeRawBufferPointer(start: raw.pointee.u.string, count: raw.pointee.length))
+    }
+    var optionalString: LuaString? { tag == Int32(XPIO_STRING) ? string : nil }
+
+    var integer: Int64 { raw.pointee.u.integer }
+    var optionalInteger: Int64? { tag == Int32(XPIO_INTEGER) ? integer : nil }
+    func integer(default value: Int64) -> Int64 { optionalInteger ?? value }
+
+    var number: Double { raw.pointee.u.number }
+    var optionalNumber: Double? { tag == Int32(XPIO_NUMBER) ? number : nil }
+
+    var boolean: Bool { tag == Int32(XPIO_BOOLEAN) && raw.pointee.u.integer != 0 }
+    var optionalBoolean: Bool? { tag == Int32(XPIO_BOOLEAN) ? boolean : nil }
+
+    /// The object, or `.closed(kind)` when its userdata has been collected.
+    func object<T: AnyObject>(_ type: T.Type, _ kind: StaticString) throws(Failure) -> T {
+        guard let object = optionalObject(type) else { throw .closed(kind) }
+        return object
+    }
+
+    func optionalObject<T: AnyObject>(_ type: T.Type) -> T? {
+        guard tag == Int32(XPIO_OBJECT), let pointer = raw.pointee.u.object else { return nil }
+        return Unmanaged<T>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    /// Whether this is an object of kind number `kind` (spec order).
+    func isObject(ofKind kind: Int32) -> Bool { tag == Int32(XPIO_OBJECT) && raw.pointee.count == kind }
+
+    /// An enum's case (C has matched the name; the unknown ones never reach Swift).
+    func enumCase<E: SpecEnum>(_ type: E.Type) -> E { E(specCase: raw.pointee.count) }
+    func optionalEnumCase<E: SpecEnum>(_ type: E.Type) -> E? {
+        tag == Int32(XPIO_CASE) && raw.pointee.count >= 0 ? E(specCase: raw.pointee.count) : nil
+    }
+
+    /// An address or a name to resolve; `nil, "xpio: mal-formed address"`
+    /// for anything else.
+    var endpoint: Endpoint { get throws(Failure) { try Endpoint.parse(string.bytes) } }
+
+    /// A list's elements (an array's values; a map's keys and values in turn).
+    var list: [Value] {
+        guard tag == Int32(XPIO_LIST) else { return [] }
+        return (0..<Int(raw.pointee.count)).map { Value(raw.pointee.u.list! + $0) }
+    }
+
+    /// An option's value, as C checked it against the option's type.
+    var optionValue: OptionValue {
+        tag == Int32(XPIO_INTEGER) ? .integer(integer) : .flag(boolean)
+    }
+}
+
+/// A Lua string argument: bytes that stay valid while the call runs, and
+/// NUL-terminated (Lua guarantees it).
+struct LuaString {
+    let bytes: UnsafeRawBufferPointer
+    var cString: UnsafePointer<CChar> { bytes.baseAddress!.assumingMemoryBound(to: CChar.self) }
+}
+
+/// A spec enum's Swift type: the generator maps case indexes (spec order)
+/// to its cases, so a missing case is a compile error.
+protocol SpecEnum {
+    init(specCase: Int32)
+    var specCase: Int32 { get }
+    /// The enum's index in the spec, for results (C names the case).
+    static var specIndex: Int32 { get }
+}
+
+/// What a body can return as a Lua value.
+protocol Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>)
+}
+
+extension Bool: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        value.pointee.tag = Int32(XPIO_BOOLEAN)
+        value.pointee.u.integer = self ? 1 : 0
+    }
+}
+
+extension Int64: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        value.pointee.tag = Int32(XPIO_INTEGER)
+        value.pointee.u.integer = self
+    }
+}
+
+extension Int: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) { Int64(self).store(in: value) }
+}
+
+extension Int32: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) { Int64(self).store(in: value) }
+}
+
+extension Double: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        value.pointee.tag = Int32(XPIO_NUMBER)
+        value.pointee.u.number = self
+    }
+}
+
+extension UnsafeRawBufferPointer: Pushable {
+    /// The bytes must stay valid until C has pushed them (after the body
+    /// returns): a static buffer, or a Lua string argument.
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        value.pointee.tag = Int32(XPIO_STRING)
+        value.pointee.u.string = baseAddress?.assumingMemoryBound(to: CChar.self) ?? ("" as StaticString).cString
+        value.pointee.length = count
+    }
+}
+
+extension StaticString: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) { utf8Buffer.store(in: value) }
+    var cString: UnsafePointer<CChar> { UnsafeRawPointer(utf8Start).assumingMemoryBound(to: CChar.self) }
+}
+
+extension Optional: Pushable where Wrapped: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        if let self { self.store(in: value) } else { value.pointee.tag = Int32(XPIO_NIL) }
+    }
+}
+
+extension Address: Pushable {
+    /// Formatted into one of four static buffers, one per result position.
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        let index = Address.nextBuffer
+        Address.nextBuffer = (index + 1) % 4
+        let buffer = UnsafeMutableRawBufferPointer(rebasing: Address.formatBuffers[(index * 128)..<(index * 128 + 128)])
+        UnsafeRawBufferPointer(rebasing: buffer[..<format(into: buffer)]).store(in: value)
+    }
+
+    nonisolated(unsafe) static let formatBuffers = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * 128, alignment: 8)
+    nonisolated(unsafe) static var nextBuffer = 0
+}
+
+extension OptionValue: Pushable {
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        switch self {
+        case .flag(let flag): flag.store(in: value)
+        case .integer(let number): number.store(in: value)
+        }
+    }
+}
+
+extension Pushable where Self: SpecEnum {
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        value.pointee.tag = Int32(XPIO_CASE)
+        value.pointee.count = specCase
+        value.pointee.length = Int(Self.specIndex)
+    }
+}

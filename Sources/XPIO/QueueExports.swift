@@ -1,0 +1,55 @@
+import CLua
+import Runtime
+
+// The task queue's runtime half, for the C glue that keeps the tasks
+// (Sources/CLua/tasks.c). Queues and wait targets arrive as unretained
+// pointers to objects Lua keeps alive for the call.
+
+private func queue(_ pointer: UnsafeMutableRawPointer?) -> TaskQueue {
+    Unmanaged<TaskQueue>.fromOpaque(pointer!).takeUnretainedValue()
+}
+
+@_cdecl("xpio_queue_reserve")
+func queueReserve(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?) -> Int32 {
+    do throws(Failure) { return try queue(pointer).reserve() } catch { return Call(call!).fail(error) }
+}
+
+@_cdecl("xpio_queue_schedule")
+func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?, _ waiter: Int32,
+                   _ target: UnsafeMutableRawPointer?, _ readiness: Int32) -> Int32 {
+    let descriptor = target.map { Unmanaged<Descriptor>.fromOpaque($0).takeUnretainedValue() }
+    do throws(Failure) {
+        try queue(pointer).schedule(waiter, on: descriptor, readiness == Int32(XPIO_WRITABLE) ? .write : .read)
+        return 0
+    } catch { return Call(call!).fail(error) }
+}
+
+@_cdecl("xpio_queue_cancel")
+func queueCancel(_ pointer: UnsafeMutableRawPointer?, _ waiter: Int32) -> Int32 {
+    queue(pointer).cancel(waiter) ? 1 : 0
+}
+
+/// 1: `ready` holds the ready waiters (maybe none); 0: nothing to wait on.
+@_cdecl("xpio_queue_wait")
+func queueWait(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?, _ timeout: Double,
+               _ hasTimeout: Int32) -> Int32 {
+    do throws(Failure) {
+        return try queue(pointer).wait(timeout: hasTimeout != 0 ? timeout : nil) ? 1 : 0
+    } catch { return Call(call!).fail(error) }
+}
+
+@_cdecl("xpio_queue_ready")
+func queueReady(_ pointer: UnsafeMutableRawPointer?, _ count: UnsafeMutablePointer<Int32>?) -> UnsafePointer<Int32>? {
+    let ready = queue(pointer).readyWaiters
+    count!.pointee = Int32(ready.count)
+    return UnsafePointer(ready.baseAddress)
+}
+
+@_cdecl("xpio_queue_delivered")
+func queueDelivered(_ pointer: UnsafeMutableRawPointer?) { queue(pointer).markDelivered() }
+
+@_cdecl("xpio_queue_is_closed")
+func queueIsClosed(_ pointer: UnsafeMutableRawPointer?) -> Int32 { queue(pointer).isClosed ? 1 : 0 }
+
+@_cdecl("xpio_queue_close")
+func queueClose(_ pointer: UnsafeMutableRawPointer?) { queue(pointer).close() }

@@ -1,0 +1,53 @@
+import Testing
+@testable import GeneratorCore
+
+/// The spec format's rules, each with the error it gives (naming the line).
+@Suite struct SpecParserTests {
+    func parse(_ text: String) throws -> Spec {
+        try SpecParser.parse(files: [("object tqueue xpio.tqueue: TaskQueue = xpio.tqueue()\n" + text, "Spec/test.spec")])
+    }
+
+    func error(_ text: String) -> String {
+        do {
+            _ = try parse(text)
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func typesParseIntoTheModel() throws {
+        let spec = try parse("""
+            function f(a: cstring[], b: table<name, cstring>?, c: integer|signal?, d: size? = 4) -> string|nil = try F.f()
+            enum signal: Signal prefix SIG
+              | HUP | INT
+            """)
+        let params = spec.entries[0].params
+        #expect(params[0].type == .array(.cstring))
+        #expect(params[1].type == .map(.name, .cstring) && params[1].optional)
+        #expect(params[2].type == .union([.integer, .enumeration("signal")]) && params[2].optional)
+        #expect(params[3].type == .size && params[3].defaultValue == "4")
+        #expect(spec.entries[0].results.positions == [.union([.string, .nilValue])])
+        #expect(spec.enums[0].cases.map(\.name) == ["HUP", "INT"])
+        #expect(spec.enums[0].prefix == "SIG")
+    }
+
+    @Test func errorsNameTheLine() {
+        #expect(error("function f(a: strng) -> true = F.f()") == "Spec/test.spec:2: error: unknown type `strng`")
+        #expect(error("function f() -> true") .hasPrefix("Spec/test.spec:2: error: an entry names what implements it"))
+        #expect(error("blocking tqueue:f() -> true = F.f()") == "Spec/test.spec:2: error: a blocking entry names its when_ partner: [when_NAME]")
+        #expect(error("blocking tqueue:f() -> true [when_f] = F.f()")
+            == "Spec/test.spec:2: error: blocking `f` names `when_f`, which is not a when entry of `tqueue`")
+        #expect(error("function f(a: integer?, b: integer) -> true = F.f()") == "Spec/test.spec:2: error: a required parameter follows an optional one")
+        #expect(error("method nothing:f() -> true = F.f()") == "Spec/test.spec:2: error: unknown object kind `nothing`")
+        #expect(error("function f(value: option.value) -> true = F.f()").contains("needs an earlier parameter `option`"))
+        #expect(error("  | stray") == "Spec/test.spec:2: error: `|` lines belong to an enum or a record")
+        #expect(throws: SpecError.self) { try SpecParser.parse(files: [("    doc without a header", "Spec/a.spec")]) }
+    }
+
+    @Test func theProjectSpecParses() throws {
+        let spec = try SpecParser.parse(directory: #filePath.replacingOccurrences(of: "Tests/GeneratorTests/SpecParserTests.swift", with: "Spec"))
+        #expect(spec.kinds.map(\.name).contains("socket"))
+        #expect(spec.allFunctions.contains { $0.qualifiedName == "socket:try_read" })
+    }
+}
