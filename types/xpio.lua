@@ -127,6 +127,57 @@ function xpio.gettime() end
 ---@return string? message the error
 function xpio.spawn(args, env, files, attrs) end
 
+---Resolve a host name (or check a numeric address) with `getaddrinfo`, on
+---a worker thread so the Lua thread goes on: returns an array of address
+---strings in the address format (`{ "[::1]:80", "127.0.0.1:80" }`), with
+---`service` (a port number or a service name such as `"https"`) as their
+---port, and only those of `family` when it is given. `localhost` is always
+---loopback. A failure returns `nil` and the resolver's message
+---(`"Name or service not known"`, `"Temporary failure in name
+---resolution"`); a host that is neither a name nor a numeric address gives
+---`nil, "xpio: mal-formed host name"`.
+---
+---Concurrent calls with the same arguments share one lookup, whose answer
+---is kept for 2 seconds after it comes. At most four worker threads
+---resolve at once; they park when idle.
+---@param host string
+---@param service? string
+---@param family? xpio.family
+---@return string[]|nil
+---@return string? message the error
+function xpio.resolve(host, service, family) end
+
+---Resolve a host name (or check a numeric address) with `getaddrinfo`, on
+---a worker thread so the Lua thread goes on: returns an array of address
+---strings in the address format (`{ "[::1]:80", "127.0.0.1:80" }`), with
+---`service` (a port number or a service name such as `"https"`) as their
+---port, and only those of `family` when it is given. `localhost` is always
+---loopback. A failure returns `nil` and the resolver's message
+---(`"Name or service not known"`, `"Temporary failure in name
+---resolution"`); a host that is neither a name nor a numeric address gives
+---`nil, "xpio: mal-formed host name"`.
+---
+---Concurrent calls with the same arguments share one lookup, whose answer
+---is kept for 2 seconds after it comes. At most four worker threads
+---resolve at once; they park when idle.
+---@param host string
+---@param service? string
+---@param family? xpio.family
+---@return string[]|nil
+---@return string? message `"retry"` when it would block, else the error
+function xpio.try_resolve(host, service, family) end
+
+---Schedule `task` on `task._queue` to become ready when the resolution
+---`try_resolve(host, service, family)` started is done (at once when it
+---is, or when none is running).
+---@param task table
+---@param host string
+---@param service? string
+---@param family? xpio.family
+---@return true|nil
+---@return string? message the error
+function xpio.when_resolve(task, host, service, family) end
+
 ---Return the XPIO version string.
 ---@return string
 function xpio.version() end
@@ -185,7 +236,10 @@ function socket:listen(backlog) end
 ---Connect the socket to `addr`. On a TCP socket this starts the connection
 ---and completes it when the socket becomes writable; the result of the
 ---connection (`"Connection refused"`, say) is reported by the next call.
----On a UDP socket it sets the default peer.
+---On a UDP socket it sets the default peer. A host name is resolved first,
+---for the socket's family, on a worker thread: `try_connect` answers
+---`nil, "retry"` until it is, and `when_write` wakes when it is; its
+---addresses are then tried in order.
 ---@param addr string
 ---@return true|nil
 ---@return string? message the error
@@ -194,7 +248,10 @@ function socket:connect(addr) end
 ---Connect the socket to `addr`. On a TCP socket this starts the connection
 ---and completes it when the socket becomes writable; the result of the
 ---connection (`"Connection refused"`, say) is reported by the next call.
----On a UDP socket it sets the default peer.
+---On a UDP socket it sets the default peer. A host name is resolved first,
+---for the socket's family, on a worker thread: `try_connect` answers
+---`nil, "retry"` until it is, and `when_write` wakes when it is; its
+---addresses are then tried in order.
 ---@param addr string
 ---@return true|nil
 ---@return string? message `"retry"` when it would block, else the error
@@ -249,6 +306,52 @@ function socket:write(data) end
 ---@return integer|nil
 ---@return string? message `"retry"` when it would block, else the error
 function socket:try_write(data) end
+
+---Send `data` as one datagram to `addr` (an unconnected UDP socket's way to
+---answer whoever sent to it; on a connected one the address must match
+---the peer or be left to `write`). Returns the number of bytes sent, which
+---is all of `data`: a datagram is sent whole or not at one. A host name in
+---`addr` is resolved before sending, blocking the caller while it is.
+---@param data string
+---@param addr string
+---@return integer|nil
+---@return string? message the error
+function socket:sendto(data, addr) end
+
+---Send `data` as one datagram to `addr` (an unconnected UDP socket's way to
+---answer whoever sent to it; on a connected one the address must match
+---the peer or be left to `write`). Returns the number of bytes sent, which
+---is all of `data`: a datagram is sent whole or not at one. A host name in
+---`addr` is resolved before sending, blocking the caller while it is.
+---@param data string
+---@param addr string
+---@return integer|nil
+---@return string? message `"retry"` when it would block, else the error
+function socket:try_sendto(data, addr) end
+
+---Receive one datagram: returns its bytes (at most `size`, and at most 64
+---KiB per call) and the sender's address. Message boundaries are kept: one
+---call, one datagram, never part of the next. When the datagram was longer
+---than `size`, the rest of it is lost (the kernel discards it) and a third
+---result gives the datagram's full length: truncation is never silent. A
+---datagram from an unnamed Unix socket comes from `"unix:"`.
+---@param size integer
+---@return string|nil
+---@return string|string message the error
+---@return integer|nil?
+function socket:recvfrom(size) end
+
+---Receive one datagram: returns its bytes (at most `size`, and at most 64
+---KiB per call) and the sender's address. Message boundaries are kept: one
+---call, one datagram, never part of the next. When the datagram was longer
+---than `size`, the rest of it is lost (the kernel discards it) and a third
+---result gives the datagram's full length: truncation is never silent. A
+---datagram from an unnamed Unix socket comes from `"unix:"`.
+---@param size integer
+---@return string|nil
+---@return string|string message `"retry"` when it would block, else the error
+---@return integer|nil?
+function socket:try_recvfrom(size) end
 
 ---Schedule `task` on `task._queue` to become ready when the socket is
 ---readable (or has an error or hang-up pending): when `try_read` or

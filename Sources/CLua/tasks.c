@@ -101,6 +101,7 @@ int xpio_call_when(lua_State *L) {
     status = entry->body(&call);
     if (status < 0) return xpio_push_failure(L, &call, status);
     void *target = status > 0 && call.result[0].tag == XPIO_OBJECT ? call.result[0].u.object : NULL;
+    int readiness = status > 1 ? (int)call.result[1].u.integer : entry->readiness;
 
     prepare(L, queue);
     int32_t waiter = xpio_queue_reserve(&call, *slot);
@@ -120,7 +121,7 @@ int xpio_call_when(lua_State *L) {
     lua_getiuservalue(L, queue, 3);
     lua_rawset(L, task);
 
-    status = xpio_queue_schedule(&call, *slot, waiter, target, entry->readiness);
+    status = xpio_queue_schedule(&call, *slot, waiter, target, readiness);
     if (status < 0) {
         xpio_queue_cancel(*slot, waiter);
         forget_key(L, queue, key);

@@ -70,8 +70,21 @@ public final class Descriptor {
     }
 }
 
-/// What a task can wait on: the descriptor whose readiness means "try
-/// again", or nil for "at once" (the answer is already there).
+/// What a task waits for: a descriptor and the readiness that means "try
+/// again". Not always the direction of the call: a `connect` to a name
+/// waits for the resolver's completion to become readable.
+public struct WaitTarget {
+    public let descriptor: Descriptor
+    public let readiness: Readiness
+
+    public init(_ descriptor: Descriptor, _ readiness: Readiness) {
+        self.descriptor = descriptor
+        self.readiness = readiness
+    }
+}
+
+/// What a task can wait on: the target, or nil for "at once" (the answer
+/// is already there).
 public protocol Waitable: AnyObject {
-    func waitTarget(_ readiness: Readiness) throws(Failure) -> Descriptor?
+    func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget?
 }

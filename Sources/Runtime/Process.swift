@@ -63,7 +63,10 @@ public final class Process: Waitable {
 
     /// What when_wait waits on: the pidfd; nil (ready at once) once the
     /// status is known. Without pidfds the shared SIGCHLD pipe.
-    public func waitTarget(_ readiness: Readiness) throws(Failure) -> Descriptor? { status == nil ? pidfd : nil }
+    public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
+        guard status == nil, let pidfd else { return nil }
+        return WaitTarget(pidfd, .read)
+    }
 
     /// Sends `signal`; an exited child gives ESRCH ("No such process").
     /// The corresponding C function is `pidfd_send_signal` (or `kill`).

@@ -1,74 +1,220 @@
 import CSystem
 
-/// Turns host names into addresses with `getaddrinfo`.
+/// One name being resolved by getaddrinfo on a worker thread (resolver.c).
+/// Its completion descriptor (a duplicate of the request's eventfd) becomes
+/// readable when the answer is there, so a task can wait on it.
 ///
 /// `localhost` and names under `.localhost` are loopback by RFC 6761 and
-/// never leave the process: 127.0.0.1 and ::1, whatever /etc/hosts says.
+/// never leave the process: 127.0.0.1 and ::1, whatever /etc/hosts says;
+/// they are answered at once, without a thread.
+public final class Resolution: Waitable {
+    private var request: OpaquePointer?
+    public private(set) var completion: Descriptor?
+    private var answer: Result<[Address], Failure>?
+    /// When the answer was first seen (the registry's expiry).
+    var finishedAt: Double?
+
+    public init(host: UnsafeRawBufferPointer, service: UnsafeRawBufferPointer, family: AddressFamily?, passive: Bool) throws(Failure) {
+        if Resolver.isLocalhost(host) {
+            request = nil
+            completion = nil
+            answer = Result { () throws(Failure) in try Resolver.loopback(service: service, family: family, passive: passive) }
+            return
+        }
+        guard let started = xpio_resolve_start(host.baseAddress?.assumingMemoryBound(to: CChar.self), host.count,
+                                               service.baseAddress?.assumingMemoryBound(to: CChar.self), service.count,
+                                               family.map { $0.domain } ?? AF_UNSPEC, passive ? 1 : 0) else {
+            throw Failure.errno(xpio_errno() == EAGAIN ? ENOMEM : xpio_errno())
+        }
+        switch Sys.fcntl(xpio_resolve_eventfd(started), F_DUPFD_CLOEXEC, 0) {
+        case .success(let fd):
+            request = started
+            completion = Descriptor(fd)
+        case .failure(let failure):
+            xpio_resolve_release(started)
+            throw failure
+        }
+    }
+
+    deinit { if let request { xpio_resolve_release(request) } }
+
+    public var isDone: Bool { answer != nil || (request.map { xpio_resolve_done($0) != 0 } ?? true) }
+
+    /// What to wait on: the completion, or nothing once the answer is there.
+    public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
+        guard !isDone, let completion else { return nil }
+        return WaitTarget(completion, .read)   // the worker writes it once: readable then
+    }
+
+    /// The addresses, in getaddrinfo's order; `.retry` while resolving.
+    public func addresses() throws(Failure) -> [Address] {
+        harvest()
+        guard let answer else { throw .retry }
+        return try answer.get()
+    }
+
+    /// Once the worker is done: keep its answer and let go of the request
+    /// and the completion descriptor (a task still waiting on it wakes, as
+    /// for any descriptor closed under it), so a finished resolution holds
+    /// no descriptor.
+    func harvest() {
+        guard answer == nil, let request, xpio_resolve_done(request) != 0 else { return }
+        let code = xpio_resolve_error(request)
+        if code == 0 {
+            answer = .success(Resolver.addresses(xpio_resolve_result(request)))
+        } else {
+            answer = .failure(code == EAI_SYSTEM ? Failure.errno(xpio_resolve_system_error(request)) : .resolution(code))
+        }
+        xpio_resolve_release(request)
+        self.request = nil
+        _ = try? completion?.close()
+        completion = nil
+    }
+}
+
+/// Turns host names into addresses.
 public enum Resolver {
+    /// `xpio.resolve`'s requests, by their arguments. Concurrent calls with
+    /// the same arguments share one; a finished one lets go of its
+    /// descriptors at the next call and its answer stays 2 seconds for the
+    /// callers its completion woke.
+    /// A list, not a Dictionary: it stays short (the lookups in flight), and
+    /// a Dictionary would pull libm's ceil into the module.
+    nonisolated(unsafe) static var requests: [(key: [UInt8], resolution: Resolution)] = []
+    static let keepFinished = 2.0
+
+    /// `xpio.resolve(host, service, family)`: the addresses, or `.retry`
+    /// while the name is being resolved.
+    public static func resolve(host: UnsafeRawBufferPointer, service: UnsafeRawBufferPointer?,
+                               family: AddressFamily?) throws(Failure) -> [Address] {
+        forgetFinished()
+        let key = requestKey(host, service, family)
+        if let pending = requests.first(where: { $0.key == key }) { return try pending.resolution.addresses() }
+        guard Endpoint.isHostName(host) || isNumericHost(host) else { throw .xpio("xpio: mal-formed host name") }
+        let resolution = try Resolution(host: host, service: service ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                                        family: family, passive: false)
+        if resolution.isDone { return try resolution.addresses() }
+        requests.append((key, resolution))
+        throw .retry
+    }
+
+    /// What `when_resolve` waits on: the request's completion (nil: at once).
+    public static func waitTarget(host: UnsafeRawBufferPointer, service: UnsafeRawBufferPointer?,
+                                  family: AddressFamily?) -> WaitTarget? {
+        let key = requestKey(host, service, family)
+        guard let pending = requests.first(where: { $0.key == key }) else { return nil }
+        return (try? pending.resolution.waitTarget(.read)) ?? nil
+    }
+
+    /// How many worker threads exist (they park when idle; tests count them).
+    public static var threads: Int { Int(xpio_resolver_threads()) }
+    public static var pendingRequests: Int { requests.count }
+
+    static func forgetFinished() {
+        guard !requests.isEmpty else { return }
+        let now = Clock.now()
+        for entry in requests where entry.resolution.isDone && entry.resolution.finishedAt == nil {
+            entry.resolution.harvest()
+            entry.resolution.finishedAt = now
+        }
+        requests.removeAll { entry in entry.resolution.finishedAt.map { now - $0 > keepFinished } ?? false }
+    }
+
+    /// The arguments as bytes (Swift's String would pull Unicode tables
+    /// into the embedded module).
+    static func requestKey(_ host: UnsafeRawBufferPointer, _ service: UnsafeRawBufferPointer?, _ family: AddressFamily?) -> [UInt8] {
+        var key = Array(host)
+        key.append(0)
+        if let service { key += Array(service) }
+        key.append(0)
+        switch family {
+        case nil: key.append(UInt8(ascii: "*"))
+        case .inet: key.append(UInt8(ascii: "4"))
+        case .inet6: key.append(UInt8(ascii: "6"))
+        case .unix: key.append(UInt8(ascii: "u"))
+        }
+        return key
+    }
+
+    static func isNumericHost(_ host: UnsafeRawBufferPointer) -> Bool {
+        guard host.count > 0, host.count < 64, !host.contains(0) else { return false }
+        var text = [CChar](repeating: 0, count: 65)
+        for (i, byte) in host.enumerated() { text[i] = CChar(bitPattern: byte) }
+        var scratch = sockaddr_storage()
+        return inet_pton(AF_INET, text, &scratch) == 1 || inet_pton(AF_INET6, text, &scratch) == 1
+    }
+
     /// The address an endpoint names, resolving a name now (blocking the
-    /// caller while getaddrinfo runs); the first one of `family` (any
-    /// family when nil).
+    /// caller while getaddrinfo runs): the first one of `family` (any when nil).
     static func resolveNow(_ endpoint: Endpoint, family: AddressFamily?, passive: Bool) throws(Failure) -> Address {
         switch endpoint {
         case .address(let address): return address
         case .name(let host, let service):
-            var first: Address?
-            try lookup(host: host, service: service, family: family, passive: passive) { address in
-                if first == nil { first = address }
-            }
-            guard let first else { throw .resolution(EAI_NONAME) }
+            let found = isLocalhost(host)
+                ? try loopback(service: service, family: family, passive: passive)
+                : try lookup(host: host, service: service, family: family, passive: passive, numeric: false)
+            guard let first = found.first else { throw .resolution(EAI_NONAME) }
             return first
         }
     }
 
-    /// Calls `found` with each address getaddrinfo gives for `host` and
-    /// `service` (either may be empty), in its order, without duplicates.
+    /// 127.0.0.1 and ::1 (those of `family`; both, ::1 first, when nil).
+    static func loopback(service: UnsafeRawBufferPointer, family: AddressFamily?, passive: Bool) throws(Failure) -> [Address] {
+        let six: StaticString = "::1", four: StaticString = "127.0.0.1"
+        var found: [Address] = []
+        if family == nil || family == .inet6 {
+            found += try lookup(host: six.utf8Buffer, service: service, family: .inet6, passive: passive, numeric: true)
+        }
+        if family == nil || family == .inet {
+            found += try lookup(host: four.utf8Buffer, service: service, family: .inet, passive: passive, numeric: true)
+        }
+        if family == .unix { throw .resolution(EAI_FAMILY) }
+        return found
+    }
+
+    /// getaddrinfo on the calling thread.
     static func lookup(host: UnsafeRawBufferPointer, service: UnsafeRawBufferPointer, family: AddressFamily?,
-                       passive: Bool, _ found: (Address) -> Void) throws(Failure) {
+                       passive: Bool, numeric: Bool) throws(Failure) -> [Address] {
         var hints = addrinfo()
         hints.ai_family = family.map { $0.domain } ?? AF_UNSPEC
-        hints.ai_flags = passive ? AI_PASSIVE : 0
+        hints.ai_flags = (passive ? AI_PASSIVE : 0) | (numeric ? AI_NUMERICHOST : 0)
         hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
-        let loopback = isLocalhost(host)
-        if loopback && family == nil {
-            try lookup(host: host, service: service, family: .inet6, passive: passive, found)
-            try lookup(host: host, service: service, family: .inet, passive: passive, found)
-            return
-        }
-        let six: StaticString = "::1", four: StaticString = "127.0.0.1"
-        let hostBytes = loopback ? (family == .inet6 ? six.utf8Buffer : four.utf8Buffer) : host
-        if loopback { hints.ai_flags |= AI_NUMERICHOST }
-        var hostText = [CChar](repeating: 0, count: hostBytes.count + 1)
-        for (i, byte) in hostBytes.enumerated() { hostText[i] = CChar(bitPattern: byte) }
+        var hostText = [CChar](repeating: 0, count: host.count + 1)
+        for (i, byte) in host.enumerated() { hostText[i] = CChar(bitPattern: byte) }
         var serviceText = [CChar](repeating: 0, count: service.count + 1)
         for (i, byte) in service.enumerated() { serviceText[i] = CChar(bitPattern: byte) }
         var list: UnsafeMutablePointer<addrinfo>?
-        let code = Sys.getaddrinfo(host.isEmpty && !loopback ? nil : hostText, service.isEmpty ? nil : serviceText, &hints, &list)
+        let code = Sys.getaddrinfo(host.isEmpty ? nil : hostText, service.isEmpty ? nil : serviceText, &hints, &list)
         guard code == 0 else {
             if code == EAI_SYSTEM { throw Failure.errno(xpio_errno()) }
             throw .resolution(code)
         }
         defer { freeaddrinfo(list) }
-        var seen: [Address] = []
+        return addresses(list)
+    }
+
+    /// The addresses of an addrinfo list, in order, without duplicates.
+    static func addresses(_ list: UnsafePointer<addrinfo>?) -> [Address] {
+        var found: [Address] = []
         var entry = list
         while let current = entry {
             if let raw = current.pointee.ai_addr, Int(current.pointee.ai_addrlen) <= MemoryLayout<sockaddr_storage>.size {
                 var address = Address()
                 address.length = current.pointee.ai_addrlen
-                withUnsafeMutableBytes(of: &address.storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: Int(current.pointee.ai_addrlen))) }
-                if !seen.contains(where: { $0.sameBytes(as: address) }) {
-                    seen.append(address)
-                    found(address)
+                withUnsafeMutableBytes(of: &address.storage) {
+                    $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: Int(current.pointee.ai_addrlen)))
                 }
+                if !found.contains(where: { $0.sameBytes(as: address) }) { found.append(address) }
             }
-            entry = current.pointee.ai_next
+            entry = UnsafePointer(current.pointee.ai_next)
         }
+        return found
     }
 
     static func isLocalhost(_ host: UnsafeRawBufferPointer) -> Bool {
         let name: StaticString = "localhost"
         func matches(_ bytes: Slice<UnsafeRawBufferPointer>) -> Bool {
-            bytes.count == name.utf8CodeUnitCount && zip(bytes, UnsafeRawBufferPointer(name.utf8Buffer)).allSatisfy { ($0 | 0x20) == $1 }
+            bytes.count == name.utf8CodeUnitCount && zip(bytes, name.utf8Buffer).allSatisfy { ($0 | 0x20) == $1 }
         }
         if matches(host[...]) { return true }
         return host.count > 10 && host[host.count - 10] == UInt8(ascii: ".") && matches(host[(host.count - 9)...])

@@ -11,6 +11,9 @@ public final class Socket: Waitable {
     /// The address family, for sockets XPIO made; nil for pipes and
     /// fdopen'd descriptors (the kernel then decides).
     public let family: AddressFamily?
+    /// A connection to a host name in progress: resolved first, then its
+    /// addresses tried in turn.
+    private var nameConnection: NameConnection?
 
     public init(_ handle: Descriptor, family: AddressFamily?) {
         self.handle = handle
@@ -96,10 +99,15 @@ public final class Socket: Waitable {
         Socket(Descriptor(try Sys.accept4(try descriptor()).get()), family: family)
     }
 
-    /// What when_read and when_write wait on; a closed socket refuses.
-    public func waitTarget(_ readiness: Readiness) throws(Failure) -> Descriptor? {
+    /// What when_read and when_write wait on; a closed socket refuses. While
+    /// a name given to `connect` is being resolved, writability means the
+    /// resolution's end.
+    public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
         _ = try descriptor()
-        return handle
+        if readiness == .write, let pending = nameConnection, !pending.resolution.isDone {
+            return try pending.resolution.waitTarget(.read)
+        }
+        return WaitTarget(handle, readiness)
     }
 
     /// An address as this socket's family takes it: IPv4 addresses are
@@ -123,10 +131,47 @@ public final class Socket: Waitable {
     /// Starts or completes a connection. A connection in progress is `.retry`;
     /// once the socket is writable, calling again reports how it ended:
     /// success (EISCONN) or the pending error (SO_ERROR).
+    ///
+    /// A name is resolved first, off the Lua thread (`.retry` until then),
+    /// for this socket's family; its addresses are then tried in order, the
+    /// next one when a connection is refused or unreachable.
     /// The corresponding C function is `connect`.
     public func connect(_ endpoint: Endpoint) throws(Failure) {
         let fd = try descriptor()
-        let address = adapted(try Resolver.resolveNow(endpoint, family: family, passive: false))
+        guard case .name(let host, let service) = endpoint else {
+            nameConnection = nil
+            if case .address(let address) = endpoint { try connect(fd, adapted(address)) }
+            return
+        }
+        if nameConnection?.matches(host, service) != true {
+            nameConnection = NameConnection(host: host, service: service,
+                                            resolution: try Resolution(host: host, service: service, family: family, passive: false))
+        }
+        let pending = nameConnection!
+        do throws(Failure) {
+            let addresses = try pending.resolution.addresses()
+            guard !addresses.isEmpty else { throw Failure.resolution(EAI_NONAME) }
+            while true {
+                do throws(Failure) {
+                    try connect(fd, adapted(addresses[pending.index]))
+                    nameConnection = nil
+                    return
+                } catch .retry {
+                    throw Failure.retry
+                } catch {
+                    guard pending.index + 1 < addresses.count, NameConnection.triesNext(error) else { throw error }
+                    pending.index += 1
+                }
+            }
+        } catch .retry {
+            throw .retry
+        } catch {
+            nameConnection = nil
+            throw error
+        }
+    }
+
+    private func connect(_ fd: CInt, _ address: Address) throws(Failure) {
         switch address.withSockaddr({ Sys.connect(fd, $0, $1) }) {
         case .success: return
         case .failure(.system(EISCONN)): return
@@ -138,6 +183,32 @@ public final class Socket: Waitable {
             throw .retry
         case .failure(let failure): throw failure
         }
+    }
+
+    // MARK: datagrams
+
+    /// Sends one datagram to `endpoint` (a name is resolved first, blocking
+    /// the caller). The corresponding C function is `sendto`.
+    public func sendTo(_ bytes: UnsafeRawBufferPointer, _ endpoint: Endpoint) throws(Failure) -> Int {
+        let fd = try descriptor()
+        let address = adapted(try Resolver.resolveNow(endpoint, family: family, passive: false))
+        let base = bytes.baseAddress ?? UnsafeRawPointer(Socket.readBuffer.baseAddress!)
+        return try address.withSockaddr { Sys.sendto(fd, base, bytes.count, $0, $1) }.get()
+    }
+
+    /// Receives one datagram of at most `size` bytes (64 KiB per call) into
+    /// the shared read buffer: the bytes, the sender's address, and the
+    /// datagram's full length when it was longer than `size` (the rest is
+    /// lost: the kernel discards it). The corresponding C function is `recvfrom`.
+    public func receiveFrom(size: Int64) throws(Failure) -> (UnsafeRawBufferPointer, Address, Int?) {
+        let fd = try descriptor()
+        let capacity = Int(min(size, Int64(Socket.readBuffer.count)))
+        var sender = Address()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let full = try sender.edit(sockaddr.self) { Sys.recvfrom(fd, Socket.readBuffer.baseAddress!, capacity, $0, &length) }.get()
+        sender.length = length
+        let count = min(full, capacity)
+        return (UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count]), sender, full > capacity ? full : nil)
     }
 
     /// Shuts down reading, writing or both. The corresponding C function is `shutdown`.
@@ -160,5 +231,28 @@ public final class Socket: Waitable {
         address.length = length
         guard address.family != nil else { throw .xpio("xpio: not a socket with an address") }
         return address
+    }
+}
+
+/// `connect` to a name: which name, its resolution, and the address tried now.
+final class NameConnection {
+    let name: [UInt8]
+    let resolution: Resolution
+    var index = 0
+
+    init(host: UnsafeRawBufferPointer, service: UnsafeRawBufferPointer, resolution: Resolution) {
+        name = Array(host) + [0] + Array(service)
+        self.resolution = resolution
+    }
+
+    func matches(_ host: UnsafeRawBufferPointer, _ service: UnsafeRawBufferPointer) -> Bool {
+        name.count == host.count + 1 + service.count && name.elementsEqual(Array(host) + [0] + Array(service))
+    }
+
+    /// The failures after which the next address is worth a try.
+    static func triesNext(_ failure: Failure) -> Bool {
+        guard case .system(let code) = failure else { return false }
+        return code == ECONNREFUSED || code == ENETUNREACH || code == EHOSTUNREACH || code == ETIMEDOUT
+            || code == EADDRNOTAVAIL || code == EAFNOSUPPORT
     }
 }

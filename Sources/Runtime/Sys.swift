@@ -145,6 +145,19 @@ enum Sys {
         none("connect", .inProgress) { xpio_connect(fd, address, length) }
     }
 
+    /// The corresponding C function is `sendto`.
+    static func sendto(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int, _ address: UnsafePointer<sockaddr>,
+                       _ length: socklen_t) -> Result<Int, Failure> {
+        perform("sendto", .retried) { xpio_sendto(fd, buffer, count, 0, address, length) }
+    }
+
+    /// The corresponding C function is `recvfrom` (MSG_TRUNC: the datagram's
+    /// full length comes back even when the buffer is shorter).
+    static func recvfrom(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ address: UnsafeMutablePointer<sockaddr>,
+                         _ length: UnsafeMutablePointer<socklen_t>) -> Result<Int, Failure> {
+        perform("recvfrom", .retried) { xpio_recvfrom(fd, buffer, count, CInt(MSG_TRUNC), address, length) }
+    }
+
     /// The corresponding C function is `shutdown`.
     static func shutdown(_ fd: CInt, _ how: CInt) -> Result<Void, Failure> {
         none("shutdown", .cannot) { CSystem.shutdown(fd, how) }

@@ -35,16 +35,18 @@ struct Call {
         xpio_store_object(raw, position, index, Unmanaged.passRetained(object).toOpaque())
     }
 
-    /// What a when_ body answers: the descriptor to wait on, or nil.
-    func pushTarget(_ target: Descriptor?) -> Int32 {
+    /// What a when_ body answers: the descriptor to wait on and for what,
+    /// or nil (ready at once).
+    func pushTarget(_ target: WaitTarget?) -> Int32 {
         let value = xpio_result(raw, 0)!
-        if let target {
-            value.pointee.tag = Int32(XPIO_OBJECT)
-            value.pointee.u.object = Unmanaged.passUnretained(target).toOpaque()
-        } else {
+        guard let target else {
             value.pointee.tag = Int32(XPIO_NIL)
+            return 1
         }
-        return 1
+        value.pointee.tag = Int32(XPIO_OBJECT)
+        value.pointee.u.object = Unmanaged.passUnretained(target.descriptor).toOpaque()
+        set(1, Int32(target.readiness == .write ? XPIO_WRITABLE : XPIO_READABLE))
+        return 2
     }
 
     /// The failure as a status for the C glue: results (`nil, message`), a
@@ -242,5 +244,37 @@ extension Pushable where Self: SpecEnum {
         value.pointee.tag = Int32(XPIO_CASE)
         value.pointee.count = specCase
         value.pointee.length = Int(Self.specIndex)
+    }
+}
+
+extension Array: Pushable where Element == Address {
+    /// A list of address strings, formatted into a scratch area that lives
+    /// until the next list is pushed (C pushes it right after the body).
+    func store(in value: UnsafeMutablePointer<xpio_value>) {
+        AddressList.reserve(count)
+        for (index, address) in enumerated() {
+            let text = UnsafeMutableRawBufferPointer(rebasing: AddressList.text[(index * 128)..<(index * 128 + 128)])
+            UnsafeRawBufferPointer(rebasing: text[..<address.format(into: text)]).store(in: AddressList.values + index)
+        }
+        value.pointee.tag = Int32(XPIO_LIST)
+        value.pointee.count = Int32(count)
+        value.pointee.u.list = AddressList.values
+    }
+}
+
+/// The scratch area of address lists (`xpio.resolve`'s results).
+enum AddressList {
+    nonisolated(unsafe) static var capacity = 0
+    nonisolated(unsafe) static var values = UnsafeMutablePointer<xpio_value>.allocate(capacity: 1)
+    nonisolated(unsafe) static var text = UnsafeMutableRawBufferPointer.allocate(byteCount: 128, alignment: 8)
+
+    static func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        values.deallocate()
+        text.deallocate()
+        capacity = count
+        values = .allocate(capacity: count)
+        values.initialize(repeating: xpio_value(), count: count)
+        text = .allocate(byteCount: count * 128, alignment: 8)
     }
 }

@@ -38,7 +38,9 @@
 -- only processes from the kind's example constructor are signalled; fdopen
 -- only gets descriptors the fuzzer owns (or numbers that are not open);
 -- addresses given to connect and bind are rewritten to loopback (and connect
--- only to the fuzzer's own listeners or to port 1); `tqueue:wait` with a long
+-- only to the fuzzer's own listeners or to port 1); host names, in addresses
+-- and given to resolve, become localhost (no lookup leaves the machine);
+-- `tqueue:wait` with a long
 -- or endless timeout gets a task that is ready at once; blocking descriptors
 -- made by setsockopt("O_NONBLOCK", false) or by spawn are set non-blocking
 -- again.
@@ -1191,6 +1193,11 @@ local function fuzz_call(fn)
     if fn.name == "spawn" then
       if not spawn_allowed() then return end
       if n >= 1 then args = spawn_args(args, n) end
+    elseif fn.name:find("resolve$") then
+      -- names never leave the machine: any host name becomes localhost
+      local at = fn.name == "when_resolve" and 2 or 1
+      local host = args[at]
+      if type(host) == "string" and host ~= "localhost" and is_name(host .. ":1") then args[at] = "localhost" end
     elseif fn.name == "fdopen" and n >= 1 then
       local v = args[1]
       -- only descriptors the fuzzer owns, or numbers that are not open
@@ -1239,8 +1246,8 @@ local function fuzz_call(fn)
     guard_task = { _queue = receiver, guard = true }
     if guard_b:when_write(guard_task) then register(guard_task, receiver) end
   end
-  local task_arg = (fn.name == "when_read" or fn.name == "when_write" or fn.name == "when_wait")
-                   and self_given and args[2] or nil
+  -- a when_ function's task: after self for a method, first for a module function
+  local task_arg = fn.name:find("^when_") and (fn.owner and (self_given and args[2] or nil) or args[1]) or nil
   local was_scheduled = type(task_arg) == "table" and rawget(task_arg, "_dequeue") ~= nil
   local old_dequeue = was_scheduled and rawget(task_arg, "_dequeue")
   local old_data = was_scheduled and rawget(task_arg, "_dequeuedata")

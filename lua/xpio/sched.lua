@@ -1,8 +1,9 @@
 --- xpio.sched: a small coroutine scheduler built only on XPIO's public API.
 --
 -- Each task runs in a coroutine. XPIO's blocking functions (read, write,
--- accept, connect, wait) suspend it through the task queue; `sleep` suspends
--- it on a timer. `run` drives everything until no task is left.
+-- accept, connect, wait, resolve, ...) suspend it through the task queue;
+-- `sleep` suspends it on a timer. `run` drives everything until no task is
+-- left. `timeout` bounds in time the blocking calls of part of a task.
 --
 --   local sched = require "xpio.sched"
 --   sched.spawn(function() ... end)
@@ -13,7 +14,8 @@ local sched = {}
 
 local queue = xpio.tqueue()
 local runnable = {}      -- tasks to resume, in order
-local timers = {}        -- a binary min-heap of { deadline, task }
+local timers = {}        -- a binary min-heap of { deadline, task, wait }: wait is nil for a
+                         -- sleep, and for a deadline the number of the task's wait it bounds
 local alive = 0          -- tasks spawned and not finished
 local current = nil
 
@@ -23,10 +25,10 @@ local function push_runnable(task, ...)
 end
 
 -- Timer heap.
-local function heap_push(deadline, task)
+local function heap_push(deadline, task, wait)
   local heap = timers
   local i = #heap + 1
-  heap[i] = { deadline, task }
+  heap[i] = { deadline, task, wait }
   while i > 1 do
     local parent = i // 2
     if heap[parent][1] <= heap[i][1] then break end
@@ -75,11 +77,32 @@ local function finish(task, ok, ...)
   end
 end
 
+-- A task that blocked in an XPIO call (it is on the queue) under a
+-- deadline gets a timer entry for this wait; a later wait of the same task
+-- has another number, so an old entry never cuts it short.
+local function watch_deadline(task)
+  if task._dequeue then
+    local waits = (task.waits or 0) + 1
+    task.waits = waits
+    if task.deadline then heap_push(task.deadline, task, waits) end
+  end
+end
+
+-- A deadline passed: if the task still waits in the same call, take it off
+-- the queue and resume it with nil, "timeout", which the blocking call
+-- returns. Nothing was consumed: the call had answered "retry".
+local function expire(task, wait)
+  if task.waits ~= wait or not task._dequeue or task.done then return end
+  task:_dequeue()
+  push_runnable(task, nil, "timeout")
+end
+
 -- What a resume returned: finish the task if its coroutine ended.
 local function after_resume(task, ok, ...)
   current = nil
   xpio.setCurrentTask(nil)
   local co = task.co
+  if coroutine.status(co) ~= "dead" and ok then watch_deadline(task) end
   if coroutine.status(co) == "dead" then
     if ok then
       finish(task, true, ...)
@@ -119,6 +142,25 @@ function sched.sleep(seconds)
   local task = assert(current, "sched.sleep: not inside a task")
   heap_push(xpio.gettime() + (seconds or 0), task)
   coroutine.yield()
+end
+
+--- Run `fn(...)` in the running task with a deadline `seconds` from now:
+--- every XPIO blocking call it makes (read, write, accept, connect, wait,
+--- resolve, recvfrom, ...) that would still be waiting at the deadline
+--- returns nil, "timeout" instead, with the task off the queue and nothing
+--- consumed (the socket stays usable). Returns what `fn` returns. Nested
+--- timeouts keep the earliest deadline. `sleep` and `join` are not cut
+--- short: they are not XPIO calls.
+function sched.timeout(seconds, fn, ...)
+  local task = assert(current, "sched.timeout: not inside a task")
+  assert(type(seconds) == "number", "sched.timeout: seconds expected")
+  local outer = task.deadline
+  local deadline = xpio.gettime() + seconds
+  if not outer or deadline < outer then task.deadline = deadline end
+  local results = table.pack(pcall(fn, ...))
+  task.deadline = outer
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
 end
 
 --- Wait for `task` to finish and return its results; raises its error.
@@ -163,10 +205,17 @@ function sched.run()
     local ready = assert(queue:wait(timeout))
     for _, task in ipairs(ready) do push_runnable(task) end
     local now = xpio.gettime()
-    while timers[1] and timers[1][1] <= now do push_runnable(heap_pop()[2]) end
+    while timers[1] and timers[1][1] <= now do
+      local entry = heap_pop()
+      if entry[3] then expire(entry[2], entry[3]) else push_runnable(entry[2]) end
+    end
   end
 end
 
 sched.now = xpio.gettime
+
+--- The task queue the scheduler waits on (for `fileno` embedding, and for
+--- tests that look at what waits).
+sched.queue = queue
 
 return sched

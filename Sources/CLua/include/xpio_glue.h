@@ -131,8 +131,8 @@ static inline void xpio_store_object(xpio_call *call, int32_t position, int32_t 
 
 /* PLAIN: the body does it all. BLOCKING: the body is the try_ form; C
  * waits with the when_ partner and yields. WHEN: the body answers what to
- * wait on (result 0: an object of the runtime's Waitable kind, or nil for
- * "ready at once"); C schedules the task. NATIVE: a C function. FIELD: a
+ * wait on (result 0: a runtime Descriptor, or nil for "ready at once") and
+ * for what (result 1: READABLE or WRITABLE); C schedules the task. NATIVE: a C function. FIELD: a
  * native that pushes a value for the module table at load time. */
 enum { XPIO_PLAIN = 0, XPIO_BLOCKING, XPIO_WHEN, XPIO_NATIVE, XPIO_FIELD };
 enum { XPIO_READABLE = 0, XPIO_WRITABLE = 1 };

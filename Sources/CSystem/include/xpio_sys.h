@@ -43,6 +43,27 @@ static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {
 #else
     errno = ENOSYS;
     return -1;
+/* Name resolution on worker threads (resolver.c). */
+struct xpio_resolution;
+struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
+                                           size_t service_length, int family, int passive);
+int xpio_resolve_eventfd(const struct xpio_resolution *r);
+int xpio_resolve_done(struct xpio_resolution *r);
+int xpio_resolve_error(const struct xpio_resolution *r);
+int xpio_resolve_system_error(const struct xpio_resolution *r);
+const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r);
+void xpio_resolve_release(struct xpio_resolution *r);
+int xpio_resolver_threads(void);
+void xpio_set_resolver_delay(int milliseconds);
+
+/* sendto/recvfrom: transparent unions again. */
+static inline ssize_t xpio_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a, socklen_t l) {
+    return sendto(fd, b, n, flags, a, l);
+}
+static inline ssize_t xpio_recvfrom(int fd, void *b, size_t n, int flags, struct sockaddr *a, socklen_t *l) {
+    return recvfrom(fd, b, n, flags, a, l);
+}
+
 #endif
 }
 
@@ -52,6 +73,27 @@ static inline int xpio_pidfd_send_signal(int pidfd, int sig) {
 #else
     errno = ENOSYS;
     return -1;
+/* Name resolution on worker threads (resolver.c). */
+struct xpio_resolution;
+struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
+                                           size_t service_length, int family, int passive);
+int xpio_resolve_eventfd(const struct xpio_resolution *r);
+int xpio_resolve_done(struct xpio_resolution *r);
+int xpio_resolve_error(const struct xpio_resolution *r);
+int xpio_resolve_system_error(const struct xpio_resolution *r);
+const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r);
+void xpio_resolve_release(struct xpio_resolution *r);
+int xpio_resolver_threads(void);
+void xpio_set_resolver_delay(int milliseconds);
+
+/* sendto/recvfrom: transparent unions again. */
+static inline ssize_t xpio_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a, socklen_t l) {
+    return sendto(fd, b, n, flags, a, l);
+}
+static inline ssize_t xpio_recvfrom(int fd, void *b, size_t n, int flags, struct sockaddr *a, socklen_t *l) {
+    return recvfrom(fd, b, n, flags, a, l);
+}
+
 #endif
 }
 
@@ -101,5 +143,26 @@ static inline void xpio_sigset_everything(sigset_t *set) { memset(set, 0xff, siz
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
 int xpio_reap_detached(pid_t pid);
+
+/* Name resolution on worker threads (resolver.c). */
+struct xpio_resolution;
+struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
+                                           size_t service_length, int family, int passive);
+int xpio_resolve_eventfd(const struct xpio_resolution *r);
+int xpio_resolve_done(struct xpio_resolution *r);
+int xpio_resolve_error(const struct xpio_resolution *r);
+int xpio_resolve_system_error(const struct xpio_resolution *r);
+const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r);
+void xpio_resolve_release(struct xpio_resolution *r);
+int xpio_resolver_threads(void);
+void xpio_set_resolver_delay(int milliseconds);
+
+/* sendto/recvfrom: transparent unions again. */
+static inline ssize_t xpio_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a, socklen_t l) {
+    return sendto(fd, b, n, flags, a, l);
+}
+static inline ssize_t xpio_recvfrom(int fd, void *b, size_t n, int flags, struct sockaddr *a, socklen_t *l) {
+    return recvfrom(fd, b, n, flags, a, l);
+}
 
 #endif

@@ -177,9 +177,9 @@ public enum SpecParser {
             owner = String(fullName[..<colon])
             fullName = String(fullName[fullName.index(after: colon)...])
         }
-        if (kind == .function) != (owner == nil) {
-            throw fail(kind == .function ? "a function has no owner" : "a \(kind.rawValue) needs an owner (KIND:NAME)")
-        }
+        // blocking and when entries may belong to an object kind or to the module.
+        if kind == .function && owner != nil { throw fail("a function has no owner (a method does)") }
+        if kind == .method && owner == nil { throw fail("a method needs an owner (KIND:NAME)") }
         let params = try readParams(String(rest[rest.index(after: open)..<close]), names: names, location: location)
         var resultText = String(rest[arrow.upperBound...]).trimmingCharacters(in: .whitespaces)
         var binding: Binding?

@@ -1,0 +1,415 @@
+-- IPv6, Unix domain sockets, datagrams to and from any address, host
+-- names (issue 12). Contract: Spec/socket.spec and Spec/module.spec
+-- (addresses, sendto, recvfrom, resolve), and the seed's behaviour kept.
+local xpio = require "xpio"
+local helper = require "helper"
+
+--- Runs `fn` as a task of a fresh scheduler, for at most 10 s; returns its results.
+local function run(fn)
+  local sched = helper.fresh_sched()
+  local results
+  helper.run_tasks(sched, 10, { function() results = table.pack(fn(sched)) end })
+  return table.unpack(results, 1, results.n)
+end
+
+--- A listener of `family` on loopback (or `address`), and its address.
+local function listener(family, address)
+  local l = assert(xpio.socket("TCP", family))
+  assert(l:bind(address or (family == "inet6" and "[::1]:0" or "127.0.0.1:0")))
+  assert(l:listen())
+  return l, l:getsockname()
+end
+
+--- An echo round trip of `message` from a client connected to `addr`.
+local function echo(sched, l, family, addr, message)
+  local client = assert(xpio.socket("TCP", family))
+  local server, peer
+  sched.spawn(function()
+    server = assert(l:accept())
+    peer = server:getpeername()
+    local data = assert(server:read(4096))
+    helper.write_all(server, data)
+    server:shutdown("w")
+  end)
+  assert(client:connect(addr))
+  helper.write_all(client, message)
+  local got = {}
+  for chunk in function() return client:read(4096) end do got[#got + 1] = chunk end
+  client:close()
+  return table.concat(got), server, peer
+end
+
+local function temp_path(name)
+  local path = os.tmpname()
+  os.remove(path)
+  return path .. "-" .. name
+end
+
+describe("IPv6", function()
+  it("a TCP echo over [::1], with bracketed addresses both ways", function()
+    local l, addr = listener("inet6")
+    assert.truthy(addr:match("^%[::1%]:%d+$"), addr)
+    local got, server, peer = run(function(sched) return echo(sched, l, "inet6", addr, "hello over IPv6") end)
+    assert.are.equal("hello over IPv6", got)
+    assert.truthy(peer:match("^%[::1%]:%d+$"), peer)
+    server:close()
+    l:close()
+  end)
+
+  it("accepts the bracketed forms and scope ids, and refuses bare and broken ones", function()
+    local s = assert(xpio.socket("UDP", "inet6"))
+    assert.is_true(s:bind("[::1]"))
+    assert.truthy(s:getsockname():match("^%[::1%]:%d+$"))
+    s:close()
+    for _, form in ipairs({ "[::]:0", "[::]", "[::]:", "[0:0:0:0:0:0:0:1]:0" }) do
+      s = assert(xpio.socket("UDP", "inet6"))
+      assert.is_true(s:bind(form), form)
+      s:close()
+    end
+    -- a link-local address with a scope: well-formed (the bind itself may fail)
+    s = assert(xpio.socket("UDP", "inet6"))
+    local ok, err = s:bind("[fe80::1%lo]:0")
+    assert.is_true(ok or err ~= "xpio: mal-formed address")
+    s:close()
+    for _, form in ipairs({ "::1", "::1:80", "[::1", "[::1]80", "[::1]:99999", "[::g]:1", "[::1%]:1", "[1.2.3.4]:1" }) do
+      s = assert(xpio.socket("UDP", "inet6"))
+      local bad, message = s:bind(form)
+      assert.is_nil(bad, form)
+      assert.are.equal("xpio: mal-formed address", message, form)
+      s:close()
+    end
+  end)
+
+  it("an inet6 listener takes IPv4 clients, shown as mapped addresses", function()
+    local l = listener("inet6", "[::]:0")
+    local port = l:getsockname():match(":(%d+)$")
+    local got, server, peer = run(function(sched) return echo(sched, l, "inet", "127.0.0.1:" .. port, "mapped") end)
+    assert.are.equal("mapped", got)
+    assert.truthy(peer:match("^%[::ffff:127%.0%.0%.1%]:%d+$"), peer)
+    server:close()
+    l:close()
+  end)
+
+  it("IPV6_V6ONLY and IPV6_UNICAST_HOPS are options of inet6 sockets", function()
+    local s = assert(xpio.socket("TCP", "inet6"))
+    assert.is_true(s:setsockopt("IPV6_V6ONLY", true))
+    assert.is_true(s:getsockopt("IPV6_V6ONLY"))
+    assert.is_true(s:setsockopt("IPV6_UNICAST_HOPS", 7))
+    assert.are.equal(7, s:getsockopt("IPV6_UNICAST_HOPS"))
+    s:close()
+  end)
+end)
+
+describe("Unix domain sockets", function()
+  it("a TCP echo over a path; the path stays until removed, then binds again", function()
+    local path = temp_path("echo.sock")
+    local l, addr = listener("unix", "unix:" .. path)
+    assert.are.equal("unix:" .. path, addr)
+    local got, server, peer = run(function(sched) return echo(sched, l, "unix", addr, "hello over a path") end)
+    assert.are.equal("hello over a path", got)
+    assert.are.equal("unix:", peer)   -- the client has no name
+    server:close()
+    l:close()
+    -- nobody removes the path implicitly
+    assert.truthy(io.open(path, "r") or os.execute("test -S " .. helper.shell_quote(path)))
+    local again = assert(xpio.socket("TCP", "unix"))
+    local ok, err = again:bind("unix:" .. path)
+    assert.is_nil(ok)
+    assert.are.equal("Address already in use", err)
+    assert(os.remove(path))
+    assert.is_true(again:bind("unix:" .. path))
+    again:close()
+    os.remove(path)
+  end)
+
+  it("an abstract name needs no file and goes with the socket", function()
+    local name = "unix:@xpio-test-" .. helper.pid()
+    local l, addr = listener("unix", name)
+    assert.are.equal(name, addr)
+    local got, server = run(function(sched) return echo(sched, l, "unix", name, "abstract") end)
+    assert.are.equal("abstract", got)
+    server:close()
+    l:close()
+    local again = listener("unix", name)   -- free again once closed
+    again:close()
+  end)
+
+  it("refuses paths that do not fit and NUL in a path", function()
+    local s = assert(xpio.socket("TCP", "unix"))
+    assert.are.same({ nil, "xpio: mal-formed address" }, { s:bind("unix:/" .. string.rep("a", 107)) })
+    assert.are.same({ nil, "xpio: mal-formed address" }, { s:bind("unix:/tmp/a\0b") })
+    s:close()
+  end)
+end)
+
+describe("datagrams", function()
+  for _, case in ipairs({ { "inet", "127.0.0.1:0" }, { "inet6", "[::1]:0" }, { "unix", "unix:@xpio-dgram-" } }) do
+    local family, address = case[1], case[2]
+    it("sendto and recvfrom on " .. family .. " keep message boundaries and name the sender", function()
+      if family == "unix" then address = address .. helper.pid() end
+      local a = assert(xpio.socket("UDP", family))
+      assert(a:bind(address))
+      local b = assert(xpio.socket("UDP", family))
+      assert(b:bind(family == "unix" and "unix:" or address))   -- unix: autobind a name to answer to
+      local messages = { "one", "two two", string.rep("3", 1000) }
+      run(function()
+        for _, m in ipairs(messages) do assert.are.equal(#m, assert(b:sendto(m, a:getsockname()))) end
+        for _, m in ipairs(messages) do
+          local data, from, full = a:recvfrom(2000)
+          assert.are.equal(m, data)
+          assert.are.equal(b:getsockname(), from)
+          assert.is_nil(full)
+        end
+        -- an answer to whoever sent
+        assert(a:sendto("reply", b:getsockname()))
+        assert.are.equal("reply", (b:recvfrom(100)))
+      end)
+      a:close()
+      b:close()
+    end)
+  end
+
+  it("reports a truncated datagram with its full length", function()
+    local a = assert(xpio.socket("UDP"))
+    assert(a:bind("127.0.0.1:0"))
+    local b = assert(xpio.socket("UDP"))
+    assert(b:bind("127.0.0.1:0"))
+    assert(b:try_sendto(string.rep("x", 100), a:getsockname()))
+    assert(b:try_sendto("next", a:getsockname()))
+    run(function()
+      local data, from, full = a:recvfrom(10)
+      assert.are.equal(string.rep("x", 10), data)
+      assert.are.equal(b:getsockname(), from)
+      assert.are.equal(100, full)
+      assert.are.equal("next", (a:recvfrom(10)))   -- the rest was not mixed into the next one
+    end)
+    a:close()
+    b:close()
+  end)
+
+  it("try_recvfrom answers retry when nothing is there", function()
+    local a = assert(xpio.socket("UDP"))
+    assert(a:bind("127.0.0.1:0"))
+    assert.are.same({ nil, "retry" }, { a:try_recvfrom(10) })
+    a:close()
+  end)
+
+  it("SO_BROADCAST, SO_REUSEPORT and IP_TTL are options", function()
+    local u = assert(xpio.socket("UDP"))
+    assert.is_true(u:setsockopt("SO_BROADCAST", true))
+    assert.is_true(u:getsockopt("SO_BROADCAST"))
+    assert.is_true(u:setsockopt("SO_REUSEPORT", true))
+    assert.is_true(u:getsockopt("SO_REUSEPORT"))
+    assert.is_true(u:setsockopt("IP_TTL", 9))
+    assert.are.equal(9, u:getsockopt("IP_TTL"))
+    u:close()
+  end)
+end)
+
+describe("other socket options", function()
+  it("SO_LINGER takes seconds or false, and SO_ERROR is read-only", function()
+    local s = assert(xpio.socket("TCP"))
+    assert.is_false(s:getsockopt("SO_LINGER"))
+    assert.is_true(s:setsockopt("SO_LINGER", 3))
+    assert.are.equal(3, s:getsockopt("SO_LINGER"))
+    assert.is_true(s:setsockopt("SO_LINGER", false))
+    assert.is_false(s:getsockopt("SO_LINGER"))
+    assert.are.equal(0, s:getsockopt("SO_ERROR"))
+    assert.are.same({ nil, "xpio: SO_ERROR is read-only" }, { s:setsockopt("SO_ERROR", 0) })
+    s:close()
+  end)
+
+  it("SO_ERROR gives a refused connection's errno", function()
+    local port = (function()
+      local l = listener("inet")
+      local p = l:getsockname():match(":(%d+)$")
+      l:close()
+      return p
+    end)()
+    local s = assert(xpio.socket("TCP"))
+    local ok, err = s:try_connect("127.0.0.1:" .. port)
+    assert.is_true(ok == true or err == "retry" or err == "Connection refused")
+    local q = xpio.tqueue()
+    s:when_write({ _queue = q })
+    q:wait(1)
+    local code = s:getsockopt("SO_ERROR")
+    assert.is_true(code == 111 or code == 0)   -- ECONNREFUSED (0 if the refusal was immediate)
+    s:close()
+    q:close()
+  end)
+end)
+
+describe("host names", function()
+  it("connect(\"localhost:PORT\") reaches a listener on 127.0.0.1 and one on [::1]", function()
+    for _, family in ipairs({ "inet", "inet6" }) do
+      local l = listener(family)
+      local port = l:getsockname():match(":(%d+)$")
+      local got, server = run(function(sched) return echo(sched, l, family, "localhost:" .. port, "by name " .. family) end)
+      assert.are.equal("by name " .. family, got)
+      server:close()
+      l:close()
+    end
+  end)
+
+  it("connect to a name tries its addresses in turn", function()
+    -- localhost is ::1 and 127.0.0.1 for resolve; an inet socket gets 127.0.0.1
+    local addresses = run(function() return assert(xpio.resolve("localhost", "80")) end)
+    assert.are.same({ "[::1]:80", "127.0.0.1:80" }, addresses)
+    assert.are.same({ "127.0.0.1:80" }, (run(function() return xpio.resolve("localhost", "80", "inet") end)))
+    assert.are.same({ "[::1]:443" }, (run(function() return xpio.resolve("localhost", "https", "inet6") end)))
+  end)
+
+  it("bind takes a name too", function()
+    local s = assert(xpio.socket("TCP"))
+    assert.is_true(s:bind("localhost:0"))
+    assert.truthy(s:getsockname():match("^127%.0%.0%.1:%d+$"))
+    s:close()
+  end)
+
+  it("a name that cannot exist gives the resolver's message", function()
+    local addresses, err = run(function() return xpio.resolve("no-such-host.invalid", "80") end)
+    assert.is_nil(addresses)
+    assert.is_string(err)
+    assert.is_nil(err:find("^xpio: "), err)
+    local s = assert(xpio.socket("TCP"))
+    local ok, cerr = run(function() return s:connect("no-such-host.invalid:80") end)
+    assert.is_nil(ok)
+    assert.are.equal(err, cerr)
+    s:close()
+    assert.are.same({ nil, "xpio: mal-formed host name" }, { run(function() return xpio.resolve("not a name") end) })
+  end)
+
+  it("try_connect answers retry while the name is resolved, and when_write wakes when it is", function()
+    local l = listener("inet")
+    local port = l:getsockname():match(":(%d+)$")
+    local s = assert(xpio.socket("TCP"))
+    local q = xpio.tqueue()
+    local ok, err = s:try_connect("127.0.0.1.nip.invalid:" .. port)   -- a name: resolved by a worker
+    assert.is_nil(ok)
+    assert.are.equal("retry", err)
+    local task = { _queue = q }
+    assert.is_true(s:when_write(task))
+    local ready = q:wait(10)
+    assert.are.same({ task }, ready)
+    ok, err = s:try_connect("127.0.0.1.nip.invalid:" .. port)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.are_not.equal("retry", err)   -- the resolver's answer: no such name
+    s:close()
+    q:close()
+    l:close()
+  end)
+
+  it("200 concurrent resolutions under the scheduler each get their own answer", function()
+    local sched = helper.fresh_sched()
+    local answers = {}
+    local fns = {}
+    for i = 1, 200 do
+      fns[i] = function()
+        local host = "127.0." .. (i // 256) .. "." .. (i % 256)
+        answers[i] = { host, xpio.resolve(host, tostring(1000 + i), "inet") }
+      end
+    end
+    helper.run_tasks(sched, 20, fns)
+    for i = 1, 200 do
+      local host, list = answers[i][1], answers[i][2]
+      assert.are.same({ host .. ":" .. (1000 + i) }, list)
+    end
+  end)
+end)
+
+-- XPIO_RESOLVER_DELAY makes every lookup wait: a test's way to catch one in
+-- flight. These run in a child interpreter with the delay set.
+describe("resolution in flight", function()
+  local function child(script)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local p = assert(io.popen("XPIO_RESOLVER_DELAY=300 " .. helper.LUA .. " " .. helper.shell_quote(path) .. " 2>&1"))
+    local out = p:read("a")
+    local ok = p:close()
+    os.remove(path)
+    return ok, out
+  end
+
+  local PRELUDE = [[
+    local xpio = require "xpio"
+    local helper = require "helper"
+    local function threads()
+      for line in io.lines("/proc/self/status") do
+        local n = line:match("^Threads:%s*(%d+)")
+        if n then return tonumber(n) end
+      end
+    end
+  ]]
+
+  it("sockets and queues dropped while names are resolved leak nothing and hang nothing", function()
+    local ok, out = child(PRELUDE .. [[
+      local before = #helper.fd_list()
+      for i = 1, 20 do
+        local s = assert(xpio.socket("TCP"))
+        local ok, err = s:try_connect("name" .. i .. ".invalid:80")
+        assert(ok == nil and err == "retry", tostring(err))
+        s:close()                                    -- closed mid-resolution
+        local t = xpio.socket("TCP")
+        t:try_connect("other" .. i .. ".invalid:80") -- dropped mid-resolution
+      end
+      local q = xpio.tqueue()
+      for i = 1, 20 do
+        assert(select(2, xpio.try_resolve("q" .. i .. ".invalid")) == "retry")
+        assert(xpio.when_resolve({ _queue = q }, "q" .. i .. ".invalid"))
+      end
+      q = nil                                        -- a queue dropped with tasks waiting
+      collectgarbage() collectgarbage()
+      assert(threads() <= 1 + 4, "more than 4 resolver threads")
+      -- the lookups end, their requests go 2 s after they finish
+      local wait = xpio.tqueue()
+      local deadline = xpio.gettime() + 15
+      repeat
+        wait:wait(0.2)
+        xpio.try_resolve("not a name")               -- any call lets finished requests go
+        collectgarbage()
+      until #helper.fd_list() <= before + 1 or xpio.gettime() > deadline
+      wait:close()
+      local after = #helper.fd_list()
+      assert(after <= before, ("descriptors: %d before, %d after"):format(before, after))
+      print("ok", threads())
+    ]])
+    assert.is_true(ok, out)
+    assert.truthy(out:find("ok", 1, true), out)
+  end)
+
+  it("a blocking resolve and a connect by name honour sched.timeout", function()
+    local ok, out = child(PRELUDE .. [[
+      local sched = require "xpio.sched"
+      sched.spawn(function()
+        local t0 = xpio.gettime()
+        local list, err = sched.timeout(0.05, xpio.resolve, "slow.invalid")
+        assert(list == nil and err == "timeout", tostring(err))
+        assert(xpio.gettime() - t0 < 0.25)
+        local s = assert(xpio.socket("TCP"))
+        local ok2, err2 = sched.timeout(0.05, s.connect, s, "slow.invalid:80")
+        assert(ok2 == nil and err2 == "timeout", tostring(err2))
+        assert(sched.queue:isEmpty(), "the queue still has the task")
+        s:close()
+      end)
+      sched.run()
+      print("ok")
+    ]])
+    assert.is_true(ok, out)
+    assert.truthy(out:find("ok", 1, true), out)
+  end)
+end)
+
+describe("argument checks the documents demand", function()
+  it("a when_ call whose task has no tqueue raises naming the function", function()
+    local a = assert(xpio.socketpair())
+    for _, task in ipairs({ {}, { _queue = 5 }, { _queue = a } }) do
+      local ok, err = pcall(function() return a:when_read(task) end)
+      assert.is_false(ok)
+      assert.truthy(err:find("bad argument #1 to 'when_read' (task._queue is not a tqueue)", 1, true), err)
+    end
+    a:close()
+  end)
+end)
