@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh MODE: XPIO against luv, cqueues, LuaSocket and a C floor.
+# bench/run.sh MODE: XPIO against luv, cqueues, LuaSocket, a Lua floor and a
+# C floor, then a per-call micro-benchmark (micro.lua) of XPIO and the Lua floor.
 #
 #   MODE = quick   small counts, under a minute
 #          full    the issue's counts, a few minutes
@@ -7,7 +8,8 @@
 #
 # Each workload runs several times per library; the table of medians goes to
 # stdout and to build/bench/latest.md (smoke: build/bench/smoke.md, so that
-# `make test` does not overwrite a real run). The caller sets LUA_CPATH so that
+# `make test` does not overwrite a real run), followed by the goals and the
+# micro-benchmark's table. The caller sets LUA_CPATH so that
 # `require "xpio"` finds the module to test (make bench does), e.g.
 #   LUA_CPATH="$PWD/build/?.so;;" LUA_PATH="$PWD/lua/?.lua;;" bench/run.sh quick
 # Exit status: 0, or 1 when some workload failed its run or its check.
@@ -18,15 +20,18 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 OUT=$ROOT/build/bench
 LUA=${LUA:-lua5.4}
+LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua5.4}
 export LUA_PATH="$HERE/lib/?.lua;${LUA_PATH:-;;}"
-export LUA_CPATH="${LUA_CPATH:-;;}"
+# The Lua floor (floor.so) is built into $OUT; nothing else there is a module.
+export LUA_CPATH="$OUT/?.so;${LUA_CPATH:-;;}"
 
 # Counts: reps, pingpong round trips, idle-scale round trips and sizes,
-# bulk MiB, connections, spawns, load runs, memory pairs, seconds per run.
+# bulk MiB, connections, spawns, load runs, memory pairs, seconds per run;
+# micro-benchmark calls per measurement and rounds.
 case $MODE in
-  smoke) REPS=1 PING=300    IDLE_N=200   IDLE_K="10 1000 2000"  BULK=4   CONNS=100   SPAWNS=20   LOADS=3   PAIRS=200   LIMIT=60 ;;
-  quick) REPS=3 PING=30000  IDLE_N=8000  IDLE_K="10 1000 10000" BULK=128 CONNS=3000  SPAWNS=300  LOADS=15  PAIRS=2000  LIMIT=60 ;;
-  full)  REPS=5 PING=100000 IDLE_N=20000 IDLE_K="10 1000 10000" BULK=256 CONNS=20000 SPAWNS=2000 LOADS=100 PAIRS=10000 LIMIT=300 ;;
+  smoke) REPS=1 PING=300    IDLE_N=200   IDLE_K="10 1000 2000"  BULK=4   CONNS=100   SPAWNS=20   LOADS=3   PAIRS=200   LIMIT=60  MICRO_N=200    MICRO_ROUNDS=1 ;;
+  quick) REPS=3 PING=30000  IDLE_N=8000  IDLE_K="10 1000 10000" BULK=128 CONNS=3000  SPAWNS=300  LOADS=15  PAIRS=2000  LIMIT=60  MICRO_N=50000  MICRO_ROUNDS=3 ;;
+  full)  REPS=5 PING=100000 IDLE_N=20000 IDLE_K="10 1000 10000" BULK=256 CONNS=20000 SPAWNS=2000 LOADS=100 PAIRS=10000 LIMIT=300 MICRO_N=200000 MICRO_ROUNDS=5 ;;
   *) echo "usage: $0 quick|full|smoke" >&2; exit 2 ;;
 esac
 
@@ -59,12 +64,19 @@ fi
 
 # The C floor.
 HAVE[C]=1
-for prog in pingpong bulk accept spawn memory loadcost; do
+for prog in pingpong bulk accept spawn memory loadcost micro; do
   if ! cc -O2 -Wall -Wextra -o "$OUT/$prog" "$HERE/c/$prog.c" 2>"$OUT/logs/cc-$prog.log"; then
     echo "error: cannot build bench/c/$prog.c (see $OUT/logs/cc-$prog.log)" >&2
     exit 1
   fi
 done
+
+# The Lua floor: XPIO's loops on the thinnest binding of its API (floor/).
+if ! cc -O2 -Wall -Wextra -shared -fPIC -I"$LUA_INCDIR" -o "$OUT/floor.so" "$HERE/floor/floor.c" 2>"$OUT/logs/cc-floor.log"; then
+  echo "error: cannot build bench/floor/floor.c (see $OUT/logs/cc-floor.log)" >&2
+  exit 1
+fi
+if $LUA -e "require 'floor'" 2>"$OUT/logs/require-floor.log"; then HAVE[floor]=1; else HAVE[floor]=0; fi
 
 # Descriptors: idle-scale and memory need many.
 hard=$(ulimit -Hn)
@@ -100,9 +112,11 @@ cell() {
 }
 row() { printf 'row\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
 lua_cell() { local row=$1 lib=$2 script=$3; shift 3; cell "$row" "$lib" $LUA "$HERE/$lib/$script.lua" "$@"; }
+# each_lib ROW SCRIPT ARGS...: every library, the Lua floor where it has SCRIPT, C.
 each_lib() {
   local row=$1 script=$2; shift 2
   for lib in xpio luv cqueues luasocket; do lua_cell "$row" "$lib" "$script" "$@"; done
+  [ -f "$HERE/floor/$script.lua" ] && lua_cell "$row" floor "$script" "$@"
   cell "$row" C "$OUT/$script" "$@"
 }
 
@@ -111,7 +125,7 @@ printf 'meta\t%s\n' "" >> "$RAW"
 printf 'meta\t%s\n' "$(nproc) CPUs, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), $($LUA -v 2>&1 | cut -d' ' -f1-2); $REPS run(s) per cell." >> "$RAW"
 printf 'meta\t%s\n' "xpio $($LUA -e 'print(require("xpio").version() .. " from " .. package.searchpath("xpio", package.cpath))' 2>/dev/null || echo '?')" >> "$RAW"
 printf 'meta\t%s\n' "" >> "$RAW"
-printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N round trips; bulk $BULK MiB; accept $CONNS connections; spawn $SPAWNS; load $LOADS runs; memory $PAIRS pairs." >> "$RAW"
+printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N round trips; bulk $BULK MiB; accept $CONNS connections; spawn $SPAWNS; load $LOADS runs; memory $PAIRS pairs; micro $MICRO_N calls x $MICRO_ROUNDS rounds." >> "$RAW"
 
 say "pingpong"
 row pingpong "pingpong (round trips/s)" higher
@@ -128,7 +142,7 @@ set -- $IDLE_K
 printf 'ratio\t%s\t%s\t%s\t%s\n' idle_scale "idle-scale: rate($3) / rate($1) (ratio)" "idle$3" "idle$1" >> "$RAW"
 
 say "bulk"
-row bulk "bulk, 64 KiB I/O (MiB/s)" higher
+row bulk "bulk, 64 KiB I/O, $BULK MiB total (MiB/s)" higher
 each_lib bulk bulk "$BULK"
 
 say "accept-storm"
@@ -151,8 +165,22 @@ say "memory"
 row memory "memory per idle socket pair (bytes)" lower
 each_lib memory memory "$PAIRS"
 
+say "micro"
+micro=$OUT/micro-$MODE.md
+if [ "${HAVE[floor]}" = 1 ] && [ "${HAVE[xpio]}" = 1 ]; then
+  if ! timeout "$LIMIT" $LUA "$HERE/micro.lua" "$MICRO_N" "$MICRO_ROUNDS" "$OUT/micro" > "$micro" 2>"$OUT/logs/micro.log"; then
+    echo "error: micro.lua failed; see $OUT/logs/micro.log" >&2
+    echo "micro-benchmark: failed" > "$micro"
+    failed=1
+  fi
+else
+  echo "micro-benchmark: not run (xpio or the Lua floor does not load)" > "$micro"
+  failed=1
+fi
+
 table=$OUT/latest.md
 [ "$MODE" = smoke ] && table=$OUT/smoke.md
 $LUA "$HERE/lib/report.lua" "$RAW" "$table" || failed=1
+{ echo; cat "$micro"; } | tee -a "$table"
 [ $failed = 0 ] || echo "some workloads failed: logs in $OUT/logs/" >&2
 exit $failed

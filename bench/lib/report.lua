@@ -9,14 +9,19 @@
 --   ratio  <id> <name> <num id> <den id>  a row derived from two others
 --   res    <id> <lib> <value>             one run: a number, `cannot: why`
 --                                         or `error`
--- The table (Markdown) goes to stdout and to OUT.
+-- The table (Markdown) goes to stdout and to OUT, followed by the goals
+-- (goals.lua) and their verdicts.
 local stats = require "stats"
+local goals = require "goals"
 
-local LIBS = { "xpio", "luv", "cqueues", "luasocket", "C" }
+-- Libraries in column order; `floor` is the Lua floor (bench/floor/floor.c),
+-- which runs only some workloads: its other cells show "—".
+local LIBS = { "xpio", "luv", "cqueues", "luasocket", "floor", "C" }
+local COLUMN = { floor = "Lua floor" }
 local PEERS = { "luv", "cqueues", "luasocket" }
 
 local raw_path, out_path = assert(arg[1], "raw file expected"), arg[2]
-local meta, rows, runs, notes = {}, {}, {}, {}
+local meta, rows, runs, notes, row_by_id = {}, {}, {}, {}, {}
 
 for line in io.lines(raw_path) do
   local f = {}
@@ -25,8 +30,10 @@ for line in io.lines(raw_path) do
     meta[#meta + 1] = f[2]
   elseif f[1] == "row" then
     rows[#rows + 1] = { id = f[2], name = f[3], higher = f[4] == "higher", ref = f[5] ~= "" and f[5] or nil }
+    row_by_id[f[2]] = rows[#rows]
   elseif f[1] == "ratio" then
     rows[#rows + 1] = { id = f[2], name = f[3], higher = true, num = f[4], den = f[5] }
+    row_by_id[f[2]] = rows[#rows]
   elseif f[1] == "res" then
     local key = f[2] .. "\t" .. f[3]
     runs[key] = runs[key] or {}
@@ -77,10 +84,13 @@ end
 local lines = {}
 local function out(s) lines[#lines + 1] = s end
 
+local headers = {}
+for i, lib in ipairs(LIBS) do headers[i] = COLUMN[lib] or lib end
+
 for _, m in ipairs(meta) do out(m) end
 out("")
-out("| workload | " .. table.concat(LIBS, " | ") .. " | XPIO/luv | XPIO/best peer | XPIO/C floor |")
-out("|---|" .. string.rep("---:|", #LIBS + 3))
+out("| workload | " .. table.concat(headers, " | ") .. " | XPIO/luv | XPIO/best peer | XPIO/Lua floor | XPIO/C floor |")
+out("|---|" .. string.rep("---:|", #LIBS + 4))
 for _, row in ipairs(rows) do
   local values, cells = {}, {}
   for _, lib in ipairs(LIBS) do values[lib] = value(row, lib) end
@@ -101,17 +111,40 @@ for _, row in ipairs(rows) do
   end
   local best_ratio = ratio(values.xpio, best)
   if best_lib and best_ratio ~= "—" then best_ratio = best_ratio .. " (" .. best_lib .. ")" end
-  out(string.format("| %s | %s | %s | %s | %s |", row.name, table.concat(cells, " | "),
-    ratio(values.xpio, base.luv), best_ratio, ratio(values.xpio, base.C)))
+  out(string.format("| %s | %s | %s | %s | %s | %s |", row.name, table.concat(cells, " | "),
+    ratio(values.xpio, base.luv), best_ratio, ratio(values.xpio, base.floor), ratio(values.xpio, base.C)))
 end
 out("")
 out("Medians of the runs. Ratios are XPIO's value over the other's: above 1 is better for XPIO")
 out("in rates (/s) and in the idle-scale ratio, worse in ms and bytes, where the best peer is")
 out("the lowest. (above): one idiomatic pingpong per peer; the sched row's ratios use it.")
+out("Lua floor: XPIO's try_/when_ loop on the thinnest C binding of the same API")
+out("(bench/floor/), run for the pingpong rows only; —: not run.")
 local sorted = {}
 for note in pairs(notes) do sorted[#sorted + 1] = note end
 table.sort(sorted)
 for _, note in ipairs(sorted) do out("cannot, " .. note) end
+
+-- A row's median for `lib` as a number, or nil; other libraries than XPIO
+-- take it from the row a row refers to (the sched row: the pingpong row).
+local function measured(id, lib)
+  local row = row_by_id[id]
+  if not row then return nil end
+  if row.ref and lib ~= "xpio" then row = row_by_id[row.ref] end
+  local v = row and value(row, lib)
+  return type(v) == "number" and v or nil
+end
+
+-- A row's name without its unit: "accept-storm (conn/s)" -> "accept-storm".
+local function name(id)
+  local row = row_by_id[id]
+  return row and (row.name:gsub("%s*%b()$", ""))
+end
+
+out("")
+out("### Goals (issue 13): XPIO over the other, or XPIO's value alone")
+out("")
+for _, line in ipairs(goals.lines(measured, name)) do out(line) end
 
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)

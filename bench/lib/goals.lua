@@ -1,0 +1,56 @@
+--- The issue's performance goals for XPIO (issue 13), each checked against
+--- a run's medians: report.lua prints them after the table, so every run
+--- says which goals it meets.
+local goals = {}
+
+local LIB_NAMES = { floor = "Lua floor", C = "C floor" }
+
+--- Each goal: XPIO's value in `row` over `vs`'s value (the same row, or the
+--- row it refers to), or XPIO's value alone when there is no `vs`, must be
+--- at least (`at_least`) or at most (`at_most`) the target.
+goals.LIST = {
+  { row = "pingpong", vs = "floor", at_least = 0.92 },
+  { row = "pingpong_sched", vs = "floor", at_least = 0.85 },
+  { row = "idle_scale", at_least = 0.95 },
+  { row = "bulk", vs = "luv", at_least = 1.1 },
+  { row = "bulk", vs = "C", at_least = 0.9 },
+  { row = "accept", vs = "luv", at_least = 1.2 },
+  { row = "accept", vs = "C", at_least = 0.9 },
+  { row = "spawn", vs = "C", at_least = 0.95 },
+  { row = "spawn_pipes", vs = "C", at_least = 0.95 },
+  { row = "load", vs = "luv", at_most = 0.5 },
+  { row = "memory", vs = "luv", at_most = 1 },
+}
+
+-- "≥ 0.92 × Lua floor", "≥ 0.95", "≤ luv".
+local function target_text(goal)
+  local sign = goal.at_least and "≥" or "≤"
+  local target = goal.at_least or goal.at_most
+  if not goal.vs then return string.format("%s %g", sign, target) end
+  local other = LIB_NAMES[goal.vs] or goal.vs
+  if target == 1 then return string.format("%s %s", sign, other) end
+  return string.format("%s %g × %s", sign, target, other)
+end
+
+--- Markdown lines, one table row per goal. `measured(row, lib)` gives a
+--- row's median for a library as a number (following the row's reference
+--- for other libraries than XPIO), or nil; `name(row)` gives the row's name.
+function goals.lines(measured, name)
+  local lines = { "| goal | measured | |", "|---|---:|---|" }
+  for _, goal in ipairs(goals.LIST) do
+    local mine = measured(goal.row, "xpio")
+    local theirs = goal.vs and measured(goal.row, goal.vs) or 1
+    local ratio, verdict = nil, "not measured"
+    if mine and theirs and theirs ~= 0 then
+      ratio = mine / theirs
+      local met = goal.at_least and ratio >= goal.at_least or goal.at_most and ratio <= goal.at_most
+      verdict = met and "met" or "short"
+    end
+    local subject = name(goal.row) or goal.row
+    lines[#lines + 1] = string.format("| %s %s | %s | %s |", subject, target_text(goal),
+      ratio and string.format("%.3f", ratio) or "—", verdict)
+  end
+  return lines
+end
+
+return goals
