@@ -210,7 +210,8 @@ public struct Address {
         }
         var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         for i in start..<end {
-            guard text[i] != 0 else { return nil }
+            // an interface's name; not an alias label ("lo:0"), which ioctl would also take
+            guard text[i] != 0, text[i] != UInt8(ascii: ":") else { return nil }
             name[i - start] = CChar(bitPattern: text[i])
         }
         let index = if_nametoindex(name)

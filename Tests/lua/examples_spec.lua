@@ -22,6 +22,10 @@ local expected = {
   ["forward.lua"] = { "client got back 100029 bytes: HELLO THROUGH THE FORWARDER",
                       "forward: 100029 bytes up, 100029 bytes down" },
   ["luv_embed.lua"] = { "got pong 3", "luv_embed: 3 round trips through luv" },
+  ["network.lua"] = { "ipv6: %[::1%]:%d+ echoed hello over IPv6", "unix: unix:/%S+ echoed hello over a path",
+                      "resolve: localhost:https is %[::1%]:443 and 127%.0%.0%.1:443",
+                      "name: localhost:%d+ echoed hello by name", "udp: sent ping, got back PING",
+                      "timeout: recvfrom gave nil, timeout", "network done" },
 }
 
 -- Ask the interpreter that runs the examples, in a child process: loading luv

@@ -332,189 +332,66 @@ local function random_string()
 end
 
 --------------------------------------------------------------------------------
--- The address oracle: the address format as the documents state it.
---
--- "a.b.c.d:port"; the address may be one number (up to 2^32-1), or empty
--- (0.0.0.0); the port (0..65535) may be left out, with or without the ':'.
--- Octets are 0..255 and there are exactly four of them when dotted. Numbers
--- are decimal digits (their value counts; the documents set no limit on
--- leading zeros). Anything else is mal-formed.
+-- The address oracle (Tests/lua/address_oracle.lua): the address format as
+-- the documents state it, for IPv4, IPv6, Unix paths and names.
 --------------------------------------------------------------------------------
 
-local function decimal(text, max)
-  if text == "" or text:find("[^0-9]") then return nil end
-  local digits = text:gsub("^0+", "")
-  if digits == "" then return 0 end
-  if #digits > #tostring(max) then return nil end
-  local value = math.tointeger(tonumber(digits))
-  if not value or value > max then return nil end
-  return value
-end
+local addresses = require "address_oracle"
+local judge, mutate, dotted = addresses.judge, addresses.mutate, addresses.dotted
 
-local MAX_HOST = 4294967295
+-- Unix socket paths live here only (removed at the end).
+local UNIX_DIR = os.tmpname()
+os.remove(UNIX_DIR)
+assert(os.execute("mkdir -m 700 " .. shell_quote(UNIX_DIR)))
 
---- A host name by Spec/socket.spec's rules: labels of letters, digits and
---- `-` joined by dots, the last starting with a letter, with a port or a
---- service name after the `:`.
-local function is_name(text)
-  local host, service = text:match("^([^:]*):([^:]*)$")
-  if not host or #host == 0 or #host > 253 or service == "" or #service > 32 then return false end
-  if not (service:find("^%d+$") and (decimal(service, 65535) ~= nil) or (service:find("^[%w%-]+$") and service:find("%D"))) then
-    return false
-  end
-  local last
-  for label in (host .. "."):gmatch("([^.]*)%.") do
-    if #label == 0 or #label > 63 or not label:find("^[%w%-]+$") or label:find("^%-") or label:find("%-$") then return false end
-    last = label
-  end
-  return last:find("^%a") ~= nil
-end
-
---- Returns host (an integer), port for an IPv4 address; "name" for a host
---- name to resolve; or nil for a mal-formed address.
-local function oracle(text)
-  local host_text, port_text = text, ""
-  local colon = text:find(":", 1, true)
-  if colon then
-    host_text, port_text = text:sub(1, colon - 1), text:sub(colon + 1)
-    if port_text:find(":", 1, true) then return nil end
-  end
-  local port = 0
-  if port_text ~= "" then
-    port = decimal(port_text, 65535)
-    if not port then return is_name(text) and "name" or nil end
-  end
-  local host
-  if host_text == "" then
-    host = 0
-  elseif not host_text:find(".", 1, true) then
-    host = decimal(host_text, MAX_HOST)
-    if not host then return is_name(text) and "name" or nil end
-  else
-    local parts = {}
-    for part in (host_text .. "."):gmatch("([^.]*)%.") do parts[#parts + 1] = part end
-    if #parts ~= 4 then return is_name(text) and "name" or nil end
-    host = 0
-    for _, part in ipairs(parts) do
-      local octet = decimal(part, 255)
-      if not octet then return is_name(text) and "name" or nil end
-      host = host * 256 + octet
-    end
-  end
-  return host, port
-end
-
-local function dotted(host)
-  return string.format("%d.%d.%d.%d", host >> 24 & 255, host >> 16 & 255, host >> 8 & 255, host & 255)
-end
-
-local function number_text()
-  local r = random(14)
-  if r <= 5 then return tostring(random(0, 255)) end
-  if r == 6 then return tostring(random(256, 1000)) end
-  if r == 7 then return string.rep("0", random(1, 12)) .. tostring(random(0, 255)) end   -- leading zeros
-  if r == 8 then return "" end
-  if r == 9 then return pick({ "-1", "+1", " 1", "1 ", "0x1", "1e2", "1.", "٣", "a", "\0", "\255" }) end
-  if r == 10 then return tostring(random(0, MAX_HOST)) end
-  if r == 11 then return pick({ "4294967295", "4294967296", "99999999999", "2130706433", "00000000000000127" }) end
-  return tostring(random(0, 9))
-end
-
-local function port_text()
-  local r = random(12)
-  if r <= 4 then return tostring(random(0, 65535)) end
-  if r == 5 then return tostring(random(65536, 999999)) end
-  if r == 6 then return string.rep("0", random(1, 8)) .. tostring(random(0, 65535)) end
-  if r == 7 then return "" end
-  if r == 8 then return pick({ "-1", "+80", " 80", "80 ", "0x50", "8a", "65535", "65536", "00000", "\0", "80:" }) end
-  return tostring(random(0, 100))
-end
-
-local function random_address()
-  local r = random(10)
-  local host
-  if r <= 5 then
-    local parts = {}
-    local n = chance(0.8) and 4 or random(1, 6)
-    for i = 1, n do parts[i] = number_text() end
-    host = table.concat(parts, ".")
-  elseif r <= 7 then host = number_text()
-  elseif r == 8 then host = ""
-  else host = pick({ "127.0.0.1", "0.0.0.0", "127.1.2.3", "255.255.255.255", "2130706433", "127.0.0.256", "localhost" })
-  end
-  local s = random(6)
-  if s == 1 then return host end
-  if s == 2 then return host .. ":" end
-  return host .. ":" .. port_text()
-end
-
-local MUTATION_ALPHABET = { "0", "1", "9", ".", ":", " ", "\0", "x", "-", "+", "\255", "5", "2" }
-
-local function mutate(text)
-  for _ = 1, random(1, 3) do
-    local n = #text
-    local r = random(5)
-    local i = random(1, math.max(n, 1))
-    if r == 1 and n > 0 then text = text:sub(1, i - 1) .. text:sub(i + 1)
-    elseif r == 2 then text = text:sub(1, i - 1) .. pick(MUTATION_ALPHABET) .. text:sub(i)
-    elseif r == 3 and n > 0 then text = text:sub(1, i - 1) .. pick(MUTATION_ALPHABET) .. text:sub(i + 1)
-    elseif r == 4 and n > 1 then
-      local j = random(1, n)
-      text = text .. text:sub(math.min(i, j), math.max(i, j))
-    elseif n > 1 and i < n then
-      text = text:sub(1, i - 1) .. text:sub(i + 1, i + 1) .. text:sub(i, i) .. text:sub(i + 2)
-    end
-  end
-  return text
-end
+local function random_address() return addresses.random_address(UNIX_DIR) end
 
 local oracle_checks, oracle_wellformed, oracle_bound = 0, 0, 0
 
+--- Judges a random or mutated address and compares with bind (on a UDP
+--- socket of the verdict's family) and, once bound, with getsockname.
 local function oracle_check()
   local addr
   if chance(0.5) then addr = random_address() else addr = mutate(random_address()) end
   local given = addr
-  if chance(0.03) then given = pick({ 2130706433, 0, 80, 0.5, 1.25, MAX_HOST }) addr = tostring(given) end
-  set_call(string.format("oracle: xpio.socket(\"UDP\"):bind(%s)", render(given)))
+  if chance(0.03) then given = pick({ 2130706433, 0, 80, 0.5, 1.25, 4294967295 }) addr = tostring(given) end
+  set_call(string.format("oracle: bind(%s)", render(given)))
   calls = calls + 1
   oracle_checks = oracle_checks + 1
-  local host, port = oracle(addr)
-  -- A name would be resolved (DNS for any but localhost): judged by the
-  -- oracle's rules alone, not bound.
-  if host == "name" then
+  local verdict = judge(addr)
+  -- A name would be resolved (DNS for any but localhost), and a path
+  -- outside UNIX_DIR would make a file: judged by the rules alone.
+  if verdict and (verdict.family == "name" or (verdict.path and verdict.path:sub(1, #UNIX_DIR + 1) ~= UNIX_DIR .. "/")) then
     oracle_wellformed = oracle_wellformed + 1
     return
   end
-  local u, why = xpio.socket("UDP")
+  local family = verdict and verdict.family or pick({ "inet", "inet6", "unix" })
+  local u, why = xpio.socket("UDP", family)
   if not u then
-    fail("xpio.socket(\"UDP\") failed: " .. tostring(why))
+    fail("xpio.socket(\"UDP\", " .. family .. ") failed: " .. tostring(why))
     return
   end
   local ok, message = u:bind(given)
-  if host == nil then
+  if verdict == nil then
     if ok or message ~= "xpio: mal-formed address" then
-      fail(string.format("address %s is mal-formed by the documents; bind gave %s, %s",
-        render(addr), render(ok), render(message)))
+      fail(string.format("address %s is mal-formed by the documents; bind gave %s, %s", render(addr), render(ok), render(message)))
     end
   else
     oracle_wellformed = oracle_wellformed + 1
     if not ok and message == "xpio: mal-formed address" then
-      fail(string.format("address %s is well-formed by the documents (%s:%d); bind says mal-formed",
-        render(addr), dotted(host), port))
+      fail(string.format("address %s is well-formed by the documents (%s); bind says mal-formed", render(addr), verdict.family))
     elseif not ok and type(message) ~= "string" then
       fail(string.format("bind(%s) gave %s, %s", render(addr), render(ok), render(message)))
     elseif ok then
       oracle_bound = oracle_bound + 1
       local name = u:getsockname()
-      local got_host, got_port = tostring(name):match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
-      got_port = tonumber(got_port)
-      if got_host ~= dotted(host) or (port ~= 0 and got_port ~= port) or (port == 0 and not (got_port and got_port > 0)) then
-        fail(string.format("bind(%s) succeeded, getsockname gave %s; the documents say %s:%s",
-          render(addr), render(name), dotted(host), port == 0 and "<any port>" or tostring(port)))
+      if not addresses.matches_bound(verdict, name) then
+        fail(string.format("bind(%s) succeeded, getsockname gave %s, which the documents do not allow", render(addr), render(name)))
       end
     end
   end
   u:close()
+  if verdict and verdict.path then os.remove(verdict.path) end
 end
 
 --------------------------------------------------------------------------------
@@ -737,25 +614,27 @@ end
 
 -- Loopback only: a well-formed address is pointed at 127.0.0.0/8, and a
 -- connect goes to one of the fuzzer's own listeners or to port 1.
+local function allowed_port(port, for_connect)
+  for _, p in ipairs(listen_ports) do if p == port then return port end end
+  if for_connect then return port == 1 and 1 or ((#listen_ports > 0 and chance(0.7)) and pick(listen_ports) or 1) end
+  return 0
+end
+
 local function safe_address(text, for_connect)
   if type(text) ~= "string" and type(text) ~= "number" then return text end
-  local host, port = oracle(tostring(text))
-  if host == nil then return text end
-  if host == "name" then
+  local verdict = judge(tostring(text))
+  if verdict == nil then return text end
+  if verdict.family == "name" then
     -- never resolved beyond this machine
-    local service = tostring(text):match(":([^:]*)$")
-    return "localhost:" .. ((for_connect or not service:find("^%d+$")) and "1" or "0")
+    return "localhost:" .. ((for_connect or not verdict.service:find("^%d+$")) and "1" or "0")
+  elseif verdict.family == "inet6" then
+    return "[::1]:" .. allowed_port(verdict.port, for_connect)
+  elseif verdict.family == "unix" then
+    if verdict.path then return "unix:" .. UNIX_DIR .. "/f" .. random(0, 1000) end
+    return text
   end
+  local host, port = verdict.host, allowed_port(verdict.port, for_connect)
   if host >> 24 ~= 127 then host = 0x7f000001 end
-  if for_connect then
-    local allowed = port == 1
-    for _, p in ipairs(listen_ports) do if p == port then allowed = true end end
-    if not allowed then port = (#listen_ports > 0 and chance(0.7)) and pick(listen_ports) or 1 end
-  else
-    local allowed = port == 0
-    for _, p in ipairs(listen_ports) do if p == port then allowed = true end end
-    if not allowed then port = 0 end
-  end
   if type(text) == "string" and chance(0.5) then
     return dotted(host) .. ":" .. port
   end
@@ -1197,7 +1076,8 @@ local function fuzz_call(fn)
       -- names never leave the machine: any host name becomes localhost
       local at = fn.name == "when_resolve" and 2 or 1
       local host = args[at]
-      if type(host) == "string" and host ~= "localhost" and is_name(host .. ":1") then args[at] = "localhost" end
+      local verdict = type(host) == "string" and judge(host .. ":1")
+      if verdict and verdict.family == "name" and host ~= "localhost" then args[at] = "localhost" end
     elseif fn.name == "fdopen" and n >= 1 then
       local v = args[1]
       -- only descriptors the fuzzer owns, or numbers that are not open
@@ -1455,6 +1335,7 @@ if leftover_fds > 0 then
     table.concat(baseline_fds, " "), table.concat(fd_list(), " ")))
 end
 
+os.execute("rm -rf " .. shell_quote(UNIX_DIR))
 record:close()
 print(string.format("fuzz: %d functions, %d oracle addresses (%d well-formed, %d bound), %.1f s",
   #functions, oracle_checks, oracle_wellformed, oracle_bound, xpio.gettime() - t_start))
