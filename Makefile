@@ -38,7 +38,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: all demo test test-hostile check-hostile bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE)
 
@@ -76,7 +76,7 @@ build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
 	$(GEN) conformance Spec build/gen/conformance_spec.lua
 	$(GEN) fuzz Spec build/gen/fuzz_cases.lua
 
-test: test-deps lint test-swift test-lua bench-smoke docs-check test-embedded-fallback
+test: test-deps lint test-swift test-lua test-hostile bench-smoke docs-check test-embedded-fallback
 	@echo "make test: all passed"
 
 test-swift:
@@ -88,14 +88,25 @@ test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 	@echo "== Lua tests, poll backend"
 	$(LUA_ENV) XPIO_BACKEND=poll $(BUSTED) Tests/lua build/gen
 	@echo "== process tests without pidfds (the SIGCHLD self-pipe fallback)"
-	$(LUA_ENV) XPIO_NO_PIDFD=1 $(BUSTED) Tests/lua/process_spec.lua Tests/lua/process_files_spec.lua Tests/lua/sched_spec.lua Tests/lua/examples_spec.lua
+	$(LUA_ENV) XPIO_NO_PIDFD=1 $(BUSTED) Tests/lua/process_spec.lua Tests/lua/process_files_spec.lua Tests/lua/process_control_spec.lua Tests/lua/sched_spec.lua Tests/lua/examples_spec.lua
 	@echo "== the module needs libc alone and loads under env -i"
 	! ldd $(MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
 	! nm -D --undefined-only $(MODULE) | grep -v ' w ' | grep -v '@GLIBC_' | grep -v ' lua' | grep .
 	env -i $(LUA) -e "package.cpath='$(CURDIR)/$(OUT)/?.so' assert(require('xpio').socket)"
 
 lint: test-deps
-	luacheck --quiet lua Tests/lua examples bench
+	luacheck --quiet lua Tests/lua examples bench Tests/hostile
+
+# Hostile peers on Python's socket stack (Tests/hostile): small counts in
+# make test (~30 s), large ones in check-hostile (~4 min).
+PYTHON ?= python3
+test-hostile: $(MODULE)
+	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py
+	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --backend poll --only neverread,exhaust,client
+
+check-hostile: $(MODULE)
+	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --large
+	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --large --backend poll --only neverread,exhaust,client
 
 # The committed reference and type files must match the spec.
 docs: $(MODULE)

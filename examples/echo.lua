@@ -38,10 +38,17 @@ end
 local served = 0
 local server = sched.spawn(function()
   while true do
-    local conn = listener:accept()
-    if not conn then break end                  -- the listener was closed
-    served = served + 1
-    sched.spawn(echo, conn)
+    local conn, err = listener:accept()
+    if conn then
+      served = served + 1
+      sched.spawn(echo, conn)
+    elseif err == "xpio: socket is closed" then
+      break                                     -- the listener was closed
+    else
+      -- out of descriptors (EMFILE), say: the connection stays queued, and
+      -- retrying at once would spin (the failed accept does not yield)
+      sched.sleep(0.05)
+    end
   end
 end)
 

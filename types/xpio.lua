@@ -4,17 +4,22 @@
 ---@alias xpio.socktype "TCP"|"UDP"
 ---@alias xpio.family "inet"|"inet6"|"unix"
 ---@alias xpio.option "TCP_NODELAY"|"SO_KEEPALIVE"|"SO_REUSEADDR"|"SO_RCVBUF"|"SO_SNDBUF"|"O_NONBLOCK"|"SO_REUSEPORT"|"SO_BROADCAST"|"IPV6_V6ONLY"|"IP_TTL"|"IPV6_UNICAST_HOPS"|"SO_LINGER"|"SO_ERROR"
----@alias xpio.signal "HUP"|"INT"|"QUIT"|"ILL"|"TRAP"|"ABRT"|"BUS"|"FPE"|"KILL"|"USR1"|"SEGV"|"USR2"|"PIPE"|"ALRM"|"TERM"|"CHLD"|"CONT"|"STOP"|"TSTP"|"TTIN"|"TTOU"|"URG"|"XCPU"|"XFSZ"|"VTALRM"|"PROF"|"WINCH"|"IO"|"PWR"|"SYS"
+---@alias xpio.signame "HUP"|"INT"|"QUIT"|"ILL"|"TRAP"|"ABRT"|"BUS"|"FPE"|"KILL"|"USR1"|"SEGV"|"USR2"|"PIPE"|"ALRM"|"TERM"|"CHLD"|"CONT"|"STOP"|"TSTP"|"TTIN"|"TTOU"|"URG"|"XCPU"|"XFSZ"|"VTALRM"|"PROF"|"WINCH"|"IO"|"PWR"|"SYS"
 ---@alias xpio.exitkind "exit"|"signal"
+---@alias xpio.fileshortcut "null"|"stdout"
 
 ---@class xpio.attrs
 ---@field exe? string
 ---@field cwd? string
 ---@field pgroup? boolean|xpio.process
 ---@field setsid? boolean
+---@field umask? integer
 
 ---@class xpio.process
 local process = {}
+
+---@class xpio.signal
+local signal = {}
 
 ---@class xpio.socket
 local socket = {}
@@ -96,8 +101,9 @@ function xpio.gettime() end
 ---empty environment.
 ---
 ---`files` is a sparse array mapping each descriptor number in the child to
----a parent file: a socket object (from `socket`, `fdopen`, `pipe`, ...) or a
----descriptor number. `{ [0] = 0, [1] = 2, [2] = w }` gives the child the
+---a parent file: a socket object (from `socket`, `fdopen`, `pipe`, ...), a
+---descriptor number, `"null"` (/dev/null) or `"stdout"` (the same file as
+---the child's descriptor 1). `{ [0] = 0, [1] = 2, [2] = w }` gives the child the
 ---parent's stdin as its stdin, the parent's stderr as its stdout, and `w` as
 ---its stderr. Any mapping works, including swaps and cycles (`{[1]=2, [2]=1}`)
 ---and one source on several targets. The child gets exactly these
@@ -113,15 +119,17 @@ function xpio.gettime() end
 ---the caller's runs, and `#args` is the raw length.
 ---
 ---The child's signal dispositions are all reset to their defaults (SIGPIPE
----included) and its signal mask is empty. Its umask, resource limits and
----user ids are inherited; XPIO does not change them.
+---included) and its signal mask is empty. Its umask is inherited unless
+---`attrs.umask` says otherwise (posix_spawn has no umask action, so XPIO
+---sets the process's umask around the call, for an instant). Resource
+---limits and user ids are inherited.
 ---
 ---Returns `nil, message` when the program cannot be started (for example
 ---`"No such file or directory"`), leaving no child behind. Bad argument
 ---types, NUL bytes, or `=` in an environment name raise a Lua error.
 ---@param args string[]
 ---@param env? table<string, string>
----@param files? table<integer, xpio.socket|integer>
+---@param files? table<integer, xpio.socket|integer|xpio.fileshortcut>
 ---@param attrs? xpio.attrs
 ---@return xpio.process|nil
 ---@return string? message the error
@@ -178,6 +186,27 @@ function xpio.try_resolve(host, service, family) end
 ---@return string? message the error
 function xpio.when_resolve(task, host, service, family) end
 
+---Watch a signal (a number or a name: `"USR1"`, `"SIGTERM"`): return a
+---signal object whose `wait` returns each delivery, in a task, as any
+---other event. On the epoll backend the signal is blocked in this thread
+---and read from a signalfd: its disposition is left alone, and a handler
+---the program installed does not run while XPIO watches the signal. On
+---the poll backend a handler writes to a self-pipe and the previous
+---disposition is put back when the object is closed. Closing (or
+---collecting) the object discards deliveries still pending and puts the
+---signal mask back as it was.
+---
+---One object per signal at a time: watching a watched signal gives
+---`nil, "xpio: the signal is already watched"`. SIGCHLD belongs to
+---`process:wait` (`nil, "xpio: SIGCHLD belongs to process:wait"`); SIGKILL
+---and SIGSTOP cannot be watched (`nil, "Invalid argument"`). Other
+---threads of the process must block a watched signal too (XPIO's own
+---threads block every signal).
+---@param signal integer|xpio.signame
+---@return xpio.signal|nil
+---@return string? message the error
+function xpio.signal(signal) end
+
 ---Return the XPIO version string.
 ---@return string
 function xpio.version() end
@@ -190,7 +219,7 @@ function process:pid() end
 ---Send a signal to the process: SIGKILL by default, or the given signal
 ---number or name (`"TERM"`, `"SIGTERM"`, `15`). On a process that has
 ---already exited it returns `nil, "No such process"`.
----@param signal? integer|xpio.signal
+---@param signal? integer|xpio.signame
 ---@return true|nil
 ---@return string? message the error
 function process:kill(signal) end
@@ -211,12 +240,82 @@ function process:wait() end
 ---@return integer|string message `"retry"` when it would block, else the error
 function process:try_wait() end
 
+---Send a signal (SIGKILL by default; a number or a name) to the child's
+---process group: the child and every process it started that stayed in
+---the group, even once the child itself has exited. The child must lead a
+---group of its own (`attrs.pgroup = true` or `attrs.setsid = true`);
+---otherwise it shares this process's group and `killgroup` returns
+---`nil, "xpio: the process shares this process's group (spawn it with
+---attrs.pgroup or attrs.setsid)"`.
+---@param signal? integer|xpio.signame
+---@return true|nil
+---@return string? message the error
+function process:killgroup(signal) end
+
+---Stop the child gracefully: send SIGTERM, wait up to `grace` seconds for
+---it to exit, then send SIGKILL; returns its status as `wait` does
+---(`"exit", code` if it exited on TERM, `"signal", 15` or `"signal", 9`
+---otherwise). On a child that has already exited it returns its status
+---at once.
+---@param grace? number
+---@return xpio.exitkind|nil
+---@return integer|string message the error
+function process:stop(grace) end
+
+---Stop the child gracefully: send SIGTERM, wait up to `grace` seconds for
+---it to exit, then send SIGKILL; returns its status as `wait` does
+---(`"exit", code` if it exited on TERM, `"signal", 15` or `"signal", 9`
+---otherwise). On a child that has already exited it returns its status
+---at once.
+---@param grace? number
+---@return xpio.exitkind|nil
+---@return integer|string message `"retry"` when it would block, else the error
+function process:try_stop(grace) end
+
+---Schedule `task` on `task._queue` to become ready when the child exits or
+---the grace period of the `try_stop` under way ends, whichever comes first.
+---@param task table
+---@return true|nil
+---@return string? message the error
+function process:when_stop(task) end
+
 ---Schedule `task` on `task._queue` to become ready when the process has
 ---exited, i.e. when `try_wait` should be called again.
 ---@param task table
 ---@return true|nil
 ---@return string? message the error
 function process:when_wait(task) end
+
+---Return the number of the signal watched.
+---@return integer|nil
+---@return string? message the error
+function signal:number() end
+
+---Wait for the next delivery of the signal and return its number and the
+---process id of its sender (0 when the kernel sent it).
+---@return integer|nil
+---@return integer|string message the error
+function signal:wait() end
+
+---Wait for the next delivery of the signal and return its number and the
+---process id of its sender (0 when the kernel sent it).
+---@return integer|nil
+---@return integer|string message `"retry"` when it would block, else the error
+function signal:try_wait() end
+
+---Schedule `task` on `task._queue` to become ready when a delivery is
+---there to be read.
+---@param task table
+---@return true|nil
+---@return string? message the error
+function signal:when_wait(task) end
+
+---Stop watching the signal: deliveries still pending are discarded and the
+---signal's mask (or disposition) is put back as it was. Closing a closed
+---watch returns `nil, "xpio: signal is closed"`.
+---@return true|nil
+---@return string? message the error
+function signal:close() end
 
 ---Bind the socket to a local address (see the address format above).
 ---Address 0 (`0.0.0.0`) means any interface (INADDR_ANY); port 0 picks any
@@ -273,9 +372,10 @@ function socket:try_accept() end
 ---`nil` at end of stream (the peer closed or shut down writing and every
 ---byte sent has been received); `nil, message` on error. When `size` is 0
 ---it returns `""` at once and reports no error. A negative `size` is an
----argument error. One call reads at most 64 KiB.
+---argument error. One call reads at most 64 KiB, with one system call;
+---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---@param size integer
----@return string|nil|nil
+---@return string|nil
 ---@return string? message the error
 function socket:read(size) end
 
@@ -283,9 +383,10 @@ function socket:read(size) end
 ---`nil` at end of stream (the peer closed or shut down writing and every
 ---byte sent has been received); `nil, message` on error. When `size` is 0
 ---it returns `""` at once and reports no error. A negative `size` is an
----argument error. One call reads at most 64 KiB.
+---argument error. One call reads at most 64 KiB, with one system call;
+---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---@param size integer
----@return string|nil|nil
+---@return string|nil
 ---@return string? message `"retry"` when it would block, else the error
 function socket:try_read(size) end
 
@@ -337,8 +438,8 @@ function socket:try_sendto(data, addr) end
 ---datagram from an unnamed Unix socket comes from `"unix:"`.
 ---@param size integer
 ---@return string|nil
----@return string|string message the error
----@return integer|nil?
+---@return string message the error
+---@return integer|nil
 function socket:recvfrom(size) end
 
 ---Receive one datagram: returns its bytes (at most `size`, and at most 64
@@ -349,9 +450,136 @@ function socket:recvfrom(size) end
 ---datagram from an unnamed Unix socket comes from `"unix:"`.
 ---@param size integer
 ---@return string|nil
----@return string|string message `"retry"` when it would block, else the error
----@return integer|nil?
+---@return string message `"retry"` when it would block, else the error
+---@return integer|nil
 function socket:try_recvfrom(size) end
+
+---Read a line: the bytes up to the next `\n`, without it and without a
+---`\r` just before it (both kept when `keep_eol` is true). The socket
+---keeps what it has read beyond the line, and what a `try_readline` that
+---answered `nil, "retry"` had already read: nothing is lost, and raw
+---`read` calls take the kept bytes first. At the end of the stream a
+---single `nil` when nothing was left, or `nil, "xpio: end of stream",
+---partial` with the bytes of an unfinished last line. A line longer than
+---`max` bytes gives `nil, "xpio: line too long"`, its bytes still kept.
+---@param keep_eol? boolean
+---@param max? integer
+---@return string|nil
+---@return string? message the error
+---@return string?
+function socket:readline(keep_eol, max) end
+
+---Read a line: the bytes up to the next `\n`, without it and without a
+---`\r` just before it (both kept when `keep_eol` is true). The socket
+---keeps what it has read beyond the line, and what a `try_readline` that
+---answered `nil, "retry"` had already read: nothing is lost, and raw
+---`read` calls take the kept bytes first. At the end of the stream a
+---single `nil` when nothing was left, or `nil, "xpio: end of stream",
+---partial` with the bytes of an unfinished last line. A line longer than
+---`max` bytes gives `nil, "xpio: line too long"`, its bytes still kept.
+---@param keep_eol? boolean
+---@param max? integer
+---@return string|nil
+---@return string? message `"retry"` when it would block, else the error
+---@return string?
+function socket:try_readline(keep_eol, max) end
+
+---Read up to the next `delimiter` (any string, which may arrive split
+---across reads) and return the bytes before it; the delimiter is consumed.
+---The end of the stream and `max` as for `readline`.
+---@param delimiter string
+---@param max? integer
+---@return string|nil
+---@return string? message the error
+---@return string?
+function socket:readuntil(delimiter, max) end
+
+---Read up to the next `delimiter` (any string, which may arrive split
+---across reads) and return the bytes before it; the delimiter is consumed.
+---The end of the stream and `max` as for `readline`.
+---@param delimiter string
+---@param max? integer
+---@return string|nil
+---@return string? message `"retry"` when it would block, else the error
+---@return string?
+function socket:try_readuntil(delimiter, max) end
+
+---Read exactly `size` bytes. At the end of the stream a single `nil` when
+---nothing was left, or `nil, "xpio: end of stream", partial` with the
+---bytes there were.
+---@param size integer
+---@return string|nil
+---@return string? message the error
+---@return string?
+function socket:readexactly(size) end
+
+---Read exactly `size` bytes. At the end of the stream a single `nil` when
+---nothing was left, or `nil, "xpio: end of stream", partial` with the
+---bytes there were.
+---@param size integer
+---@return string|nil
+---@return string? message `"retry"` when it would block, else the error
+---@return string?
+function socket:try_readexactly(size) end
+
+---Read everything up to the end of the stream and return it (`""` when
+---there was nothing), like `io.read("a")`.
+---@return string|nil
+---@return string? message the error
+function socket:readall() end
+
+---Read everything up to the end of the stream and return it (`""` when
+---there was nothing), like `io.read("a")`.
+---@return string|nil
+---@return string? message `"retry"` when it would block, else the error
+function socket:try_readall() end
+
+---Send `data` (at least one byte is sent; an empty string sends a NUL)
+---with descriptors attached (SCM_RIGHTS, over a Unix socket): socket
+---objects or descriptor numbers, at most 253. The peer receives
+---duplicates; these stay open here. Returns the number of bytes sent.
+---@param data string
+---@param files (xpio.socket|integer)[]
+---@return integer|nil
+---@return string? message the error
+function socket:sendfds(data, files) end
+
+---Send `data` (at least one byte is sent; an empty string sends a NUL)
+---with descriptors attached (SCM_RIGHTS, over a Unix socket): socket
+---objects or descriptor numbers, at most 253. The peer receives
+---duplicates; these stay open here. Returns the number of bytes sent.
+---@param data string
+---@param files (xpio.socket|integer)[]
+---@return integer|nil
+---@return string? message `"retry"` when it would block, else the error
+function socket:try_sendfds(data, files) end
+
+---Receive at most `size` bytes and the descriptors sent with them, as an
+---array of socket objects (non-blocking and close-on-exec), at most `max`
+---of them (any more are closed at once). At the end of the stream
+---`nil, "xpio: end of stream"`.
+---@param size integer
+---@param max? integer
+---@return string|nil
+---@return xpio.socket[]|string message the error
+function socket:recvfds(size, max) end
+
+---Receive at most `size` bytes and the descriptors sent with them, as an
+---array of socket objects (non-blocking and close-on-exec), at most `max`
+---of them (any more are closed at once). At the end of the stream
+---`nil, "xpio: end of stream"`.
+---@param size integer
+---@param max? integer
+---@return string|nil
+---@return xpio.socket[]|string message `"retry"` when it would block, else the error
+function socket:try_recvfds(size, max) end
+
+---Return the process id, user id and group id of the peer of a connected
+---Unix socket (SO_PEERCRED): the credentials it had when it connected.
+---@return integer|nil
+---@return integer|string message the error
+---@return integer?
+function socket:getpeercred() end
 
 ---Schedule `task` on `task._queue` to become ready when the socket is
 ---readable (or has an error or hang-up pending): when `try_read` or
@@ -424,7 +652,7 @@ function socket:fileno() end
 ---(EINTR) resumes with the time that remains. A closed queue returns
 ---`nil, "xpio: tqueue is closed"`.
 ---@param timeout? number
----@return table[]|nil|nil
+---@return table[]|nil
 ---@return string? message the error
 function tqueue:wait(timeout) end
 

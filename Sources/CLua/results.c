@@ -20,6 +20,40 @@ void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call) {
     }
 }
 
+/* The objects of an XPIO_OBJECTS result as a new array, made under
+ * lua_pcall: each object leaves the list when its userdata holds it, and
+ * those still in the list when making one fails (a memory error) are
+ * released, so none leaks. Arguments: the value, the kinds table. */
+static int make_objects(lua_State *L) {
+    xpio_value *value = lua_touserdata(L, 1);
+    void **list = (void **)value->u.list;
+    int kind = (int)value->length;
+    lua_createtable(L, value->count, 0);
+    for (int32_t i = 0; i < value->count; i++) {
+        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 0);
+        *slot = NULL;
+        lua_rawgeti(L, 2, kind + 1);
+        lua_setmetatable(L, -2);
+        *slot = list[i];
+        list[i] = NULL;
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static void push_objects(lua_State *L, const xpio_value *value) {
+    lua_pushcfunction(L, make_objects);
+    lua_pushlightuserdata(L, (void *)value);
+    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
+    if (lua_pcall(L, 2, 1, 0) == LUA_OK) return;
+    void **list = (void **)value->u.list;
+    for (int32_t i = 0; i < value->count; i++) {
+        if (list[i]) xpio_description->kinds[value->length].release(list[i]);
+        list[i] = NULL;
+    }
+    lua_error(L);
+}
+
 static void push_value(lua_State *L, const xpio_call *call, const xpio_value *value) {
     switch (value->tag) {
     case XPIO_BOOLEAN: lua_pushboolean(L, (int)value->u.integer); break;
@@ -29,6 +63,7 @@ static void push_value(lua_State *L, const xpio_call *call, const xpio_value *va
     case XPIO_OBJECT: lua_pushvalue(L, call->object_slot[value->count]); break;
     case XPIO_CASE: lua_pushstring(L, xpio_description->enums[value->length].cases[value->count]); break;
     case XPIO_SLOT: lua_pushvalue(L, value->u.index); break;
+    case XPIO_OBJECTS: push_objects(L, value); break;
     case XPIO_LIST:
         lua_createtable(L, value->count, 0);
         for (int32_t i = 0; i < value->count; i++) {

@@ -72,3 +72,62 @@ int xpio_sigchld_pipe(void) {
     }
     return sigchld_pipe[0];
 }
+
+/* sendmsg with the descriptors as SCM_RIGHTS; at most 253 (SCM_MAX_FD). */
+ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count) {
+    char dummy = 0;
+    struct iovec iov = { (void *)(length ? data : &dummy), length ? length : 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    if (count > 0) {
+        if (count > 253) {
+            errno = EINVAL;
+            return -1;
+        }
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
+    }
+    return sendmsg(fd, &message, MSG_NOSIGNAL);
+}
+
+/* recvmsg taking SCM_RIGHTS descriptors (close-on-exec as they arrive),
+ * at most `max`; *count gets how many. Descriptors beyond `max`, or of a
+ * control message the kernel had to cut, are closed at once so none leaks;
+ * *truncated says so. */
+ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated) {
+    struct iovec iov = { data, length };
+    union { char buffer[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr align; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    *count = 0;
+    *truncated = 0;
+    ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    if (message.msg_flags & MSG_CTRUNC) *truncated = 1;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&message); h; h = CMSG_NXTHDR(&message, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+        int received = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *list = (int *)CMSG_DATA(h);
+        for (int i = 0; i < received; i++) {
+            if (*count < max) fds[(*count)++] = list[i];
+            else {
+                close(list[i]);
+                *truncated = 1;
+            }
+        }
+    }
+    return n;
+}

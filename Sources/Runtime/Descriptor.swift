@@ -61,6 +61,13 @@ public final class Descriptor {
         if wanted != flags { _ = try Sys.fcntl(fd, F_SETFL, wanted).get() }
     }
 
+    /// /dev/null for reading and writing, close-on-exec (spawn's `"null"`).
+    /// The corresponding C function is `open`.
+    public static func openNull() throws(Failure) -> Descriptor {
+        let path: StaticString = "/dev/null"
+        return Descriptor(try Sys.open(UnsafeRawPointer(path.utf8Start).assumingMemoryBound(to: CChar.self), O_RDWR).get())
+    }
+
     /// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
     /// The corresponding C function is `pipe2`.
     static func pipe() throws(Failure) -> (Descriptor, Descriptor) {

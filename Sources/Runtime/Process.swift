@@ -15,6 +15,11 @@ public typealias ExitStatus = (kind: ExitKind, code: CInt)
 /// with `waitpid(pid, WNOHANG)`, still never `waitpid(-1)`.
 public final class Process: Waitable {
     public let pid: pid_t
+    /// The child's own process group, when it got one (attrs.pgroup or
+    /// attrs.setsid); nil when it shares this process's.
+    public let group: pid_t?
+    /// A `stop` under way.
+    private var stopping: Stopping?
     /// Readable when the child exits; nil once it is reaped.
     public private(set) var pidfd: Descriptor?
     public private(set) var status: ExitStatus?
@@ -38,8 +43,9 @@ public final class Process: Waitable {
         return true
     }()
 
-    init(pid: pid_t) {
+    init(pid: pid_t, group: pid_t?) {
         self.pid = pid
+        self.group = group
         let fd = Process.pidfdDisabled ? nil : try? Sys.pidfd_open(pid).get()   // close-on-exec by default
         pidfd = fd.map { Descriptor($0) } ?? Process.sigchldPipe
     }
@@ -58,6 +64,7 @@ public final class Process: Waitable {
         let result: ExitStatus = xpio_wifsignaled(raw) != 0 ? (.signal, xpio_wtermsig(raw)) : (.exit, xpio_wexitstatus(raw))
         status = result
         releaseReadiness()
+        stopping = nil
         return result
     }
 
@@ -80,6 +87,36 @@ public final class Process: Waitable {
             }
         }
         try Sys.kill(pid, signal).get()
+    }
+
+    /// Sends `signal` to the child's process group: the child and whatever
+    /// it started that stayed in its group, even once the child has exited.
+    /// The corresponding C function is `kill(-group)`.
+    public func killGroup(_ signal: CInt) throws(Failure) {
+        guard let group else { throw .xpio("xpio: the process shares this process's group (spawn it with attrs.pgroup or attrs.setsid)") }
+        try Sys.kill(-group, signal).get()
+    }
+
+    /// Stops the child gracefully: SIGTERM, then SIGKILL if it has not
+    /// exited `grace` seconds later; its status once it has. `.retry` until
+    /// then: the wait target wakes on the exit or at the deadline.
+    public func stop(grace: Double) throws(Failure) -> ExitStatus {
+        do throws(Failure) { return try poll() } catch .retry {}
+        if stopping == nil {
+            do throws(Failure) { try kill(SIGTERM) } catch .system(ESRCH) { return try poll() }
+            stopping = try Stopping(grace: grace, exit: pidfd)
+        }
+        if let stopping, !stopping.killed, Clock.now() >= stopping.deadline {
+            stopping.expire()
+            do throws(Failure) { try kill(SIGKILL) } catch .system(ESRCH) { return try poll() }
+        }
+        do throws(Failure) { return try poll() } catch .retry { throw .retry }
+    }
+
+    /// What when_stop waits on: the exit or the deadline, whichever first.
+    public func stopTarget() throws(Failure) -> WaitTarget? {
+        guard status == nil, let stopping else { return nil }
+        return WaitTarget(stopping.group, .read)
     }
 
     /// The object is going away: reap the child now if it has exited,
@@ -112,5 +149,37 @@ public final class Process: Waitable {
             }
         }
         if taken > 0 { pipe.wakeReaders() }
+    }
+}
+
+/// A `stop` under way: its deadline as a timerfd, and one descriptor that
+/// is readable when either the child exits or the deadline passes (an epoll
+/// set of the two, which a task queue can wait on like any descriptor).
+final class Stopping {
+    let deadline: Double
+    let timer: Descriptor
+    let group: Descriptor
+    private(set) var killed = false
+
+    init(grace seconds: Double, exit: Descriptor?) throws(Failure) {
+        // NaN, negative: no grace; beyond a year: a year (a timerfd takes seconds as an integer).
+        let grace = seconds.isNaN || seconds < 0 ? 0 : min(seconds, 365 * 86400)
+        deadline = Clock.now() + grace
+        timer = Descriptor(try Sys.timerfd_create().get())
+        try Sys.timerfd_settime(timer.fd, grace).get()
+        group = Descriptor(try Sys.epoll_create1().get())
+        var event = epoll_event()
+        for fd in [timer.fd] + (exit.map { [$0.fd] } ?? []) where fd >= 0 {
+            xpio_epoll_set(&event, EPOLLIN.rawValue, UInt64(UInt32(bitPattern: fd)))
+            try Sys.epoll_ctl(group.fd, EPOLL_CTL_ADD, fd, &event).get()
+        }
+    }
+
+    /// The deadline has passed: the timer stops being readable, so that
+    /// from now on only the exit wakes the waiter.
+    func expire() {
+        killed = true
+        var count: UInt64 = 0
+        _ = Sys.read(timer.fd, &count, 8)
     }
 }

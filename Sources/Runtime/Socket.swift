@@ -14,6 +14,14 @@ public final class Socket: Waitable {
     /// A connection to a host name in progress: resolved first, then its
     /// addresses tried in turn.
     private var nameConnection: NameConnection?
+    /// The buffered reads' bytes, made on first use (most sockets never need one).
+    private var buffered: ReadBuffer?
+    var inbox: ReadBuffer {
+        if let buffered { return buffered }
+        let made = ReadBuffer()
+        buffered = made
+        return made
+    }
 
     public init(_ handle: Descriptor, family: AddressFamily?) {
         self.handle = handle
@@ -78,11 +86,13 @@ public final class Socket: Waitable {
     nonisolated(unsafe) static let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
     /// Reads at most `size` bytes (64 KiB per call) into the shared read
-    /// buffer, valid until the next read; nil at end of stream.
+    /// buffer, valid until the next read; nil at end of stream. Bytes the
+    /// buffered reads (`readLine`, ...) hold come first, without a system call.
     /// The corresponding C function is `read`.
     public func read(size: Int64) throws(Failure) -> UnsafeRawBufferPointer? {
         let fd = try descriptor()
         if size == 0 { return UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0) }
+        if let buffered, !buffered.isEmpty { return buffered.take(Int(min(size, Int64(buffered.count)))) }
         let count = try Sys.read(fd, Socket.readBuffer.baseAddress!, Int(min(size, Int64(Socket.readBuffer.count)))).get()
         return count == 0 ? nil : UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count])
     }
@@ -183,6 +193,47 @@ public final class Socket: Waitable {
             throw .retry
         case .failure(let failure): throw failure
         }
+    }
+
+    // MARK: descriptors over Unix sockets
+
+    /// Sends `data` with descriptors attached (SCM_RIGHTS): the peer gets
+    /// duplicates, these stay open here. The corresponding C function is `sendmsg`.
+    public func sendDescriptors(_ data: UnsafeRawBufferPointer, _ fds: [CInt]) throws(Failure) -> Int {
+        try Sys.sendDescriptors(try descriptor(), data, fds).get()
+    }
+
+    /// Receives at most `size` bytes and the descriptors sent with them (at
+    /// most `max`; any more are closed at once), each wrapped as a socket,
+    /// non-blocking and close-on-exec. End of stream is
+    /// `nil, "xpio: end of stream"`. The corresponding C function is `recvmsg`.
+    public func receiveDescriptors(size: Int64, max: Int64) throws(Failure) -> (UnsafeRawBufferPointer, [Socket]) {
+        let fd = try descriptor()
+        let capacity = Int(min(Swift.max(size, 1), Int64(Socket.readBuffer.count)))
+        let limit = Int(min(max, 253))
+        var fds = [CInt](repeating: -1, count: Swift.max(limit, 1))
+        var count: CInt = 0, truncated: CInt = 0
+        let buffer = UnsafeMutableRawBufferPointer(rebasing: Socket.readBuffer[..<capacity])
+        let received = try fds.withUnsafeMutableBufferPointer { list in
+            Sys.receiveDescriptors(fd, buffer, UnsafeMutableBufferPointer(rebasing: list[..<limit]), &count, &truncated)
+        }.get()
+        var sockets: [Socket] = []
+        for index in 0..<Int(count) {
+            let socket = Socket(Descriptor(fds[index]), family: nil)
+            _ = try? Descriptor.setBlocking(fds[index], false)
+            sockets.append(socket)
+        }
+        if received == 0 && sockets.isEmpty { throw .xpio("xpio: end of stream") }
+        return (UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<received]), sockets)
+    }
+
+    /// The peer's credentials on a Unix socket: (pid, uid, gid).
+    /// The corresponding C function is `getsockopt(SO_PEERCRED)`.
+    public func peerCredentials() throws(Failure) -> (CInt, CInt, CInt) {
+        var credentials = ucred()
+        var length = socklen_t(MemoryLayout<ucred>.size)
+        try Sys.getsockopt(try descriptor(), SOL_SOCKET, SO_PEERCRED, &credentials, &length).get()
+        return (credentials.pid, CInt(bitPattern: credentials.uid), CInt(bitPattern: credentials.gid))
     }
 
     // MARK: datagrams

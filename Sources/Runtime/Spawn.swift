@@ -14,6 +14,8 @@ public struct SpawnRequest {
     /// nil: inherit; 0: a new group led by the child; n: join group n.
     public var processGroup: pid_t?
     public var newSession = false
+    /// The child's umask; nil: inherited.
+    public var umask: mode_t?
 
     public init(program: UnsafePointer<CChar>, arguments: [UnsafeMutablePointer<CChar>?],
                 environment: [UnsafeMutablePointer<CChar>?], files: [(target: CInt, source: CInt)]) {
@@ -88,6 +90,11 @@ public enum Spawn {
         if code == 0 { code = posix_spawnattr_setflags(&attributes, Int16(flags)) }
         guard code == 0 else { throw .system(code) }
 
+        // posix_spawn has no umask action: set it around the call (the
+        // process's umask, for an instant; XPIO's threads make no files).
+        let previousMask = request.umask.map { Sys.umask($0) }
+        defer { if let previousMask { _ = Sys.umask(previousMask) } }
+
         var pid: pid_t = 0
         var arguments = request.arguments
         var environment = request.environment
@@ -96,6 +103,7 @@ public enum Spawn {
                 Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
             }
         }.get()
-        return Process(pid: pid)
+        let group: pid_t? = request.newSession ? pid : request.processGroup.map { $0 == 0 ? pid : $0 }
+        return Process(pid: pid, group: group)
     }
 }

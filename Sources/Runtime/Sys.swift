@@ -158,6 +158,19 @@ enum Sys {
         perform("recvfrom", .retried) { xpio_recvfrom(fd, buffer, count, CInt(MSG_TRUNC), address, length) }
     }
 
+    /// The corresponding C function is `sendmsg` with SCM_RIGHTS (shim.c).
+    static func sendDescriptors(_ fd: CInt, _ data: UnsafeRawBufferPointer, _ fds: [CInt]) -> Result<Int, Failure> {
+        perform("sendmsg", .retried) { fds.withUnsafeBufferPointer { xpio_send_fds(fd, data.baseAddress, data.count, $0.baseAddress, CInt($0.count)) } }
+    }
+
+    /// The corresponding C function is `recvmsg` with SCM_RIGHTS and MSG_CMSG_CLOEXEC (shim.c).
+    static func receiveDescriptors(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer, _ fds: UnsafeMutableBufferPointer<CInt>,
+                                   _ count: UnsafeMutablePointer<CInt>, _ truncated: UnsafeMutablePointer<CInt>) -> Result<Int, Failure> {
+        perform("recvmsg", .retried) {
+            xpio_recv_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, CInt(fds.count), count, truncated)
+        }
+    }
+
     /// The corresponding C function is `shutdown`.
     static func shutdown(_ fd: CInt, _ how: CInt) -> Result<Void, Failure> {
         none("shutdown", .cannot) { CSystem.shutdown(fd, how) }
@@ -203,6 +216,48 @@ enum Sys {
     /// The corresponding C function is `poll`. EINTR is zero events.
     static func poll(_ fds: UnsafeMutablePointer<pollfd>?, _ count: Int, _ milliseconds: CInt) -> Result<Int, Failure> {
         perform("poll", .noEvents) { Int(CSystem.poll(fds, nfds_t(count), milliseconds)) }
+    }
+
+    /// The corresponding C functions are `signalfd` (or `sigaction` and
+    /// `pipe2`) and `pthread_sigmask`, in signals.c.
+    static func signalWatch(_ signal: CInt, signalfd: Bool) -> Result<CInt, Failure> {
+        int("signal_watch", .cannot) { xpio_signal_watch(signal, signalfd ? 1 : 0) }
+    }
+
+    /// The corresponding C function is `read` on a watch's descriptor (signals.c).
+    static func signalNext(_ signal: CInt, _ fd: CInt, _ pid: UnsafeMutablePointer<CInt>) -> Result<CInt, Failure> {
+        int("signal_next", .retried) { xpio_signal_next(signal, fd, pid) }
+    }
+
+    /// The corresponding C function is `timerfd_create` (monotonic, non-blocking, close-on-exec).
+    static func timerfd_create() -> Result<CInt, Failure> {
+        int("timerfd_create", .cannot) { CSystem.timerfd_create(CLOCK_MONOTONIC, CInt(TFD_NONBLOCK | TFD_CLOEXEC)) }
+    }
+
+    /// The corresponding C function is `timerfd_settime`: once, `seconds` from now.
+    static func timerfd_settime(_ fd: CInt, _ seconds: Double) -> Result<Void, Failure> {
+        let whole = seconds > 0 ? Int(seconds) : 0
+        let nanoseconds = seconds > 0 ? Int((seconds - Double(whole)) * 1e9) : 0
+        var value = itimerspec()
+        value.it_value.tv_sec = whole
+        value.it_value.tv_nsec = max(nanoseconds, whole == 0 ? 1 : 0)   // 0 would disarm it
+        return none("timerfd_settime", .cannot) { CSystem.timerfd_settime(fd, 0, &value, nil) }
+    }
+
+    /// The corresponding C function is `open` (close-on-exec).
+    static func open(_ path: UnsafePointer<CChar>, _ flags: CInt) -> Result<CInt, Failure> {
+        int("open", .retried) { xpio_open(path, flags | O_CLOEXEC) }
+    }
+
+    /// The corresponding C function is `umask`; it cannot fail.
+    static func umask(_ mask: mode_t) -> mode_t {
+        _ = injectedFault("umask")
+        return CSystem.umask(mask)
+    }
+
+    /// The corresponding C function is `getpgid`.
+    static func getpgid(_ pid: pid_t) -> Result<pid_t, Failure> {
+        int("getpgid", .cannot) { CSystem.getpgid(pid) }
     }
 
     // MARK: processes

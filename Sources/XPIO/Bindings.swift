@@ -5,6 +5,20 @@ import Runtime
 // before the runtime can take them; the spec binds them here by name.
 
 enum SocketBinding {
+    /// `files`: socket objects or descriptor numbers (which stay open here).
+    static func sendDescriptors(_ socket: Socket, _ data: LuaString, _ files: [Value]) throws(Failure) -> Int {
+        var fds: [CInt] = []
+        for file in files {
+            if let number = file.optionalInteger {
+                guard number <= Int64(CInt.max) else { throw .system(EBADF) }
+                fds.append(CInt(number))
+            } else {
+                fds.append(try file.object(Socket.self, "socket").descriptor())
+            }
+        }
+        return try socket.sendDescriptors(data.bytes, fds)
+    }
+
     /// `what`: a `w` in it shuts down writing, an `r` reading.
     static func shutdown(_ socket: Socket, _ what: LuaString) throws(Failure) {
         let read = what.bytes.contains(UInt8(ascii: "r"))
@@ -23,6 +37,27 @@ enum ProcessBinding {
             return CInt(number)
         }
         return value.enumCase(Signal.self).number
+    }
+}
+
+/// The shortcuts `files` takes besides sockets and numbers (the spec's `fileshortcut`).
+enum FileShortcut { case null, stdout }
+
+extension BufferedRead: ResultSet {
+    func store(in call: Call) -> Int32 {
+        switch self {
+        case .bytes(let bytes):
+            call.set(0, bytes)
+            return 1
+        case .end:
+            call.set(0, nil as Int64?)
+            return 1
+        case .partial(let bytes):
+            call.set(0, nil as Int64?)
+            call.set(1, "xpio: end of stream" as StaticString)
+            call.set(2, bytes)
+            return 3
+        }
     }
 }
 
@@ -55,24 +90,40 @@ enum SpawnBinding {
         }
         envp.append(nil)
 
-        // child descriptor -> socket object or parent descriptor.
+        // child descriptor -> socket object, parent descriptor, or a shortcut.
         var map: [(target: CInt, source: CInt)] = []
         var granted: [Socket] = []
+        var opened: [Descriptor] = []   // /dev/null, closed here once the child has it
+        var sameAsStdout: [CInt] = []
         pair = 0
         while pair + 1 < files.count {
             let target = files[pair].integer
             guard target < 1 << 20 else { throw .badArgument(3, "file numbers must be below 2^20") }
-            let source: CInt
-            if let number = files[pair + 1].optionalInteger {
+            let value = files[pair + 1]
+            pair += 2
+            if let number = value.optionalInteger {
                 guard number <= Int64(CInt.max) else { throw .system(EBADF) }
-                source = CInt(number)
+                map.append((CInt(target), CInt(number)))
+            } else if let shortcut = value.optionalEnumCase(FileShortcut.self) {
+                switch shortcut {
+                case .null:
+                    let null = try Descriptor.openNull()
+                    opened.append(null)
+                    map.append((CInt(target), null.fd))
+                case .stdout:
+                    sameAsStdout.append(CInt(target))
+                }
             } else {
-                let socket = try files[pair + 1].object(Socket.self, "socket")
-                source = try socket.descriptor()
+                let socket = try value.object(Socket.self, "socket")
+                map.append((CInt(target), try socket.descriptor()))
                 granted.append(socket)
             }
-            map.append((CInt(target), source))
-            pair += 2
+        }
+        if !sameAsStdout.isEmpty {
+            guard let stdout = map.first(where: { $0.target == 1 }) else {
+                throw .badArgument(3, "\"stdout\" needs files[1]")
+            }
+            for target in sameAsStdout { map.append((target, stdout.source)) }
         }
 
         var request = SpawnRequest(program: program, arguments: argv, environment: envp, files: map)
@@ -80,9 +131,14 @@ enum SpawnBinding {
         if attrs.pgroup.optionalBoolean == true { request.processGroup = 0 }
         if let leader = attrs.pgroup.optionalObject(Process.self) { request.processGroup = leader.pid }
         request.newSession = attrs.setsid ?? false
+        if let mask = attrs.umask {
+            guard mask <= 0o777 else { throw .badArgument(4, "attrs.umask must be between 0 and 0777") }
+            request.umask = mode_t(mask)
+        }
         let process = try Spawn.start(request, searchPath: strchr(program, CInt(UInt8(ascii: "/"))) == nil)
         // Handed over: the child has them now; XPIO must not use them again.
         for socket in granted where socket.isOpen { socket.dispose() }
+        withExtendedLifetime(opened) {}
         return process
     }
 }

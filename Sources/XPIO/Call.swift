@@ -35,6 +35,22 @@ struct Call {
         xpio_store_object(raw, position, index, Unmanaged.passRetained(object).toOpaque())
     }
 
+    /// Stores `objects` (all of kind number `kind`) as result `position`, a
+    /// list C makes into userdata after the body returns, releasing any it
+    /// could not make.
+    func setObjects<T: AnyObject>(_ position: Int32, kind: Int32, _ objects: [T]) {
+        ObjectList.reserve(objects.count)
+        for (index, object) in objects.enumerated() { ObjectList.slots[index] = Unmanaged.passRetained(object).toOpaque() }
+        let value = xpio_result(raw, position)!
+        value.pointee.tag = Int32(XPIO_OBJECTS)
+        value.pointee.count = Int32(objects.count)
+        value.pointee.length = Int(kind)
+        value.pointee.u.list = UnsafeMutableRawPointer(ObjectList.slots).assumingMemoryBound(to: xpio_value.self)
+    }
+
+    /// Results of an entry with several alternatives: the value stores itself.
+    func pushResults<T: ResultSet>(_ results: T) -> Int32 { results.store(in: self) }
+
     /// What a when_ body answers: the descriptor to wait on and for what,
     /// or nil (ready at once).
     func pushTarget(_ target: WaitTarget?) -> Int32 {
@@ -276,5 +292,24 @@ enum AddressList {
         values = .allocate(capacity: count)
         values.initialize(repeating: xpio_value(), count: count)
         text = .allocate(byteCount: count * 128, alignment: 8)
+    }
+}
+
+/// The results of an entry whose spec lists alternatives (`-> A or B, C`):
+/// the value knows which one it is and stores its values.
+protocol ResultSet {
+    func store(in call: Call) -> Int32
+}
+
+/// The scratch list of objects (`setObjects`), taken by C right after the body.
+enum ObjectList {
+    nonisolated(unsafe) static var capacity = 0
+    nonisolated(unsafe) static var slots = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+
+    static func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        slots.deallocate()
+        capacity = count
+        slots = .allocate(capacity: count)
     }
 }

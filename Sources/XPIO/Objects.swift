@@ -29,3 +29,7 @@ extension Process: LuaObject {
     func dispose() { abandon() }
     var summary: (label: StaticString, number: Int64?)? { ("pid", Int64(pid)) }
 }
+
+extension SignalWatch: LuaObject {
+    var summary: (label: StaticString, number: Int64?)? { isWatching ? ("signal", Int64(number)) : nil }
+}

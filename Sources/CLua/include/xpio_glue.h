@@ -42,7 +42,8 @@ enum {
     XPIO_OBJECT,     /* u.object: the Swift object (unretained); count: its kind */
     XPIO_CASE,       /* count: the case's index in its enum; -1 unknown; length: the enum */
     XPIO_LIST,       /* u.list, count values (a map: key, value, key, value, ...) */
-    XPIO_SLOT        /* u.index: a Lua value on the stack (tables, tasks): for C only */
+    XPIO_SLOT,       /* u.index: a Lua value on the stack (tables, tasks): for C only */
+    XPIO_OBJECTS     /* a result: u.list points to count retained objects (void *) of kind length */
 };
 
 typedef struct xpio_value {

@@ -26,8 +26,11 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 static inline int xpio_errno(void) { return errno; }
@@ -35,6 +38,7 @@ static inline void xpio_seterrno(int e) { errno = e; }
 
 static inline int xpio_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int xpio_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
+static inline int xpio_open(const char *path, int flags) { return open(path, flags); }
 
 /* pidfd_open(2) through syscall(2): the glibc wrapper is 2.36+. */
 static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {
@@ -43,6 +47,19 @@ static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {
 #else
     errno = ENOSYS;
     return -1;
+/* Descriptor passing over Unix sockets (shim.c). */
+ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count);
+ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated);
+
+/* Signals as events (signals.c). */
+int xpio_signal_watch(int signo, int use_signalfd);
+int xpio_signal_next(int signo, int fd, int *pid);
+void xpio_signal_unwatch(int signo);
+
+static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
+    return memmem(haystack, n, needle, m);
+}
+
 /* Name resolution on worker threads (resolver.c). */
 struct xpio_resolution;
 struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
@@ -73,6 +90,19 @@ static inline int xpio_pidfd_send_signal(int pidfd, int sig) {
 #else
     errno = ENOSYS;
     return -1;
+/* Descriptor passing over Unix sockets (shim.c). */
+ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count);
+ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated);
+
+/* Signals as events (signals.c). */
+int xpio_signal_watch(int signo, int use_signalfd);
+int xpio_signal_next(int signo, int fd, int *pid);
+void xpio_signal_unwatch(int signo);
+
+static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
+    return memmem(haystack, n, needle, m);
+}
+
 /* Name resolution on worker threads (resolver.c). */
 struct xpio_resolution;
 struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
@@ -143,6 +173,19 @@ static inline void xpio_sigset_everything(sigset_t *set) { memset(set, 0xff, siz
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
 int xpio_reap_detached(pid_t pid);
+
+/* Descriptor passing over Unix sockets (shim.c). */
+ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count);
+ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated);
+
+/* Signals as events (signals.c). */
+int xpio_signal_watch(int signo, int use_signalfd);
+int xpio_signal_next(int signo, int fd, int *pid);
+void xpio_signal_unwatch(int signo);
+
+static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
+    return memmem(haystack, n, needle, m);
+}
 
 /* Name resolution on worker threads (resolver.c). */
 struct xpio_resolution;

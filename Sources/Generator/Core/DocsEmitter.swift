@@ -117,7 +117,7 @@ struct DocsEmitter {
         } else if results.positions == [.trueValue] {
             text = "`true`"
         } else {
-            text = results.positions.map { describe($0) }.joined(separator: " and ")
+            text = results.alternatives.map { $0.map { describe($0) }.joined(separator: " and ") }.joined(separator: "; or ")
         }
         if results.raw { return text }
         text += ", or `nil, message`"

@@ -49,7 +49,7 @@ struct GlueEmitter {
             out.line("static var specIndex: Int32 { \(index) }")
         }
         out.line("}")
-        let usedInResults = spec.entries.contains { $0.results.positions.contains(.enumeration(enumType.name)) }
+        let usedInResults = spec.entries.contains { $0.results.alternatives.joined().contains(.enumeration(enumType.name)) }
         if usedInResults { out.line("extension \(enumType.swiftType): Pushable {}") }
         out.line("")
     }
@@ -125,6 +125,8 @@ struct GlueEmitter {
 
     func resultStatements(_ function: Function, _ expression: String) -> [String] {
         if function.role == .when { return ["return c.pushTarget(\(expression))"] }
+        // Several alternatives: the Swift value says which (a `ResultSet`).
+        if function.entry.results.alternatives.count > 1 { return ["return c.pushResults(\(expression))"] }
         let positions = function.entry.results.positions
         if positions.isEmpty { return ["_ = \(expression)", "return 0"] }
         if positions == [.trueValue] { return ["_ = \(expression)", "return c.pushTrue()"] }
@@ -134,10 +136,14 @@ struct GlueEmitter {
                 defer { objectIndex += 1 }
                 return "c.setObject(\(position), \(objectIndex), \(value))"
             }
+            if case .array(.object(let kind)) = positions[position] {
+                return "c.setObjects(\(position), kind: \(spec.kindIndex(kind)), \(value))"
+            }
             return "c.set(\(position), \(value))"
         }
         if positions.count == 1 {
-            if case .object = positions[0] { return [store(0, expression), "return 1"] }
+            if positions[0].objectKind != nil { return [store(0, expression), "return 1"] }
+            if case .array(.object) = positions[0] { return [store(0, expression), "return 1"] }
             return ["return c.push(\(expression))"]
         }
         return ["let results = \(expression)"] + positions.indices.map { store($0, "results.\($0)") } + ["return \(positions.count)"]

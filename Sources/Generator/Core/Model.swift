@@ -101,6 +101,17 @@ public indirect enum LuaType: Equatable, Sendable {
     case valueOf(String)
 }
 
+extension LuaType {
+    /// An object kind, or nil.
+    var objectKind: String? { if case .object(let kind) = self { return kind } else { return nil } }
+    /// An object or a list of objects: made by C for the call, not a plain value.
+    var holdsObjects: Bool {
+        if objectKind != nil { return true }
+        if case .array(let element) = self { return element.objectKind != nil }
+        return false
+    }
+}
+
 public struct Param {
     var name: String
     var type: LuaType
@@ -108,20 +119,38 @@ public struct Param {
     var defaultValue: String?
 }
 
-/// What a function returns on success: one alternative of values by
-/// position (each possibly a union); unless `raw`, it can also fail with
-/// `nil, message` (and a `try_` function with `nil, "retry"`).
+/// What a function returns on success: values by position (each possibly
+/// a union), or several such alternatives (`-> A or B, C`); unless `raw`,
+/// it can also fail with `nil, message` (and a `try_` function with
+/// `nil, "retry"`).
 public struct Results {
-    var positions: [LuaType]
+    var alternatives: [[LuaType]]
     var raw: Bool
+
+    init(positions: [LuaType], raw: Bool) {
+        alternatives = [positions]
+        self.raw = raw
+    }
+
+    init(alternatives: [[LuaType]], raw: Bool) {
+        self.alternatives = alternatives
+        self.raw = raw
+    }
+
+    /// The first (the main) alternative.
+    var positions: [LuaType] { alternatives[0] }
 
     /// Every shape the results can take, each a list of types by position,
     /// for the fuzz driver: a union at a position that includes `nil` gives
     /// a shape with a single nil there.
     var shapes: [[LuaType]] {
-        var list: [[LuaType]] = [positions]
-        if positions.count == 1, case .union(let members) = positions[0], members.contains(.nilValue) {
-            list = [[.union(members.filter { $0 != .nilValue })], [.nilValue]]
+        var list: [[LuaType]] = []
+        for alternative in alternatives {
+            if alternative.count == 1, case .union(let members) = alternative[0], members.contains(.nilValue) {
+                list += [[.union(members.filter { $0 != .nilValue })], [.nilValue]]
+            } else {
+                list.append(alternative)
+            }
         }
         if !raw { list.append([.nilValue, .string]) }
         return list

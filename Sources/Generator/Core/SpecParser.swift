@@ -218,7 +218,8 @@ public enum SpecParser {
         }
     }
 
-    /// `raw`? then types by position, separated by commas.
+    /// `raw`? then types by position, separated by commas; alternatives
+    /// separated by ` or `.
     static func readResults(_ text: String, names: TypeNames, location: String) throws -> Results {
         var body = text
         var raw = false
@@ -227,12 +228,14 @@ public enum SpecParser {
             body = String(body.dropFirst(3)).trimmingCharacters(in: .whitespaces)
         }
         if body.isEmpty { return Results(positions: [], raw: raw) }
-        let positions = try TypeParser.splitTopLevel(body, at: ",").map { part -> LuaType in
-            let (type, optional) = try TypeParser.parse(part, names: names, location: location)
-            if optional { throw SpecError(location: location, message: "a result is not optional; write `T|nil`") }
-            return type
+        let alternatives = try body.components(separatedBy: " or ").map { alternative in
+            try TypeParser.splitTopLevel(alternative, at: ",").map { part -> LuaType in
+                let (type, optional) = try TypeParser.parse(part, names: names, location: location)
+                if optional { throw SpecError(location: location, message: "a result is not optional; write `T|nil`") }
+                return type
+            }
         }
-        return Results(positions: positions, raw: raw)
+        return Results(alternatives: alternatives, raw: raw)
     }
 
     /// Splits at the first `separator`, trimming both halves.

@@ -35,17 +35,23 @@ struct TypesEmitter {
         let entry = function.entry
         for line in entry.doc.split(separator: "\n", omittingEmptySubsequences: false) { out.line("---" + line) }
         for param in entry.params { out.line("---@param \(param.name)\(param.optional ? "?" : "") \(param.type.luaLS(spec))") }
+        // The alternatives merged by position; the failure pair shares the
+        // first two positions.
         let results = entry.results
-        if results.raw {
-            for position in results.positions { out.line("---@return " + position.luaLS(spec)) }
-        } else {
-            // The failure pair shares the first two positions.
-            let message = function.role == .attempt ? "message `\"retry\"` when it would block, else the error" : "message the error"
-            for (offset, position) in results.positions.enumerated() {
-                let suffix = offset == 0 ? "|nil" : offset == 1 ? "|string " + message : "?"
-                out.line("---@return " + position.luaLS(spec) + suffix)
-            }
-            if results.positions.count < 2 { out.line("---@return string? " + message) }
+        let width = results.alternatives.map(\.count).max() ?? 0
+        var positions: [[String]] = Array(repeating: [], count: max(width, results.raw ? 0 : 2))
+        for alternative in results.alternatives {
+            for (offset, type) in alternative.enumerated() { positions[offset].append(type.luaLS(spec)) }
+        }
+        if !results.raw {
+            positions[0].append("nil")
+            positions[1].append("string")
+        }
+        let message = results.raw ? "" : function.role == .attempt ? " message `\"retry\"` when it would block, else the error" : " message the error"
+        for (offset, types) in positions.enumerated() {
+            let optional = results.alternatives.contains { $0.count <= offset } || (!results.raw && offset > 1)
+            let joined = LuaType.joinedUnique(types.flatMap { $0.components(separatedBy: "|") }, "|")
+            out.line("---@return " + joined + (optional && !joined.contains("nil") ? "?" : "") + (offset == 1 ? message : ""))
         }
         let owner = entry.owner ?? "xpio"
         let separator = entry.owner == nil ? "." : ":"

@@ -33,7 +33,11 @@ enum Validator {
             }
             let count = entry.params.count + (entry.owner == nil ? 0 : 1)
             if count > maxArguments { throw fail("more than \(maxArguments) parameters") }
-            if entry.results.positions.count > maxResults { throw fail("more than \(maxResults) results") }
+            if entry.results.alternatives.contains(where: { $0.count > maxResults }) { throw fail("more than \(maxResults) results") }
+            if entry.results.alternatives.count > 1,
+               entry.results.alternatives.joined().contains(where: { $0.holdsObjects }) {
+                throw fail("results with alternatives cannot hold objects (they are made before the call)")
+            }
             for position in entry.results.positions {
                 if case .union(let members) = position, members.contains(where: { if case .object = $0 { return true } else { return false } }) {
                     throw fail("an object result cannot be part of a union: it is made before the call")

@@ -1,0 +1,146 @@
+import CSystem
+
+/// Bytes a socket has read from the kernel but not yet given to Lua: what
+/// `readline`, `readuntil`, `readexactly` and `readall` keep between tries,
+/// so a `try_` that answers "retry" loses nothing. It lives in the socket,
+/// so that a raw `read` takes from it first and the two can be mixed.
+///
+/// One growable block; consumed bytes are reclaimed when more room is needed.
+/// Bytes handed out (`bytes`, `take`) stay valid until the next fill.
+final class ReadBuffer {
+    private var base: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var start = 0
+    private var end = 0
+    /// How far the last search for `searched` got, so that a peer sending
+    /// one byte at a time costs O(n), not O(n²).
+    private var scanned = 0
+    private var searched: [UInt8] = []
+
+    deinit { base?.deallocate() }
+
+    var count: Int { end - start }
+    var isEmpty: Bool { end == start }
+
+    /// The buffered bytes.
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base.map { $0 + start }, count: end - start) }
+
+    /// The first `count` bytes, consumed.
+    func take(_ count: Int) -> UnsafeRawBufferPointer {
+        let taken = UnsafeRawBufferPointer(rebasing: bytes[..<count])
+        start += count
+        scanned = max(0, scanned - count)
+        if start == end {
+            start = 0
+            end = 0
+            scanned = 0
+        }
+        return taken
+    }
+
+    /// Where `delimiter` first occurs, or nil (remembering how far it looked).
+    func find(_ delimiter: UnsafeRawBufferPointer) -> Int? {
+        if !searched.elementsEqual(delimiter) {
+            searched = Array(delimiter)
+            scanned = 0
+        }
+        let haystack = bytes
+        let from = max(0, scanned - delimiter.count + 1)
+        guard delimiter.count > 0, haystack.count >= delimiter.count, from <= haystack.count - delimiter.count else {
+            scanned = haystack.count
+            return nil
+        }
+        guard let found = xpio_memmem(haystack.baseAddress! + from, haystack.count - from, delimiter.baseAddress!, delimiter.count) else {
+            scanned = haystack.count
+            return nil
+        }
+        let at = UnsafeRawPointer(found) - haystack.baseAddress!
+        scanned = at   // what follows the match is still to be searched
+        return at
+    }
+
+    /// One read from `fd` into the free room (64 KiB, or more when the
+    /// buffer is bigger); 0 at end of stream. The corresponding C function is `read`.
+    func fill(from fd: CInt) throws(Failure) -> Int {
+        let chunk = 64 * 1024
+        if capacity - end < chunk {
+            if start > 0 {
+                // Reclaim the consumed front first.
+                if count > 0 { base!.copyMemory(from: base! + start, byteCount: count) }
+                end -= start
+                start = 0
+            }
+            if capacity - end < chunk {
+                let bigger = max(capacity * 2, end + chunk)
+                let block = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 16)
+                if let base {
+                    block.copyMemory(from: base, byteCount: end)
+                    base.deallocate()
+                }
+                base = block
+                capacity = bigger
+            }
+        }
+        let read = try Sys.read(fd, base! + end, capacity - end).get()
+        end += read
+        return read
+    }
+}
+
+/// What the buffered reads answer: the bytes; the end of the stream with
+/// nothing left; or the end of the stream before what was asked for, with
+/// what there was (Lua: `nil, "xpio: end of stream", partial`).
+public enum BufferedRead {
+    case bytes(UnsafeRawBufferPointer)
+    case end
+    case partial(UnsafeRawBufferPointer)
+}
+
+extension Socket {
+    /// Up to `limit` bytes ending with `delimiter` (which `keep` decides to
+    /// return or drop). The corresponding C function is `read`.
+    public func readUntil(_ delimiter: UnsafeRawBufferPointer, keep: Bool, limit: Int64) throws(Failure) -> BufferedRead {
+        guard delimiter.count > 0 else { throw .badArgument(2, "the delimiter must not be empty") }
+        let fd = try descriptor()
+        while true {
+            if let at = inbox.find(delimiter) {
+                if Int64(at) > limit { throw .xpio("xpio: line too long") }
+                let taken = inbox.take(at + delimiter.count)
+                return .bytes(keep ? taken : UnsafeRawBufferPointer(rebasing: taken[..<at]))
+            }
+            if Int64(inbox.count) >= limit { throw .xpio("xpio: line too long") }
+            if try inbox.fill(from: fd) == 0 { return atEnd() }
+        }
+    }
+
+    /// A line: up to `\n`, without it and without a `\r` before it unless
+    /// `keepEnd`.
+    public func readLine(keepEnd: Bool, limit: Int64) throws(Failure) -> BufferedRead {
+        let newline: StaticString = "\n"
+        let read = try readUntil(newline.utf8Buffer, keep: true, limit: limit)
+        guard !keepEnd, case .bytes(let line) = read else { return read }
+        var length = line.count - 1
+        if length > 0 && line[length - 1] == UInt8(ascii: "\r") { length -= 1 }
+        return .bytes(UnsafeRawBufferPointer(rebasing: line[..<length]))
+    }
+
+    /// Exactly `size` bytes.
+    public func readExactly(_ size: Int64) throws(Failure) -> BufferedRead {
+        let fd = try descriptor()
+        while Int64(inbox.count) < size {
+            if try inbox.fill(from: fd) == 0 { return atEnd() }
+        }
+        return .bytes(inbox.take(Int(size)))
+    }
+
+    /// Everything up to the end of the stream ("" when there was nothing).
+    public func readAll() throws(Failure) -> UnsafeRawBufferPointer {
+        let fd = try descriptor()
+        while try inbox.fill(from: fd) > 0 {}
+        return inbox.take(inbox.count)
+    }
+
+    private func atEnd() -> BufferedRead {
+        inbox.isEmpty ? .end : .partial(inbox.take(inbox.count))
+    }
+}

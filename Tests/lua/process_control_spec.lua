@@ -1,0 +1,172 @@
+-- Process control beyond wait and kill (issue 15): stop, killgroup, the
+-- files shortcuts, attrs.umask, and xpio.run. Contract: Spec/process.spec,
+-- Spec/module.spec (spawn) and lua/xpio/run.lua.
+local xpio = require "xpio"
+local helper = require "helper"
+
+local function run(limit, fn)
+  local sched = helper.fresh_sched()
+  helper.run_tasks(sched, limit, { function() fn(sched) end })
+end
+
+--- The state letter of process `pid` ("Z" for a zombie), or nil when gone.
+local function state(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text:match("%) (%a)")
+end
+
+local function gone(pid) local s = state(pid) return s == nil or s == "Z" end
+
+describe("process:stop", function()
+  it("a child that exits on SIGTERM gives signal 15, at once", function()
+    local p = assert(xpio.spawn({ "sleep", "30" }, xpio.env))
+    run(10, function(sched)
+      local start = sched.now()
+      assert.are.same({ "signal", 15 }, { p:stop(5) })
+      assert.is_true(sched.now() - start < 2)
+    end)
+  end)
+
+  it("a child that ignores SIGTERM is killed when the grace period ends", function()
+    local r, w = assert(xpio.pipe())
+    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; echo ready; sleep 30" }, xpio.env, { [1] = w }))
+    run(10, function(sched)
+      assert.are.equal("ready", r:readline())
+      local start = sched.now()
+      assert.are.same({ "signal", 9 }, { p:stop(0.3) })
+      local elapsed = sched.now() - start
+      assert.is_true(elapsed >= 0.25 and elapsed < 3, "took " .. elapsed)
+      assert.are.same({ "signal", 9 }, { p:wait() })  -- known from now on
+    end)
+    r:close()
+  end)
+
+  it("on a child that has exited, returns its status", function()
+    local p = assert(xpio.spawn({ "sh", "-c", "exit 4" }, xpio.env))
+    run(10, function()
+      assert.are.same({ "exit", 4 }, { p:wait() })
+      assert.are.same({ "exit", 4 }, { p:stop() })
+    end)
+  end)
+
+  it("a stop bounded by sched.timeout gives up, and the child can be stopped again", function()
+    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; sleep 30" }, xpio.env))
+    run(10, function(sched)
+      sched.sleep(0.1)
+      assert.are.same({ nil, "timeout" }, { sched.timeout(0.1, p.stop, p, 5) })
+      assert.is_true(p:kill())
+      assert.are.same({ "signal", 9 }, { p:wait() })
+    end)
+  end)
+end)
+
+describe("process:killgroup", function()
+  it("reaches the grandchildren of a child that leads its group", function()
+    local r, w = assert(xpio.pipe())
+    local p = assert(xpio.spawn({ "sh", "-c", "sleep 30 & echo $!; sleep 30 & echo $!; wait" }, xpio.env,
+      { [1] = w }, { pgroup = true }))
+    run(10, function(sched)
+      local grandchildren = { tonumber(r:readline()), tonumber(r:readline()) }
+      assert.is_true(p:killgroup("TERM"))
+      assert.are.same({ "signal", 15 }, { p:wait() })
+      local deadline = sched.now() + 5
+      while not (gone(grandchildren[1]) and gone(grandchildren[2])) and sched.now() < deadline do sched.sleep(0.02) end
+      assert.is_true(gone(grandchildren[1]) and gone(grandchildren[2]), "the grandchildren survived")
+    end)
+    r:close()
+  end)
+
+  it("works through a new session too, and refuses a child in this process's group", function()
+    local p = assert(xpio.spawn({ "sleep", "30" }, xpio.env, {}, { setsid = true }))
+    assert.is_true(p:killgroup())
+    local q = assert(xpio.spawn({ "sleep", "30" }, xpio.env))
+    local ok, err = q:killgroup("TERM")
+    assert.is_nil(ok)
+    assert.truthy(err:find("shares this process's group", 1, true))
+    run(10, function()
+      assert.are.same({ "signal", 9 }, { p:wait() })
+      q:kill()
+      assert.are.same({ "signal", 9 }, { q:wait() })
+    end)
+  end)
+end)
+
+describe("spawn's files shortcuts and attrs.umask", function()
+  it("\"null\" is /dev/null and \"stdout\" merges stderr into stdout's file", function()
+    local r, w = assert(xpio.pipe())
+    local p = assert(xpio.spawn({ "sh", "-c", "cat; echo out; echo err >&2; ls -l /proc/self/fd/0" }, xpio.env,
+      { [0] = "null", [1] = w, [2] = "stdout" }))
+    run(10, function()
+      local text = r:readall()
+      assert.truthy(text:find("out\nerr\n", 1, true), text)
+      assert.truthy(text:find("/dev/null", 1, true), text)
+      assert.are.same({ "exit", 0 }, { p:wait() })
+    end)
+    r:close()
+  end)
+
+  it("\"stdout\" without files[1] is an argument error", function()
+    local ok, err = pcall(xpio.spawn, { "true" }, xpio.env, { [2] = "stdout" })
+    assert.is_false(ok)
+    assert.truthy(err:find("bad argument #3 to 'spawn'", 1, true), err)
+  end)
+
+  it("attrs.umask sets the child's umask, and this process keeps its own", function()
+    local before = io.popen("sh -c umask"):read("l")
+    local r, w = assert(xpio.pipe())
+    local p = assert(xpio.spawn({ "sh", "-c", "umask" }, xpio.env, { [1] = w }, { umask = tonumber("027", 8) }))
+    run(10, function()
+      assert.are.equal("0027", r:readline())
+      p:wait()
+    end)
+    assert.are.equal(before, io.popen("sh -c umask"):read("l"))
+    r:close()
+    local ok, err = pcall(xpio.spawn, { "true" }, xpio.env, nil, { umask = 512 })
+    assert.is_false(ok)
+    assert.truthy(err:find("attrs.umask", 1, true), err)
+  end)
+end)
+
+describe("xpio.run", function()
+  local xrun = require "xpio.run"
+
+  it("returns status, code, stdout and stderr, and feeds stdin", function()
+    run(10, function(sched)
+      local own = { scheduler = sched }
+      assert.are.same({ "exit", 3, "out\n", "err\n" }, { xrun({ "sh", "-c", "echo out; echo err >&2; exit 3" }, own) })
+      assert.are.same({ "exit", 0, "fed", "" }, { xrun({ "cat" }, { stdin = "fed", scheduler = sched }) })
+      assert.are.same({ "exit", 0, "a\nb\n", "" },
+        { xrun({ "sh", "-c", "echo a; echo b >&2" }, { stderr = "stdout", scheduler = sched }) })
+      assert.are.same({ nil, "No such file or directory" }, { xrun({ "xpio-no-such-command" }, own) })
+    end)
+  end)
+
+  it("runs 200 commands at once with timeouts, leaving no zombie and no descriptor", function()
+    local fds, children = helper.open_fds(), helper.children_count()
+    local results = {}
+    local sched = helper.fresh_sched()
+    local fns = {}
+    for i = 1, 200 do
+      fns[i] = function()
+        local script = "echo " .. i .. "; [ " .. (i % 10) .. " = 0 ] && exec sleep 30; exit " .. (i % 7)
+        results[i] = { xrun({ "sh", "-c", script }, { timeout = 2, grace = 0.2, scheduler = sched }) }
+      end
+    end
+    helper.run_tasks(sched, 60, fns)
+    for i = 1, 200 do
+      local status, code, out = table.unpack(results[i])
+      assert.are.equal(i .. "\n", out, "command " .. i)
+      if i % 10 == 0 then
+        assert.are.same({ "timeout", 15 }, { status, code }, "command " .. i)
+      else
+        assert.are.same({ "exit", i % 7 }, { status, code }, "command " .. i)
+      end
+    end
+    collectgarbage()
+    assert.is_true(helper.children_count() <= children, "children left: " .. helper.children_count() - children)
+    assert.is_true(helper.open_fds() <= fds, "descriptors left: " .. helper.open_fds() - fds)
+  end)
+end)

@@ -1,0 +1,240 @@
+-- Buffered reads (readline, readuntil, readexactly, readall) and their
+-- mix with raw reads; descriptors passed over Unix sockets; peer
+-- credentials (issue 15). Contract: Spec/socket.spec.
+local xpio = require "xpio"
+local helper = require "helper"
+
+--- Runs `fns` as tasks of a fresh scheduler, for at most `limit` seconds.
+local function run(limit, fns)
+  helper.run_tasks(helper.fresh_sched(), limit, fns)
+end
+
+--- Writes `text` to `s` one byte at a time, each in its own write, letting
+--- the reader run in between; then closes `s`.
+local function trickle(sched, s, text)
+  for i = 1, #text do
+    assert(s:write(text:sub(i, i)))
+    sched.sleep(0)
+  end
+  s:close()
+end
+
+describe("socket:readline", function()
+  it("reads lines from a peer that sends one byte at a time", function()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    local sched = helper.fresh_sched()
+    helper.run_tasks(sched, 20, {
+      function() trickle(sched, b, "first\nsecond\r\nthird\n\nlast without newline") end,
+      function()
+        while true do
+          local line, err, partial = a:readline()
+          if line then got[#got + 1] = line else got[#got + 1] = { err, partial } break end
+        end
+      end,
+    })
+    assert.are.same({ "first", "second", "third", "", { "xpio: end of stream", "last without newline" } }, got)
+    a:close()
+  end)
+
+  it("keeps the line ending when asked, and answers a single nil at a clean end", function()
+    local a, b = assert(xpio.socketpair())
+    assert(b:try_write("one\r\ntwo\n"))
+    b:close()
+    run(5, { function()
+      assert.are.equal("one\r\n", a:readline(true))
+      assert.are.equal("two\n", a:readline(true))
+      assert.are.same({ n = 1 }, table.pack(a:readline()))
+    end })
+    a:close()
+  end)
+
+  it("reads 100 MB of lines, every one as it was written", function()
+    local a, b = assert(xpio.socketpair())
+    local LINES, PAD = 1000000, string.rep("x", 90)
+    local count, bytes, mismatch = 0, 0, nil
+    run(120, {
+      function()
+        local batch = {}
+        for i = 1, LINES do
+          batch[#batch + 1] = i .. " " .. PAD:sub(1, i % 91) .. "\n"
+          if #batch == 2000 or i == LINES then
+            helper.write_all(b, table.concat(batch))
+            batch = {}
+          end
+        end
+        b:close()
+      end,
+      function()
+        for line in function() return a:readline() end do
+          count = count + 1
+          bytes = bytes + #line + 1
+          if not mismatch and line ~= count .. " " .. PAD:sub(1, count % 91) then mismatch = count end
+        end
+      end,
+    })
+    assert.is_nil(mismatch, "line " .. tostring(mismatch) .. " differs")
+    assert.are.equal(LINES, count)
+    assert.is_true(bytes > 50 * 1024 * 1024, "only " .. bytes .. " bytes")
+    a:close()
+  end)
+
+  it("refuses a line longer than max, and keeps its bytes", function()
+    local a, b = assert(xpio.socketpair())
+    assert(b:try_write(string.rep("y", 100) .. "\nrest"))
+    run(5, { function()
+      assert.are.same({ nil, "xpio: line too long" }, { a:readline(false, 50) })
+      assert.are.equal(string.rep("y", 100), a:readline())
+      assert.are.equal("rest", a:read(10))
+    end })
+    a:close()
+    b:close()
+  end)
+end)
+
+describe("socket:readuntil", function()
+  it("finds a delimiter split across reads", function()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    local sched = helper.fresh_sched()
+    helper.run_tasks(sched, 10, {
+      function()
+        for _, piece in ipairs({ "alpha<-", "->beta<", "-", "->gam", "ma<-->", "tail" }) do
+          assert(b:write(piece))
+          sched.sleep(0.01)
+        end
+        b:close()
+      end,
+      function()
+        while true do
+          local part, err, partial = a:readuntil("<-->")
+          if part then got[#got + 1] = part else got[#got + 1] = { err, partial } break end
+        end
+      end,
+    })
+    assert.are.same({ "alpha", "beta", "gamma", { "xpio: end of stream", "tail" } }, got)
+    a:close()
+  end)
+
+  it("refuses an empty delimiter", function()
+    local a = assert(xpio.socketpair())
+    local ok, err = pcall(function() return a:try_readuntil("") end)
+    assert.is_false(ok)
+    assert.truthy(err:find("bad argument #1 to 'try_readuntil'", 1, true), err)
+    a:close()
+  end)
+end)
+
+describe("socket:readexactly and readall", function()
+  it("readexactly waits for every byte, and gives the partial bytes at the end", function()
+    local a, b = assert(xpio.socketpair())
+    local sched = helper.fresh_sched()
+    local results = {}
+    helper.run_tasks(sched, 10, {
+      function() trickle(sched, b, "12345678") end,
+      function()
+        results[1] = a:readexactly(3)
+        results[2] = a:readexactly(3)
+        results[3] = { a:readexactly(3) }
+        results[4] = table.pack(a:readexactly(3))
+      end,
+    })
+    assert.are.equal("123", results[1])
+    assert.are.equal("456", results[2])
+    assert.are.same({ nil, "xpio: end of stream", "78" }, results[3])
+    assert.are.same({ n = 1 }, results[4])                  -- nothing left: a single nil
+    a:close()
+  end)
+
+  it("readall returns everything, and \"\" for an empty stream", function()
+    local a, b = assert(xpio.socketpair())
+    local c, d = assert(xpio.socketpair())
+    d:close()
+    run(10, {
+      function()
+        helper.write_all(b, string.rep("z", 300000))
+        b:close()
+      end,
+      function()
+        assert.are.equal(string.rep("z", 300000), a:readall())
+        assert.are.equal("", c:readall())
+      end,
+    })
+    a:close()
+    c:close()
+  end)
+
+  it("try_ forms keep what they read: retry, then the rest completes the line", function()
+    local a, b = assert(xpio.socketpair())
+    assert(b:try_write("partial li"))
+    assert.are.same({ nil, "retry" }, { a:try_readline() })
+    assert(b:try_write("ne\nnext"))
+    assert.are.equal("partial line", a:try_readline())
+    -- a raw read drains the kept bytes first, without a system call
+    assert.are.equal("ne", a:try_read(2))
+    assert.are.equal("xt", a:try_read(100))
+    assert.are.same({ nil, "retry" }, { a:try_read(100) })
+    a:close()
+    b:close()
+  end)
+end)
+
+describe("descriptor passing", function()
+  it("passes a pipe to a child interpreter over a socket pair, and the child uses it", function()
+    local a, b = assert(xpio.socketpair())
+    local r, w = assert(xpio.pipe())
+    local script = [[
+      local xpio = require "xpio"
+      local s = assert(xpio.fdopen(3))
+      local q = xpio.tqueue()
+      local data, files
+      repeat
+        data, files = s:try_recvfds(100)
+        if not data then s:when_read({ _queue = q }) q:wait(5) end
+      until data
+      assert(#files == 1, "files: " .. #files)
+      assert(files[1]:try_write("written by the child through " .. data .. "\n"))
+    ]]
+    local child = assert(xpio.spawn({ helper.LUA, "-e", script }, xpio.env, { [2] = 2, [3] = b }))
+    run(10, { function()
+      assert.are.equal(2, a:sendfds("fd", { w }))
+      w:close()                                   -- the child has its own copy now
+      assert.are.equal("written by the child through fd\n", r:readall())
+      assert.are.same({ "exit", 0 }, { child:wait() })
+    end })
+    a:close()
+    r:close()
+  end)
+
+  it("received descriptors are close-on-exec, non-blocking socket objects, and extra ones are closed", function()
+    local a, b = assert(xpio.socketpair())
+    local r1, w1 = assert(xpio.pipe())
+    local r2, w2 = assert(xpio.pipe())
+    local before = helper.open_fds()
+    assert(a:try_sendfds("x", { w1, w2, 1 }))
+    local data, files = b:try_recvfds(10, 2)
+    assert.are.equal("x", data)
+    assert.are.equal(2, #files)                   -- the third was closed at once
+    assert.are.equal(before + 2, helper.open_fds())
+    for _, f in ipairs(files) do
+      assert.are.equal("xpio.socket", getmetatable(f).__name)
+      assert.is_true(f:getsockopt("O_NONBLOCK"))
+      local fd = f:fileno()
+      local flags = io.open("/proc/self/fdinfo/" .. fd):read("a"):match("flags:%s*(%d+)")
+      assert.is_true(tonumber(flags, 8) & tonumber("2000000", 8) ~= 0, "O_CLOEXEC")   -- octal 02000000
+    end
+    assert(files[1]:try_write("1"))
+    assert.are.equal("1", r1:try_read(1))
+    for _, s in ipairs({ a, b, r1, w1, r2, w2, files[1], files[2] }) do s:close() end
+  end)
+
+  it("recvfds at the end of the stream, and getpeercred names the peer", function()
+    local a, b = assert(xpio.socketpair())
+    local pid, uid, gid = a:getpeercred()
+    assert.are.equal(helper.pid(), pid)
+    assert.is_true(math.type(uid) == "integer" and math.type(gid) == "integer")
+    b:close()
+    assert.are.same({ nil, "xpio: end of stream" }, { a:try_recvfds(10) })
+    a:close()
+  end)
+end)

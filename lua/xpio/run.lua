@@ -1,0 +1,127 @@
+--- xpio.run: run a command to its end and collect what it wrote, from a
+--- task of xpio.sched; the common case of xpio.spawn in one call.
+---
+---   local run = require "xpio.run"
+---   sched.spawn(function()
+---     local status, code, out, err = run({ "make", "-j2" }, { timeout = 600 })
+---     if status == "exit" and code == 0 then ... end
+---   end)
+---
+--- Returns `status, code, stdout, stderr`: status is "exit" (code: the exit
+--- code), "signal" (code: the signal that ended it) or "timeout" (the
+--- command ran past opts.timeout and was stopped: SIGTERM, then SIGKILL
+--- after opts.grace seconds; code: the signal that ended it). When the
+--- command cannot be started: nil, message.
+---
+--- opts (all optional):
+---   env      the environment (default: xpio.env)
+---   cwd      the working directory
+---   stdin    a string written to the command's standard input (default:
+---            /dev/null)
+---   stderr   "stdout" to merge standard error into standard output
+---            (stderr is then "")
+---   timeout  seconds the command may run
+---   grace    seconds between SIGTERM and SIGKILL on a timeout (default 1)
+---   linger   seconds to go on reading after the command exits, for output
+---            of processes it left behind that still hold its pipes
+---            (default 1)
+---   scheduler  the xpio.sched instance the calling task runs in (default:
+---            require "xpio.sched")
+local xpio = require "xpio"
+
+--- Reads `r` to its end (or until it is closed under the reader) into `chunks`.
+local function collect(r, chunks)
+  for data in function() return r:read(65536) end do chunks[#chunks + 1] = data end
+end
+
+--- Writes all of `data` to `w`, then closes it; a reader that went away
+--- ends the writing quietly (the command did not want its input).
+local function feed(w, data)
+  local at = 1
+  while at <= #data do
+    local n = w:write(at == 1 and data or data:sub(at))
+    if not n then break end
+    at = at + n
+  end
+  w:close()
+end
+
+local function close_all(list)
+  for _, s in ipairs(list) do s:close() end
+end
+
+return function(args, opts)
+  opts = opts or {}
+  local sched = opts.scheduler or require "xpio.sched"
+  assert(sched.current(), "xpio.run: must be called from a task of xpio.sched")
+  local ours, theirs = {}, {}
+  local function pipe()
+    local r, w = xpio.pipe()
+    if not r then
+      close_all(ours)
+      close_all(theirs)
+      return nil, w
+    end
+    return r, w
+  end
+  local files = { [0] = "null" }
+  local stdin_w
+  if opts.stdin then
+    local r, w = pipe()
+    if not r then return nil, w end
+    files[0], stdin_w = r, w
+    theirs[#theirs + 1], ours[#ours + 1] = r, w
+  end
+  local out_r, out_w = pipe()
+  if not out_r then return nil, out_w end
+  files[1] = out_w
+  ours[#ours + 1], theirs[#theirs + 1] = out_r, out_w
+  local err_r
+  if opts.stderr == "stdout" then
+    files[2] = "stdout"
+  else
+    local w
+    err_r, w = pipe()
+    if not err_r then return nil, w end
+    files[2] = w
+    ours[#ours + 1], theirs[#theirs + 1] = err_r, w
+  end
+
+  local process, why = xpio.spawn(args, opts.env or xpio.env, files, { cwd = opts.cwd })
+  if not process then
+    close_all(ours)
+    close_all(theirs)
+    return nil, why
+  end
+  -- spawn closed the child's ends (theirs) in this process
+
+  local out, err = {}, {}
+  local readers = { sched.spawn(collect, out_r, out) }
+  if err_r then readers[#readers + 1] = sched.spawn(collect, err_r, err) end
+  if stdin_w then sched.spawn(feed, stdin_w, opts.stdin) end
+
+  local status, code
+  if opts.timeout then
+    status, code = sched.timeout(opts.timeout, process.wait, process)
+  else
+    status, code = process:wait()
+  end
+  if status == nil and code == "timeout" then
+    local _, signal = process:stop(opts.grace or 1)
+    status, code = "timeout", signal
+  end
+
+  -- What is left in the pipes: read until they end, or for `linger` seconds
+  -- when something the command started still holds them; closing our ends
+  -- then wakes the readers.
+  local deadline = sched.now() + (opts.linger or 1)
+  local function reading()
+    for _, reader in ipairs(readers) do if not reader.done then return true end end
+    return false
+  end
+  while reading() and sched.now() < deadline do sched.sleep(0.01) end
+  out_r:close()
+  if err_r then err_r:close() end
+  for _, reader in ipairs(readers) do sched.join(reader) end
+  return status, code, table.concat(out), table.concat(err)
+end
