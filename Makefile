@@ -38,7 +38,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test test-hostile check-hostile bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: all demo test test-hostile check-hostile check-asan bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE)
 
@@ -131,6 +131,11 @@ fuzz: $(MODULE) build/gen/fuzz_cases.lua
 check-memory: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
 	$(LUA_ENV) Tests/check-memory.sh Tests/lua build/gen
 
+# The whole Lua suite against a full-Swift build with AddressSanitizer (and
+# UBSan for the C targets), on both backends and without pidfds.
+check-asan: build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
+	Tests/check-asan.sh
+
 install: $(MODULE)
 	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so
@@ -151,4 +156,4 @@ bench-smoke: $(MODULE)
 	$(LUA_ENV) bench/run.sh smoke
 
 clean:
-	rm -rf build .build .build-full
+	rm -rf build .build .build-full .build-asan

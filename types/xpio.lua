@@ -201,7 +201,10 @@ function xpio.when_resolve(task, host, service, family) end
 ---`process:wait` (`nil, "xpio: SIGCHLD belongs to process:wait"`); SIGKILL
 ---and SIGSTOP cannot be watched (`nil, "Invalid argument"`). Other
 ---threads of the process must block a watched signal too (XPIO's own
----threads block every signal).
+---threads block every signal). On the epoll backend, processes started
+---by other means than `xpio.spawn` (`os.execute`, `io.popen`) while the
+---signal is watched inherit it blocked; `xpio.spawn` gives its children an
+---empty mask.
 ---@param signal integer|xpio.signame
 ---@return xpio.signal|nil
 ---@return string? message the error

@@ -3,31 +3,15 @@
 -- ("Address Format"), xpio-semantics.md and Spec/socket.spec.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+local helper = require "helper"
 
 local MALFORMED = "xpio: mal-formed address"
 
-local function nap()
-  xpio.tqueue():wait(0.01)
-end
-
---- Call `fn(...)` until it stops answering nil, "retry" (5 s at most).
-local function poll(fn, ...)
-  local deadline = xpio.gettime() + 5
-  while true do
-    local r = table.pack(fn(...))
-    if not (r[1] == nil and r[2] == "retry") then return table.unpack(r, 1, r.n) end
-    assert(xpio.gettime() < deadline, "still \"retry\" after 5 seconds")
-    nap()
-  end
-end
+local poll = helper.poll
 
 --- A port on 127.0.0.1 that was free a moment ago.
 local function free_port()
-  local s = assert(xpio.socket("TCP"))
-  assert(s:bind("127.0.0.1"))
-  local port = tonumber(s:getsockname():match(":(%d+)$"))
-  s:close()
-  return port
+  return tonumber(helper.unused_address():match(":(%d+)$"))
 end
 
 local malformed = {
@@ -107,7 +91,7 @@ describe("mal-formed addresses", function()
 
   it("are refused by the blocking connect", function()
     local failures = {}
-    sched.spawn(function()
+    helper.run_in_task(sched, nil, function()
       local s = assert(xpio.socket("TCP"))
       for _, category in ipairs(categories) do
         for _, form in ipairs(malformed[category]) do
@@ -119,7 +103,6 @@ describe("mal-formed addresses", function()
       end
       s:close()
     end)
-    sched.run()
     assert.are.same({}, failures)
   end)
 end)

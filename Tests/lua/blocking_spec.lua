@@ -4,50 +4,11 @@
 local xpio = require "xpio"
 local helper = require "helper"
 
-local CHUNK = string.rep("x", 65536)
-
-local function fill(s)
-  local total = 0
-  while true do
-    local n, err = s:try_write(CHUNK)
-    if not n then
-      assert(err == "retry", err)
-      return total
-    end
-    total = total + n
-  end
-end
-
-local function drain(s)
-  local total = 0
-  while true do
-    local data, err = s:try_read(65536)
-    if not data then
-      assert(err == "retry", tostring(err))
-      return total
-    end
-    total = total + #data
-  end
-end
-
+local fill, drain = helper.fill, helper.drain
 local contains = helper.contains
-
--- A listening TCP socket on 127.0.0.1 and its address.
-local function listener()
-  local s = assert(xpio.socket("TCP"))
-  assert(s:bind("127.0.0.1:0"))
-  assert(s:listen())
-  return s, assert(s:getsockname())
-end
-
--- An address on 127.0.0.1 where nothing listens.
-local function closed_address()
-  local s = assert(xpio.socket("TCP"))
-  assert(s:bind("127.0.0.1:0"))
-  local addr = assert(s:getsockname())
-  s:close()
-  return addr
-end
+local listener = helper.listener
+local closed_address = helper.unused_address
+local wait_for = helper.wait_for
 
 -- Start `fn` in a coroutine with `task` as the current task; returns the
 -- coroutine and what the first resume returned (packed).
@@ -64,16 +25,6 @@ local function resume(task, co, ...)
   local res = table.pack(coroutine.resume(co, ...))
   xpio.setCurrentTask(nil)
   return res
-end
-
--- Wait on q until `task` is returned (at most `limit` seconds).
-local function wait_for(q, task, limit)
-  local deadline = xpio.gettime() + (limit or 2)
-  while xpio.gettime() < deadline do
-    local ready = assert(q:wait(deadline - xpio.gettime()))
-    if contains(ready, task) then return ready end
-  end
-  error("task not returned in time", 2)
 end
 
 -- Drive a coroutine started with `start` to its end: each time it yields,
@@ -472,17 +423,7 @@ describe("a hand-written loop over blocking functions", function()
     local q = xpio.tqueue()
     local a, b = assert(xpio.socketpair())
     local received = {}
-    local function read_exactly(s, n)
-      local parts, have = {}, 0
-      while have < n do
-        local data, err = s:read(n - have)
-        assert(data, err or "end of stream")
-        parts[#parts + 1] = data
-        have = have + #data
-      end
-      return table.concat(parts)
-    end
-    local write_all = helper.write_all
+    local read_exactly, write_all = helper.read_exactly, helper.write_all
     local echo = { _queue = q }
     echo.co = coroutine.create(function()
       for _ = 1, 200 do

@@ -26,6 +26,8 @@ local expected = {
                       "resolve: localhost:https is %[::1%]:443 and 127%.0%.0%.1:443",
                       "name: localhost:%d+ echoed hello by name", "udp: sent ping, got back PING",
                       "timeout: recvfrom gave nil, timeout", "network done" },
+  ["service.lua"] = { "client got HELLO", "client got WORLD", "stats: 2 requests served", "TERM: shutting down",
+                      "worker stopped: signal 15", "service done" },
 }
 
 -- Ask the interpreter that runs the examples, in a child process: loading luv
@@ -49,11 +51,8 @@ end
 -- Run one example from the repository root; returns its output (stdout and
 -- stderr together), and how it ended as io.popen's close reports it.
 local function run_example(name)
-  local cmd = ("cd %s && timeout -k 5 %d %s examples/%s 2>&1"):format(
-    shell_quote(ROOT), TIME_LIMIT, LUA, shell_quote(name))
-  local p = assert(io.popen(cmd))
-  local output = p:read("a")
-  local _, how, code = p:close()
+  local output, _, how, code = helper.run_command(("cd %s && timeout -k 5 %d %s examples/%s"):format(
+    shell_quote(ROOT), TIME_LIMIT, LUA, shell_quote(name)))
   return output, how, code
 end
 

@@ -6,7 +6,6 @@
 local xpio = require "xpio"
 local helper = require "helper"
 
-local LUA, shell_quote = helper.LUA, helper.shell_quote
 local fresh_sched = helper.fresh_sched
 
 --- Runs `...` (functions) as tasks of `sched` until they are all done, for
@@ -19,18 +18,7 @@ local tcp_pair = helper.tcp_pair
 
 --- Runs a Lua script in a child interpreter under `sh -c 'prefix; lua5.4 file'`
 --- and returns its output (stdout and stderr), and how it ended.
-local function run_child(script, prefix)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(script)
-  f:close()
-  local command = (prefix and (prefix .. "; ") or "") .. "exec " .. shell_quote(LUA) .. " " .. shell_quote(path)
-  local p = assert(io.popen("sh -c " .. shell_quote(command) .. " 2>&1"))
-  local output = p:read("a")
-  local ok, how, code = p:close()
-  os.remove(path)
-  return output, ok, how, code
-end
+local run_child = helper.run_lua_script
 
 --- Parses "name|v1|v2" lines into { name = { v1, v2 } }.
 local function parse_lines(output)
@@ -515,8 +503,7 @@ out("a_done", a:try_wait())
       local fd = a:fileno()
       local t1, t2, t3 = { _queue = q }, { _queue = q }, { _queue = q }
       -- fill a's send buffer, so that a writer waits too
-      local chunk = string.rep("f", 65536)
-      while a:try_write(chunk) do end
+      helper.fill(a)
       assert.is_true(a:when_read(t1))
       assert.is_true(a:when_read(t2))
       assert.is_true(a:when_write(t3))

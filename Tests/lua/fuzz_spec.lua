@@ -12,11 +12,8 @@ describe("fuzz", function()
       local value = os.getenv(name)
       if value then settings[#settings + 1] = name .. "=" .. shell_quote(value) end
     end
-    local command = string.format("cd %s && env %s %s Tests/lua/fuzz.lua 2>&1", shell_quote(root),
-      table.concat(settings, " "), shell_quote(helper.LUA))
-    local p = assert(io.popen(command))
-    local output = p:read("a")
-    local ok, how, code = p:close()
+    local output, ok, how, code = helper.run_command(string.format("cd %s && env %s %s Tests/lua/fuzz.lua",
+      shell_quote(root), table.concat(settings, " "), shell_quote(helper.LUA)))
     print("\n" .. output:gsub("%s+$", ""))
     assert.is_true(ok, string.format("the fuzz driver failed (%s %s):\n%s", tostring(how), tostring(code), output))
     assert.matches("fuzz: %d+ calls, 0 failures", output)

@@ -13,12 +13,7 @@ local shell_quote = helper.shell_quote
 
 -- Run a shell command; returns its output (stdout and stderr) and whether
 -- it exited 0, plus how and the code.
-local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local output = p:read("a")
-  local _, how, code = p:close()
-  return output, how == "exit" and code == 0, how, code
-end
+local run = helper.run_command
 
 local function on_path(program)
   local _, ok = run("command -v " .. shell_quote(program) .. " >/dev/null")

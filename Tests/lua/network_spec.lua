@@ -7,18 +7,10 @@ local helper = require "helper"
 --- Runs `fn` as a task of a fresh scheduler, for at most 10 s; returns its results.
 local function run(fn)
   local sched = helper.fresh_sched()
-  local results
-  helper.run_tasks(sched, 10, { function() results = table.pack(fn(sched)) end })
-  return table.unpack(results, 1, results.n)
+  return helper.run_in_task(sched, 10, fn, sched)
 end
 
---- A listener of `family` on loopback (or `address`), and its address.
-local function listener(family, address)
-  local l = assert(xpio.socket("TCP", family))
-  assert(l:bind(address or (family == "inet6" and "[::1]:0" or "127.0.0.1:0")))
-  assert(l:listen())
-  return l, l:getsockname()
-end
+local listener = helper.listener
 
 --- An echo round trip of `message` from a client connected to `addr`.
 local function echo(sched, l, family, addr, message)
@@ -33,10 +25,7 @@ local function echo(sched, l, family, addr, message)
   end)
   assert(client:connect(addr))
   helper.write_all(client, message)
-  local got = {}
-  for chunk in function() return client:read(4096) end do got[#got + 1] = chunk end
-  client:close()
-  return table.concat(got), server, peer
+  return helper.read_all(client), server, peer
 end
 
 local function temp_path(name)
@@ -220,12 +209,7 @@ describe("other socket options", function()
   end)
 
   it("SO_ERROR gives a refused connection's errno", function()
-    local port = (function()
-      local l = listener("inet")
-      local p = l:getsockname():match(":(%d+)$")
-      l:close()
-      return p
-    end)()
+    local port = helper.unused_address():match(":(%d+)$")
     local s = assert(xpio.socket("TCP"))
     local ok, err = s:try_connect("127.0.0.1:" .. port)
     assert.is_true(ok == true or err == "retry" or err == "Connection refused")
@@ -322,14 +306,7 @@ end)
 -- flight. These run in a child interpreter with the delay set.
 describe("resolution in flight", function()
   local function child(script)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(script)
-    f:close()
-    local p = assert(io.popen("XPIO_RESOLVER_DELAY=300 " .. helper.LUA .. " " .. helper.shell_quote(path) .. " 2>&1"))
-    local out = p:read("a")
-    local ok = p:close()
-    os.remove(path)
+    local out, ok = helper.run_lua_script(script, "export XPIO_RESOLVER_DELAY=300")
     return ok, out
   end
 

@@ -4,21 +4,13 @@
 local xpio = require "xpio"
 local helper = require "helper"
 
+--- Runs `fn(sched)` as a task of a fresh scheduler, for at most `limit` seconds.
 local function run(limit, fn)
   local sched = helper.fresh_sched()
-  helper.run_tasks(sched, limit, { function() fn(sched) end })
+  helper.run_in_task(sched, limit, fn, sched)
 end
 
---- The state letter of process `pid` ("Z" for a zombie), or nil when gone.
-local function state(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text:match("%) (%a)")
-end
-
-local function gone(pid) local s = state(pid) return s == nil or s == "Z" end
+local gone = helper.has_exited
 
 describe("process:stop", function()
   it("a child that exits on SIGTERM gives signal 15, at once", function()

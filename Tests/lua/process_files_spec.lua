@@ -6,57 +6,23 @@ local xpio = require "xpio"
 local sched = require "xpio.sched"
 local helper = require "helper"
 
-local O_NONBLOCK = 0x800 -- octal 04000
+local O_NONBLOCK = helper.O_NONBLOCK
 
--- Run `fn` as a scheduler task and return its results.
+-- Run `fn` as a task of the module's scheduler and return its results (no
+-- time limit, as in process_spec.lua).
 local function run(fn, ...)
-  local results
-  sched.spawn(function(...) results = table.pack(fn(...)) end, ...)
-  sched.run()
-  return table.unpack(results, 1, results.n)
+  return helper.run_in_task(sched, nil, fn, ...)
 end
 
--- Read a pipe's read end to end of stream (inside a task), close it.
-local function read_all(r)
-  local parts = {}
-  while true do
-    local data, err = r:read(4096)
-    if data == nil then
-      assert.is_nil(err, "read failed")
-      break
-    end
-    parts[#parts + 1] = data
-  end
-  r:close()
-  return table.concat(parts)
-end
+local read_all = helper.read_all
 
 local function pipe()
   return assert(xpio.pipe())
 end
 
 local fds_of = helper.fd_list
-
--- The open-file flags of descriptor `fd` in process `pid`.
-local function fd_flags(pid, fd)
-  local f = assert(io.open("/proc/" .. pid .. "/fdinfo/" .. fd))
-  local s = f:read("a")
-  f:close()
-  return tonumber(assert(s:match("flags:%s*(%d+)")), 8)
-end
-
--- Wait (without spawning anything) until `pid` runs the program `comm`.
-local function wait_exec(pid, comm)
-  local q = xpio.tqueue()
-  for _ = 1, 200 do
-    local f = io.open("/proc/" .. pid .. "/comm")
-    local name = f and f:read("l")
-    if f then f:close() end
-    if name == comm then return end
-    q:wait(0.01)
-  end
-  error("process " .. pid .. " never ran " .. comm)
-end
+local fd_flags = helper.fd_flags
+local wait_exec = helper.wait_exec
 
 -- A bash command writing "<tag>\n" to each target descriptor in `targets`
 -- (a list of { fd, tag }). bash, since dash only redirects to fds 0..9.
@@ -133,7 +99,7 @@ describe("xpio.spawn files: the exact descriptor set", function()
     wait_exec(p:pid(), "cat")
     local child_fds = fds_of(p:pid())
     local flags = {}
-    for _, fd in ipairs({ 0, 1, 5, 9 }) do flags[fd] = fd_flags(p:pid(), fd) end
+    for _, fd in ipairs({ 0, 1, 5, 9 }) do flags[fd] = fd_flags(fd, p:pid()) end
     in_w:close()
     local out, how, code = run(function() return read_all(a_r), p:wait() end)
     n_w:close(); n_r:close(); s1:close()

@@ -8,29 +8,14 @@ local helper = require "helper"
 
 local SELF = helper.pid()
 
--- Run `fn` as a scheduler task (blocking XPIO calls need one) and return
--- its results. An error inside the task is raised from here.
+-- Run `fn` as a task of the module's scheduler (blocking XPIO calls need
+-- one) and return its results. An error inside the task is raised from
+-- here. No time limit: sched.run returns once every task has finished.
 local function run(fn, ...)
-  local results
-  sched.spawn(function(...) results = table.pack(fn(...)) end, ...)
-  sched.run()
-  return table.unpack(results, 1, results.n)
+  return helper.run_in_task(sched, nil, fn, ...)
 end
 
--- Read a pipe's read end to end of stream, close it, return the bytes.
-local function read_all(r)
-  local parts = {}
-  while true do
-    local data, err = r:read(4096)
-    if data == nil then
-      assert.is_nil(err, "read failed")
-      break
-    end
-    parts[#parts + 1] = data
-  end
-  r:close()
-  return table.concat(parts)
-end
+local read_all = helper.read_all
 
 -- Spawn with stdout (and stderr) on pipes; inside a task. Returns
 -- out, err, how, code; or nil, message when spawn fails.
@@ -55,44 +40,24 @@ local function sorted_lines(s)
   return t
 end
 
--- The set of this process's children (zombies included), pid -> true.
-local function children()
-  local set = {}
-  local tids = {}
-  local p = assert(io.popen("ls /proc/" .. SELF .. "/task"))
-  for line in p:lines() do tids[#tids + 1] = line end
-  p:close()
-  for _, tid in ipairs(tids) do
-    local f = io.open("/proc/" .. SELF .. "/task/" .. tid .. "/children")
-    if f then
-      for n in f:read("a"):gmatch("%d+") do set[tonumber(n)] = true end
-      f:close()
-    end
-  end
-  return set
-end
+-- This file counts the children of every thread of this process, not
+-- only the main thread's.
+local EVERY_THREAD = true
 
--- Children present now that were not in `before`, as a sorted list.
+-- Children present now that were not in `before` (from helper.children),
+-- as a sorted list.
 local function new_children(before)
+  local old = {}
+  for _, pid in ipairs(before) do old[pid] = true end
   local list = {}
-  for pid in pairs(children()) do
-    if not before[pid] then list[#list + 1] = pid end
+  for _, pid in ipairs(helper.children(EVERY_THREAD)) do
+    if not old[pid] then list[#list + 1] = pid end
   end
   table.sort(list)
   return list
 end
 
--- /proc/<pid>/stat fields after the command name: state, ppid, pgrp, session.
-local function stat(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local rest = s:match("%)%s+(.*)$")
-  local fields = {}
-  for word in rest:gmatch("%S+") do fields[#fields + 1] = word end
-  return { state = fields[1], ppid = tonumber(fields[2]), pgrp = tonumber(fields[3]), session = tonumber(fields[4]) }
-end
+local stat = helper.proc_stat
 
 local function status_field(pid, name)
   local f = assert(io.open("/proc/" .. pid .. "/status"))
@@ -105,22 +70,8 @@ local function status_field(pid, name)
   return value
 end
 
--- Wait (without spawning anything) until `pid` runs the program `comm`.
-local function wait_exec(pid, comm)
-  local q = xpio.tqueue()
-  for _ = 1, 200 do
-    local f = io.open("/proc/" .. pid .. "/comm")
-    local name = f and f:read("l")
-    if f then f:close() end
-    if name == comm then return end
-    q:wait(0.01)
-  end
-  error("process " .. pid .. " never ran " .. comm)
-end
-
-local function pause(seconds)
-  xpio.tqueue():wait(seconds)
-end
+local wait_exec = helper.wait_exec
+local pause = helper.nap
 
 local function tmpdir()
   local path = os.tmpname()
@@ -158,10 +109,7 @@ describe("xpio.spawn: programs and arguments", function()
       local out_r, out_w = assert(xpio.pipe())
       local p = assert(xpio.spawn({ "grep", "an" }, xpio.env, { [0] = in_r, [1] = out_w }))
       local text = "apple\nbanana\ncherry\nmango\norange\n"
-      local sent = 0
-      while sent < #text do
-        sent = sent + assert(in_w:write(text:sub(sent + 1)))
-      end
+      helper.write_all(in_w, text)
       assert.is_true(in_w:close())
       assert.are.equal("banana\nmango\norange\n", read_all(out_r))
       assert.are.same({ "exit", 0 }, { p:wait() })
@@ -251,7 +199,7 @@ describe("xpio.spawn: environment", function()
   end)
 
   it("raises a Lua error naming spawn for bad names, values and arguments", function()
-    local before = children()
+    local before = helper.children(EVERY_THREAD)
     local cases = {
       { { "env" }, { ["A=B"] = "1" } },
       { { "env" }, { ["A\0B"] = "1" } },
@@ -292,7 +240,7 @@ describe("xpio.spawn: attributes", function()
   end)
 
   it("a missing cwd fails with nil, message and leaves no child", function()
-    local before = children()
+    local before = helper.children(EVERY_THREAD)
     local p, err = xpio.spawn({ "/bin/true" }, xpio.env, nil, { cwd = "/nonexistent/xpio-no-such-dir" })
     assert.is_nil(p)
     assert.are.equal("No such file or directory", err)
@@ -343,7 +291,7 @@ describe("xpio.spawn: exec failures", function()
   it("a nonexistent program returns nil, 'No such file or directory' and leaves no child", function()
     collectgarbage()
     collectgarbage()
-    local before = children()
+    local before = helper.children(EVERY_THREAD)
     local fds = helper.fd_list()
     local p, err = xpio.spawn({ "/nonexistent/xpio-no-such-program" }, xpio.env)
     assert.is_nil(p)
@@ -364,7 +312,7 @@ describe("xpio.spawn: exec failures", function()
     local path = os.tmpname()
     finally(function() os.remove(path) end)
     write_file(path, "#!/bin/sh\necho should not run\n", "644")
-    local before = children()
+    local before = helper.children(EVERY_THREAD)
     local p, err = xpio.spawn({ path }, xpio.env)
     assert.is_nil(p)
     assert.are.equal("Permission denied", err)
@@ -403,8 +351,7 @@ describe("process: kill, wait, try_wait", function()
     local p = assert(xpio.spawn({ "/bin/true" }, xpio.env))
     local pid = p:pid()
     for _ = 1, 200 do
-      local st = stat(pid)
-      if st == nil or st.state == "Z" then break end
+      if helper.has_exited(pid) then break end
       pause(0.01)
     end
     pause(0.05)
@@ -553,7 +500,7 @@ describe("process: many children and dropped objects", function()
   it("200 children spawned and waited concurrently leave no zombie and no descriptor", function()
     collectgarbage()
     collectgarbage()
-    local before = children()
+    local before = helper.children(EVERY_THREAD)
     local fds = helper.fd_list()
     local results, tasks = {}, {}
     run(function()
@@ -586,7 +533,7 @@ describe("process: many children and dropped objects", function()
     local marker = os.tmpname()
     os.remove(marker)
     finally(function() os.remove(marker) end)
-    local before = children()
+    local before = helper.children(EVERY_THREAD)
     local pid
     do
       local p = assert(xpio.spawn({ "sh", "-c", "sleep 0.2; echo done > '" .. marker .. "'" }, xpio.env))

@@ -26,33 +26,12 @@ do
   POOL = table.concat(bytes)
 end
 
-local function write_all(s, data)
-  local i = 1
-  while i <= #data do
-    local n, err = s:write(data:sub(i, i + 65535))
-    if not n then return nil, err end
-    assert(err ~= "retry")
-    i = i + n
-  end
-  return true
-end
+local write_all, read_exactly = helper.write_all, helper.read_exactly
 
-local function read_exactly(s, n)
-  local parts, have = {}, 0
-  while have < n do
-    local data, err = s:read(math.min(n - have, 65536))
-    if not data then return nil, err or "end of stream" end
-    parts[#parts + 1] = data
-    have = have + #data
-  end
-  return table.concat(parts)
-end
-
+--- A TCP listener on loopback with room for 256 pending connections (100
+--- clients connect at once), and its address.
 local function listener()
-  local s = assert(xpio.socket("TCP"))
-  assert(s:bind("127.0.0.1:0"))
-  assert(s:listen(256))
-  return s, assert(s:getsockname())
+  return helper.listener(nil, nil, 256)
 end
 
 describe("xpio.sched", function()
@@ -78,7 +57,7 @@ describe("xpio.sched", function()
           while true do
             local data = conn:read(65536)
             if not data then break end
-            assert(write_all(conn, data))
+            write_all(conn, data)
           end
           active = active - 1
           conn:close()
@@ -93,7 +72,7 @@ describe("xpio.sched", function()
         for m, size in ipairs(sizes) do
           local offset = (c * 7919 + m * 104729) % (#POOL - size) + 1
           local msg = POOL:sub(offset, offset + size - 1)
-          assert(write_all(s, msg))
+          write_all(s, msg)
           local back = assert(read_exactly(s, size))
           if back ~= msg then error(("client %d message %d: echo differs"):format(c, m)) end
         end

@@ -174,9 +174,7 @@ local function settle(children_target)
     collectgarbage()
     collectgarbage()
     if children_count() <= children_target then break end
-    local q = xpio.tqueue()
-    q:wait(0.02)
-    q:close()
+    helper.nap(0.02)
   until xpio.gettime() > deadline
 end
 
@@ -377,15 +375,7 @@ describe("soak", function()
   it(string.format("%d mixed operations leave descriptors, children and memory near their starting levels", MIXED_OPS), function()
     -- In a child interpreter of its own: a fresh heap, so that VmRSS says
     -- something (after the echo test this process has plenty of free heap).
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(MIXED_SCRIPT)
-    f:close()
-    local command = string.format("XPIO_SOAK_OPS=%d %s %s 2>&1", MIXED_OPS, helper.LUA, path)
-    local p = assert(io.popen(command))
-    local output = p:read("a")
-    local ok = p:close()
-    os.remove(path)
+    local output, ok = helper.run_lua_script(MIXED_SCRIPT, "export XPIO_SOAK_OPS=" .. MIXED_OPS)
     print("\n" .. output:gsub("%s+$", ""))
     assert.is_true(ok, output)
     local r = {}

@@ -5,26 +5,10 @@ local xpio = require "xpio"
 local sched = require "xpio.sched"
 local helper = require "helper"
 
-local O_NONBLOCK = 2048      -- octal 04000
-local O_CLOEXEC = 524288     -- octal 02000000
+local O_NONBLOCK, O_CLOEXEC = helper.O_NONBLOCK, helper.O_CLOEXEC
 local CLOSED = "xpio: socket is closed"
 
---- Sleep briefly without blocking anything else: an empty queue's wait.
-local function nap()
-  xpio.tqueue():wait(0.01)
-end
-
---- Call `fn(...)` until it stops answering nil, "retry" (5 s at most) and
---- return everything the last call returned.
-local function poll(fn, ...)
-  local deadline = xpio.gettime() + 5
-  while true do
-    local r = table.pack(fn(...))
-    if not (r[1] == nil and r[2] == "retry") then return table.unpack(r, 1, r.n) end
-    assert(xpio.gettime() < deadline, "still \"retry\" after 5 seconds")
-    nap()
-  end
-end
+local poll = helper.poll
 
 --- Read from `s` (with try_read) until `n` bytes have arrived.
 local function read_exactly(s, n)
@@ -39,28 +23,14 @@ local function read_exactly(s, n)
 end
 
 local tcp_pair = helper.tcp_pair
-
---- An address on 127.0.0.1 where nothing listens.
-local function closed_port()
-  local s = assert(xpio.socket("TCP"))
-  assert(s:bind("127.0.0.1"))
-  local address = s:getsockname()
-  s:close()
-  return address
-end
+local closed_port = helper.unused_address   -- an address where nothing listens
 
 --- Run each function as a scheduler task until all are done (5 s at most).
 local function run_tasks(...)
   helper.run_tasks(sched, 5, { ... })
 end
 
---- The open-file flags of descriptor `fd` from /proc/self/fdinfo.
-local function fd_flags(fd)
-  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
-  local text = f:read("a")
-  f:close()
-  return assert(tonumber(text:match("flags:%s*(%d+)"), 8))
-end
+local fd_flags = helper.fd_flags
 
 local function fd_is_open(fd)
   local f = io.open("/proc/self/fdinfo/" .. fd)
@@ -602,17 +572,12 @@ describe("write", function()
     ]]
     local r, w = xpio.pipe()
     local child = assert(xpio.spawn({ "lua5.4", "-e", script }, xpio.env, { [1] = w, [2] = 2 }))
-    local out, how, code = {}, nil, nil
+    local out, how, code
     run_tasks(function()
-      while true do
-        local data = r:read(4096)
-        if not data then break end
-        out[#out + 1] = data
-      end
+      out = helper.read_all(r)
       how, code = child:wait()
     end)
-    r:close()
-    assert.are.equal("0 nil Broken pipe alive", table.concat(out))
+    assert.are.equal("0 nil Broken pipe alive", out)
     assert.are.equal("exit", how)
     assert.are.equal(0, code)
   end)

@@ -39,12 +39,7 @@ describe("sched.timeout", function()
   it("bounds write to a peer that never reads, and nothing half-written is lost", function()
     local a, b = assert(xpio.socketpair())
     assert(a:setsockopt("SO_SNDBUF", 4096))
-    local sent = 0
-    while true do
-      local n = a:try_write(string.rep("x", 4096))
-      if not n then break end
-      sent = sent + n
-    end
+    local sent = helper.fill(a, 4096)
     times_out(function() return a:write("more") end, function()
       local got = 0
       while got < sent do

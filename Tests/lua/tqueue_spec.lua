@@ -7,76 +7,11 @@ local helper = require "helper"
 local open_fds = helper.open_fds
 
 local POLL = os.getenv("XPIO_BACKEND") == "poll"
-local CHUNK = string.rep("x", 65536)
 
--- Write into `s` until it would block; returns the number of bytes written.
-local function fill(s)
-  local total = 0
-  while true do
-    local n, err = s:try_write(CHUNK)
-    if not n then
-      assert(err == "retry", err)
-      return total
-    end
-    total = total + n
-  end
-end
-
--- Read from `s` until it would block; returns the number of bytes read.
-local function drain(s)
-  local total = 0
-  while true do
-    local data, err = s:try_read(65536)
-    if not data then
-      assert(err == "retry", tostring(err))
-      return total
-    end
-    total = total + #data
-  end
-end
-
+local fill, drain = helper.fill, helper.drain
 local contains = helper.contains
-
--- Wait on `q` until `task` is returned (bounded); returns everything returned.
-local function wait_for(q, task, limit)
-  local deadline = xpio.gettime() + (limit or 2)
-  local got = {}
-  while xpio.gettime() < deadline do
-    local ready = assert(q:wait(deadline - xpio.gettime()))
-    for _, t in ipairs(ready) do got[#got + 1] = t end
-    if contains(got, task) then return got end
-  end
-  error("task not returned within " .. (limit or 2) .. " s", 2)
-end
-
--- A connected TCP pair over 127.0.0.1, set up with try_ and when_ functions.
-local function tcp_pair()
-  local q = xpio.tqueue()
-  local listener = assert(xpio.socket("TCP"))
-  assert(listener:bind("127.0.0.1:0"))
-  assert(listener:listen())
-  local addr = assert(listener:getsockname())
-  local client = assert(xpio.socket("TCP"))
-  local ok, err = client:try_connect(addr)
-  while not ok do
-    assert.are.equal("retry", err)
-    local t = { _queue = q }
-    assert(client:when_write(t))
-    wait_for(q, t)
-    ok, err = client:try_connect(addr)
-  end
-  local conn
-  conn, err = listener:try_accept()
-  while not conn do
-    assert.are.equal("retry", err)
-    local t = { _queue = q }
-    assert(listener:when_read(t))
-    wait_for(q, t)
-    conn, err = listener:try_accept()
-  end
-  listener:close()
-  return client, conn
-end
+local wait_for = helper.wait_for
+local tcp_pair = helper.tcp_pair
 
 describe("xpio.gettime", function()
   it("returns float seconds that never go backwards", function()

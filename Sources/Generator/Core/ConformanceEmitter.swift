@@ -19,6 +19,23 @@ struct ConformanceEmitter {
         out.line("  assert.truthy(err:find(pattern, 1, true), \"got: \" .. tostring(err) .. \"; wanted: \" .. pattern)")
         out.line("end")
         out.line("")
+        out.line("-- A table whose every metamethod raises: XPIO reads tables raw, so none may run.")
+        out.line("local HOSTILE = \"hostile metamethod called\"")
+        out.line("local function hostile(content)")
+        out.line("  local mt = {}")
+        out.line("  for _, event in ipairs({ \"__index\", \"__newindex\", \"__len\", \"__pairs\", \"__call\", \"__eq\", \"__lt\", \"__le\",")
+        out.line("                           \"__concat\", \"__name\", \"__tostring\", \"__close\", \"__unm\" }) do")
+        out.line("    mt[event] = function() error(HOSTILE, 0) end")
+        out.line("  end")
+        out.line("  return setmetatable(content or {}, mt)")
+        out.line("end")
+        out.line("")
+        out.line("local function survives_hostile(f)")
+        out.line("  local ok, err = pcall(f)")
+        out.line("  xpio.setCurrentTask(nil)")
+        out.line("  assert.is_true(ok or not tostring(err):find(HOSTILE, 1, true), \"a metamethod ran: \" .. tostring(err))")
+        out.line("end")
+        out.line("")
         out.line("local function fails(message, f)")
         out.line("  local r = table.pack(pcall(f))")
         out.line("  assert.is_true(r[1], tostring(r[2]))")
@@ -100,6 +117,16 @@ struct ConformanceEmitter {
         }
         if let kind = function.owner.flatMap({ spec.kind(named: $0) }) {
             cases.append("rejects(\"\(kind.metatable) expected\", function() return \(target).\(name)({}) end)")
+        }
+        // Hostile tables wherever a table is taken (raw access: no metamethod runs).
+        if function.role != .blocking {
+            for (index, param) in params.enumerated() where param.type.acceptsTable {
+                cases.append("survives_hostile(function() return \(call)(\(arguments(index, "hostile()"))) end)")
+                if param.type == .task {
+                    let task = "hostile({ _queue = xpio.tqueue() })"
+                    cases.append("survives_hostile(function() return \(call)(\(arguments(index, task))) end)")
+                }
+            }
         }
         guard !cases.isEmpty else { return }
         out.line("")
