@@ -189,7 +189,10 @@ public enum SpecParser {
             resultText = String(resultText[..<range.lowerBound]).trimmingCharacters(in: .whitespaces)
         }
         var partner: String?
-        if resultText.hasSuffix("]"), let bracket = resultText.lastIndex(of: "[") {
+        // `[partner]` after a space; `T[]` (an array type) is not one.
+        if resultText.hasSuffix("]"), let bracket = resultText.lastIndex(of: "["),
+           resultText.index(after: bracket) < resultText.index(before: resultText.endIndex),
+           bracket > resultText.startIndex, resultText[resultText.index(before: bracket)] == " " {
             partner = String(resultText[resultText.index(after: bracket)..<resultText.index(before: resultText.endIndex)])
             resultText = String(resultText[..<bracket]).trimmingCharacters(in: .whitespaces)
         }
