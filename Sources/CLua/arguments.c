@@ -353,10 +353,40 @@ static int decode(decoder *d, int index, const char *code, xpio_value *out, int 
     }
 }
 
+/* The common cases, without the general decoder's bookkeeping: an object
+ * (self), an integer, a size. 1 when done, 0 to take the general path
+ * (which also composes the message of a bad value). */
+static int decode_fast(lua_State *L, int index, const char *code, xpio_value *out) {
+    switch (code[0]) {
+    case 'o': {
+        if (code[2]) return 0;
+        void **slot = xpio_toobject(L, index, code[1] - '@');
+        if (!slot) return 0;
+        out->tag = XPIO_OBJECT;
+        out->count = code[1] - '@';
+        out->u.object = *slot;
+        return 1;
+    }
+    case 'i': case 'u': {
+        if (code[1]) return 0;
+        int isnum;
+        lua_Integer value = lua_tointegerx(L, index, &isnum);
+        if (!isnum || (code[0] == 'u' && value < 0)) return 0;
+        out->tag = XPIO_INTEGER;
+        out->u.integer = value;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
 int xpio_decode(lua_State *L, const xpio_entry *entry, xpio_call *call) {
-    decoder d = { L, call, 0, 0, NULL, lua_gettop(L), entry->nparams };
-    lua_settop(L, entry->nparams);
+    int given = lua_gettop(L);
+    decoder d = { L, call, 0, 0, NULL, given, entry->nparams };
+    if (given != entry->nparams) lua_settop(L, entry->nparams);
     for (int32_t p = 0; p < entry->nparams; p++) {
+        if (decode_fast(L, p + 1, entry->types[p], &call->arg[p])) continue;
         int status = decode(&d, p + 1, entry->types[p], &call->arg[p], 1);
         if (status == INVALID) {
             lua_pushstring(L, entry->params[p]);

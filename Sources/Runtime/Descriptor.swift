@@ -7,7 +7,7 @@ import CSystem
 /// closed never touches a number the kernel may already have handed out
 /// again; and the queues that have the number registered forget it before
 /// that, waking the tasks that wait on it.
-public final class Descriptor {
+public class Descriptor {
     public private(set) var fd: CInt
     /// The queues that have this descriptor registered.
     var queues: [TaskQueue] = []
@@ -33,7 +33,7 @@ public final class Descriptor {
     /// Closes the descriptor; false if it was closed already.
     /// The corresponding C function is `close`.
     @discardableResult
-    public func close() throws(Failure) -> Bool {
+    public func closeDescriptor() throws(Failure) -> Bool {
         guard fd >= 0 else { return false }
         try Sys.close(take()).get()
         return true
@@ -68,13 +68,6 @@ public final class Descriptor {
         return Descriptor(try Sys.open(UnsafeRawPointer(path.utf8Start).assumingMemoryBound(to: CChar.self), O_RDWR).get())
     }
 
-    /// A pipe, both ends non-blocking and close-on-exec: (read end, write end).
-    /// The corresponding C function is `pipe2`.
-    static func pipe() throws(Failure) -> (Descriptor, Descriptor) {
-        var fds: (CInt, CInt) = (-1, -1)
-        try withUnsafeMutableBytes(of: &fds) { Sys.pipe2($0.baseAddress!.assumingMemoryBound(to: CInt.self)) }.get()
-        return (Descriptor(fds.0), Descriptor(fds.1))
-    }
 }
 
 /// What a task waits for: a descriptor and the readiness that means "try

@@ -129,7 +129,7 @@ public final class Process: Waitable {
     }
 
     private func releaseReadiness() {
-        if !usesFallback { _ = try? pidfd?.close() }
+        if !usesFallback { _ = try? pidfd?.closeDescriptor() }
         pidfd = nil
     }
 

@@ -67,7 +67,7 @@ public final class Resolution: Waitable {
         }
         xpio_resolve_release(request)
         self.request = nil
-        _ = try? completion?.close()
+        _ = try? completion?.closeDescriptor()
         completion = nil
     }
 }

@@ -54,7 +54,7 @@ public final class SignalWatch: Waitable {
         guard watching else { return }
         watching = false
         xpio_signal_unwatch(number)
-        _ = try? handle.close()
+        _ = try? handle.closeDescriptor()
     }
 
     public var isWatching: Bool { watching }

@@ -4,11 +4,10 @@ import CSystem
 public enum SocketType { case TCP, UDP }
 
 /// A socket, a pipe end or an fdopen'd descriptor: what Lua calls a socket
-/// object. Its descriptor is a `Descriptor`, so a closed socket answers
-/// every call with `.closed` and never touches a reused number.
-public final class Socket: Waitable {
-    public let handle: Descriptor
-    /// The address family, for sockets XPIO made; nil for pipes and
+/// object. It is a `Descriptor` (one allocation per socket, not two: idle
+/// sockets are what servers hold most of), so a closed socket answers every
+/// call with `.closed` and never touches a reused number.
+public final class Socket: Descriptor, Waitable {    /// The address family, for sockets XPIO made; nil for pipes and
     /// fdopen'd descriptors (the kernel then decides).
     public let family: AddressFamily?
     /// A connection to a host name in progress: resolved first, then its
@@ -23,28 +22,26 @@ public final class Socket: Waitable {
         return made
     }
 
-    public init(_ handle: Descriptor, family: AddressFamily?) {
-        self.handle = handle
+    public init(fd: CInt, family: AddressFamily?) {
         self.family = family
+        super.init(fd)
     }
 
     /// The descriptor number, or `.closed`.
     @inline(__always)
     public func descriptor() throws(Failure) -> CInt {
-        let fd = handle.fd
+        let fd = self.fd
         guard fd >= 0 else { throw .closed("socket") }
         return fd
     }
 
-    public var isOpen: Bool { handle.isOpen }
-
     /// The corresponding C function is `close`.
     public func close() throws(Failure) {
-        guard try handle.close() else { throw .closed("socket") }
+        guard try closeDescriptor() else { throw .closed("socket") }
     }
 
     /// What `__close` and `__gc` do: close, quietly.
-    public func dispose() { _ = try? handle.close() }
+    public func dispose() { _ = try? closeDescriptor() }
 
     // MARK: making sockets
 
@@ -52,7 +49,7 @@ public final class Socket: Waitable {
     /// datagram socket. The corresponding C function is `socket`.
     public static func open(type: SocketType, family: AddressFamily = .inet) throws(Failure) -> Socket {
         let kind = type == .TCP ? CInt(SOCK_STREAM.rawValue) : CInt(SOCK_DGRAM.rawValue)
-        return Socket(Descriptor(try Sys.socket(family.domain, kind, 0).get()), family: family)
+        return Socket(fd: try Sys.socket(family.domain, kind, 0).get(), family: family)
     }
 
     /// Two connected AF_UNIX stream sockets. The corresponding C function is `socketpair`.
@@ -61,20 +58,21 @@ public final class Socket: Waitable {
         try withUnsafeMutableBytes(of: &fds) {
             Sys.socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue), $0.baseAddress!.assumingMemoryBound(to: CInt.self))
         }.get()
-        return (Socket(Descriptor(fds.0), family: .unix), Socket(Descriptor(fds.1), family: .unix))
+        return (Socket(fd: fds.0, family: .unix), Socket(fd: fds.1, family: .unix))
     }
 
     /// A pipe: (read end, write end). The corresponding C function is `pipe2`.
     public static func pipe() throws(Failure) -> (Socket, Socket) {
-        let (reader, writer) = try Descriptor.pipe()
-        return (Socket(reader, family: nil), Socket(writer, family: nil))
+        var fds: (CInt, CInt) = (-1, -1)
+        try withUnsafeMutableBytes(of: &fds) { Sys.pipe2($0.baseAddress!.assumingMemoryBound(to: CInt.self)) }.get()
+        return (Socket(fd: fds.0, family: nil), Socket(fd: fds.1, family: nil))
     }
 
     /// A non-blocking, close-on-exec duplicate of descriptor `fd`.
     /// The corresponding C function is `fcntl(F_DUPFD_CLOEXEC)`.
     public static func duplicate(fd: Int64) throws(Failure) -> Socket {
         guard fd >= 0 && fd <= Int64(CInt.max) else { throw .system(EBADF) }
-        let socket = Socket(Descriptor(try Sys.fcntl(CInt(fd), F_DUPFD_CLOEXEC, 0).get()), family: nil)
+        let socket = Socket(fd: try Sys.fcntl(CInt(fd), F_DUPFD_CLOEXEC, 0).get(), family: nil)
         try Descriptor.setBlocking(try socket.descriptor(), false)
         return socket
     }
@@ -106,7 +104,7 @@ public final class Socket: Waitable {
 
     /// The corresponding C function is `accept4`.
     public func accept() throws(Failure) -> Socket {
-        Socket(Descriptor(try Sys.accept4(try descriptor()).get()), family: family)
+        Socket(fd: try Sys.accept4(try descriptor()).get(), family: family)
     }
 
     /// What when_read and when_write wait on; a closed socket refuses. While
@@ -117,7 +115,7 @@ public final class Socket: Waitable {
         if readiness == .write, let pending = nameConnection, !pending.resolution.isDone {
             return try pending.resolution.waitTarget(.read)
         }
-        return WaitTarget(handle, readiness)
+        return WaitTarget(self, readiness)
     }
 
     /// An address as this socket's family takes it: IPv4 addresses are
@@ -219,7 +217,7 @@ public final class Socket: Waitable {
         }.get()
         var sockets: [Socket] = []
         for index in 0..<Int(count) {
-            let socket = Socket(Descriptor(fds[index]), family: nil)
+            let socket = Socket(fd: fds[index], family: nil)
             _ = try? Descriptor.setBlocking(fds[index], false)
             sockets.append(socket)
         }

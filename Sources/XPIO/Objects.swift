@@ -12,7 +12,7 @@ protocol LuaObject: AnyObject {
 }
 
 extension Socket: LuaObject {
-    var summary: (label: StaticString, number: Int64?)? { isOpen ? ("fd", Int64(handle.fd)) : nil }
+    var summary: (label: StaticString, number: Int64?)? { isOpen ? ("fd", Int64(fd)) : nil }
 }
 
 extension TaskQueue: LuaObject {

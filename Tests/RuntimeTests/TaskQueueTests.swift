@@ -34,7 +34,7 @@ import Testing
     func timeoutElapsesWithNothingReady(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        try queue.schedule(a.handle, .read)
+        try queue.schedule(a, .read)
         let start = Clock.now()
         #expect(try waitReady(queue, 0.05) == [])
         #expect(Clock.now() - start >= 0.045)
@@ -45,9 +45,9 @@ import Testing
     func readersWakeWhenDataArrives(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let first = try queue.schedule(a.handle, .read)
-        let second = try queue.schedule(a.handle, .read)
-        let writer = try queue.schedule(a.handle, .write)
+        let first = try queue.schedule(a, .read)
+        let second = try queue.schedule(a, .read)
+        let writer = try queue.schedule(a, .write)
         #expect(try waitReady(queue, 1) == [writer])           // writable at once, not readable yet
         try write(b, "x")
         #expect(Set(try waitReady(queue, 1) ?? []) == [first, second])
@@ -58,7 +58,7 @@ import Testing
     func cancelledWaitersAreNotReturned(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a.handle, .read)
+        let id = try queue.schedule(a, .read)
         #expect(queue.cancel(id))
         #expect(!queue.cancel(id))
         #expect(queue.isEmpty)
@@ -95,13 +95,13 @@ import Testing
     func closingASocketWakesItsWaiters(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, _) = try Socket.pair()
-        let id = try queue.schedule(a.handle, .read)
+        let id = try queue.schedule(a, .read)
         try a.close()
         #expect(try waitReady(queue, nil) == [id])
         // The queue holds nothing for the old descriptor number: a new socket
         // that reuses it is not confused with the old one.
         let (c, d) = try Socket.pair()
-        let fresh = try queue.schedule(c.handle, .read)
+        let fresh = try queue.schedule(c, .read)
         try write(d, "y")
         #expect(try waitReady(queue, 1) == [fresh])
     }
@@ -110,7 +110,7 @@ import Testing
     func hangUpWakesReaders(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a.handle, .read)
+        let id = try queue.schedule(a, .read)
         try b.close()
         #expect(try waitReady(queue, 1) == [id])
     }
@@ -142,7 +142,7 @@ import Testing
             return poll(&entry, 1, 0) == 1
         }
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a.handle, .read)
+        let id = try queue.schedule(a, .read)
         #expect(!readable())
         try a.close()
         #expect(readable())
