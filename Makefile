@@ -38,7 +38,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test test-hostile check-hostile check-asan bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE)
 
@@ -76,7 +76,7 @@ build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
 	$(GEN) conformance Spec build/gen/conformance_spec.lua
 	$(GEN) fuzz Spec build/gen/fuzz_cases.lua
 
-test: test-deps lint test-swift test-lua test-hostile bench-smoke docs-check test-embedded-fallback
+test: test-deps lint test-swift test-lua test-oom test-hostile bench-smoke docs-check test-embedded-fallback
 	@echo "make test: all passed"
 
 test-swift:
@@ -96,6 +96,16 @@ test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 
 lint: test-deps
 	luacheck --quiet lua Tests/lua examples bench Tests/hostile
+
+# Out-of-memory sweep (Tests/oom): every allocation of a set of scenarios
+# fails in turn, in a small C host with a failing allocator; quick in make
+# test, every point and the variants in check-oom.
+test-oom: $(MODULE)
+	$(LUA_ENV) LUA=$(LUA) OOM_DEBUG_LIB=$(SCRATCH)/release/libxpio.so Tests/oom/run.sh quick
+	$(LUA_ENV) LUA=$(LUA) OOM_DEBUG_LIB=$(SCRATCH)/release/libxpio.so Tests/oom/run.sh bugs
+
+check-oom: $(MODULE)
+	$(LUA_ENV) LUA=$(LUA) OOM_DEBUG_LIB=$(SCRATCH)/release/libxpio.so Tests/oom/run.sh full
 
 # Hostile peers on Python's socket stack (Tests/hostile): small counts in
 # make test (~30 s), large ones in check-hostile (~4 min).

@@ -21,8 +21,11 @@ let luaInclude = environment["XPIO_LUA_INCDIR"] ?? "/usr/include/lua5.4"
 // Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
 let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
 var swiftSettings: [SwiftSetting] = []
+// nodelete: lua_close dlcloses C modules, but XPIO's threads (reaper,
+// resolver) and its SIGCHLD handler may still run its code afterwards.
 var linkerSettings: [LinkerSetting] = [
     .unsafeFlags(["-Xlinker", "--version-script=" + exports, "-Xlinker", "--gc-sections"], .when(configuration: .release)),
+    .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"]),
 ]
 if embedded {
     swiftSettings = [

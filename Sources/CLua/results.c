@@ -63,7 +63,7 @@ static void push_value(lua_State *L, const xpio_call *call, const xpio_value *va
     case XPIO_OBJECT: lua_pushvalue(L, call->object_slot[value->count]); break;
     case XPIO_CASE: lua_pushstring(L, xpio_description->enums[value->length].cases[value->count]); break;
     case XPIO_SLOT: lua_pushvalue(L, value->u.index); break;
-    case XPIO_OBJECTS: push_objects(L, value); break;
+    case XPIO_OBJECTS: push_objects(L, value); break; /* (xpio_finish makes these first) */
     case XPIO_LIST:
         lua_createtable(L, value->count, 0);
         for (int32_t i = 0; i < value->count; i++) {
@@ -88,7 +88,21 @@ int xpio_push_failure(lua_State *L, xpio_call *call, int status) {
 
 int xpio_finish(lua_State *L, xpio_call *call, int status) {
     if (status < 0) return xpio_push_failure(L, call, status);
-    for (int i = 0; i < status; i++) push_value(L, call, &call->result[i]);
+    /* Lists of objects first: they own resources until they are userdata,
+     * and pushing a plain value before them could fail (memory) and lose
+     * them. Once made, a failure of a later push only leaves garbage. */
+    int made[XPIO_MAX_RESULTS];
+    for (int i = 0; i < status; i++) {
+        made[i] = 0;
+        if (call->result[i].tag == XPIO_OBJECTS) {
+            push_objects(L, &call->result[i]);
+            made[i] = lua_gettop(L);
+        }
+    }
+    for (int i = 0; i < status; i++) {
+        if (made[i]) lua_pushvalue(L, made[i]);
+        else push_value(L, call, &call->result[i]);
+    }
     return status;
 }
 

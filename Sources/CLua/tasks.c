@@ -77,6 +77,26 @@ static void prepare(lua_State *L, int queue) {
     lua_setiuservalue(L, queue, 3);
 }
 
+/* The task under its waiter key in the queue's user values, the object it
+ * waits on beside it, and its _dequeuedata and _dequeue fields: the steps
+ * of scheduling that allocate. Arguments: queue, task, object, key. */
+static int store_task(lua_State *L) {
+    lua_Integer key = lua_tointeger(L, 4);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, key);
+    lua_getiuservalue(L, 1, 2);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, -2, key);
+    lua_pushliteral(L, "_dequeuedata");
+    lua_pushinteger(L, key);
+    lua_rawset(L, 2);
+    lua_pushliteral(L, "_dequeue");
+    lua_getiuservalue(L, 1, 3);
+    lua_rawset(L, 2);
+    return 0;
+}
+
 /* when_read, when_write, when_wait, ...: the body says what to wait on;
  * the task is scheduled on its _queue until then. */
 int xpio_call_when(lua_State *L) {
@@ -107,19 +127,20 @@ int xpio_call_when(lua_State *L) {
     int32_t waiter = xpio_queue_reserve(&call, *slot);
     if (waiter < 0) return xpio_push_failure(L, &call, waiter);
     lua_Integer key = (lua_Integer)waiter + 1;
-    lua_getiuservalue(L, queue, 1);
+    /* Storing may allocate: under lua_pcall, so that a memory error is
+     * undone (every undo clears what exists, which never allocates). */
+    lua_pushcfunction(L, store_task);
+    lua_pushvalue(L, queue);
     lua_pushvalue(L, task);
-    lua_rawseti(L, -2, key);
-    lua_getiuservalue(L, queue, 2);
     if (entry->method) lua_pushvalue(L, 1);
     else lua_pushnil(L);
-    lua_rawseti(L, -2, key);
-    lua_pushliteral(L, "_dequeuedata");
     lua_pushinteger(L, key);
-    lua_rawset(L, task);
-    lua_pushliteral(L, "_dequeue");
-    lua_getiuservalue(L, queue, 3);
-    lua_rawset(L, task);
+    if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+        xpio_queue_cancel(*slot, waiter);
+        forget_key(L, queue, key);
+        clear_fields(L, task);
+        return lua_error(L);
+    }
 
     status = xpio_queue_schedule(&call, *slot, waiter, target, readiness);
     if (status < 0) {

@@ -56,6 +56,15 @@ static void on_sigchld(int sig, siginfo_t *info, void *context) {
     }
 }
 
+/* The last Lua state using XPIO has closed: the previous SIGCHLD handler
+ * comes back and the write end closes (the caller closes the read end). */
+void xpio_sigchld_release(void) {
+    if (sigchld_pipe[0] < 0) return;
+    sigaction(SIGCHLD, &previous_sigchld, NULL);
+    close(sigchld_pipe[1]);
+    sigchld_pipe[0] = sigchld_pipe[1] = -1;
+}
+
 int xpio_sigchld_pipe(void) {
     if (sigchld_pipe[0] >= 0) return sigchld_pipe[0];
     if (pipe2(sigchld_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return -1;

@@ -36,6 +36,15 @@ public final class Process: Waitable {
         if fd >= 0 { sigchldPipe = Descriptor(fd) }
     }
 
+    /// The last Lua state using XPIO has closed (its processes are gone):
+    /// the SIGCHLD fallback, if it was installed, is taken down.
+    public static func releaseFallback() {
+        guard let pipe = sigchldPipe else { return }
+        sigchldPipe = nil
+        xpio_sigchld_release()
+        _ = try? pipe.closeDescriptor()
+    }
+
     /// Probed once: pidfd_open on ourselves.
     static let pidfdsWork: Bool = {
         guard let fd = try? Sys.pidfd_open(getpid()).get() else { return false }

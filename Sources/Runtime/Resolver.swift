@@ -106,6 +106,10 @@ public enum Resolver {
         return (try? pending.resolution.waitTarget(.read)) ?? nil
     }
 
+    /// Drops every request (the Lua state is closing); their workers free
+    /// them when their lookups end.
+    public static func forgetAll() { requests.removeAll() }
+
     /// How many worker threads exist (they park when idle; tests count them).
     public static var threads: Int { Int(xpio_resolver_threads()) }
     public static var pendingRequests: Int { requests.count }

@@ -90,7 +90,9 @@ public final class Socket: Descriptor, Waitable {    /// The address family, for
     public func read(size: Int64) throws(Failure) -> UnsafeRawBufferPointer? {
         let fd = try descriptor()
         if size == 0 { return UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0) }
-        if let buffered, !buffered.isEmpty { return buffered.take(Int(min(size, Int64(buffered.count)))) }
+        if let buffered, !buffered.isEmpty {
+            return buffered.take(Int(min(size, Int64(min(buffered.count, Socket.readBuffer.count)))))   // 64 KiB per call, as ever
+        }
         let count = try Sys.read(fd, Socket.readBuffer.baseAddress!, Int(min(size, Int64(Socket.readBuffer.count)))).get()
         return count == 0 ? nil : UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count])
     }

@@ -64,6 +64,13 @@ public final class TaskQueue {
 
     deinit { readyBuffer.deallocate() }
 
+    private func removeFromReady(_ id: Int32) {
+        guard let position = readyWaiters.firstIndex(of: id) else { return }
+        for index in position..<(readyCount - 1) { readyBuffer[index] = readyBuffer[index + 1] }
+        readyCount -= 1
+        if readyCount == 0 { delivered = true }
+    }
+
     private func appendReady(_ id: Int32) {
         if readyCount == readyCapacity {
             let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: readyCapacity * 2)
@@ -184,7 +191,14 @@ public final class TaskQueue {
             unlink(id)
             waitingCount -= 1
         case .ready:
-            if let position = pendingReady.firstIndex(of: id) { pendingReady.remove(at: position) }
+            if let position = pendingReady.firstIndex(of: id) {
+                pendingReady.remove(at: position)
+            } else {
+                // In a ready list the caller has not taken (its wait failed
+                // to make the result table): out of it, or the id, reused,
+                // would come back from the next wait for another task.
+                removeFromReady(id)
+            }
         }
         releaseWaiter(id)
         return true

@@ -6,12 +6,27 @@ import Runtime
 /// environment switches the tests use.
 @_cdecl("xpio_start")
 func start() {
+    Module.states += 1
     xpio_ignore_sigpipe()
     if let backend = getenv("XPIO_BACKEND") { TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0 }
     if let flag = getenv("XPIO_NO_PIDFD") { Process.pidfdDisabled = strcmp(flag, "1") == 0 }
     if let delay = getenv("XPIO_RESOLVER_DELAY") { xpio_set_resolver_delay(atoi(delay)) }
 }
 
+/// A state that loaded the module is closing (Sources/CLua/module.c): the
+/// resolver's requests go (another state's pending ones would be started
+/// again by their next call); when it was the last one, the SIGCHLD
+/// fallback goes too.
+@_cdecl("xpio_stop")
+func stop() {
+    Resolver.forgetAll()
+    Module.states -= 1
+    if Module.states == 0 { Process.releaseFallback() }
+}
+
 enum Module {
+    /// Lua states that have loaded the module and not closed.
+    nonisolated(unsafe) static var states = 0
+
     static func version() -> StaticString { "0.2.0" }
 }

@@ -198,6 +198,8 @@ typedef struct xpio_module {
 const xpio_module *xpio_module_description(void);
 /* Process-wide set-up at load time: SIGPIPE, environment switches. */
 void xpio_start(void);
+/* A Lua state that loaded XPIO is closing: drop what is kept beyond objects. */
+void xpio_stop(void);
 
 /* The task queue's runtime half (Sources/XPIO/QueueExports.swift); C keeps
  * the tasks. A queue and a wait target are Swift objects (unretained). */

@@ -164,6 +164,7 @@ static inline void xpio_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
  * once, chaining to any handler already there) writes a byte to a
  * non-blocking, close-on-exec pipe. Returns the pipe's read end, or -1. */
 int xpio_sigchld_pipe(void);
+void xpio_sigchld_release(void);
 
 /* Every signal, glibc's internal ones (32, 33) included, which sigfillset
  * leaves out: posix_spawn would otherwise set those to SIG_IGN in the child,
