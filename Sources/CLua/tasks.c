@@ -173,9 +173,14 @@ int xpio_native_tqueue_wait(lua_State *L) {
         return 1;
     }
     int32_t count;
-    const int32_t *ready = xpio_queue_ready(object, &count);
+    xpio_queue_ready(object, &count);
     lua_createtable(L, count, 0);
     int result = lua_gettop(L);
+    /* Read the ready list only now: the allocation above may have run a
+     * finalizer that used the queue. Nothing below allocates (the table
+     * has its room; clearing fields frees), so no finalizer runs in the
+     * loop. A queue made to grow its list meanwhile is taken as it is. */
+    const int32_t *ready = xpio_queue_ready(object, &count);
     if (count > 0) {
         lua_getiuservalue(L, 1, 1);
         int tasks = lua_gettop(L);

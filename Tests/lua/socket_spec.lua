@@ -162,6 +162,27 @@ describe("xpio.fdopen", function()
     w:close()
   end)
 
+  it("gives a blocking file back blocking when the duplicate closes or is collected", function()
+    -- O_NONBLOCK belongs to the open file: without this, xpio.fdopen(0)
+    -- would leave io.read failing with EAGAIN.
+    local r, w = xpio.pipe()
+    assert(r:setsockopt("O_NONBLOCK", false))
+    local d = assert(xpio.fdopen(r:fileno()))
+    assert.is_true(d:getsockopt("O_NONBLOCK"))
+    assert.is_true(d:close())
+    assert.is_false(r:getsockopt("O_NONBLOCK"))
+    xpio.fdopen(r:fileno())   -- dropped at once
+    collectgarbage()
+    collectgarbage()
+    assert.is_false(r:getsockopt("O_NONBLOCK"))
+    -- a file that was non-blocking stays so
+    local d2 = assert(xpio.fdopen(w:fileno()))
+    d2:close()
+    assert.is_true(w:getsockopt("O_NONBLOCK"))
+    r:close()
+    w:close()
+  end)
+
   it("never closes the original descriptor when collected", function()
     local r, w = xpio.pipe()
     xpio.fdopen(w:fileno())   -- dropped at once
@@ -1081,5 +1102,56 @@ describe("argument errors", function()
   it("a negative read size is an error", function()
     raises("bad argument #1 to 'try_read'", function() return s:try_read(-1) end)
     raises("bad argument #1 to 'try_read'", function() return s:try_read(math.mininteger) end)
+  end)
+end)
+
+-- Any allocation can run a finalizer, and a finalizer can call XPIO. While
+-- XPIO pushes a call's results (each push allocates), such a call must not
+-- change them: here finalizers make calls of the same kind all the time,
+-- with answers of their own, while the loop checks every answer it gets.
+describe("finalizers that call XPIO while it returns results", function()
+  local function stress(seconds, finalizer, round)
+    local mt = { __gc = finalizer }
+    collectgarbage("incremental", 0, 1000)   -- a collection in every step
+    local bad, rounds, deadline = 0, 0, os.clock() + seconds
+    local ok, err = pcall(function()
+      while os.clock() < deadline do
+        for _ = 1, 8 do setmetatable({}, mt) end
+        if not round() then bad = bad + 1 end
+        rounds = rounds + 1
+      end
+    end)
+    collectgarbage("incremental", 200, 100)
+    collectgarbage()
+    assert(ok, err)
+    return bad, rounds
+  end
+
+  it("leave address lists alone", function()
+    local bad, rounds = stress(0.5, function() xpio.try_resolve("localhost", "81") end, function()
+      local list = xpio.try_resolve("localhost", "80")
+      return #list == 2 and list[1] == "[::1]:80" and list[2] == "127.0.0.1:80"
+    end)
+    assert.are.equal(0, bad, bad .. " of " .. rounds .. " lists changed")
+  end)
+
+  it("leave received descriptors and their bytes alone", function()
+    local c, d = assert(xpio.socketpair())
+    local a, b = assert(xpio.socketpair())
+    local r, w = assert(xpio.pipe())
+    local bad, rounds = stress(0.5, function()
+      if d:try_sendfds("y", { r, w, r, w, r }) then
+        local _, got = c:try_recvfds(1, 16)
+        for _, s in ipairs(got or {}) do s:close() end
+      end
+    end, function()
+      assert(b:try_sendfds("x", { r, w }))
+      local data, got = a:try_recvfds(1, 16)
+      local good = data == "x" and #got == 2 and got[1]:fileno() ~= got[2]:fileno()
+      for _, s in ipairs(got or {}) do s:close() end
+      return good
+    end)
+    assert.are.equal(0, bad, bad .. " of " .. rounds .. " answers changed")
+    for _, s in ipairs({ a, b, c, d, r, w }) do s:close() end
   end)
 end)
