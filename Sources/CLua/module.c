@@ -115,6 +115,9 @@ int luaopen_xpio(lua_State *L) {
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, module_closing);
         lua_setfield(L, -2, "__gc");
+        /* Counted here: from lua_setmetatable on, the sentinel's __gc (and
+         * so xpio_stop) runs exactly once, whatever fails next. */
+        xpio_state_opened();
         lua_setmetatable(L, -2);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &closing_key);
     }

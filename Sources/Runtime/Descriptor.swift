@@ -54,11 +54,15 @@ public class Descriptor {
     }
 
     /// Sets or clears O_NONBLOCK on the open file description (shared by
-    /// every process that has it). The corresponding C function is `fcntl`.
-    static func setBlocking(_ fd: CInt, _ blocking: Bool) throws(Failure) {
+    /// every process that has it); true when that changed it.
+    /// The corresponding C function is `fcntl`.
+    @discardableResult
+    static func setBlocking(_ fd: CInt, _ blocking: Bool) throws(Failure) -> Bool {
         let flags = try Sys.fcntl(fd, F_GETFL, 0).get()
         let wanted = blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK
-        if wanted != flags { _ = try Sys.fcntl(fd, F_SETFL, wanted).get() }
+        if wanted == flags { return false }
+        _ = try Sys.fcntl(fd, F_SETFL, wanted).get()
+        return true
     }
 
     /// /dev/null for reading and writing, close-on-exec (spawn's `"null"`).

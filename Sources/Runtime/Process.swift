@@ -24,14 +24,27 @@ public final class Process: Waitable {
     public private(set) var pidfd: Descriptor?
     public private(set) var status: ExitStatus?
 
+    /// The object was closed (or collected): the child was reaped or went
+    /// to a reaper thread, so its pid may belong to another process now and
+    /// every call answers `.closed`.
+    private var closed = false
+
     /// The SIGCHLD self-pipe's read end, shared; never closed.
     nonisolated(unsafe) static var sigchldPipe: Descriptor?
     public nonisolated(unsafe) static var pidfdDisabled = false
+    /// Whether pidfds work here: nil until a pidfd_open gives a definite
+    /// answer. Only ENOSYS (Linux before 5.3) and EPERM (a seccomp filter)
+    /// mean no; a transient failure such as EMFILE decides nothing.
+    nonisolated(unsafe) static var pidfdsWork: Bool?
 
     /// Installs the SIGCHLD fallback before a child exists, so no exit can
     /// be missed; nothing when pidfds work.
     static func prepareFallback() {
-        guard sigchldPipe == nil, pidfdDisabled || !pidfdsWork else { return }
+        guard sigchldPipe == nil else { return }
+        if !pidfdDisabled && pidfdsWork == nil {
+            if case .success(let fd) = openPidfd(getpid()) { _ = Sys.close(fd) }
+        }
+        guard pidfdDisabled || pidfdsWork == false else { return }
         let fd = xpio_sigchld_pipe()
         if fd >= 0 { sigchldPipe = Descriptor(fd) }
     }
@@ -45,18 +58,40 @@ public final class Process: Waitable {
         _ = try? pipe.closeDescriptor()
     }
 
-    /// Probed once: pidfd_open on ourselves.
-    static let pidfdsWork: Bool = {
-        guard let fd = try? Sys.pidfd_open(getpid()).get() else { return false }
-        _ = Sys.close(fd)
-        return true
-    }()
+    /// pidfd_open, learning from its answer whether pidfds work.
+    private static func openPidfd(_ pid: pid_t) -> Result<CInt, Failure> {
+        let result = Sys.pidfd_open(pid)   // close-on-exec by default
+        switch result {
+        case .success: pidfdsWork = true
+        case .failure(.system(ENOSYS)), .failure(.system(EPERM)): pidfdsWork = false
+        case .failure: break
+        }
+        return result
+    }
 
     init(pid: pid_t, group: pid_t?) {
         self.pid = pid
         self.group = group
-        let fd = Process.pidfdDisabled ? nil : try? Sys.pidfd_open(pid).get()   // close-on-exec by default
-        pidfd = fd.map { Descriptor($0) } ?? Process.sigchldPipe
+        try? openReadiness()
+    }
+
+    /// Opens what tells this child's exit: its pidfd or, where pidfds do
+    /// not work, the shared SIGCHLD pipe. When that fails (no descriptor
+    /// left), `pidfd` stays nil and the next wait tries again.
+    private func openReadiness() throws(Failure) {
+        if !Process.pidfdDisabled && Process.pidfdsWork != false {
+            switch Process.openPidfd(pid) {
+            case .success(let fd): pidfd = Descriptor(fd); return
+            case .failure(let failure): if Process.pidfdsWork != false { throw failure }
+            }
+        }
+        let installedNow = Process.sigchldPipe == nil
+        Process.prepareFallback()
+        guard let pipe = Process.sigchldPipe else { throw .system(EMFILE) }
+        pidfd = pipe
+        // A child that exited before the handler existed wrote nothing to
+        // the pipe: check it once.
+        if installedNow { _ = try? poll() }
     }
 
     /// True when readiness comes from the shared SIGCHLD pipe.
@@ -65,6 +100,7 @@ public final class Process: Waitable {
     /// The status, reaping the child if it has exited; `.retry` while it runs.
     /// The corresponding C function is `waitpid(WNOHANG)`.
     public func poll() throws(Failure) -> ExitStatus {
+        guard !closed else { throw .closed("process") }
         if let status { return status }
         var raw: CInt = 0
         if usesFallback { drainSignalPipe() }
@@ -80,13 +116,23 @@ public final class Process: Waitable {
     /// What when_wait waits on: the pidfd; nil (ready at once) once the
     /// status is known. Without pidfds the shared SIGCHLD pipe.
     public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
-        guard status == nil, let pidfd else { return nil }
-        return WaitTarget(pidfd, .read)
+        guard status == nil, let exit = try exitDescriptor() else { return nil }
+        return WaitTarget(exit, .read)
+    }
+
+    /// The descriptor readable once the child has exited, opened now if it
+    /// could not be at spawn time; nil once the child is reaped.
+    private func exitDescriptor() throws(Failure) -> Descriptor? {
+        guard !closed else { throw .closed("process") }
+        if let pidfd { return pidfd }
+        if status == nil { try openReadiness() }
+        return pidfd
     }
 
     /// Sends `signal`; an exited child gives ESRCH ("No such process").
     /// The corresponding C function is `pidfd_send_signal` (or `kill`).
     public func kill(_ signal: CInt) throws(Failure) {
+        guard !closed else { throw .closed("process") }
         if (try? poll()) != nil { throw .system(ESRCH) }
         if let pidfd, pidfd.fd >= 0, !usesFallback {
             switch Sys.pidfd_send_signal(pidfd.fd, signal) {
@@ -102,6 +148,7 @@ public final class Process: Waitable {
     /// it started that stayed in its group, even once the child has exited.
     /// The corresponding C function is `kill(-group)`.
     public func killGroup(_ signal: CInt) throws(Failure) {
+        guard !closed else { throw .closed("process") }
         guard let group else { throw .xpio("xpio: the process shares this process's group (spawn it with attrs.pgroup or attrs.setsid)") }
         try Sys.kill(-group, signal).get()
     }
@@ -112,8 +159,9 @@ public final class Process: Waitable {
     public func stop(grace: Double) throws(Failure) -> ExitStatus {
         do throws(Failure) { return try poll() } catch .retry {}
         if stopping == nil {
+            guard let exit = try exitDescriptor() else { return try poll() }
             do throws(Failure) { try kill(SIGTERM) } catch .system(ESRCH) { return try poll() }
-            stopping = try Stopping(grace: grace, exit: pidfd)
+            stopping = try Stopping(grace: grace, exit: exit)
         }
         if let stopping, !stopping.killed, Clock.now() >= stopping.deadline {
             stopping.expire()
@@ -128,13 +176,14 @@ public final class Process: Waitable {
         return WaitTarget(stopping.group, .read)
     }
 
-    /// The object is going away: reap the child now if it has exited,
-    /// otherwise on a detached thread once it does. It is never killed.
+    /// The object is closed or going away: reap the child now if it has
+    /// exited, otherwise on a detached thread once it does. It is never killed.
     public func abandon() {
-        if status != nil { return }
-        if (try? poll()) != nil { return }
+        guard !closed else { return }
+        if status == nil, (try? poll()) == nil { _ = xpio_reap_detached(pid) }
+        closed = true
         releaseReadiness()
-        _ = xpio_reap_detached(pid)
+        stopping = nil
     }
 
     private func releaseReadiness() {
@@ -170,7 +219,7 @@ final class Stopping {
     let group: Descriptor
     private(set) var killed = false
 
-    init(grace seconds: Double, exit: Descriptor?) throws(Failure) {
+    init(grace seconds: Double, exit: Descriptor) throws(Failure) {
         // NaN, negative: no grace; beyond a year: a year (a timerfd takes seconds as an integer).
         let grace = seconds.isNaN || seconds < 0 ? 0 : min(seconds, 365 * 86400)
         deadline = Clock.now() + grace
@@ -178,7 +227,7 @@ final class Stopping {
         try Sys.timerfd_settime(timer.fd, grace).get()
         group = Descriptor(try Sys.epoll_create1().get())
         var event = epoll_event()
-        for fd in [timer.fd] + (exit.map { [$0.fd] } ?? []) where fd >= 0 {
+        for fd in [timer.fd, exit.fd] where fd >= 0 {
             xpio_epoll_set(&event, EPOLLIN.rawValue, UInt64(UInt32(bitPattern: fd)))
             try Sys.epoll_ctl(group.fd, EPOLL_CTL_ADD, fd, &event).get()
         }

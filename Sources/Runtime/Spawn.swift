@@ -49,11 +49,17 @@ public enum Spawn {
         Process.prepareFallback()
         let highest = request.files.map { $0.target }.max() ?? -1
         var duplicates: [CInt] = []
-        defer { for fd in duplicates { _ = Sys.close(fd) } }
+        var restoreNonBlocking: [CInt] = []   // duplicates whose file was non-blocking
+        var started = false
+        defer {
+            // A spawn that failed leaves the caller's files as they were.
+            if !started { for fd in restoreNonBlocking { _ = try? Descriptor.setBlocking(fd, false) } }
+            for fd in duplicates { _ = Sys.close(fd) }
+        }
         for (_, source) in request.files {
             let copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, highest + 1).get()
             duplicates.append(copy)
-            try Descriptor.setBlocking(copy, true)
+            if try Descriptor.setBlocking(copy, true) { restoreNonBlocking.append(copy) }
         }
 
         var actions = posix_spawn_file_actions_t()
@@ -95,14 +101,21 @@ public enum Spawn {
         let previousMask = request.umask.map { Sys.umask($0) }
         defer { if let previousMask { _ = Sys.umask(previousMask) } }
 
+        // One descriptor held for the child's pidfd, released just before
+        // pidfd_open: a process out of descriptors fails here, before a
+        // child exists, rather than with a child it cannot wait for.
+        let reserve = try Sys.eventfd().get()
         var pid: pid_t = 0
         var arguments = request.arguments
         var environment = request.environment
-        try arguments.withUnsafeMutableBufferPointer { argv in
+        let spawned = arguments.withUnsafeMutableBufferPointer { argv in
             environment.withUnsafeMutableBufferPointer { envp in
                 Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
             }
-        }.get()
+        }
+        _ = Sys.close(reserve)
+        try spawned.get()
+        started = true
         let group: pid_t? = request.newSession ? pid : request.processGroup.map { $0 == 0 ? pid : $0 }
         return Process(pid: pid, group: group)
     }

@@ -1,17 +1,21 @@
 import CSystem
 import Runtime
 
-/// Process-wide set-up, once per load of the module (`luaopen_xpio` in
+/// Process-wide set-up, at every load of the module (`luaopen_xpio` in
 /// Sources/CLua/module.c calls it): ignore SIGPIPE, and read the
 /// environment switches the tests use.
 @_cdecl("xpio_start")
 func start() {
-    Module.states += 1
     xpio_ignore_sigpipe()
     if let backend = getenv("XPIO_BACKEND") { TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0 }
     if let flag = getenv("XPIO_NO_PIDFD") { Process.pidfdDisabled = strcmp(flag, "1") == 0 }
     if let delay = getenv("XPIO_RESOLVER_DELAY") { xpio_set_resolver_delay(atoi(delay)) }
 }
+
+/// A Lua state loaded the module for the first time (loading it again,
+/// after `package.loaded.xpio = nil`, does not count twice).
+@_cdecl("xpio_state_opened")
+func stateOpened() { Module.states += 1 }
 
 /// A state that loaded the module is closing (Sources/CLua/module.c): the
 /// resolver's requests go (another state's pending ones would be started

@@ -24,7 +24,7 @@ describe("process:stop", function()
 
   it("a child that ignores SIGTERM is killed when the grace period ends", function()
     local r, w = assert(xpio.pipe())
-    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; echo ready; sleep 30" }, xpio.env, { [1] = w }))
+    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; echo ready; exec sleep 30" }, xpio.env, { [1] = w }))
     run(10, function(sched)
       assert.are.equal("ready", r:readline())
       local start = sched.now()
@@ -45,7 +45,7 @@ describe("process:stop", function()
   end)
 
   it("a stop bounded by sched.timeout gives up, and the child can be stopped again", function()
-    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; sleep 30" }, xpio.env))
+    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; exec sleep 30" }, xpio.env))
     run(10, function(sched)
       sched.sleep(0.1)
       assert.are.same({ nil, "timeout" }, { sched.timeout(0.1, p.stop, p, 5) })
@@ -134,6 +134,35 @@ describe("xpio.run", function()
         { xrun({ "sh", "-c", "echo a; echo b >&2" }, { stderr = "stdout", scheduler = sched }) })
       assert.are.same({ nil, "No such file or directory" }, { xrun({ "xpio-no-such-command" }, own) })
     end)
+  end)
+
+  it("stops feeding stdin when it returns, though something the command left holds stdin unread", function()
+    local fds = helper.open_fds()
+    local sched = helper.fresh_sched()
+    local results
+    -- the background sleep keeps the command's stdin and never reads it: the
+    -- feeder fills the pipe and waits (its stdout and stderr are /dev/null,
+    -- so the command's own pipes end when sh exits)
+    local script = "exec 3<&0; sleep 5 <&3 >/dev/null 2>&1 & echo $!"
+    sched.spawn(function()
+      results = { xrun({ "sh", "-c", script }, { stdin = string.rep("x", 1 << 20), scheduler = sched }) }
+      assert(sched.queue:isEmpty(), "the stdin feeder still waits on the queue after run returned")
+    end)
+    local start = sched.now()
+    local ok, err = pcall(sched.run)
+    local elapsed = sched.now() - start
+    local sleeper = results and tonumber(results[3])
+    if sleeper and not helper.has_exited(sleeper) then
+      local f = io.open("/proc/" .. sleeper .. "/comm")
+      if f and f:read("l") == "sleep" then os.execute("kill " .. sleeper) end
+      if f then f:close() end
+    end
+    assert(ok, err)
+    assert.are.same({ "exit", 0 }, { results[1], results[2] })
+    assert.is_number(sleeper)
+    assert.is_true(elapsed < 2.5, "sched.run returned after " .. elapsed .. " s (the sleeper holds stdin for 5 s)")
+    collectgarbage()
+    assert.is_true(helper.open_fds() <= fds, "descriptors left: " .. helper.open_fds() - fds)
   end)
 
   it("runs 200 commands at once with timeouts, leaving no zombie and no descriptor", function()

@@ -308,6 +308,54 @@ describe("xpio.spawn: exec failures", function()
     assert.are.same(fds, helper.fd_list())
   end)
 
+  it("a failed spawn leaves the sockets named in files open and non-blocking", function()
+    local r, w = assert(xpio.pipe())
+    local p, err = xpio.spawn({ "/nonexistent/xpio-no-such-program" }, xpio.env, { [1] = w })
+    assert.is_nil(p)
+    assert.are.equal("No such file or directory", err)
+    assert.is_true(w:getsockopt("O_NONBLOCK"))
+    -- so a full pipe answers retry instead of blocking the interpreter
+    local written = 0
+    while true do
+      local n, msg = w:try_write(string.rep("x", 4096))
+      if not n then
+        assert.are.equal("retry", msg)
+        break
+      end
+      written = written + n
+      assert.is_true(written < 16 * 1024 * 1024, "the pipe never filled")
+    end
+    r:close()
+    w:close()
+  end)
+
+  it("a fork refused by RLIMIT_NPROC is an error, never \"retry\"", function()
+    -- EAGAIN from fork means "no more processes", and spawn has no when_
+    -- partner to wait on. Needs root to run the child as nobody (root
+    -- itself ignores RLIMIT_NPROC).
+    local user = io.popen("id -u"):read("l")
+    local tools = os.execute("command -v setpriv >/dev/null && command -v prlimit >/dev/null")
+    if user ~= "0" or not tools then
+      pending("needs root, setpriv and prlimit")
+      return
+    end
+    local path = os.tmpname()
+    finally(function() os.remove(path) end)
+    write_file(path, [[
+      local xpio = require "xpio"
+      local kids, refused = {}, nil
+      for _ = 1, 8 do
+        local p, err = xpio.spawn({ "/bin/sleep", "5" }, {})
+        if p then kids[#kids + 1] = p else refused = err break end
+      end
+      for _, p in ipairs(kids) do p:kill() end
+      print(refused)
+    ]], "644")
+    local out = helper.run_command("setpriv --reuid=65534 --regid=65534 --clear-groups prlimit --nproc=4 "
+      .. helper.shell_quote(helper.LUA) .. " " .. helper.shell_quote(path))
+    assert.are.equal("Resource temporarily unavailable\n", out)
+  end)
+
   it("a file without execute permission returns nil, 'Permission denied'", function()
     local path = os.tmpname()
     finally(function() os.remove(path) end)
@@ -527,6 +575,26 @@ describe("process: many children and dropped objects", function()
     collectgarbage()
     assert.are.same({}, new_children(before))
     assert.are.same(fds, helper.fd_list())
+  end)
+
+  it("a closed process answers nil, message, and its collection reaps nothing twice", function()
+    local before = helper.children(EVERY_THREAD)
+    local pid
+    do
+      local p <close> = assert(xpio.spawn({ "sleep", "0.2" }, xpio.env))
+      pid = p:pid()
+      assert.are.same({ nil, "retry" }, { p:try_wait() })
+    end
+    collectgarbage()
+    collectgarbage()
+    local p = assert(xpio.spawn({ "true" }, xpio.env))
+    do local closing <close> = p end   -- luacheck: no unused
+    assert.are.same({ nil, "xpio: process is closed" }, { p:try_wait() })
+    assert.are.same({ nil, "xpio: process is closed" }, { p:kill() })
+    assert.are.same({ nil, "xpio: process is closed" }, { p:try_stop() })
+    run(function() sched.sleep(0.4) end)
+    assert.are.same({}, new_children(before))
+    assert.is_nil(stat(pid), "pid " .. pid .. " still exists")
   end)
 
   it("dropping a process object neither kills the child nor leaves a zombie", function()

@@ -153,6 +153,7 @@ case $mode in
     "$host" -c -P -p xpio -w 300 "$here/bug_resolve_fds.lua" || failed=$((failed + 1))
     "$host" -c -p xpio "$here/bug_unload.lua" || failed=$((failed + 1))
     XPIO_NO_PIDFD=1 "$host" -c -X -p xpio "$here/bug_unload_sigchld.lua" || failed=$((failed + 1))
+    XPIO_NO_PIDFD=1 "$host" -c -P -p xpio "$here/bug_reload_sigchld.lua" || failed=$((failed + 1))
     ;;
   *) echo "usage: $0 [quick|full|bugs]"; exit 2 ;;
 esac

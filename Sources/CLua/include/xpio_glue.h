@@ -196,9 +196,12 @@ typedef struct xpio_module {
 
 /* The generated description of the module (Glue.swift). */
 const xpio_module *xpio_module_description(void);
-/* Process-wide set-up at load time: SIGPIPE, environment switches. */
+/* Process-wide set-up at every load: SIGPIPE, environment switches. */
 void xpio_start(void);
-/* A Lua state that loaded XPIO is closing: drop what is kept beyond objects. */
+/* A Lua state loads XPIO for the first time (its closing sentinel is made);
+ * xpio_stop is its pair, run once when that state closes: drop what is
+ * kept beyond objects. */
+void xpio_state_opened(void);
 void xpio_stop(void);
 
 /* The task queue's runtime half (Sources/XPIO/QueueExports.swift); C keeps
