@@ -174,3 +174,106 @@ describe("the raw protocol", function()
     q:close()
   end)
 end)
+
+-- The timer behind sched.timeout: one entry per task that waits under a
+-- deadline, moved when the deadline changes and dropped when the wait
+-- ends or the task finishes, so memory stays flat however many waits a
+-- long timeout bounds, and a finished task is not kept.
+describe("sched.timeout's timers", function()
+  local function heap_kib()
+    collectgarbage()
+    collectgarbage()
+    return collectgarbage("count")
+  end
+
+  it("keep memory flat over many waits under a long timeout", function()
+    local a, b = assert(xpio.socketpair())
+    local sched = helper.fresh_sched()
+    local N = 20000
+    local growth = {}
+    helper.run_tasks(sched, 60, {
+      function()
+        -- every read waits for the peer's byte: N waits under one deadline...
+        local before = heap_kib()
+        sched.timeout(3600, function()
+          for _ = 1, N do
+            assert.are.equal("x", a:read(1))
+            assert(a:write("y"))
+          end
+        end)
+        growth.one = heap_kib() - before
+        -- ...then N waits, each under a deadline of its own
+        before = heap_kib()
+        for _ = 1, N do
+          assert.are.equal("x", sched.timeout(3600, a.read, a, 1))
+          assert(a:write("y"))
+        end
+        growth.each = heap_kib() - before
+      end,
+      function()
+        for _ = 1, 2 * N do
+          assert(b:write("x"))
+          assert.are.equal("y", b:read(1))
+        end
+      end,
+    })
+    -- the old heap kept an entry per wait until its deadline: about 2.5 MiB here
+    assert.is_true(growth.one < 512, "one timeout over " .. N .. " waits: the heap grew " .. growth.one .. " KiB")
+    assert.is_true(growth.each < 512, N .. " timeouts: the heap grew " .. growth.each .. " KiB")
+    a:close()
+    b:close()
+  end)
+
+  it("do not keep a task that finished after waiting under a timeout", function()
+    local a, b = assert(xpio.socketpair())
+    local sched = helper.fresh_sched()
+    local finished = setmetatable({}, { __mode = "k" })
+    helper.run_tasks(sched, 10, { function()
+      local reader = sched.spawn(function() return sched.timeout(3600, a.read, a, 1) end)
+      finished[reader] = true
+      sched.sleep(0.02)                               -- the reader waits, under the deadline
+      assert(b:write("x"))
+      assert.are.equal("x", sched.join(reader))
+    end })
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(finished), "the finished task is still reachable (from the timer heap)")
+    assert.is_true(sched.queue:isEmpty())             -- (and the scheduler is still there)
+    a:close()
+    b:close()
+  end)
+
+  it("follow the current wait: an ended wait never cuts a later one short", function()
+    local a, b = assert(xpio.socketpair())
+    local sched = helper.fresh_sched()
+    local function write_later(seconds, data)
+      sched.spawn(function()
+        sched.sleep(seconds)
+        assert(b:write(data))
+      end)
+    end
+    helper.run_tasks(sched, 10, { function()
+      -- a wait that data ends, under a short deadline; then, past that
+      -- deadline: a wait without one, a wait under a later one, a sleep
+      write_later(0.01, "1")
+      assert.are.equal("1", sched.timeout(0.1, a.read, a, 1))
+      write_later(0.2, "2")
+      assert.are.equal("2", a:read(1))
+      sched.timeout(0.1, function()
+        write_later(0.01, "3")
+        assert.are.equal("3", a:read(1))
+        sched.sleep(0.2)                              -- a sleep is not cut short either
+      end)
+      write_later(0.01, "4")
+      assert.are.equal("4", sched.timeout(0.05, a.read, a, 1))
+      write_later(0.2, "5")
+      assert.are.equal("5", sched.timeout(5, a.read, a, 1))
+      -- and a moved deadline still fires
+      local start = sched.now()
+      assert.are.same({ nil, "timeout" }, { sched.timeout(0.05, a.read, a, 1) })
+      assert.is_true(sched.now() - start < 1)
+    end })
+    a:close()
+    b:close()
+  end)
+end)

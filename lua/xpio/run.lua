@@ -17,7 +17,9 @@
 ---   env      the environment (default: xpio.env)
 ---   cwd      the working directory
 ---   stdin    a string written to the command's standard input (default:
----            /dev/null)
+---            /dev/null); the writing stops when run returns: what the
+---            command (or what it left behind) has not read by then is
+---            dropped
 ---   stderr   "stdout" to merge standard error into standard output
 ---            (stderr is then "")
 ---   timeout  seconds the command may run
@@ -35,7 +37,8 @@ local function collect(r, chunks)
 end
 
 --- Writes all of `data` to `w`, then closes it; a reader that went away
---- ends the writing quietly (the command did not want its input).
+--- ends the writing quietly (the command did not want its input), and so
+--- does `w` closed under a waiting write (run returning).
 local function feed(w, data)
   local at = 1
   while at <= #data do
@@ -98,7 +101,7 @@ return function(args, opts)
   local out, err = {}, {}
   local readers = { sched.spawn(collect, out_r, out) }
   if err_r then readers[#readers + 1] = sched.spawn(collect, err_r, err) end
-  if stdin_w then sched.spawn(feed, stdin_w, opts.stdin) end
+  local feeder = stdin_w and sched.spawn(feed, stdin_w, opts.stdin)
 
   local status, code
   if opts.timeout then
@@ -113,7 +116,9 @@ return function(args, opts)
 
   -- What is left in the pipes: read until they end, or for `linger` seconds
   -- when something the command started still holds them; closing our ends
-  -- then wakes the readers.
+  -- then wakes the readers. Standard input ends there too (something left
+  -- behind may hold it and never read): closing our end wakes the feeder,
+  -- whose write fails, and it ends; neither it nor the pipe outlives the call.
   local deadline = sched.now() + (opts.linger or 1)
   local function reading()
     for _, reader in ipairs(readers) do if not reader.done then return true end end
@@ -122,6 +127,10 @@ return function(args, opts)
   while reading() and sched.now() < deadline do sched.sleep(0.01) end
   out_r:close()
   if err_r then err_r:close() end
+  if feeder then
+    stdin_w:close()
+    sched.join(feeder)
+  end
   for _, reader in ipairs(readers) do sched.join(reader) end
   return status, code, table.concat(out), table.concat(err)
 end

@@ -14,8 +14,9 @@ local sched = {}
 
 local queue = xpio.tqueue()
 local runnable = {}      -- tasks to resume, in order
-local timers = {}        -- a binary min-heap of { deadline, task, wait }: wait is nil for a
-                         -- sleep, and for a deadline the number of the task's wait it bounds
+local timers = {}        -- a binary min-heap of { deadline, task, position, sleep }: one
+                         -- entry per sleeping task (sleep true) and one per task that waits
+                         -- in an XPIO call under a deadline (task.timer); nothing else
 local alive = 0          -- tasks spawned and not finished
 local current = nil
 
@@ -24,36 +25,66 @@ local function push_runnable(task, ...)
   runnable[#runnable + 1] = task
 end
 
--- Timer heap.
-local function heap_push(deadline, task, wait)
+-- Timer heap. Each entry knows its position (entry[3]), so that an entry
+-- can be moved when its deadline changes and taken out when its wait ends:
+-- the heap holds only entries that may still fire, never one per past wait.
+local function heap_less(i, j) return timers[i][1] < timers[j][1] end
+
+local function heap_swap(i, j)
   local heap = timers
-  local i = #heap + 1
-  heap[i] = { deadline, task, wait }
+  heap[i], heap[j] = heap[j], heap[i]
+  heap[i][3], heap[j][3] = i, j
+end
+
+local function sift_up(i)
   while i > 1 do
     local parent = i // 2
-    if heap[parent][1] <= heap[i][1] then break end
-    heap[parent], heap[i] = heap[i], heap[parent]
+    if not heap_less(i, parent) then break end
+    heap_swap(i, parent)
     i = parent
   end
 end
 
-local function heap_pop()
-  local heap = timers
-  local top = heap[1]
-  local last = table.remove(heap)
-  if #heap > 0 then
-    heap[1] = last
-    local i, n = 1, #heap
-    while true do
-      local l, r, m = 2 * i, 2 * i + 1, i
-      if l <= n and heap[l][1] < heap[m][1] then m = l end
-      if r <= n and heap[r][1] < heap[m][1] then m = r end
-      if m == i then break end
-      heap[m], heap[i] = heap[i], heap[m]
-      i = m
-    end
+local function sift_down(i)
+  local n = #timers
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and heap_less(l, m) then m = l end
+    if r <= n and heap_less(r, m) then m = r end
+    if m == i then return end
+    heap_swap(m, i)
+    i = m
   end
-  return top
+end
+
+local function heap_push(entry)
+  local i = #timers + 1
+  timers[i] = entry
+  entry[3] = i
+  sift_up(i)
+  return entry
+end
+
+-- Take `entry` out of the heap, wherever it is.
+local function heap_remove(entry)
+  local heap = timers
+  local i, n = entry[3], #heap
+  entry[3] = nil
+  local last = heap[n]
+  heap[n] = nil
+  if i < n then
+    heap[i] = last
+    last[3] = i
+    sift_up(i)
+    sift_down(last[3])
+  end
+end
+
+-- Give `entry`, in the heap, another deadline.
+local function heap_move(entry, deadline)
+  local earlier = deadline < entry[1]
+  entry[1] = deadline
+  if earlier then sift_up(entry[3]) else sift_down(entry[3]) end
 end
 
 local unjoined_failure = nil  -- an error no join will collect, raised by run
@@ -61,8 +92,13 @@ local unjoined_failure = nil  -- an error no join will collect, raised by run
 local function finish(task, ok, ...)
   alive = alive - 1
   task.done = true
-  -- A task that dies while still scheduled must not come back from the queue.
+  -- A task that dies while still scheduled must not come back from the queue,
+  -- and the timer heap must not keep it.
   if task._dequeue then task:_dequeue() end
+  if task.timer then
+    heap_remove(task.timer)
+    task.timer = nil
+  end
   if ok then
     task.results = table.pack(...)
   else
@@ -77,22 +113,32 @@ local function finish(task, ok, ...)
   end
 end
 
--- A task that blocked in an XPIO call (it is on the queue) under a
--- deadline gets a timer entry for this wait; a later wait of the same task
--- has another number, so an old entry never cuts it short.
+-- After each resume that left the task suspended: a task that blocked in an
+-- XPIO call (it is on the queue) under a deadline has one timer entry, at
+-- that deadline (kept as it is while the deadline stays the same, moved when
+-- it changes); any other task has none. So the entry of a task on the queue
+-- always bounds its current wait, and an old wait leaves nothing behind.
 local function watch_deadline(task)
-  if task._dequeue then
-    local waits = (task.waits or 0) + 1
-    task.waits = waits
-    if task.deadline then heap_push(task.deadline, task, waits) end
+  local deadline, entry = task.deadline, task.timer
+  if deadline and task._dequeue then
+    if not entry then
+      task.timer = heap_push({ deadline, task })
+    elseif entry[1] ~= deadline then
+      heap_move(entry, deadline)
+    end
+  elseif entry then
+    heap_remove(entry)
+    task.timer = nil
   end
 end
 
--- A deadline passed: if the task still waits in the same call, take it off
--- the queue and resume it with nil, "timeout", which the blocking call
--- returns. Nothing was consumed: the call had answered "retry".
-local function expire(task, wait)
-  if task.waits ~= wait or not task._dequeue or task.done then return end
+-- A deadline passed (its entry is out of the heap): if the task still waits
+-- in the call it bounds, take it off the queue and resume it with nil,
+-- "timeout", which the blocking call returns. Nothing was consumed: the call
+-- had answered "retry". A task the queue returned meanwhile just runs.
+local function expire(task)
+  task.timer = nil
+  if not task._dequeue or task.done then return end
   task:_dequeue()
   push_runnable(task, nil, "timeout")
 end
@@ -140,7 +186,7 @@ function sched.current() return current end
 --- Suspend the running task for `seconds`.
 function sched.sleep(seconds)
   local task = assert(current, "sched.sleep: not inside a task")
-  heap_push(xpio.gettime() + (seconds or 0), task)
+  heap_push({ xpio.gettime() + (seconds or 0), task, nil, true })
   coroutine.yield()
 end
 
@@ -206,8 +252,9 @@ function sched.run()
     for _, task in ipairs(ready) do push_runnable(task) end
     local now = xpio.gettime()
     while timers[1] and timers[1][1] <= now do
-      local entry = heap_pop()
-      if entry[3] then expire(entry[2], entry[3]) else push_runnable(entry[2]) end
+      local entry = timers[1]
+      heap_remove(entry)
+      if entry[4] then push_runnable(entry[2]) else expire(entry[2]) end
     end
   end
 end
