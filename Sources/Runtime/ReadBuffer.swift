@@ -5,7 +5,7 @@ import CSystem
 /// so a `try_` that answers "retry" loses nothing. It lives in the socket,
 /// so that a raw `read` takes from it first and the two can be mixed.
 ///
-/// One growable block; consumed bytes are reclaimed when more room is needed.
+/// One growable block (malloc'd); consumed bytes are reclaimed when more room is needed.
 /// Bytes handed out (`bytes`, `take`) stay valid until the next fill.
 final class ReadBuffer {
     private var base: UnsafeMutableRawPointer?
@@ -17,7 +17,7 @@ final class ReadBuffer {
     private var scanned = 0
     private var searched: [UInt8] = []
 
-    deinit { base?.deallocate() }
+    deinit { free(base) }
 
     var count: Int { end - start }
     var isEmpty: Bool { end == start }
@@ -71,12 +71,11 @@ final class ReadBuffer {
                 start = 0
             }
             if capacity - end < chunk {
+                // realloc, not Swift's allocator: that one traps when memory
+                // runs out, and a peer decides how much a readall holds.
+                // Failing keeps the bytes already here.
                 let bigger = max(capacity * 2, end + chunk)
-                let block = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 16)
-                if let base {
-                    block.copyMemory(from: base, byteCount: end)
-                    base.deallocate()
-                }
+                guard let block = realloc(base, bigger) else { throw .system(ENOMEM) }
                 base = block
                 capacity = bigger
             }
@@ -100,7 +99,7 @@ extension Socket {
     /// Up to `limit` bytes ending with `delimiter` (which `keep` decides to
     /// return or drop). The corresponding C function is `read`.
     public func readUntil(_ delimiter: UnsafeRawBufferPointer, keep: Bool, limit: Int64) throws(Failure) -> BufferedRead {
-        guard delimiter.count > 0 else { throw .badArgument(2, "the delimiter must not be empty") }
+        guard delimiter.count > 0 else { throw .xpio("xpio: empty delimiter") }   // the binding checks it
         let fd = try descriptor()
         while true {
             if let at = inbox.find(delimiter) {
@@ -108,7 +107,8 @@ extension Socket {
                 let taken = inbox.take(at + delimiter.count)
                 return .bytes(keep ? taken : UnsafeRawBufferPointer(rebasing: taken[..<at]))
             }
-            if Int64(inbox.count) >= limit { throw .xpio("xpio: line too long") }
+            // Too long once no delimiter could still end within `limit`.
+            if Int64(inbox.count) - Int64(delimiter.count) >= limit { throw .xpio("xpio: line too long") }
             if try inbox.fill(from: fd) == 0 { return atEnd() }
         }
     }

@@ -36,7 +36,16 @@ public final class Resolution: Waitable {
         }
     }
 
-    deinit { if let request { xpio_resolve_release(request) } }
+    deinit { cancel() }
+
+    /// Nobody wants the answer any more: the worker frees the request when
+    /// its lookup ends, and closing the completion wakes whoever waits on it.
+    func cancel() {
+        if let request { xpio_resolve_release(request) }
+        request = nil
+        _ = try? completion?.closeDescriptor()
+        completion = nil
+    }
 
     public var isDone: Bool { answer != nil || (request.map { xpio_resolve_done($0) != 0 } ?? true) }
 

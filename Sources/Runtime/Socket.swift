@@ -7,12 +7,19 @@ public enum SocketType { case TCP, UDP }
 /// object. It is a `Descriptor` (one allocation per socket, not two: idle
 /// sockets are what servers hold most of), so a closed socket answers every
 /// call with `.closed` and never touches a reused number.
-public final class Socket: Descriptor, Waitable {    /// The address family, for sockets XPIO made; nil for pipes and
+public final class Socket: Descriptor, Waitable {
+    /// The address family, for sockets XPIO made; nil for pipes and
     /// fdopen'd descriptors (the kernel then decides).
     public let family: AddressFamily?
     /// A connection to a host name in progress: resolved first, then its
     /// addresses tried in turn.
     private var nameConnection: NameConnection?
+    /// Whether this is a stream socket (SO_TYPE), learnt on the first
+    /// `receiveFrom`: only datagrams may be read with MSG_TRUNC.
+    private var streamKind: StreamKind = .unknown
+    enum StreamKind: UInt8 { case unknown, stream, datagram }
+    /// An fdopen'd duplicate of a blocking file (see `releaseOnClose`).
+    private var blockingOnClose = false
     /// The buffered reads' bytes, made on first use (most sockets never need one).
     private var buffered: ReadBuffer?
     var inbox: ReadBuffer {
@@ -37,11 +44,29 @@ public final class Socket: Descriptor, Waitable {    /// The address family, for
 
     /// The corresponding C function is `close`.
     public func close() throws(Failure) {
+        releaseOnClose()
         guard try closeDescriptor() else { throw .closed("socket") }
     }
 
     /// What `__close` and `__gc` do: close, quietly.
-    public func dispose() { _ = try? closeDescriptor() }
+    public func dispose() {
+        releaseOnClose()
+        _ = try? closeDescriptor()
+    }
+
+    /// What closing undoes besides the descriptor. O_NONBLOCK belongs to
+    /// the open file, which an fdopen'd descriptor shares with the number it
+    /// duplicated: a file that was blocking is made blocking again when the
+    /// duplicate closes, so `xpio.fdopen(0)` leaves `io.read` working.
+    private func releaseOnClose() {
+        // A task waiting for a name to resolve waits on the resolution's
+        // descriptor, not this one: cancelling it wakes the task too.
+        nameConnection?.resolution.cancel()
+        nameConnection = nil
+        guard blockingOnClose, fd >= 0 else { return }
+        blockingOnClose = false
+        _ = try? Descriptor.setBlocking(fd, true)
+    }
 
     // MARK: making sockets
 
@@ -73,7 +98,7 @@ public final class Socket: Descriptor, Waitable {    /// The address family, for
     public static func duplicate(fd: Int64) throws(Failure) -> Socket {
         guard fd >= 0 && fd <= Int64(CInt.max) else { throw .system(EBADF) }
         let socket = Socket(fd: try Sys.fcntl(CInt(fd), F_DUPFD_CLOEXEC, 0).get(), family: nil)
-        try Descriptor.setBlocking(try socket.descriptor(), false)
+        socket.blockingOnClose = try Descriptor.setBlocking(try socket.descriptor(), false)
         return socket
     }
 
@@ -250,13 +275,22 @@ public final class Socket: Descriptor, Waitable {    /// The address family, for
     /// Receives one datagram of at most `size` bytes (64 KiB per call) into
     /// the shared read buffer: the bytes, the sender's address, and the
     /// datagram's full length when it was longer than `size` (the rest is
-    /// lost: the kernel discards it). The corresponding C function is `recvfrom`.
+    /// lost: the kernel discards it). On a stream socket it reads as `read`
+    /// does (buffered bytes first; `nil, "xpio: end of stream"` at the end)
+    /// and the address is the peer's. The corresponding C function is `recvfrom`.
     public func receiveFrom(size: Int64) throws(Failure) -> (UnsafeRawBufferPointer, Address, Int?) {
         let fd = try descriptor()
+        if streamKind == .unknown {
+            streamKind = try intOption(SOL_SOCKET, SO_TYPE) == CInt(SOCK_STREAM.rawValue) ? .stream : .datagram
+        }
+        if streamKind == .stream {
+            guard let bytes = try read(size: size) else { throw .xpio("xpio: end of stream") }
+            return (bytes, (try? peerAddress()) ?? Address(), nil)
+        }
         let capacity = Int(min(size, Int64(Socket.readBuffer.count)))
         var sender = Address()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let full = try sender.edit(sockaddr.self) { Sys.recvfrom(fd, Socket.readBuffer.baseAddress!, capacity, $0, &length) }.get()
+        let full = try sender.edit(sockaddr.self) { Sys.receiveDatagram(fd, Socket.readBuffer.baseAddress!, capacity, $0, &length) }.get()
         sender.length = length
         let count = min(full, capacity)
         return (UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count]), sender, full > capacity ? full : nil)

@@ -78,9 +78,12 @@ extension Socket {
             try Sys.setsockopt(fd, SOL_SOCKET, SO_LINGER, &raw, socklen_t(MemoryLayout<linger>.size)).get()
         case (_, .flag(let flag)) where option.isFlag:
             try setIntOption(fd, option, flag ? 1 : 0)
-        case (_, .integer(let number)) where !option.isFlag && option != .linger && number >= 0 && number <= Int64(CInt.max):
-            try setIntOption(fd, option, CInt(number))
+        case (_, .integer(let number)) where !option.isFlag && option != .linger && number >= 0:
+            // Beyond INT_MAX is INT_MAX: the kernel caps buffer sizes, and
+            // refuses a TTL that big as it would any other.
+            try setIntOption(fd, option, CInt(clamping: number))
         default:
+            // The glue checked the value's type against the option's.
             throw .xpio("xpio: bad option value")
         }
     }

@@ -1,9 +1,13 @@
 import CSystem
 
-/// Every system call of the runtime, wrapped once. Each wrapper reads errno
-/// right after the call, before anything else can change it, and applies
-/// the EINTR policy of its row in this table; nothing else in the runtime
-/// calls these C functions.
+/// Every system call of the runtime that can set errno, wrapped once. Each
+/// wrapper reads errno right after the call, before anything else can
+/// change it, and applies the EINTR policy of its row in this table;
+/// nothing else in the runtime calls these C functions. Library functions
+/// that report errors otherwise are called where they are used:
+/// `clock_gettime` (`Clock`), `inet_pton`/`inet_ntop`/`if_nametoindex`
+/// (`Address`), `freeaddrinfo` (`Resolver`), the `posix_spawn_*` set-up
+/// calls, which return their error (`Spawn`).
 ///
 /// | policy | calls | on EINTR |
 /// |---|---|---|
@@ -152,8 +156,9 @@ enum Sys {
     }
 
     /// The corresponding C function is `recvfrom` (MSG_TRUNC: the datagram's
-    /// full length comes back even when the buffer is shorter).
-    static func recvfrom(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ address: UnsafeMutablePointer<sockaddr>,
+    /// full length comes back even when the buffer is shorter). Datagram
+    /// sockets only: on a stream socket MSG_TRUNC discards the bytes.
+    static func receiveDatagram(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ address: UnsafeMutablePointer<sockaddr>,
                          _ length: UnsafeMutablePointer<socklen_t>) -> Result<Int, Failure> {
         perform("recvfrom", .retried) { xpio_recvfrom(fd, buffer, count, CInt(MSG_TRUNC), address, length) }
     }
@@ -253,11 +258,6 @@ enum Sys {
     static func umask(_ mask: mode_t) -> mode_t {
         _ = injectedFault("umask")
         return CSystem.umask(mask)
-    }
-
-    /// The corresponding C function is `getpgid`.
-    static func getpgid(_ pid: pid_t) -> Result<pid_t, Failure> {
-        int("getpgid", .cannot) { CSystem.getpgid(pid) }
     }
 
     // MARK: processes

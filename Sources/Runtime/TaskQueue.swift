@@ -5,7 +5,7 @@ public enum Readiness { case read, write }
 
 /// The runtime half of a task queue: waiters, by id, on descriptors, and a
 /// wait that returns the ids whose readiness has come. The Lua half
-/// (`Sources/XPIO/Scheduling.swift`) maps ids to task tables.
+/// (`Sources/CLua/tasks.c`) maps ids to task tables.
 ///
 /// Cost model, the reason for the layout:
 /// - Registrations are an array indexed by descriptor number and waiters an
@@ -171,6 +171,9 @@ public final class TaskQueue {
         }
         if !registrations[index].attached {
             registrations[index].attached = true
+            // Closed queues leave the list here, so a long-lived socket
+            // does not keep every short-lived queue that once waited on it.
+            target.queues.removeAll { $0.isClosed }
             target.queues.append(self)
         }
         waiters[Int(id)].state = .waiting

@@ -20,8 +20,8 @@ import Testing
                     try Socket.open(type: .UDP, family: .unix), try Socket.duplicate(fd: 1)]
         for socket in made {
             let fd = try socket.descriptor()
-            #expect(xpio_fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
-            #expect(xpio_fcntl(fd, F_GETFL) & O_NONBLOCK != 0)
+            #expect(xpio_fcntl_int(fd, F_GETFD, 0) & FD_CLOEXEC != 0)
+            #expect(xpio_fcntl_int(fd, F_GETFL, 0) & O_NONBLOCK != 0)
         }
     }
 

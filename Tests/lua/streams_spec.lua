@@ -79,6 +79,19 @@ describe("socket:readline", function()
     a:close()
   end)
 
+  it("takes a line of exactly max bytes whose newline comes in a later read", function()
+    local a, b = assert(xpio.socketpair())
+    assert(b:try_write("abcde"))
+    assert.are.same({ nil, "retry" }, { a:try_readline(false, 5) })
+    assert(b:try_write("\n\n"))
+    assert.are.equal("abcde", a:try_readline(false, 5))
+    assert.are.equal("", a:try_readline(false, 0))   -- max 0 takes an empty line
+    assert(b:try_write("x"))
+    assert.are.same({ nil, "xpio: line too long" }, { a:try_readline(false, 0) })
+    a:close()
+    b:close()
+  end)
+
   it("refuses a line longer than max, and keeps its bytes", function()
     local a, b = assert(xpio.socketpair())
     assert(b:try_write(string.rep("y", 100) .. "\nrest"))
@@ -144,6 +157,37 @@ describe("socket:readexactly and readall", function()
     assert.are.same({ nil, "xpio: end of stream", "78" }, results[3])
     assert.are.same({ n = 1 }, results[4])                  -- nothing left: a single nil
     a:close()
+  end)
+
+  it("readall that runs out of memory answers nil, message and keeps every byte", function()
+    -- Under ulimit -v the buffer's growth fails before the 300 MB are in:
+    -- no crash, and reads go on from the first byte kept.
+    if os.getenv("LD_PRELOAD") or os.getenv("XPIO_LUA") then
+      pending("ulimit -v does not suit ASan or valgrind")
+      return
+    end
+    local out, ok = helper.run_lua_script([[
+      local xpio = require "xpio"
+      local sched = require "xpio.sched"
+      local r, w = assert(xpio.pipe())
+      local p = assert(xpio.spawn({ "head", "-c", "300000000", "/dev/zero" }, xpio.env, { [1] = w }))
+      sched.spawn(function()
+        local data, err = r:readall()
+        assert(data == nil and err == "Cannot allocate memory", tostring(err))
+        local total = 0
+        while true do
+          local chunk = r:read(65536)
+          if not chunk then break end
+          total = total + #chunk
+        end
+        assert(total == 300000000, total)
+        assert(p:wait() == "exit")
+        print("ok")
+      end)
+      sched.run()
+    ]], "ulimit -v 250000")
+    assert.is_true(ok, out)
+    assert.are.equal("ok\n", out)
   end)
 
   it("readall returns everything, and \"\" for an empty stream", function()

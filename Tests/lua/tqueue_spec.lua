@@ -508,6 +508,28 @@ describe("tqueue:close", function()
   end)
 end)
 
+describe("queues and the descriptors they waited on", function()
+  it("a long-lived socket does not keep closed queues alive", function()
+    local a, b = assert(xpio.socketpair())
+    local function churn(n)
+      for _ = 1, n do
+        local q = xpio.tqueue()
+        assert(a:when_read({ _queue = q }))
+        q:close()
+      end
+      collectgarbage()
+      collectgarbage()
+    end
+    churn(2000)   -- warm up the allocators
+    local before = helper.rss_kb()
+    churn(40000)
+    local grown = helper.rss_kb() - before
+    assert.is_true(grown < 8 * 1024, ("40000 closed queues grew RSS by %d KiB"):format(grown))
+    a:close()
+    b:close()
+  end)
+end)
+
 describe("readiness", function()
   it("includes hang-up: a read waiter wakes when the peer closes and try_read reports end of stream", function()
     local q = xpio.tqueue()

@@ -37,7 +37,6 @@ static inline int xpio_errno(void) { return errno; }
 static inline void xpio_seterrno(int e) { errno = e; }
 
 static inline int xpio_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
-static inline int xpio_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
 static inline int xpio_open(const char *path, int flags) { return open(path, flags); }
 
 /* pidfd_open(2) through syscall(2): the glibc wrapper is 2.36+. */
@@ -47,40 +46,6 @@ static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {
 #else
     errno = ENOSYS;
     return -1;
-/* Descriptor passing over Unix sockets (shim.c). */
-ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count);
-ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated);
-
-/* Signals as events (signals.c). */
-int xpio_signal_watch(int signo, int use_signalfd);
-int xpio_signal_next(int signo, int fd, int *pid);
-void xpio_signal_unwatch(int signo);
-
-static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
-    return memmem(haystack, n, needle, m);
-}
-
-/* Name resolution on worker threads (resolver.c). */
-struct xpio_resolution;
-struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
-                                           size_t service_length, int family, int passive);
-int xpio_resolve_eventfd(const struct xpio_resolution *r);
-int xpio_resolve_done(struct xpio_resolution *r);
-int xpio_resolve_error(const struct xpio_resolution *r);
-int xpio_resolve_system_error(const struct xpio_resolution *r);
-const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r);
-void xpio_resolve_release(struct xpio_resolution *r);
-int xpio_resolver_threads(void);
-void xpio_set_resolver_delay(int milliseconds);
-
-/* sendto/recvfrom: transparent unions again. */
-static inline ssize_t xpio_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a, socklen_t l) {
-    return sendto(fd, b, n, flags, a, l);
-}
-static inline ssize_t xpio_recvfrom(int fd, void *b, size_t n, int flags, struct sockaddr *a, socklen_t *l) {
-    return recvfrom(fd, b, n, flags, a, l);
-}
-
 #endif
 }
 
@@ -90,40 +55,6 @@ static inline int xpio_pidfd_send_signal(int pidfd, int sig) {
 #else
     errno = ENOSYS;
     return -1;
-/* Descriptor passing over Unix sockets (shim.c). */
-ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count);
-ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated);
-
-/* Signals as events (signals.c). */
-int xpio_signal_watch(int signo, int use_signalfd);
-int xpio_signal_next(int signo, int fd, int *pid);
-void xpio_signal_unwatch(int signo);
-
-static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
-    return memmem(haystack, n, needle, m);
-}
-
-/* Name resolution on worker threads (resolver.c). */
-struct xpio_resolution;
-struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
-                                           size_t service_length, int family, int passive);
-int xpio_resolve_eventfd(const struct xpio_resolution *r);
-int xpio_resolve_done(struct xpio_resolution *r);
-int xpio_resolve_error(const struct xpio_resolution *r);
-int xpio_resolve_system_error(const struct xpio_resolution *r);
-const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r);
-void xpio_resolve_release(struct xpio_resolution *r);
-int xpio_resolver_threads(void);
-void xpio_set_resolver_delay(int milliseconds);
-
-/* sendto/recvfrom: transparent unions again. */
-static inline ssize_t xpio_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a, socklen_t l) {
-    return sendto(fd, b, n, flags, a, l);
-}
-static inline ssize_t xpio_recvfrom(int fd, void *b, size_t n, int flags, struct sockaddr *a, socklen_t *l) {
-    return recvfrom(fd, b, n, flags, a, l);
-}
-
 #endif
 }
 
@@ -136,7 +67,6 @@ static inline int xpio_getsockname(int fd, struct sockaddr *a, socklen_t *n) { r
 static inline int xpio_getpeername(int fd, struct sockaddr *a, socklen_t *n) { return getpeername(fd, a, n); }
 
 /* Wait-status macros. */
-static inline int xpio_wifexited(int s) { return WIFEXITED(s); }
 static inline int xpio_wexitstatus(int s) { return WEXITSTATUS(s); }
 static inline int xpio_wifsignaled(int s) { return WIFSIGNALED(s); }
 static inline int xpio_wtermsig(int s) { return WTERMSIG(s); }
@@ -149,11 +79,8 @@ static inline void xpio_epoll_set(struct epoll_event *e, uint32_t events, uint64
 static inline uint32_t xpio_epoll_events(const struct epoll_event *e) { return e->events; }
 static inline uint64_t xpio_epoll_data(const struct epoll_event *e) { return e->data.u64; }
 
-/* The process environment, and a spawn helper that also closes every
- * descriptor from `closefrom` up (glibc 2.34+ has the file action). */
-extern char **environ;
-static inline char **xpio_environ(void) { return environ; }
-
+/* Spawn helpers: one that also closes every descriptor from `closefrom` up
+ * (glibc 2.34+ has the file action), one that changes directory. */
 int xpio_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
 int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
 
