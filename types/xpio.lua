@@ -58,7 +58,10 @@ function xpio.pipe() end
 ---Return a socket object for a duplicate of descriptor `fd` (made with
 ---`F_DUPFD_CLOEXEC`, and set non-blocking). For example `xpio.fdopen(1)`
 ---writes to stdout. Closing or collecting the object closes the duplicate,
----never `fd` itself. Returns `nil, message` when `fd` is not open.
+---never `fd` itself, and makes the file blocking again if it was (the
+---flag belongs to the file, which `fd` shares: after
+---`xpio.fdopen(0):close()`, `io.read` works as before). Returns
+---`nil, message` when `fd` is not open.
 ---@param fd integer
 ---@return xpio.socket|nil
 ---@return string? message the error
@@ -113,7 +116,9 @@ function xpio.gettime() end
 ---XPIO afterwards); numbers are left open.
 ---
 ---`attrs` is a table of optional fields (see the `attrs` record): `exe`,
----`cwd`, `pgroup`, `setsid`.
+---`cwd`, `pgroup`, `setsid`, `umask`. `setsid` already makes a new group,
+---so it excludes `pgroup` (the kernel refuses the pair: `nil, "Operation
+---not permitted"`).
 ---
 ---Every table is read raw (`rawget`, `rawlen`, `next`): no metamethod of
 ---the caller's runs, and `#args` is the raw length.
@@ -414,7 +419,7 @@ function socket:try_write(data) end
 ---Send `data` as one datagram to `addr` (an unconnected UDP socket's way to
 ---answer whoever sent to it; on a connected one the address must match
 ---the peer or be left to `write`). Returns the number of bytes sent, which
----is all of `data`: a datagram is sent whole or not at one. A host name in
+---is all of `data`: a datagram is sent whole or not at all. A host name in
 ---`addr` is resolved before sending, blocking the caller while it is.
 ---@param data string
 ---@param addr string
@@ -425,7 +430,7 @@ function socket:sendto(data, addr) end
 ---Send `data` as one datagram to `addr` (an unconnected UDP socket's way to
 ---answer whoever sent to it; on a connected one the address must match
 ---the peer or be left to `write`). Returns the number of bytes sent, which
----is all of `data`: a datagram is sent whole or not at one. A host name in
+---is all of `data`: a datagram is sent whole or not at all. A host name in
 ---`addr` is resolved before sending, blocking the caller while it is.
 ---@param data string
 ---@param addr string
@@ -438,7 +443,9 @@ function socket:try_sendto(data, addr) end
 ---call, one datagram, never part of the next. When the datagram was longer
 ---than `size`, the rest of it is lost (the kernel discards it) and a third
 ---result gives the datagram's full length: truncation is never silent. A
----datagram from an unnamed Unix socket comes from `"unix:"`.
+---datagram from an unnamed Unix socket comes from `"unix:"`. On a stream
+---socket it reads as `read` does (at the end of the stream `nil, "xpio:
+---end of stream"`) and the address is the peer's.
 ---@param size integer
 ---@return string|nil
 ---@return string message the error
@@ -450,7 +457,9 @@ function socket:recvfrom(size) end
 ---call, one datagram, never part of the next. When the datagram was longer
 ---than `size`, the rest of it is lost (the kernel discards it) and a third
 ---result gives the datagram's full length: truncation is never silent. A
----datagram from an unnamed Unix socket comes from `"unix:"`.
+---datagram from an unnamed Unix socket comes from `"unix:"`. On a stream
+---socket it reads as `read` does (at the end of the stream `nil, "xpio:
+---end of stream"`) and the address is the peer's.
 ---@param size integer
 ---@return string|nil
 ---@return string message `"retry"` when it would block, else the error
@@ -526,13 +535,17 @@ function socket:readexactly(size) end
 function socket:try_readexactly(size) end
 
 ---Read everything up to the end of the stream and return it (`""` when
----there was nothing), like `io.read("a")`.
+---there was nothing), like `io.read("a")`: as much as the peer sends.
+---When memory for it runs out the answer is `nil, "Cannot allocate
+---memory"`, and what was read stays in the socket.
 ---@return string|nil
 ---@return string? message the error
 function socket:readall() end
 
 ---Read everything up to the end of the stream and return it (`""` when
----there was nothing), like `io.read("a")`.
+---there was nothing), like `io.read("a")`: as much as the peer sends.
+---When memory for it runs out the answer is `nil, "Cannot allocate
+---memory"`, and what was read stays in the socket.
 ---@return string|nil
 ---@return string? message `"retry"` when it would block, else the error
 function socket:try_readall() end
@@ -557,7 +570,8 @@ function socket:sendfds(data, files) end
 ---@return string? message `"retry"` when it would block, else the error
 function socket:try_sendfds(data, files) end
 
----Receive at most `size` bytes and the descriptors sent with them, as an
+---Receive at most `size` bytes (one when `size` is 0: descriptors travel
+---with bytes) and the descriptors sent with them, as an
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
 ---`nil, "xpio: end of stream"`.
@@ -567,7 +581,8 @@ function socket:try_sendfds(data, files) end
 ---@return xpio.socket[]|string message the error
 function socket:recvfds(size, max) end
 
----Receive at most `size` bytes and the descriptors sent with them, as an
+---Receive at most `size` bytes (one when `size` is 0: descriptors travel
+---with bytes) and the descriptors sent with them, as an
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
 ---`nil, "xpio: end of stream"`.
@@ -620,7 +635,8 @@ function socket:getsockopt(option) end
 ---Set a socket option (see the `option` enum for the names and the type of
 ---each one's value). An unknown name gives `nil, "xpio: unknown socket
 ---option"`; a value of the wrong type for the option, or a negative size,
----is an argument error naming `setsockopt`.
+---is an argument error naming `setsockopt`. A size beyond 2^31 - 1 is
+---taken as 2^31 - 1 (the kernel caps buffer sizes at its own limits).
 ---@param option xpio.option
 ---@param value boolean|integer
 ---@return true|nil

@@ -16,7 +16,9 @@ public enum Failure: Error {
     case resolution(CInt)
     /// The object (named by its kind, e.g. "socket") has been closed.
     case closed(StaticString)
-    /// A Lua argument error: argument number (self counts) and reason (raised, not returned).
+    /// A Lua argument error: argument number (self counts) and reason
+    /// (raised, not returned). Thrown by the bindings (Sources/XPIO), which
+    /// get the number from the spec's `@name`; never by the runtime itself.
     case badArgument(CInt, StaticString)
     /// A Lua error with this message (raised, not returned).
     case raise(StaticString)

@@ -8,23 +8,30 @@ enum SocketBinding {
     /// `files`: socket objects or descriptor numbers (which stay open here).
     static func sendDescriptors(_ socket: Socket, _ data: LuaString, _ files: [Value]) throws(Failure) -> Int {
         var fds: [CInt] = []
-        for file in files {
-            if let number = file.optionalInteger {
-                guard number <= Int64(CInt.max) else { throw .system(EBADF) }
-                fds.append(CInt(number))
-            } else {
-                fds.append(try file.object(Socket.self, "socket").descriptor())
-            }
-        }
+        for file in files { fds.append(try descriptor(file)) }
         return try socket.sendDescriptors(data.bytes, fds)
     }
 
+    /// A `socket|size` value as a descriptor number: the socket's, or the
+    /// number (one no descriptor can have is EBADF, as the kernel says).
+    static func descriptor(_ value: Value) throws(Failure) -> CInt {
+        guard let number = value.optionalInteger else { return try value.object(Socket.self, "socket").descriptor() }
+        guard number <= Int64(CInt.max) else { throw .system(EBADF) }
+        return CInt(number)
+    }
+
     /// `what`: a `w` in it shuts down writing, an `r` reading.
-    static func shutdown(_ socket: Socket, _ what: LuaString) throws(Failure) {
+    static func shutdown(_ socket: Socket, _ what: LuaString, argument: CInt) throws(Failure) {
         let read = what.bytes.contains(UInt8(ascii: "r"))
         let write = what.bytes.contains(UInt8(ascii: "w"))
-        guard read || write else { throw .badArgument(2, "\"r\", \"w\" or \"rw\" expected") }
+        guard read || write else { throw .badArgument(argument, "\"r\", \"w\" or \"rw\" expected") }
         try socket.shutdown(read: read, write: write)
+    }
+
+    /// A readuntil delimiter: any bytes but none.
+    static func delimiter(_ text: LuaString, argument: CInt) throws(Failure) -> UnsafeRawBufferPointer {
+        guard text.bytes.count > 0 else { throw .badArgument(argument, "the delimiter must not be empty") }
+        return text.bytes
     }
 }
 
@@ -65,11 +72,13 @@ extension BufferedRead: ResultSet {
 /// every type, NULs and names) made into a `SpawnRequest`; the socket
 /// objects handed to the child are closed once it has started.
 enum SpawnBinding {
-    static func spawn(args: [Value], env: [Value], files: [Value], attrs: Record_attrs) throws(Failure) -> Process {
+    /// `at`: the argument numbers of `args`, `files` and `attrs`, for errors.
+    static func spawn(args: [Value], env: [Value], files: [Value], attrs: Record_attrs,
+                      at: (args: CInt, files: CInt, attrs: CInt)) throws(Failure) -> Process {
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { UnsafeMutablePointer(mutating: $0.string.cString) }
         argv.append(nil)
         guard let program = attrs.exe?.cString ?? argv.first.flatMap({ $0.map { UnsafePointer($0) } }) else {
-            throw .badArgument(1, "args[1] or attrs.exe must name the program")
+            throw .badArgument(at.args, "args[1] or attrs.exe must name the program")
         }
 
         // "NAME=value" strings, freed on return.
@@ -98,12 +107,11 @@ enum SpawnBinding {
         pair = 0
         while pair + 1 < files.count {
             let target = files[pair].integer
-            guard target < 1 << 20 else { throw .badArgument(3, "file numbers must be below 2^20") }
+            guard target < 1 << 20 else { throw .badArgument(at.files, "file numbers must be below 2^20") }
             let value = files[pair + 1]
             pair += 2
-            if let number = value.optionalInteger {
-                guard number <= Int64(CInt.max) else { throw .system(EBADF) }
-                map.append((CInt(target), CInt(number)))
+            if value.optionalInteger != nil {
+                map.append((CInt(target), try SocketBinding.descriptor(value)))
             } else if let shortcut = value.optionalEnumCase(FileShortcut.self) {
                 switch shortcut {
                 case .null:
@@ -121,7 +129,7 @@ enum SpawnBinding {
         }
         if !sameAsStdout.isEmpty {
             guard let stdout = map.first(where: { $0.target == 1 }) else {
-                throw .badArgument(3, "\"stdout\" needs files[1]")
+                throw .badArgument(at.files, "\"stdout\" needs files[1]")
             }
             for target in sameAsStdout { map.append((target, stdout.source)) }
         }
@@ -132,7 +140,7 @@ enum SpawnBinding {
         if let leader = attrs.pgroup.optionalObject(Process.self) { request.processGroup = leader.pid }
         request.newSession = attrs.setsid ?? false
         if let mask = attrs.umask {
-            guard mask <= 0o777 else { throw .badArgument(4, "attrs.umask must be between 0 and 0777") }
+            guard mask <= 0o777 else { throw .badArgument(at.attrs, "attrs.umask must be between 0 and 0777") }
             request.umask = mode_t(mask)
         }
         let process = try Spawn.start(request, searchPath: strchr(program, CInt(UInt8(ascii: "/"))) == nil)

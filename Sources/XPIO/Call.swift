@@ -67,9 +67,14 @@ struct Call {
 
     /// The failure as a status for the C glue: results (`nil, message`), a
     /// retry, or an error to raise.
-    func fail(_ failure: Failure) -> Int32 {
+    ///
+    /// `retries` is false for entries other than `try_` ones: a would-block
+    /// errno (EAGAIN from fork under RLIMIT_NPROC, from a full signal queue)
+    /// is then reported as what it is, never as `"retry"`.
+    func fail(_ failure: Failure, retries: Bool = true) -> Int32 {
         switch failure {
         case .retry:
+            guard retries else { return fail(.system(EAGAIN)) }
             return Int32(XPIO_RETRY)
         case .system(let code):
             raw.pointee.code = code
@@ -136,9 +141,6 @@ struct Value {
         guard tag == Int32(XPIO_OBJECT), let pointer = raw.pointee.u.object else { return nil }
         return Unmanaged<T>.fromOpaque(pointer).takeUnretainedValue()
     }
-
-    /// Whether this is an object of kind number `kind` (spec order).
-    func isObject(ofKind kind: Int32) -> Bool { tag == Int32(XPIO_OBJECT) && raw.pointee.count == kind }
 
     /// An enum's case (C has matched the name; the unknown ones never reach Swift).
     func enumCase<E: SpecEnum>(_ type: E.Type) -> E { E(specCase: raw.pointee.count) }

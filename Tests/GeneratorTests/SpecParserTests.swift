@@ -42,7 +42,16 @@ import Testing
         #expect(error("method nothing:f() -> true = F.f()") == "Spec/test.spec:2: error: unknown object kind `nothing`")
         #expect(error("function f(value: option.value) -> true = F.f()").contains("needs an earlier parameter `option`"))
         #expect(error("  | stray") == "Spec/test.spec:2: error: `|` lines belong to an enum or a record")
+        #expect(error("function f(a: integer) -> true = F.f(a, at: @b)")
+            == "Spec/test.spec:2: error: `@b` names no parameter (`@name` is a parameter's argument number)")
         #expect(throws: SpecError.self) { try SpecParser.parse(files: [("    doc without a header", "Spec/a.spec")]) }
+    }
+
+    @Test func atNameIsTheArgumentNumberSelfCounting() throws {
+        let spec = try parse("method tqueue:f(a: integer, b: integer) -> true = try F.f(b, at: @b, first: @a, me: @self)")
+        let function = spec.allFunctions.first { $0.qualifiedName == "tqueue:f" }!
+        let glue = GlueEmitter(spec: spec)
+        #expect(glue.argumentPositions(in: "F.f(b, at: @b, first: @a, me: @self)", function) == "F.f(b, at: 3, first: 2, me: 1)")
     }
 
     @Test func theProjectSpecParses() throws {

@@ -97,7 +97,7 @@ struct GlueEmitter {
             case .native:
                 return
             case .swift(let text):
-                expression = text
+                expression = argumentPositions(in: text, function)
             }
             var statements: [String] = []
             for (offset, param) in function.luaParams.enumerated() {
@@ -109,13 +109,27 @@ struct GlueEmitter {
             if statements.contains(where: { $0.contains("try ") }) {
                 out.line("do throws(Failure) {")
                 out.indent { out in for statement in statements { out.line(statement) } }
-                out.line("} catch { return c.fail(error) }")
+                // Only a try_ body may answer "retry" (its blocking partner
+                // then waits); anywhere else a would-block errno is an error.
+                out.line(function.canRetry ? "} catch { return c.fail(error) }" : "} catch { return c.fail(error, retries: false) }")
             } else {
                 for statement in statements { out.line(statement) }
             }
         }
         out.line("}")
         out.line("")
+    }
+
+    /// `@name` in a binding is parameter `name`'s Lua argument number (self
+    /// counts), so a Swift check that raises an argument error names the
+    /// right one without the runtime knowing Lua's positions.
+    func argumentPositions(in expression: String, _ function: Function) -> String {
+        var text = expression
+        for (offset, param) in function.luaParams.enumerated() {
+            text = text.replacingOccurrences(of: "@\\b\(NSRegularExpression.escapedPattern(for: param.name))\\b", with: "\(offset + 1)",
+                                             options: .regularExpression)
+        }
+        return text
     }
 
     /// Whether `name` occurs in `expression` as a whole word.

@@ -43,6 +43,15 @@ enum Validator {
                     throw fail("an object result cannot be part of a union: it is made before the call")
                 }
             }
+            if case .swift(let text) = entry.binding {
+                let names = Set(entry.params.map(\.name) + (entry.owner == nil ? [] : ["self"]))
+                var rest = Substring(text)
+                while let at = rest.firstIndex(of: "@") {
+                    let name = rest[rest.index(after: at)...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+                    guard names.contains(String(name)) else { throw fail("`@\(name)` names no parameter (`@name` is a parameter's argument number)") }
+                    rest = rest[rest.index(after: at)...]
+                }
+            }
             if entry.binding == .native && entry.kind != .function && entry.kind != .method && entry.kind != .field {
                 throw fail("only functions, methods and fields can be native")
             }
