@@ -6,7 +6,7 @@ public enum Clock {
     /// The corresponding C function is `clock_gettime(CLOCK_MONOTONIC)`.
     public static func now() -> Double {
         var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
+        Sys.monotonicNow(&time)
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 }

@@ -42,7 +42,7 @@ public final class Process: Waitable {
     static func prepareFallback() {
         guard sigchldPipe == nil else { return }
         if !pidfdDisabled && pidfdsWork == nil {
-            if case .success(let fd) = openPidfd(getpid()) { _ = Sys.close(fd) }
+            if case .success(let fd) = openPidfd(Sys.getpid()) { _ = Sys.close(fd) }
         }
         guard pidfdDisabled || pidfdsWork == false else { return }
         let fd = xpio_sigchld_pipe()

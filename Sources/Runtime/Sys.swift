@@ -4,10 +4,10 @@ import CSystem
 /// wrapper reads errno right after the call, before anything else can
 /// change it, and applies the EINTR policy of its row in this table;
 /// nothing else in the runtime calls these C functions. Library functions
-/// that report errors otherwise are called where they are used:
-/// `clock_gettime` (`Clock`), `inet_pton`/`inet_ntop`/`if_nametoindex`
-/// (`Address`), `freeaddrinfo` (`Resolver`), the `posix_spawn_*` set-up
-/// calls, which return their error (`Spawn`).
+/// that are not system calls are called where they are used:
+/// `inet_pton`/`inet_ntop`/`if_nametoindex` (`Address`), `freeaddrinfo`
+/// (`Resolver`), the `posix_spawn_*` set-up calls, which return their
+/// error (`Spawn`).
 ///
 /// | policy | calls | on EINTR |
 /// |---|---|---|
@@ -253,6 +253,15 @@ enum Sys {
     static func open(_ path: UnsafePointer<CChar>, _ flags: CInt) -> Result<CInt, Failure> {
         int("open", .retried) { xpio_open(path, flags | O_CLOEXEC) }
     }
+
+    /// The corresponding C function is `clock_gettime(CLOCK_MONOTONIC)`; it
+    /// cannot fail (and is not counted: timeouts read it all the time).
+    static func monotonicNow(_ time: UnsafeMutablePointer<timespec>) {
+        _ = clock_gettime(CLOCK_MONOTONIC, time)
+    }
+
+    /// The corresponding C function is `getpid`; it cannot fail.
+    static func getpid() -> pid_t { CSystem.getpid() }
 
     /// The corresponding C function is `umask`; it cannot fail.
     static func umask(_ mask: mode_t) -> mode_t {
