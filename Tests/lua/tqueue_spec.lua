@@ -508,6 +508,35 @@ describe("tqueue:close", function()
   end)
 end)
 
+describe("tqueue lifecycle", function()
+  it("leaving a <close> scope does what close() does: its tasks are unscheduled", function()
+    local a, b = assert(xpio.socketpair())
+    local task = {}
+    do
+      local q <close> = xpio.tqueue()
+      task._queue = q
+      assert.is_true(a:when_read(task))
+      assert.is_function(task._dequeue)
+    end
+    assert.is_nil(task._dequeue)
+    assert.is_nil(task._dequeuedata)
+    local q2 = xpio.tqueue()
+    task._queue = q2
+    assert.is_true(a:when_read(task))   -- not "task is already scheduled"
+    q2:close()
+    a:close()
+    b:close()
+  end)
+
+  it("tostring opens no descriptor, on either backend", function()
+    local q = xpio.tqueue()
+    local before = open_fds()
+    for _ = 1, 3 do assert.is_string(tostring(q)) end
+    assert.are.equal(before, open_fds())
+    q:close()
+  end)
+end)
+
 describe("queues and the descriptors they waited on", function()
   it("a long-lived socket does not keep closed queues alive", function()
     local a, b = assert(xpio.socketpair())
