@@ -9,12 +9,14 @@
 #
 # What counts is the sanitizers' reports (one log file per process that
 # found something). The runtime is preloaded into every process the tests
-# start, so the child interpreters are checked too. No suppressions. Two
+# start, so the child interpreters are checked too. No suppressions. Three
 # behaviour tests cannot pass this way and are left out by name:
 #   - a child killed by SIGSEGV: the sanitizer, preloaded into the child's
 #     shell too, catches the signal and exits 1 instead;
-#   - the soak's resident-memory bound: the sanitizer's quarantine and
-#     shadow memory grow the resident set by design.
+#   - the soak's resident-memory bound, and the bound on what 40 000 closed
+#     queues may add to it: the sanitizer's quarantine (freed blocks are
+#     held back to catch use after free) and shadow memory grow the
+#     resident set by design. Both run, unsanitized, in make test.
 # The fuzz and soak runs are shortened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +37,8 @@ export XPIO_FUZZ_SECONDS=3 XPIO_SOAK_SCALE=0.2
 export ASAN_OPTIONS="detect_leaks=0:verify_asan_link_order=0:log_path=$PWD/build/asan/report"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$PWD/build/asan/report"
 busted=(busted --lua=lua5.4 --helper=Tests/lua/helper.lua
-        --filter-out=killed.by.SIGKILL --filter-out=mixed.operations.leave)   # busted --lua re-splits on spaces
+        --filter-out=killed.by.SIGKILL --filter-out=mixed.operations.leave
+        --filter-out=does.not.keep.closed.queues.alive)   # busted --lua re-splits on spaces
 
 status=0
 run() {
