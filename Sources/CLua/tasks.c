@@ -40,23 +40,32 @@ static void *queue_object(lua_State *L, int index) {
     return slot ? *slot : NULL;
 }
 
-/* task:_dequeue(): the queue is upvalue 1. Returns true, or nothing when the
- * task is not scheduled on this queue. */
+/* task:_dequeue(), or task._dequeue(task._dequeuedata): the queue is
+ * upvalue 1, the data the task's waiter key. Returns true, or nothing when
+ * the task is not scheduled on this queue. Anything else as the argument
+ * is an error: a silent no-op would leave the task scheduled. */
 static int dequeue(lua_State *L) {
     int queue = lua_upvalueindex(1);
     void *object = queue_object(L, queue);
-    if (!object || !lua_istable(L, 1)) return 0;
-    lua_pushliteral(L, "_dequeuedata");
-    lua_rawget(L, 1);
+    int by_task = lua_istable(L, 1);
+    if (!by_task && !lua_isinteger(L, 1)) return luaL_typeerror(L, 1, "task or task._dequeuedata");
+    if (!object) return 0;
+    if (by_task) {
+        lua_pushliteral(L, "_dequeuedata");
+        lua_rawget(L, 1);
+    } else {
+        lua_pushvalue(L, 1);
+    }
     int isinteger;
     lua_Integer key = lua_tointegerx(L, -1, &isinteger);
     if (!isinteger || key < 1 || key > INT32_MAX) return 0;
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) return 0;
-    lua_rawgeti(L, -1, key);
-    if (!lua_rawequal(L, -1, 1)) return 0;
+    if (lua_rawgeti(L, -1, key) != LUA_TTABLE) return 0;
+    if (by_task && !lua_rawequal(L, -1, 1)) return 0;
+    int task = lua_gettop(L);
     xpio_queue_cancel(object, (int32_t)(key - 1));
     forget_key(L, queue, key);
-    clear_fields(L, 1);
+    clear_fields(L, task);
     lua_pushboolean(L, 1);
     return 1;
 }

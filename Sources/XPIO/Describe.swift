@@ -7,9 +7,10 @@ import CLua
 enum Describe {
     static func entry(_ name: StaticString, types: [StaticString], params: [StaticString], role: Int32 = Int32(XPIO_PLAIN),
                       readiness: Int32 = Int32(XPIO_READABLE), method: Bool = false, body: xpio_body? = nil,
-                      native: xpio_native? = nil, partner: StaticString? = nil, objects: StaticString? = nil) -> xpio_entry {
+                      native: xpio_native? = nil, partner: StaticString? = nil, whole: Int32 = -1,
+                      objects: StaticString? = nil) -> xpio_entry {
         xpio_entry(name: name.cString, types: strings(types), params: strings(params), nparams: Int32(types.count), role: role,
-                   method: method ? 1 : 0, body: body, native: native, partner: partner?.cString, readiness: readiness,
+                   method: method ? 1 : 0, body: body, native: native, partner: partner?.cString, whole: whole, readiness: readiness,
                    objects: objects?.cString)
     }
 

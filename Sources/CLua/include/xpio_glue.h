@@ -150,6 +150,8 @@ typedef struct xpio_entry {
     xpio_body body;
     xpio_native native;         /* NATIVE: the C function */
     const char *partner;        /* BLOCKING: the when_ function */
+    int32_t whole;              /* BLOCKING: the string parameter written whole
+                                   (result 0 counts its bytes), or -1 */
     int32_t readiness;          /* WHEN: READABLE or WRITABLE */
     const char *objects;        /* the kinds of the objects returned, '@' + index */
 } xpio_entry;
@@ -226,5 +228,6 @@ int xpio_native_getCurrentTask(lua_State *L);
 int xpio_native_tqueue_wait(lua_State *L);
 int xpio_native_tqueue_close(lua_State *L);
 int xpio_native_env(lua_State *L);
+int xpio_native_run(lua_State *L);
 
 #endif

@@ -36,9 +36,11 @@ struct FuzzCasesEmitter {
                 let params = function.entry.params.map {
                     "{ name = \"\($0.name)\", type = \($0.type.fuzzDescriptor(spec)), optional = \($0.optional) }"
                 }
-                let shapes = function.entry.results.shapes.map { shape in
+                var shapes = function.entry.results.shapes.map { shape in
                     "{ " + shape.map { "\"\($0.shapeName(spec))\"" }.joined(separator: ", ") + " }"
                 }
+                // A whole write that fails part-way says how much it wrote.
+                if function.role == .blocking && function.entry.whole != nil { shapes.append("{ \"nil\", \"string\", \"integer\" }") }
                 let owner = function.owner.map { "\"\($0)\"" } ?? "nil"
                 out.line("  { name = \"\(function.luaName)\", owner = \(owner), blocking = \(function.role == .blocking), params = { \(params.joined(separator: ", ")) }, shapes = { \(shapes.joined(separator: ", ")) } },")
             }

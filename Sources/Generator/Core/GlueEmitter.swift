@@ -264,6 +264,9 @@ struct GlueEmitter {
             text += ", body: \(bodyName(function))"
         }
         if function.role == .blocking { text += ", partner: \"\(function.entry.partner!)\"" }
+        if function.role == .blocking, let whole = function.entry.whole, let index = params.firstIndex(where: { $0.name == whole }) {
+            text += ", whole: \(index)"
+        }
         let objects = function.entry.results.positions.compactMap { position -> String? in
             if case .object(let kind) = position { return LuaType.indexCode(spec.kindIndex(kind)) }
             return nil

@@ -175,6 +175,9 @@ public struct Entry {
     var results: Results
     /// blocking: the `when_` partner; when: the readiness ("read"/"write").
     var partner: String?
+    /// blocking: the string parameter its blocking form writes whole, trying
+    /// again with the rest after a partial write (`[when_write, whole data]`).
+    var whole: String? = nil
     var binding: Binding
     var doc: String
     var location: String    // "Spec/socket.spec:12", for diagnostics

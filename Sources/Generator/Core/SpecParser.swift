@@ -196,6 +196,16 @@ public enum SpecParser {
             partner = String(resultText[resultText.index(after: bracket)..<resultText.index(before: resultText.endIndex)])
             resultText = String(resultText[..<bracket]).trimmingCharacters(in: .whitespaces)
         }
+        // `[when_write, whole data]`: the blocking form writes all of `data`.
+        var whole: String?
+        if let text = partner, let comma = text.firstIndex(of: ",") {
+            partner = text[..<comma].trimmingCharacters(in: .whitespaces)
+            let option = text[text.index(after: comma)...].split(separator: " ").map(String.init)
+            guard kind == .blocking, option.count == 2, option[0] == "whole" else {
+                throw fail("after the partner, a blocking entry may say `whole PARAM`: [when_write, whole data]")
+            }
+            whole = option[1]
+        }
         if (kind == .blocking || kind == .when) != (partner != nil) {
             throw fail(kind == .blocking ? "a blocking entry names its when_ partner: [when_NAME]"
                        : kind == .when ? "a when entry names its readiness: [read] or [write]"
@@ -204,7 +214,7 @@ public enum SpecParser {
         let results = try readResults(resultText, names: names, location: location)
         guard let binding else { throw fail("an entry names what implements it: `= try Swift.expression(...)`, `= native` or `= pending`") }
         return Entry(kind: kind, owner: owner, name: fullName, params: params, results: results, partner: partner,
-                     binding: binding, doc: doc, location: location)
+                     whole: whole, binding: binding, doc: doc, location: location)
     }
 
     static func readParams(_ text: String, names: TypeNames, location: String) throws -> [Param] {

@@ -60,6 +60,14 @@ enum Validator {
                 guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.partner }) else {
                     throw fail("blocking `\(entry.name)` names `\(entry.partner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
                 }
+                if let whole = entry.whole {
+                    guard entry.params.contains(where: { $0.name == whole && $0.type == .string && !$0.optional }) else {
+                        throw fail("`whole \(whole)` names no string parameter")
+                    }
+                    guard entry.results.positions.first == .integer, !entry.results.raw else {
+                        throw fail("a `whole` entry returns the bytes written: `-> integer`")
+                    }
+                }
             case .when:
                 guard entry.name.hasPrefix("when_") else { throw fail("a when entry's name starts with when_") }
                 guard entry.partner == "read" || entry.partner == "write" else { throw fail("readiness is [read] or [write]") }
