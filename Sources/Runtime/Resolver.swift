@@ -100,6 +100,7 @@ public enum Resolver {
         let key = requestKey(host, service, family)
         if let pending = requests.first(where: { $0.key == key }) { return try pending.resolution.addresses() }
         guard Endpoint.isHostName(host) || isNumericHost(host) else { throw .xpio("xpio: mal-formed host name") }
+        guard isValidService(service) else { throw .xpio("xpio: mal-formed service") }
         let resolution = try Resolution(host: host, service: service ?? UnsafeRawBufferPointer(start: nil, count: 0),
                                         family: family, passive: false)
         if resolution.isDone { return try resolution.addresses() }
@@ -154,7 +155,27 @@ public enum Resolver {
         var text = [CChar](repeating: 0, count: 65)
         for (i, byte) in host.enumerated() { text[i] = CChar(bitPattern: byte) }
         var scratch = sockaddr_storage()
+        if let percent = host.firstIndex(of: UInt8(ascii: "%")) {
+            // An IPv6 address with a scope id (`fe80::1%lo`, `fe80::1%2`):
+            // getaddrinfo checks the interface.
+            let scope = host[(percent + 1)...]
+            guard !scope.isEmpty, scope.allSatisfy({ $0 != UInt8(ascii: "%") && $0 > 32 && $0 < 127 }) else { return false }
+            text[percent] = 0
+            return inet_pton(AF_INET6, text, &scratch) == 1
+        }
         return inet_pton(AF_INET, text, &scratch) == 1 || inet_pton(AF_INET6, text, &scratch) == 1
+    }
+
+    /// A service given as a number must be a port (0...65535): getaddrinfo
+    /// would wrap 65536 to 0.
+    static func isValidService(_ service: UnsafeRawBufferPointer?) -> Bool {
+        guard let service, !service.isEmpty, service.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return true }
+        var value = 0
+        for digit in service {
+            value = value * 10 + Int(digit - UInt8(ascii: "0"))
+            if value > 65535 { return false }
+        }
+        return true
     }
 
     /// The address an endpoint names, resolving a name now (blocking the

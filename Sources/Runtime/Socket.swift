@@ -142,6 +142,8 @@ public final class Socket: Descriptor, Waitable {
         if readiness == .write, let pending = nameConnection, !pending.resolution.isDone {
             return try pending.resolution.waitTarget(.read)
         }
+        // Bytes a buffered read kept are there to read now.
+        if readiness == .read, let buffered, !buffered.isEmpty { return nil }
         return WaitTarget(self, readiness)
     }
 
@@ -168,8 +170,9 @@ public final class Socket: Descriptor, Waitable {
     /// success (EISCONN) or the pending error (SO_ERROR).
     ///
     /// A name is resolved first, off the Lua thread (`.retry` until then),
-    /// for this socket's family; its addresses are then tried in order, the
-    /// next one when a connection is refused or unreachable.
+    /// for this socket's family (an inet6 socket takes IPv4 answers too,
+    /// mapped); its addresses are then tried in order, the next one when a
+    /// connection is refused or unreachable.
     /// The corresponding C function is `connect`.
     public func connect(_ endpoint: Endpoint) throws(Failure) {
         let fd = try descriptor()
@@ -179,8 +182,11 @@ public final class Socket: Descriptor, Waitable {
             return
         }
         if nameConnection?.matches(host, service) != true {
+            // An inet6 socket reaches IPv4 addresses too, mapped (unless
+            // IPV6_V6ONLY is set, which makes them unreachable: the next is tried).
+            let wanted: AddressFamily? = family == .inet6 ? nil : family
             nameConnection = NameConnection(host: host, service: service,
-                                            resolution: try Resolution(host: host, service: service, family: family, passive: false))
+                                            resolution: try Resolution(host: host, service: service, family: wanted, passive: false))
         }
         let pending = nameConnection!
         do throws(Failure) {
@@ -207,7 +213,13 @@ public final class Socket: Descriptor, Waitable {
     }
 
     private func connect(_ fd: CInt, _ address: Address) throws(Failure) {
-        switch address.withSockaddr({ Sys.connect(fd, $0, $1) }) {
+        var result = address.withSockaddr { Sys.connect(fd, $0, $1) }
+        if case .failure(.system(ECONNABORTED)) = result {
+            // Linux: the first connect after a failed one (its error already
+            // read from SO_ERROR) only resets the socket; the next one starts.
+            result = address.withSockaddr { Sys.connect(fd, $0, $1) }
+        }
+        switch result {
         case .success: return
         case .failure(.system(EISCONN)): return
         case .failure(.retry):
@@ -225,7 +237,19 @@ public final class Socket: Descriptor, Waitable {
     /// Sends `data` with descriptors attached (SCM_RIGHTS): the peer gets
     /// duplicates, these stay open here. The corresponding C function is `sendmsg`.
     public func sendDescriptors(_ data: UnsafeRawBufferPointer, _ fds: [CInt]) throws(Failure) -> Int {
-        try Sys.sendDescriptors(try descriptor(), data, fds).get()
+        let fd = try descriptor()
+        try requireUnix()
+        return try Sys.sendDescriptors(fd, data, fds).get()
+    }
+
+    /// Descriptors and credentials travel over Unix sockets only (a socket
+    /// of fdopen's is asked its domain).
+    private func requireUnix() throws(Failure) {
+        if let family {
+            if family != .unix { throw .xpio("xpio: not a unix socket") }
+        } else if try intOption(SOL_SOCKET, SO_DOMAIN) != AF_UNIX {
+            throw .xpio("xpio: not a unix socket")
+        }
     }
 
     /// Receives at most `size` bytes and the descriptors sent with them (at
@@ -234,6 +258,11 @@ public final class Socket: Descriptor, Waitable {
     /// `nil, "xpio: end of stream"`. The corresponding C function is `recvmsg`.
     public func receiveDescriptors(size: Int64, max: Int64) throws(Failure) -> (UnsafeRawBufferPointer, [Socket]) {
         let fd = try descriptor()
+        if let buffered, !buffered.isEmpty {
+            // Bytes a buffered read kept came before any sent now: they first.
+            return (buffered.take(Int(min(Swift.max(size, 1), Int64(Swift.min(buffered.count, Socket.readBuffer.count))))), [])
+        }
+        try requireUnix()
         let capacity = Int(min(Swift.max(size, 1), Int64(Socket.readBuffer.count)))
         let limit = Int(min(max, 253))
         var fds = [CInt](repeating: -1, count: Swift.max(limit, 1))
@@ -257,7 +286,9 @@ public final class Socket: Descriptor, Waitable {
     public func peerCredentials() throws(Failure) -> (CInt, CInt, CInt) {
         var credentials = ucred()
         var length = socklen_t(MemoryLayout<ucred>.size)
-        try Sys.getsockopt(try descriptor(), SOL_SOCKET, SO_PEERCRED, &credentials, &length).get()
+        let fd = try descriptor()
+        try requireUnix()
+        try Sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length).get()
         return (credentials.pid, CInt(bitPattern: credentials.uid), CInt(bitPattern: credentials.gid))
     }
 
@@ -292,6 +323,11 @@ public final class Socket: Descriptor, Waitable {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let full = try sender.edit(sockaddr.self) { Sys.receiveDatagram(fd, Socket.readBuffer.baseAddress!, capacity, $0, &length) }.get()
         sender.length = length
+        if sender.family == nil && family == .unix {
+            // An unnamed sender: the kernel gives no address at all.
+            sender.edit(sockaddr.self) { $0.pointee.sa_family = sa_family_t(AF_UNIX) }
+            sender.length = socklen_t(MemoryLayout<sa_family_t>.size)
+        }
         let count = min(full, capacity)
         return (UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count]), sender, full > capacity ? full : nil)
     }

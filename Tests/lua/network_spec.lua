@@ -158,6 +158,17 @@ describe("datagrams", function()
     end)
   end
 
+  it("names an unnamed Unix sender \"unix:\"", function()
+    local name = "unix:@xpio-unnamed-" .. helper.pid()
+    local a = assert(xpio.socket("UDP", "unix"))
+    assert(a:bind(name))
+    local b = assert(xpio.socket("UDP", "unix"))   -- never bound
+    assert.are.equal(1, b:try_sendto("x", name))
+    assert.are.same({ "x", "unix:" }, { a:try_recvfrom(10) })
+    a:close()
+    b:close()
+  end)
+
   it("reports a truncated datagram with its full length", function()
     local a = assert(xpio.socket("UDP"))
     assert(a:bind("127.0.0.1:0"))
@@ -262,6 +273,23 @@ describe("host names", function()
       server:close()
       l:close()
     end
+  end)
+
+  it("an inet6 socket connects by name to a listener on 127.0.0.1 only (mapped)", function()
+    local l = listener("inet")
+    local port = l:getsockname():match(":(%d+)$")
+    local got, server = run(function(sched) return echo(sched, l, "inet6", "localhost:" .. port, "mapped") end)
+    assert.are.equal("mapped", got)
+    server:close()
+    l:close()
+  end)
+
+  it("resolve refuses a numeric service above 65535 and takes a scoped IPv6 address", function()
+    assert.are.same({ nil, "xpio: mal-formed service" }, { xpio.try_resolve("127.0.0.1", "65536") })
+    assert.are.same({ nil, "xpio: mal-formed service" }, { xpio.try_resolve("localhost", "99999") })
+    assert.are.same({ "127.0.0.1:65535" }, (run(function() return xpio.resolve("127.0.0.1", "65535") end)))
+    assert.are.same({ "[fe80::1%lo]:80" }, (run(function() return xpio.resolve("fe80::1%lo", "80") end)))
+    assert.are.same({ nil, "xpio: mal-formed host name" }, { xpio.try_resolve("fe80::1%", "80") })
   end)
 
   it("connect to a name tries its addresses in turn", function()
