@@ -147,8 +147,10 @@ function xpio.spawn(args, env, files, attrs) end
 ---port, and only those of `family` when it is given. `localhost` is always
 ---loopback. A failure returns `nil` and the resolver's message
 ---(`"Name or service not known"`, `"Temporary failure in name
----resolution"`); a host that is neither a name nor a numeric address gives
----`nil, "xpio: mal-formed host name"`.
+---resolution"`); a host that is neither a name nor a numeric address (an
+---IPv6 one may carry a scope id, `fe80::1%lo`) gives
+---`nil, "xpio: mal-formed host name"`, and a numeric service above 65535
+---`nil, "xpio: mal-formed service"`.
 ---
 ---Concurrent calls with the same arguments share one lookup, whose answer
 ---is kept for 2 seconds after it comes. At most four worker threads
@@ -167,8 +169,10 @@ function xpio.resolve(host, service, family) end
 ---port, and only those of `family` when it is given. `localhost` is always
 ---loopback. A failure returns `nil` and the resolver's message
 ---(`"Name or service not known"`, `"Temporary failure in name
----resolution"`); a host that is neither a name nor a numeric address gives
----`nil, "xpio: mal-formed host name"`.
+---resolution"`); a host that is neither a name nor a numeric address (an
+---IPv6 one may carry a scope id, `fe80::1%lo`) gives
+---`nil, "xpio: mal-formed host name"`, and a numeric service above 65535
+---`nil, "xpio: mal-formed service"`.
 ---
 ---Concurrent calls with the same arguments share one lookup, whose answer
 ---is kept for 2 seconds after it comes. At most four worker threads
@@ -215,14 +219,49 @@ function xpio.when_resolve(task, host, service, family) end
 ---@return string? message the error
 function xpio.signal(signal) end
 
+---Run a command to its end from a task of `xpio.sched` and collect what it
+---wrote: the common case of `xpio.spawn` in one call, with a timeout.
+---Returns `status, code, stdout, stderr`: `status` is `"exit"` (`code` the
+---exit code), `"signal"` (`code` the signal that ended it) or `"timeout"`
+---(the command ran past `opts.timeout` and was stopped: SIGTERM, then
+---SIGKILL after `opts.grace` seconds; `code` the signal that ended it).
+---When the command cannot be started: `nil, message` at once.
+---
+---`opts` (read raw, every field optional): `env` (default `xpio.env`),
+---`cwd`, `stdin` (a string written to the command's standard input,
+---default `/dev/null`; what the command has not read when `run` returns
+---is dropped), `stderr` (`"stdout"` merges standard error into standard
+---output), `timeout` (seconds), `grace` (seconds between SIGTERM and
+---SIGKILL, default 1), `linger` (seconds to go on reading after the
+---command exits, for output of processes it left behind, default 1),
+---`scheduler` (the `xpio.sched` instance the calling task runs in). It is
+---the Lua module `xpio.run` (`require "xpio.run"` gives the same function),
+---loaded on first use.
+---@param args string[]
+---@param opts? table
+---@return string|nil
+---@return integer|string
+---@return string
+---@return string
+function xpio.run(args, opts) end
+
 ---Return the XPIO version string.
 ---@return string
 function xpio.version() end
 
----Return the child's process id.
+---Return the child's process id (`nil, "xpio: process is closed"` once the
+---object is closed: the pid may be another process's by then).
 ---@return integer|nil
 ---@return string? message the error
 function process:pid() end
+
+---Let go of the child: what `<close>` and garbage collection do. The child
+---is not killed; it is reaped when it exits (at once if it has), so it
+---never becomes a zombie. Every method of a closed process, `close`
+---included, answers `nil, "xpio: process is closed"`.
+---@return true|nil
+---@return string? message the error
+function process:close() end
 
 ---Send a signal to the process: SIGKILL by default, or the given signal
 ---number or name (`"TERM"`, `"SIGTERM"`, `15`). On a process that has
@@ -288,7 +327,11 @@ function process:try_stop(grace) end
 function process:when_stop(task) end
 
 ---Schedule `task` on `task._queue` to become ready when the process has
----exited, i.e. when `try_wait` should be called again.
+---exited, i.e. when `try_wait` should be called again. Without pidfds
+---(Linux before 5.3) the task waits on XPIO's SIGCHLD pipe, which any of
+---XPIO's children exiting makes readable: the task can then come back
+---while this child still runs, `try_wait` answers `nil, "retry"`, and the
+---task is scheduled again (the blocking `wait` does this itself).
 ---@param task table
 ---@return true|nil
 ---@return string? message the error
@@ -346,7 +389,11 @@ function socket:listen(backlog) end
 ---On a UDP socket it sets the default peer. A host name is resolved first,
 ---for the socket's family, on a worker thread: `try_connect` answers
 ---`nil, "retry"` until it is, and `when_write` wakes when it is; its
----addresses are then tried in order.
+---addresses are then tried in order, the next when one refuses or is
+---unreachable. An inet socket reaches only IPv4 addresses; an inet6
+---socket reaches both (IPv4 ones mapped, `::ffff:127.0.0.1`), so
+---`xpio.socket("TCP", "inet6")` is the one to connect by name to a
+---service that may listen on either.
 ---@param addr string
 ---@return true|nil
 ---@return string? message the error
@@ -358,7 +405,11 @@ function socket:connect(addr) end
 ---On a UDP socket it sets the default peer. A host name is resolved first,
 ---for the socket's family, on a worker thread: `try_connect` answers
 ---`nil, "retry"` until it is, and `when_write` wakes when it is; its
----addresses are then tried in order.
+---addresses are then tried in order, the next when one refuses or is
+---unreachable. An inet socket reaches only IPv4 addresses; an inet6
+---socket reaches both (IPv4 ones mapped, `::ffff:127.0.0.1`), so
+---`xpio.socket("TCP", "inet6")` is the one to connect by name to a
+---service that may listen on either.
 ---@param addr string
 ---@return true|nil
 ---@return string? message `"retry"` when it would block, else the error
@@ -399,18 +450,26 @@ function socket:read(size) end
 function socket:try_read(size) end
 
 ---Write `data` (a string, or a number converted to one) and return the
----number of bytes written, which may be less than `#data` for `try_write`.
----The blocking `write` returns once some bytes have been written. Writing
----to a pipe or socket whose reader is gone gives `nil, "Broken pipe"`.
+---number of bytes written. `try_write` writes what fits at once (one
+---system call), which may be less than `#data`; the blocking `write`
+---writes all of it, waiting as often as it must, and returns `#data`.
+---When it fails after writing part (an error, or `nil, "timeout"` from
+---`sched.timeout`), the count written comes third: `nil, message, count`,
+---so that nothing is lost. Writing to a pipe or socket whose reader is
+---gone gives `nil, "Broken pipe"`.
 ---@param data string
 ---@return integer|nil
 ---@return string? message the error
 function socket:write(data) end
 
 ---Write `data` (a string, or a number converted to one) and return the
----number of bytes written, which may be less than `#data` for `try_write`.
----The blocking `write` returns once some bytes have been written. Writing
----to a pipe or socket whose reader is gone gives `nil, "Broken pipe"`.
+---number of bytes written. `try_write` writes what fits at once (one
+---system call), which may be less than `#data`; the blocking `write`
+---writes all of it, waiting as often as it must, and returns `#data`.
+---When it fails after writing part (an error, or `nil, "timeout"` from
+---`sched.timeout`), the count written comes third: `nil, message, count`,
+---so that nothing is lost. Writing to a pipe or socket whose reader is
+---gone gives `nil, "Broken pipe"`.
 ---@param data string
 ---@return integer|nil
 ---@return string? message `"retry"` when it would block, else the error
@@ -574,7 +633,10 @@ function socket:try_sendfds(data, files) end
 ---with bytes) and the descriptors sent with them, as an
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
----`nil, "xpio: end of stream"`.
+---`nil, "xpio: end of stream"`. Bytes a buffered read (`readline`, ...)
+---kept come first, with no descriptors: they were sent before any
+---waiting now. Over a socket that is not a Unix socket, `sendfds`,
+---`recvfds` and `getpeercred` answer `nil, "xpio: not a unix socket"`.
 ---@param size integer
 ---@param max? integer
 ---@return string|nil
@@ -585,7 +647,10 @@ function socket:recvfds(size, max) end
 ---with bytes) and the descriptors sent with them, as an
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
----`nil, "xpio: end of stream"`.
+---`nil, "xpio: end of stream"`. Bytes a buffered read (`readline`, ...)
+---kept come first, with no descriptors: they were sent before any
+---waiting now. Over a socket that is not a Unix socket, `sendfds`,
+---`recvfds` and `getpeercred` answer `nil, "xpio: not a unix socket"`.
 ---@param size integer
 ---@param max? integer
 ---@return string|nil
@@ -601,7 +666,8 @@ function socket:getpeercred() end
 
 ---Schedule `task` on `task._queue` to become ready when the socket is
 ---readable (or has an error or hang-up pending): when `try_read` or
----`try_accept` should be called again.
+---`try_accept` should be called again. When a buffered read (`readline`,
+---...) has kept bytes, the task is ready at once.
 ---@param task table
 ---@return true|nil
 ---@return string? message the error

@@ -159,3 +159,26 @@ int xpio_native_env(lua_State *L) {
     }
     return 1;
 }
+
+/* xpio.run: the Lua module "xpio.run" (lua/xpio/run.lua, installed beside
+ * the module), loaded on first use and called with the arguments as given,
+ * which it reads raw. It runs under xpio.sched and yields: the call goes
+ * through lua_callk, so the coroutine can. */
+static int run_finish(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    (void)ctx;
+    return lua_gettop(L);
+}
+
+int xpio_native_run(lua_State *L) {
+    xpio_call call;
+    int status = xpio_decode(L, xpio_current_entry(L), &call);
+    if (status) return xpio_push_failure(L, &call, status);
+    lua_settop(L, 2);
+    if (lua_getglobal(L, "require") != LUA_TFUNCTION) return luaL_error(L, "xpio.run: needs require");
+    lua_pushliteral(L, "xpio.run");
+    lua_call(L, 1, 1);
+    lua_insert(L, 1);
+    lua_callk(L, 2, LUA_MULTRET, 0, run_finish);
+    return run_finish(L, LUA_OK, 0);
+}

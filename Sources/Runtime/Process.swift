@@ -27,7 +27,7 @@ public final class Process: Waitable {
     /// The object was closed (or collected): the child was reaped or went
     /// to a reaper thread, so its pid may belong to another process now and
     /// every call answers `.closed`.
-    private var closed = false
+    public private(set) var closed = false
 
     /// The SIGCHLD self-pipe's read end, shared; never closed.
     nonisolated(unsafe) static var sigchldPipe: Descriptor?
@@ -114,9 +114,13 @@ public final class Process: Waitable {
     }
 
     /// What when_wait waits on: the pidfd; nil (ready at once) once the
-    /// status is known. Without pidfds the shared SIGCHLD pipe.
+    /// status is known. Without pidfds the shared SIGCHLD pipe, emptied
+    /// first of news that came before (checking this child on the way), so
+    /// only an exit from now on wakes the task: one of this child, or of
+    /// another (then `try_wait` answers retry and the task waits again).
     public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
         guard status == nil, let exit = try exitDescriptor() else { return nil }
+        if usesFallback, (try? poll()) != nil { return nil }
         return WaitTarget(exit, .read)
     }
 
@@ -174,6 +178,20 @@ public final class Process: Waitable {
     public func stopTarget() throws(Failure) -> WaitTarget? {
         guard status == nil, let stopping else { return nil }
         return WaitTarget(stopping.group, .read)
+    }
+
+    /// The child's pid, while the object is open: once closed, the pid may
+    /// be another process's.
+    public func processID() throws(Failure) -> pid_t {
+        guard !closed else { throw .closed("process") }
+        return pid
+    }
+
+    /// `process:close()`: what `<close>` and collection do, as a method;
+    /// a second close answers `.closed`.
+    public func close() throws(Failure) {
+        guard !closed else { throw .closed("process") }
+        abandon()
     }
 
     /// The object is closed or going away: reap the child now if it has

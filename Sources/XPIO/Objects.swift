@@ -27,7 +27,7 @@ extension TaskQueue: LuaObject {
 extension Process: LuaObject {
     /// Never kills: the child is reaped once it exits.
     func dispose() { abandon() }
-    var summary: (label: StaticString, number: Int64?)? { ("pid", Int64(pid)) }
+    var summary: (label: StaticString, number: Int64?)? { closed ? nil : ("pid", Int64(pid)) }
 }
 
 extension SignalWatch: LuaObject {

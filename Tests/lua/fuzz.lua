@@ -170,6 +170,8 @@ do
   end
   q:close()
 end
+-- xpio.run loads xpio.sched, whose queue lives as long as the process.
+require "xpio.sched"
 local baseline_fds = fd_list()
 local baseline_children = #children()
 
@@ -532,8 +534,8 @@ local function finish_process(p, kill)
   if kill then pcall(p.kill, p) end
   local deadline = xpio.gettime() + 5
   while xpio.gettime() < deadline do
-    local ok, status = pcall(p.try_wait, p)
-    if not ok or status ~= nil then return end
+    local ok, status, err = pcall(p.try_wait, p)
+    if not ok or status ~= nil or err ~= "retry" then return end   -- ended, or closed
     private_queue:wait(0.005)
   end
 end
@@ -1210,13 +1212,24 @@ local function extra_action()
     table.sort(list, function(a, b) return tostring(a) < tostring(b) end)
     local task = list[random(#list)]
     local other = list[random(#list)]
-    local arg = chance(0.8) and task or pick({ other, {}, nil, 1, guard_a })
+    local arg = chance(0.7) and task or pick({ other, {}, nil, 1, guard_a, rawget(task, "_dequeuedata") })
     local dq = rawget(task, "_dequeue")
     set_call("task._dequeue(" .. render(arg) .. ")")
     calls = calls + 1
-    local before = type(arg) == "table" and registered[arg] or nil
+    -- an integer is some task's _dequeuedata: the task it names on dq's queue
+    local target = arg
+    if math.type(arg) == "integer" then
+      for t, q in pairs(registered) do
+        if q == registered[task] and rawget(t, "_dequeuedata") == arg then target = t end
+      end
+    end
+    local before = type(target) == "table" and registered[target] or nil
     local pack = timed_pcall(dq, arg)
     if not pack[1] then check_message("the error", pack[2]) end
+    if type(arg) ~= "table" and math.type(arg) ~= "integer" and pack[1] then
+      fail("task._dequeue(" .. render(arg) .. ") did not raise")
+    end
+    arg = target
     if before then
       if rawget(arg, "_dequeue") == nil then
         -- unscheduled: only by its own queue's _dequeue

@@ -125,6 +125,16 @@ end)
 describe("xpio.run", function()
   local xrun = require "xpio.run"
 
+  it("is xpio.run too: the same function, through the module table, with its arguments checked", function()
+    run(10, function(sched)
+      assert.are.same({ "exit", 0, "hi\n", "" }, { xpio.run({ "echo", "hi" }, { scheduler = sched }) })
+      assert.are.same({ "timeout", 15, "", "" }, { xpio.run({ "sleep", "5" }, { timeout = 0.2, scheduler = sched }) })
+    end)
+    local ok, err = pcall(xpio.run, "echo")
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'run' (table expected, got string)", err, 1, true)
+  end)
+
   it("returns status, code, stdout and stderr, and feeds stdin", function()
     run(10, function(sched)
       local own = { scheduler = sched }

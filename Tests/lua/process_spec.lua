@@ -544,6 +544,40 @@ describe("xpio.spawn: signal state of the child", function()
   end)
 end)
 
+describe("process:when_wait", function()
+  it("does not wake for another child's exit that came before it", function()
+    local q = xpio.tqueue()
+    local other = assert(xpio.spawn({ "true" }, xpio.env))
+    helper.nap(0.2) -- other has exited: without pidfds its news waits in the SIGCHLD pipe
+    local p = assert(xpio.spawn({ "sleep", "0.5" }, xpio.env))
+    local task = { _queue = q }
+    assert.is_true(p:when_wait(task))
+    local ready = q:wait(5)
+    assert.are.equal(task, ready[1])
+    assert.are.same({ "exit", 0 }, { p:try_wait() })
+    assert.are.same({ "exit", 0 }, { other:try_wait() })
+  end)
+end)
+
+describe("process:close", function()
+  it("lets go of the child: pid, tostring and every method say it is closed, and no zombie is left", function()
+    local p = assert(xpio.spawn({ "true" }, xpio.env))
+    local pid = p:pid()
+    assert.is_true(pid > 0)
+    assert.truthy(tostring(p):find("pid " .. pid, 1, true))
+    assert.is_true(p:close())
+    assert.are.equal("xpio.process: closed", tostring(p))
+    for _, call in ipairs({ "pid", "close", "kill", "try_wait" }) do
+      assert.are.same({ nil, "xpio: process is closed" }, { p[call](p) }, call)
+    end
+    helper.nap(0.3)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    local state = f and f:read("a"):match("^%d+ %b() (%a)")
+    if f then f:close() end
+    assert.are_not.equal("Z", state, "the closed child was left a zombie")
+  end)
+end)
+
 describe("process: many children and dropped objects", function()
   it("200 children spawned and waited concurrently leave no zombie and no descriptor", function()
     collectgarbage()

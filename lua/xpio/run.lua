@@ -1,4 +1,4 @@
---- xpio.run: run a command to its end and collect what it wrote, from a
+--- xpio.run (also `require "xpio.run"`): run a command to its end and collect what it wrote, from a
 --- task of xpio.sched; the common case of xpio.spawn in one call.
 ---
 ---   local run = require "xpio.run"
@@ -13,7 +13,7 @@
 --- after opts.grace seconds; code: the signal that ended it). When the
 --- command cannot be started: nil, message.
 ---
---- opts (all optional):
+--- opts (all optional, read raw):
 ---   env      the environment (default: xpio.env)
 ---   cwd      the working directory
 ---   stdin    a string written to the command's standard input (default:
@@ -40,12 +40,7 @@ end
 --- ends the writing quietly (the command did not want its input), and so
 --- does `w` closed under a waiting write (run returning).
 local function feed(w, data)
-  local at = 1
-  while at <= #data do
-    local n = w:write(at == 1 and data or data:sub(at))
-    if not n then break end
-    at = at + n
-  end
+  w:write(data) -- all of it, or the reader went away
   w:close()
 end
 
@@ -53,8 +48,13 @@ local function close_all(list)
   for _, s in ipairs(list) do s:close() end
 end
 
-return function(args, opts)
-  opts = opts or {}
+return function(args, given)
+  -- options are read raw, as XPIO reads every table of the caller's
+  local function opt(name) return given and rawget(given, name) end
+  local opts = {
+    scheduler = opt("scheduler"), stdin = opt("stdin"), stderr = opt("stderr"), env = opt("env"),
+    cwd = opt("cwd"), timeout = opt("timeout"), grace = opt("grace"), linger = opt("linger"),
+  }
   local sched = opts.scheduler or require "xpio.sched"
   assert(sched.current(), "xpio.run: must be called from a task of xpio.sched")
   local ours, theirs = {}, {}
