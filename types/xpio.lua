@@ -235,8 +235,8 @@ function xpio.signal(signal) end
 ---SIGKILL, default 1), `linger` (seconds to go on reading after the
 ---command exits, for output of processes it left behind, default 1),
 ---`scheduler` (the `xpio.sched` instance the calling task runs in). It is
----the Lua module `xpio.run` (`require "xpio.run"` gives the same function),
----loaded on first use.
+---a C function that loads the Lua module `xpio.run` on first use and
+---calls it (`require "xpio.run"` is that Lua function itself).
 ---@param args string[]
 ---@param opts? table
 ---@return string|nil
@@ -666,8 +666,10 @@ function socket:getpeercred() end
 
 ---Schedule `task` on `task._queue` to become ready when the socket is
 ---readable (or has an error or hang-up pending): when `try_read` or
----`try_accept` should be called again. When a buffered read (`readline`,
----...) has kept bytes, the task is ready at once.
+---`try_accept` should be called again. It waits for the kernel: bytes a
+---buffered read (`readline`, ...) kept do not make it ready (a partial
+---line would wake it for ever), so call the `try_` function first, which
+---answers from them.
 ---@param task table
 ---@return true|nil
 ---@return string? message the error

@@ -176,6 +176,7 @@ public final class Process: Waitable {
 
     /// What when_stop waits on: the exit or the deadline, whichever first.
     public func stopTarget() throws(Failure) -> WaitTarget? {
+        guard !closed else { throw .closed("process") }
         guard status == nil, let stopping else { return nil }
         return WaitTarget(stopping.group, .read)
     }

@@ -142,8 +142,6 @@ public final class Socket: Descriptor, Waitable {
         if readiness == .write, let pending = nameConnection, !pending.resolution.isDone {
             return try pending.resolution.waitTarget(.read)
         }
-        // Bytes a buffered read kept are there to read now.
-        if readiness == .read, let buffered, !buffered.isEmpty { return nil }
         return WaitTarget(self, readiness)
     }
 

@@ -570,6 +570,11 @@ describe("process:close", function()
     for _, call in ipairs({ "pid", "close", "kill", "try_wait" }) do
       assert.are.same({ nil, "xpio: process is closed" }, { p[call](p) }, call)
     end
+    for _, call in ipairs({ "when_wait", "when_stop" }) do
+      local task = { _queue = xpio.tqueue() }
+      assert.are.same({ nil, "xpio: process is closed" }, { p[call](p, task) }, call)
+      assert.is_nil(task._dequeue, call .. " scheduled a task of a closed process")
+    end
     helper.nap(0.3)
     local f = io.open("/proc/" .. pid .. "/stat")
     local state = f and f:read("a"):match("^%d+ %b() (%a)")
