@@ -119,6 +119,7 @@ public final class Process: Waitable {
     /// only an exit from now on wakes the task: one of this child, or of
     /// another (then `try_wait` answers retry and the task waits again).
     public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
+        guard !closed else { throw .closed("process") }
         guard status == nil, let exit = try exitDescriptor() else { return nil }
         if usesFallback, (try? poll()) != nil { return nil }
         return WaitTarget(exit, .read)
