@@ -1,34 +1,11 @@
---- xpio.run (also `require "xpio.run"`): run a command to its end and collect what it wrote, from a
---- task of xpio.sched; the common case of xpio.spawn in one call.
+--- xpio.run(args, [opts]): run a command to its end from a task of
+--- xpio.sched and collect what it wrote. What it takes and returns is the
+--- spec's (Spec/module.spec, `function run`; docs/API.md): xpio.run, made
+--- by the glue, loads this module and calls it. This file is the how.
 ---
----   local run = require "xpio.run"
 ---   sched.spawn(function()
----     local status, code, out, err = run({ "make", "-j2" }, { timeout = 600 })
----     if status == "exit" and code == 0 then ... end
+---     local status, code, out, err = xpio.run({ "make", "-j2" }, { timeout = 600 })
 ---   end)
----
---- Returns `status, code, stdout, stderr`: status is "exit" (code: the exit
---- code), "signal" (code: the signal that ended it) or "timeout" (the
---- command ran past opts.timeout and was stopped: SIGTERM, then SIGKILL
---- after opts.grace seconds; code: the signal that ended it). When the
---- command cannot be started: nil, message.
----
---- opts (all optional, read raw):
----   env      the environment (default: xpio.env)
----   cwd      the working directory
----   stdin    a string written to the command's standard input (default:
----            /dev/null); the writing stops when run returns: what the
----            command (or what it left behind) has not read by then is
----            dropped
----   stderr   "stdout" to merge standard error into standard output
----            (stderr is then "")
----   timeout  seconds the command may run
----   grace    seconds between SIGTERM and SIGKILL on a timeout (default 1)
----   linger   seconds to go on reading after the command exits, for output
----            of processes it left behind that still hold its pipes
----            (default 1)
----   scheduler  the xpio.sched instance the calling task runs in (default:
----            require "xpio.sched")
 local xpio = require "xpio"
 
 --- Reads `r` to its end (or until it is closed under the reader) into `chunks`.
