@@ -20,6 +20,7 @@ let luaInclude = environment["XPIO_LUA_INCDIR"] ?? "/usr/include/lua5.4"
 
 // Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
 let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
+let tlsExports = Context.packageDirectory + "/Sources/TLS/exports.map"
 var swiftSettings: [SwiftSetting] = []
 // nodelete: lua_close dlcloses C modules, but XPIO's threads (reaper,
 // resolver) and its SIGCHLD handler may still run its code afterwards.
@@ -44,20 +45,43 @@ let package = Package(
     name: "xpio",
     products: [
         .library(name: "xpio", type: .dynamic, targets: ["XPIO"]),
+        // xpio/tls.so: the TLS engine over OpenSSL 3, a module of its own so
+        // that xpio.so stays libc-only (Sources/CTLSABI says how they meet).
+        .library(name: "xpio_tls", type: .dynamic, targets: ["TLS"]),
     ],
     targets: [
         .target(name: "CSystem"),
         .target(name: "CLua", cSettings: [.unsafeFlags(["-I" + luaInclude])]),
-        .target(name: "Runtime", dependencies: ["CSystem"], swiftSettings: swiftSettings),
+        .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: swiftSettings),
         // XPIO sees the C glue's xpio_glue.h only, not lua.h: Swift cannot
         // call the Lua API, so no Lua error can unwind a Swift frame.
         .target(
             name: "XPIO",
-            dependencies: ["Runtime", "CLua", "CSystem"],
+            dependencies: ["Runtime", "CLua", "CSystem", "CTLSABI"],
             exclude: ["exports.map"],   // the linker's version script (linkerSettings), not a source
             swiftSettings: swiftSettings,
             linkerSettings: linkerSettings,
             plugins: ["XPIOGlue"]
+        ),
+        // The provider table xpio.so and tls.so exchange: plain C, no Lua, no OpenSSL.
+        .target(name: "CTLSABI"),
+        // OpenSSL 3's headers, to the non-deprecated 3.0 API only, and its macros as functions.
+        .target(
+            name: "COpenSSL",
+            cSettings: [.define("OPENSSL_API_COMPAT", to: "30000"), .define("OPENSSL_NO_DEPRECATED")],
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        // luaopen_xpio_tls: hands the engine to xpio.so, which owns the Lua side.
+        .target(name: "CTLSModule", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude])]),
+        .target(
+            name: "TLS",
+            dependencies: ["CTLSABI", "COpenSSL", "CTLSModule"],
+            exclude: ["exports.map"],
+            swiftSettings: swiftSettings,
+            linkerSettings: [
+                .unsafeFlags(["-Xlinker", "--version-script=" + tlsExports, "-Xlinker", "--gc-sections"], .when(configuration: .release)),
+                .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"]),
+            ] + (embedded ? [] : [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))])
         ),
         // The generator: its logic in a library (tested against reference
         // output), a thin executable the plugin runs.

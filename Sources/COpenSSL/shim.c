@@ -1,0 +1,1 @@
+#include "xpio_openssl.h"
