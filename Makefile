@@ -34,30 +34,38 @@ endif
 SWIFT_BUILD := env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=$(EMBEDDED) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
 GEN      := $(SCRATCH)/release/Generator-tool
 MODULE   := $(OUT)/xpio.so
+TLS_MODULE := $(OUT)/xpio/tls.so
 SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*.swift Sources/*/*.c Sources/*/*.h Sources/*/include/*.h Sources/XPIO/exports.map Plugins/*/*.swift)
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
 .PHONY: all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
-all: $(MODULE)
+all: $(MODULE) $(TLS_MODULE)
 
 ifeq ($(XPIO_PREBUILT),1)
 # LuaRocks' test installs what `make` built, without starting a Swift build.
-$(MODULE):
+$(MODULE) $(TLS_MODULE):
 	@test -f $@ || { echo "XPIO_PREBUILT=1 but $@ is missing: run make first"; exit 1; }
 else
 $(MODULE): $(SOURCES) | deps
 	$(SWIFT_BUILD) --product xpio
 	mkdir -p $(OUT)
 	strip --strip-unneeded -o $@ $(SCRATCH)/release/libxpio.so
+
+# xpio/tls.so: the TLS engine over OpenSSL 3 (require "xpio.tls").
+$(TLS_MODULE): $(SOURCES) | deps
+	$(SWIFT_BUILD) --product xpio_tls
+	mkdir -p $(OUT)/xpio
+	strip --strip-unneeded -o $@ $(SCRATCH)/release/libxpio_tls.so
 endif
 
-# lua5.4 and its headers; the package manager runs only when something is missing.
+# lua5.4 and its headers, OpenSSL 3's headers (for xpio/tls.so alone) and
+# its command; the package manager runs only when something is missing.
 deps:
-	@command -v $(LUA) >/dev/null && test -f $(LUA_INCDIR)/lua.h || { \
-	  echo "installing lua5.4 and liblua5.4-dev"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev; }
+	@command -v $(LUA) >/dev/null && test -f $(LUA_INCDIR)/lua.h && test -f /usr/include/openssl/ssl.h && command -v openssl >/dev/null || { \
+	  echo "installing lua5.4, liblua5.4-dev, libssl-dev and openssl"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev libssl-dev openssl; }
 
 # The test tools (busted, luacheck), LuaRocks for the install test, and the
 # libraries the embedding and signal tests drive XPIO from (luv, luaposix).
@@ -68,7 +76,7 @@ test-deps: deps
 	  echo "installing" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-demo: $(MODULE)
+demo: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) $(LUA) examples/demo.lua
 
 build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
@@ -82,7 +90,7 @@ test: test-deps lint test-swift test-lua test-oom test-hostile bench-smoke docs-
 test-swift:
 	swift test --no-parallel
 
-test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
+test-lua: $(MODULE) $(TLS_MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 	@echo "== Lua tests, epoll backend"
 	$(LUA_ENV) $(BUSTED) Tests/lua build/gen
 	@echo "== Lua tests, poll backend"
@@ -93,6 +101,9 @@ test-lua: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 	! ldd $(MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
 	! nm -D --undefined-only $(MODULE) | grep -v ' w ' | grep -v '@GLIBC_' | grep -v ' lua' | grep .
 	env -i $(LUA) -e "package.cpath='$(CURDIR)/$(OUT)/?.so' assert(require('xpio').socket)"
+	@echo "== xpio/tls.so needs OpenSSL and libc alone, and loads beside xpio.so"
+	! ldd $(TLS_MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux|libssl\.so|libcrypto\.so' | grep .
+	env -i $(LUA) -e "package.cpath='$(CURDIR)/$(OUT)/?.so' assert(require('xpio.tls').client)"
 
 lint: test-deps
 	luacheck --quiet lua Tests/lua examples bench Tests/hostile
@@ -146,13 +157,14 @@ check-memory: $(MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua 
 check-asan: build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
 	Tests/check-asan.sh
 
-install: $(MODULE)
+install: $(MODULE) $(TLS_MODULE)
 	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so
 	install -m 644 lua/xpio/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_CDIR)/xpio.so
+	rm -rf $(DESTDIR)$(LUA_CDIR)/xpio
 	rm -rf $(DESTDIR)$(LUA_LDIR)/xpio
 
 bench: $(MODULE)

@@ -51,7 +51,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
-        .target(name: "CLua", cSettings: [.unsafeFlags(["-I" + luaInclude])]),
+        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude])]),
         .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: swiftSettings),
         // XPIO sees the C glue's xpio_glue.h only, not lua.h: Swift cannot
         // call the Lua API, so no Lua error can unwind a Swift frame.

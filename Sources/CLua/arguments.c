@@ -296,7 +296,9 @@ static int decode(decoder *d, int index, const char *code, xpio_value *out, int 
     out->tag = XPIO_ABSENT;
     switch (*code) {
     case '?':
-        if (type <= LUA_TNIL || (type == LUA_TBOOLEAN && !lua_toboolean(L, index))) return MATCHED;
+        /* false leaves an option out, except where a boolean is taken: there
+         * it says no (`verify = false` where the default is true). */
+        if (type <= LUA_TNIL || (type == LUA_TBOOLEAN && !lua_toboolean(L, index) && code[1] != 'b')) return MATCHED;
         return decode(d, index, code + 1, out, in_place);
     case 's': case 'c': case 'N':
         return decode_string(d, index, *code, out, in_place);

@@ -12,6 +12,7 @@
 #define XPIO_GLUE_PRIVATE_H
 
 #include "xpio_glue.h"
+#include "xpio_tls_abi.h"
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -57,6 +58,11 @@ void xpio_push_current_task(lua_State *L);
 
 /* tasks.c */
 int xpio_call_when(lua_State *L);
+int xpio_call_lua(lua_State *L);
+
+/* A socket's connection in the TLS engine (Sources/XPIO/TLSBinding.swift):
+ * NULL when it has none; *closed set when the socket is closed. */
+void *xpio_socket_tls_connection(void *socket, int *closed);
 /* Unschedules every task of the queue at `queue` without making it ready. */
 void xpio_drop_tasks(lua_State *L, int queue);
 

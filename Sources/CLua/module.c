@@ -20,6 +20,7 @@ static void push_function(lua_State *L, const xpio_entry *entry, int kinds, int 
         lua_pushcclosure(L, xpio_call_blocking, 3);
         break;
     case XPIO_WHEN: lua_pushcclosure(L, xpio_call_when, 2); break;
+    case XPIO_LUA: lua_pushcclosure(L, xpio_call_lua, 2); break;
     case XPIO_NATIVE: case XPIO_FIELD: lua_pushcclosure(L, entry->native, 2); break;
     default: lua_pushcclosure(L, xpio_call_function, 2); break;
     }
@@ -99,6 +100,32 @@ static int module_closing(lua_State *L) {
     return 0;
 }
 
+/* The table of submodule `name`, its functions made like the module's. */
+static void push_submodule(lua_State *L, const char *name, int kinds) {
+    const xpio_module *m = xpio_description;
+    for (int32_t i = 0; i < m->nsubmodules; i++) {
+        if (strcmp(m->submodules[i].name, name) != 0) continue;
+        lua_createtable(L, 0, m->submodules[i].nfunctions);
+        fill(L, m->submodules[i].functions, m->submodules[i].nfunctions, kinds, lua_gettop(L));
+        return;
+    }
+    lua_newtable(L);
+}
+
+/* xpio.tls.install(engine): xpio/tls.so hands over its TLS engine (an
+ * xpio_tls_provider, Sources/CTLSABI) and gets the `xpio.tls` table. The
+ * two must come from one XPIO version: their structures are each other's. */
+static int install_tls(lua_State *L) {
+    const xpio_tls_provider *provider = lua_touserdata(L, 1);
+    if (!provider) return luaL_error(L, "xpio.tls: no TLS engine given");
+    if (provider->abi != XPIO_TLS_ABI || strcmp(provider->version, XPIO_VERSION) != 0)
+        return luaL_error(L, "xpio.tls: xpio/tls.so is version %s but xpio.so is version %s: install both from one XPIO",
+                          provider->version, XPIO_VERSION);
+    xpio_tls = provider;
+    push_submodule(L, "xpio.tls", lua_upvalueindex(1));
+    return 1;
+}
+
 int luaopen_xpio(lua_State *L) {
     xpio_start();
     xpio_description = xpio_module_description();
@@ -140,6 +167,10 @@ int luaopen_xpio(lua_State *L) {
         set_metamethod(L, kind, kinds, "__tostring", meta_tostring);
         lua_pop(L, 1);
     }
+    /* What luaopen_xpio_tls (xpio/tls.so) calls with its engine. */
+    lua_pushvalue(L, kinds);
+    lua_pushcclosure(L, install_tls, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "xpio.tls.install");
     lua_createtable(L, 0, m->nfunctions);
     fill(L, m->functions, m->nfunctions, kinds, lua_gettop(L));
     return 1;
@@ -160,25 +191,27 @@ int xpio_native_env(lua_State *L) {
     return 1;
 }
 
-/* xpio.run: the Lua module "xpio.run" (lua/xpio/run.lua, installed beside
- * the module), loaded on first use and called with the arguments as given,
- * which it reads raw. It runs under xpio.sched and yields: the call goes
- * through lua_callk, so the coroutine can. */
-static int run_finish(lua_State *L, int status, lua_KContext ctx) {
+/* An entry implemented in Lua (`= lua MODULE` in the spec): the module
+ * (lua/MODULE.lua, installed beside xpio.so) is required on first use and
+ * called with the arguments as given, once C has checked them; it reads
+ * tables raw. It may yield (xpio.run waits for its command): the call goes
+ * through lua_callk. */
+static int lua_finish(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
     (void)ctx;
     return lua_gettop(L);
 }
 
-int xpio_native_run(lua_State *L) {
+int xpio_call_lua(lua_State *L) {
+    const xpio_entry *entry = xpio_current_entry(L);
     xpio_call call;
-    int status = xpio_decode(L, xpio_current_entry(L), &call);
+    int status = xpio_decode(L, entry, &call);
     if (status) return xpio_push_failure(L, &call, status);
-    lua_settop(L, 2);
-    if (lua_getglobal(L, "require") != LUA_TFUNCTION) return luaL_error(L, "xpio.run: needs require");
-    lua_pushliteral(L, "xpio.run");
+    lua_settop(L, entry->nparams);
+    if (lua_getglobal(L, "require") != LUA_TFUNCTION) return luaL_error(L, "%s: needs require", entry->lua);
+    lua_pushstring(L, entry->lua);
     lua_call(L, 1, 1);
     lua_insert(L, 1);
-    lua_callk(L, 2, LUA_MULTRET, 0, run_finish);
-    return run_finish(L, LUA_OK, 0);
+    lua_callk(L, entry->nparams, LUA_MULTRET, 0, lua_finish);
+    return lua_finish(L, LUA_OK, 0);
 }

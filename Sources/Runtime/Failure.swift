@@ -12,6 +12,10 @@ public enum Failure: Error {
     case retry
     /// An error XPIO detects itself; the text starts with "xpio: ".
     case xpio(StaticString)
+    /// A message made by the TLS engine (xpio/tls.so), NUL-terminated; it
+    /// stays valid until the next call on the same connection, which the
+    /// Lua edge is done with by then.
+    case message(UnsafePointer<CChar>)
     /// getaddrinfo failed with this EAI_ code (its message is gai_strerror's).
     case resolution(CInt)
     /// The object (named by its kind, e.g. "socket") has been closed.

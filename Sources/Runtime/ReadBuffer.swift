@@ -59,9 +59,24 @@ final class ReadBuffer {
         return at
     }
 
-    /// One read from `fd` into the free room (64 KiB, or more when the
-    /// buffer is bigger); 0 at end of stream. The corresponding C function is `read`.
-    func fill(from fd: CInt) throws(Failure) -> Int {
+    /// Puts bytes taken back in front (TLS could not start with them).
+    func putBack(_ bytes: UnsafeRawBufferPointer) {
+        guard isEmpty, bytes.count > 0 else { return }
+        if capacity < bytes.count {
+            guard let block = realloc(base, bytes.count) else { return }
+            base = block
+            capacity = bytes.count
+        }
+        base!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        start = 0
+        end = bytes.count
+        scanned = 0
+    }
+
+    /// One read from `socket` (its descriptor, or TLS) into the free room
+    /// (64 KiB, or more when the buffer is bigger); 0 at end of stream.
+    /// The corresponding C function is `read`.
+    func fill(from socket: Socket, _ fd: CInt) throws(Failure) -> Int {
         let chunk = 64 * 1024
         if capacity - end < chunk {
             if start > 0 {
@@ -80,7 +95,7 @@ final class ReadBuffer {
                 capacity = bigger
             }
         }
-        let read = try Sys.read(fd, base! + end, capacity - end).get()
+        let read = try socket.receive(fd, base! + end, capacity - end)
         end += read
         return read
     }
@@ -109,7 +124,7 @@ extension Socket {
             }
             // Too long once no delimiter could still end within `limit`.
             if Int64(inbox.count) - Int64(delimiter.count) >= limit { throw .xpio("xpio: line too long") }
-            if try inbox.fill(from: fd) == 0 { return atEnd() }
+            if try inbox.fill(from: self, fd) == 0 { return atEnd() }
         }
     }
 
@@ -128,7 +143,7 @@ extension Socket {
     public func readExactly(_ size: Int64) throws(Failure) -> BufferedRead {
         let fd = try descriptor()
         while Int64(inbox.count) < size {
-            if try inbox.fill(from: fd) == 0 { return atEnd() }
+            if try inbox.fill(from: self, fd) == 0 { return atEnd() }
         }
         return .bytes(inbox.take(Int(size)))
     }
@@ -136,7 +151,7 @@ extension Socket {
     /// Everything up to the end of the stream ("" when there was nothing).
     public func readAll() throws(Failure) -> UnsafeRawBufferPointer {
         let fd = try descriptor()
-        while try inbox.fill(from: fd) > 0 {}
+        while try inbox.fill(from: self, fd) > 0 {}
         return inbox.take(inbox.count)
     }
 

@@ -1,4 +1,5 @@
 import CSystem
+import CTLSABI
 
 /// The socket types `Socket.open` makes.
 public enum SocketType { case TCP, UDP }
@@ -29,10 +30,17 @@ public final class Socket: Descriptor, Waitable {
         return made
     }
 
+    /// TLS under the socket (`tls.wrap`): reads and writes go through it.
+    public private(set) var secure: SecureChannel?
+
     public init(fd: CInt, family: AddressFamily?) {
         self.family = family
         super.init(fd)
     }
+
+    /// TLS says goodbye while the descriptor is still open (Descriptor's
+    /// deinit, which closes it, runs after this one).
+    deinit { secure?.release() }
 
     /// The descriptor number, or `.closed`.
     @inline(__always)
@@ -63,6 +71,7 @@ public final class Socket: Descriptor, Waitable {
         // descriptor, not this one: cancelling it wakes the task too.
         nameConnection?.resolution.cancel()
         nameConnection = nil
+        secure?.release()
         guard blockingOnClose, fd >= 0 else { return }
         blockingOnClose = false
         _ = try? Descriptor.setBlocking(fd, true)
@@ -118,15 +127,43 @@ public final class Socket: Descriptor, Waitable {
         if let buffered, !buffered.isEmpty {
             return buffered.take(Int(min(size, Int64(min(buffered.count, Socket.readBuffer.count)))))   // 64 KiB per call, as ever
         }
-        let count = try Sys.read(fd, Socket.readBuffer.baseAddress!, Int(min(size, Int64(Socket.readBuffer.count)))).get()
+        let count = try receive(fd, Socket.readBuffer.baseAddress!, Int(min(size, Int64(Socket.readBuffer.count))))
         return count == 0 ? nil : UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count])
     }
 
-    /// The corresponding C function is `write`.
+    /// One read from the descriptor, or from TLS when the socket has it; 0
+    /// at the end of the stream. The corresponding C function is `read`.
+    @inline(__always)
+    func receive(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws(Failure) -> Int {
+        if let secure { return try secure.read(into: buffer, count) }
+        return try Sys.read(fd, buffer, count).get()
+    }
+
+    /// The corresponding C function is `write` (through TLS when the socket has it).
     public func write(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Int {
         let fd = try descriptor()
+        if let secure { return try secure.write(bytes) }
         // write(2) with 0 bytes needs a valid pointer all the same.
         return try Sys.write(fd, bytes.baseAddress ?? UnsafeRawPointer(Socket.readBuffer.baseAddress!), bytes.count).get()
+    }
+
+    /// Puts TLS under the socket (`tls.wrap`): bytes the buffered reads kept
+    /// go to the engine first (a STARTTLS peer's ClientHello may be among
+    /// them), and from then on every read and write goes through it.
+    public func startTLS(engine: TLSEngine, context: TLSContext, host: UnsafePointer<CChar>?,
+                         alpn: UnsafePointer<UnsafePointer<CChar>?>?, alpnCount: Int, session: UnsafeRawBufferPointer?) throws(Failure) {
+        let fd = try descriptor()
+        guard secure == nil else { throw .xpio("xpio: tls: socket is already TLS") }
+        let kept = buffered.map { $0.take($0.count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        var start = xpio_tls_start(fd: fd, kept: kept.baseAddress, kept_length: kept.count, host: host, alpn: alpn,
+                                   nalpn: CInt(alpnCount), session: session?.baseAddress, session_length: session?.count ?? 0)
+        do throws(Failure) {
+            secure = try SecureChannel(engine: engine, context: context, start: &start)
+        } catch {
+            // The kept bytes stay the socket's when TLS could not start.
+            if kept.count > 0 { buffered?.putBack(kept) }
+            throw error
+        }
     }
 
     /// The corresponding C function is `accept4`.
@@ -141,6 +178,11 @@ public final class Socket: Descriptor, Waitable {
         _ = try descriptor()
         if readiness == .write, let pending = nameConnection, !pending.resolution.isDone {
             return try pending.resolution.waitTarget(.read)
+        }
+        if let secure {
+            // What TLS last asked for on this side; nil when decrypted bytes wait.
+            guard let wanted = secure.readiness(for: readiness == .read ? .read : .write) else { return nil }
+            return WaitTarget(self, wanted)
         }
         return WaitTarget(self, readiness)
     }
@@ -236,8 +278,14 @@ public final class Socket: Descriptor, Waitable {
     /// duplicates, these stay open here. The corresponding C function is `sendmsg`.
     public func sendDescriptors(_ data: UnsafeRawBufferPointer, _ fds: [CInt]) throws(Failure) -> Int {
         let fd = try descriptor()
+        try refuseTLS()
         try requireUnix()
         return try Sys.sendDescriptors(fd, data, fds).get()
+    }
+
+    /// Calls that would go around TLS (datagrams, descriptors) refuse a TLS socket.
+    private func refuseTLS() throws(Failure) {
+        if secure != nil { throw .xpio("xpio: tls: not on a TLS socket") }
     }
 
     /// Descriptors and credentials travel over Unix sockets only (a socket
@@ -256,6 +304,7 @@ public final class Socket: Descriptor, Waitable {
     /// `nil, "xpio: end of stream"`. The corresponding C function is `recvmsg`.
     public func receiveDescriptors(size: Int64, max: Int64) throws(Failure) -> (UnsafeRawBufferPointer, [Socket]) {
         let fd = try descriptor()
+        try refuseTLS()
         if let buffered, !buffered.isEmpty {
             // Bytes a buffered read kept came before any sent now: they first.
             return (buffered.take(Int(min(Swift.max(size, 1), Int64(Swift.min(buffered.count, Socket.readBuffer.count))))), [])
@@ -296,6 +345,7 @@ public final class Socket: Descriptor, Waitable {
     /// the caller). The corresponding C function is `sendto`.
     public func sendTo(_ bytes: UnsafeRawBufferPointer, _ endpoint: Endpoint) throws(Failure) -> Int {
         let fd = try descriptor()
+        try refuseTLS()
         let address = adapted(try Resolver.resolveNow(endpoint, family: family, passive: false))
         let base = bytes.baseAddress ?? UnsafeRawPointer(Socket.readBuffer.baseAddress!)
         return try address.withSockaddr { Sys.sendto(fd, base, bytes.count, $0, $1) }.get()
@@ -332,6 +382,8 @@ public final class Socket: Descriptor, Waitable {
 
     /// Shuts down reading, writing or both. The corresponding C function is `shutdown`.
     public func shutdown(read: Bool, write: Bool) throws(Failure) {
+        // A TLS peer learns of the end from close_notify first (as far as it goes now).
+        if write, let secure { try? secure.shutdown(waitForPeer: false) }
         let how: CInt = read && write ? CInt(SHUT_RDWR) : read ? CInt(SHUT_RD) : CInt(SHUT_WR)
         try Sys.shutdown(try descriptor(), how).get()
     }

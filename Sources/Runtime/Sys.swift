@@ -11,7 +11,7 @@ import CSystem
 ///
 /// | policy | calls | on EINTR |
 /// |---|---|---|
-/// | `.retried` | read, write, readv, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
+/// | `.retried` | read, write, recv, send, readv, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
 /// | `.inProgress` | connect | not re-issued: the connection goes on; reported as retry |
 /// | `.closes` | close | counted as closed (never retried: the descriptor is gone) |
 /// | `.noEvents` | epoll_wait, poll | zero events; the caller recomputes the timeout |
@@ -105,6 +105,17 @@ enum Sys {
     /// The corresponding C function is `write`.
     static func write(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
         perform("write", .retried) { CSystem.write(fd, buffer, count) }
+    }
+
+    /// The corresponding C function is `recv` (the TLS engine's reads).
+    static func recv(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Failure> {
+        perform("recv", .retried) { CSystem.recv(fd, buffer, count, 0) }
+    }
+
+    /// The corresponding C function is `send`, with MSG_NOSIGNAL (the TLS
+    /// engine's writes: a peer gone is EPIPE, never SIGPIPE).
+    static func send(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
+        perform("send", .retried) { CSystem.send(fd, buffer, count, CInt(MSG_NOSIGNAL)) }
     }
 
     /// The corresponding C function is `pipe2` (non-blocking, close-on-exec).

@@ -85,6 +85,9 @@ struct Call {
         case .resolution(let code):
             raw.pointee.message = gai_strerror(code)
             return Int32(XPIO_MESSAGE)
+        case .message(let text):
+            raw.pointee.message = text
+            return Int32(XPIO_MESSAGE)
         case .closed(let kind):
             raw.pointee.message = kind.cString
             return Int32(XPIO_CLOSED)

@@ -8,10 +8,14 @@ enum Describe {
     static func entry(_ name: StaticString, types: [StaticString], params: [StaticString], role: Int32 = Int32(XPIO_PLAIN),
                       readiness: Int32 = Int32(XPIO_READABLE), method: Bool = false, body: xpio_body? = nil,
                       native: xpio_native? = nil, partner: StaticString? = nil, whole: Int32 = -1,
-                      objects: StaticString? = nil) -> xpio_entry {
+                      objects: StaticString? = nil, lua: StaticString? = nil) -> xpio_entry {
         xpio_entry(name: name.cString, types: strings(types), params: strings(params), nparams: Int32(types.count), role: role,
                    method: method ? 1 : 0, body: body, native: native, partner: partner?.cString, whole: whole, readiness: readiness,
-                   objects: objects?.cString)
+                   objects: objects?.cString, lua: lua?.cString)
+    }
+
+    static func submodule(_ name: StaticString, functions: [xpio_entry]) -> xpio_submodule {
+        xpio_submodule(name: name.cString, functions: array(functions), nfunctions: Int32(functions.count))
     }
 
     static func kind(_ name: StaticString, metatable: StaticString, holdsTasks: Bool, methods: [xpio_entry], close: xpio_body,
@@ -30,9 +34,11 @@ enum Describe {
         xpio_record(name: name.cString, count: Int32(fields.count), fields: strings(fields), types: strings(types))
     }
 
-    static func module(functions: [xpio_entry], kinds: [xpio_kind], enums: [xpio_enum], records: [xpio_record]) -> UnsafeMutablePointer<xpio_module> {
+    static func module(functions: [xpio_entry], submodules: [xpio_submodule], kinds: [xpio_kind], enums: [xpio_enum],
+                       records: [xpio_record]) -> UnsafeMutablePointer<xpio_module> {
         let module = UnsafeMutablePointer<xpio_module>.allocate(capacity: 1)
-        module.initialize(to: xpio_module(functions: array(functions), nfunctions: Int32(functions.count), kinds: array(kinds),
+        module.initialize(to: xpio_module(functions: array(functions), nfunctions: Int32(functions.count),
+                                          submodules: array(submodules), nsubmodules: Int32(submodules.count), kinds: array(kinds),
                                           nkinds: Int32(kinds.count), enums: array(enums), nenums: Int32(enums.count),
                                           records: array(records), nrecords: Int32(records.count)))
         return module

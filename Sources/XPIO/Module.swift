@@ -1,4 +1,5 @@
 import CSystem
+import CTLSABI
 import Runtime
 
 /// Process-wide set-up, at every load of the module (`luaopen_xpio` in
@@ -32,5 +33,6 @@ enum Module {
     /// Lua states that have loaded the module and not closed.
     nonisolated(unsafe) static var states = 0
 
-    static func version() -> StaticString { "0.2.0" }
+    /// One version for xpio.so and xpio/tls.so (Sources/CTLSABI).
+    static func version() -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: xpio_version(), count: strlen(xpio_version())) }
 }

@@ -33,3 +33,7 @@ extension Process: LuaObject {
 extension SignalWatch: LuaObject {
     var summary: (label: StaticString, number: Int64?)? { isWatching ? ("signal", Int64(number)) : nil }
 }
+
+extension TLSContext: LuaObject {
+    var summary: (label: StaticString, number: Int64?)? { isOpen ? (isServer ? "server" : "client", nil) : nil }
+}

@@ -1070,7 +1070,7 @@ local function fuzz_call(fn)
   local f
   local receiver, self_given = nil, true
   if fn.owner == nil then
-    f = xpio[fn.name]
+    f = (fn.module and require(fn.module) or xpio)[fn.name]
     if fn.name == "spawn" then
       if not spawn_allowed() then return end
       if n >= 1 then args = spawn_args(args, n) end
@@ -1094,7 +1094,7 @@ local function fuzz_call(fn)
     f = methods[fn.owner][fn.name]
     local rr = random(20)
     if rr <= 15 then
-      local pool = fn.owner == "socket" and sockets or fn.owner == "tqueue" and queues or processes
+      local pool = ({ socket = sockets, tqueue = queues, process = processes })[fn.owner] or { kinds[fn.owner].first_example }
       receiver = #pool > 0 and pool[random(#pool)] or any_object()
     elseif rr <= 17 then receiver = any_object()                 -- maybe the wrong kind
     elseif rr <= 19 then receiver = any_value()

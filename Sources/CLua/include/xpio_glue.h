@@ -134,8 +134,10 @@ static inline void xpio_store_object(xpio_call *call, int32_t position, int32_t 
  * waits with the when_ partner and yields. WHEN: the body answers what to
  * wait on (result 0: a runtime Descriptor, or nil for "ready at once") and
  * for what (result 1: READABLE or WRITABLE); C schedules the task. NATIVE: a C function. FIELD: a
- * native that pushes a value for the module table at load time. */
-enum { XPIO_PLAIN = 0, XPIO_BLOCKING, XPIO_WHEN, XPIO_NATIVE, XPIO_FIELD };
+ * native that pushes a value for the module table at load time. LUA: C
+ * checks the arguments, then calls the Lua module `lua` (required on first
+ * use) with them, as given. */
+enum { XPIO_PLAIN = 0, XPIO_BLOCKING, XPIO_WHEN, XPIO_NATIVE, XPIO_FIELD, XPIO_LUA };
 enum { XPIO_READABLE = 0, XPIO_WRITABLE = 1 };
 
 typedef int (*xpio_native)(lua_State *L);
@@ -154,7 +156,16 @@ typedef struct xpio_entry {
                                    (result 0 counts its bytes), or -1 */
     int32_t readiness;          /* WHEN: READABLE or WRITABLE */
     const char *objects;        /* the kinds of the objects returned, '@' + index */
+    const char *lua;            /* LUA: the Lua module that implements it */
 } xpio_entry;
+
+/* A table of functions beside the module's own (`xpio.tls`), made when
+ * that module is installed (module.c). */
+typedef struct xpio_submodule {
+    const char *name;           /* "xpio.tls" */
+    const xpio_entry *functions;
+    int32_t nfunctions;
+} xpio_submodule;
 
 typedef struct xpio_enum {
     const char *name;           /* "socket option": for messages */
@@ -186,6 +197,8 @@ typedef struct xpio_kind {
 typedef struct xpio_module {
     const xpio_entry *functions;
     int32_t nfunctions;
+    const xpio_submodule *submodules;
+    int32_t nsubmodules;
     const xpio_kind *kinds;
     int32_t nkinds;
     const xpio_enum *enums;
@@ -222,12 +235,18 @@ void xpio_queue_close(void *queue);
 
 /* ------------------------------------------- what C provides to Swift */
 
+/* The TLS engine xpio/tls.so installed (`require "xpio.tls"`), or NULL. */
+struct xpio_tls_provider;
+extern const struct xpio_tls_provider *xpio_tls;
+static inline const struct xpio_tls_provider *xpio_tls_engine_installed(void) { return xpio_tls; }
+
 /* Native entries (the spec's `= native`): they keep Lua state. */
 int xpio_native_setCurrentTask(lua_State *L);
 int xpio_native_getCurrentTask(lua_State *L);
 int xpio_native_tqueue_wait(lua_State *L);
 int xpio_native_tqueue_close(lua_State *L);
 int xpio_native_env(lua_State *L);
-int xpio_native_run(lua_State *L);
+int xpio_native_socket_tlsinfo(lua_State *L);
+int xpio_native_socket_peer_certificate(lua_State *L);
 
 #endif

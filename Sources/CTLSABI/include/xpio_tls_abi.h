@@ -27,6 +27,7 @@
 /* The version of XPIO both modules are built from: xpio.so refuses a
  * tls.so of another version, whose structures could differ. */
 #define XPIO_VERSION "0.3.0"
+static inline const char *xpio_version(void) { return XPIO_VERSION; }
 
 /* Raised whenever a struct below or a function's meaning changes. */
 #define XPIO_TLS_ABI 1

@@ -50,6 +50,9 @@ struct ConformanceEmitter {
             for kind in spec.kinds { out.line("  objects[\"\(kind.name)\"] = assert(\(kind.example))") }
             out.line("end)")
             for function in spec.functions(of: nil) { emitFunction(function, into: &out) }
+            for submodule in spec.submodules {
+                for function in spec.functions(inModule: submodule.name) { emitFunction(function, into: &out) }
+            }
             for field in spec.fields {
                 out.line("")
                 out.line("it(\"xpio.\(field.name) is a \(field.results.positions[0].shapeName(spec))\", function()")
@@ -79,8 +82,9 @@ struct ConformanceEmitter {
 
     func emitFunction(_ function: Function, into out: inout Printer) {
         let name = function.luaName
-        let target = function.owner.map { "objects[\"\($0)\"]" } ?? "xpio"
-        let call = function.owner == nil ? "xpio.\(name)" : "\(target):\(name)"
+        let table = function.entry.module.map { "require(\"\($0)\")" } ?? "xpio"
+        let target = function.owner.map { "objects[\"\($0)\"]" } ?? table
+        let call = function.owner == nil ? "\(table).\(name)" : "\(target):\(name)"
         let params = function.entry.params
         func arguments(_ index: Int, _ value: String) -> String {
             (params.prefix(index).map(sample) + [value]).joined(separator: ", ")

@@ -22,6 +22,13 @@ struct DocsEmitter {
             out.line("*\(field.results.positions[0].docText(spec))*. " + field.doc)
             out.line("")
         }
+        for submodule in spec.submodules {
+            out.line("## Module `\(submodule.name)`")
+            out.line("")
+            out.line(submodule.doc)
+            out.line("")
+            for function in spec.functions(inModule: submodule.name) { emit(function, into: &out) }
+        }
         for kind in spec.kinds {
             out.line("## Object `\(kind.metatable)`")
             out.line("")

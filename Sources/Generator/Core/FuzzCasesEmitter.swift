@@ -42,7 +42,8 @@ struct FuzzCasesEmitter {
                 // A whole write that fails part-way says how much it wrote.
                 if function.role == .blocking && function.entry.whole != nil { shapes.append("{ \"nil\", \"string\", \"integer\" }") }
                 let owner = function.owner.map { "\"\($0)\"" } ?? "nil"
-                out.line("  { name = \"\(function.luaName)\", owner = \(owner), blocking = \(function.role == .blocking), params = { \(params.joined(separator: ", ")) }, shapes = { \(shapes.joined(separator: ", ")) } },")
+                let module = function.entry.module.map { ", module = \"\($0)\"" } ?? ""
+                out.line("  { name = \"\(function.luaName)\", owner = \(owner)\(module), blocking = \(function.role == .blocking), params = { \(params.joined(separator: ", ")) }, shapes = { \(shapes.joined(separator: ", ")) } },")
             }
             out.line("},")
         }

@@ -21,7 +21,7 @@ struct GlueEmitter {
         out.line("")
         for (index, enumType) in spec.enums.enumerated() { emitEnum(enumType, index: index, into: &out) }
         for record in spec.records { emitRecord(record, into: &out) }
-        for function in spec.allFunctions where function.role != .blocking && function.entry.binding != .native {
+        for function in spec.allFunctions where function.role != .blocking && !function.entry.binding.isC {
             emitBody(function, into: &out)
         }
         for kind in spec.kinds { emitMetamethods(kind, into: &out) }
@@ -76,7 +76,9 @@ struct GlueEmitter {
 
     // MARK: bodies
 
-    func swiftName(_ function: Function) -> String { "glue_" + (function.owner ?? "xpio") + "_" + function.luaName }
+    func swiftName(_ function: Function) -> String {
+        "glue_" + (function.owner ?? function.entry.module?.replacingOccurrences(of: ".", with: "_") ?? "xpio") + "_" + function.luaName
+    }
 
     /// The body of the blocking function's try_ partner, which both run.
     func bodyName(_ function: Function) -> String {
@@ -94,7 +96,7 @@ struct GlueEmitter {
             case .pending:
                 out.line("return c.fail(.raise(\"xpio: \(entry.name) is not implemented yet\"))")
                 return
-            case .native:
+            case .native, .lua:
                 return
             case .swift(let text):
                 expression = argumentPositions(in: text, function)
@@ -204,6 +206,15 @@ struct GlueEmitter {
                     }
                 }
                 out.line("],")
+                out.line("submodules: [")
+                out.indent { out in
+                    for submodule in spec.submodules {
+                        out.line("Describe.submodule(\"\(submodule.name)\", functions: [")
+                        out.indent { out in for function in ordered(spec.functions(inModule: submodule.name)) { out.line(entryLiteral(function) + ",") } }
+                        out.line("]),")
+                    }
+                }
+                out.line("],")
                 out.line("kinds: [")
                 out.indent { out in
                     for kind in spec.kinds {
@@ -253,6 +264,7 @@ struct GlueEmitter {
         let native = function.entry.binding == .native
         switch function.role {
         case _ where native: text += ", role: Int32(XPIO_NATIVE)"
+        case _ where function.entry.binding.isC: text += ", role: Int32(XPIO_LUA)"
         case .blocking: text += ", role: Int32(XPIO_BLOCKING)"
         case .when: text += ", role: Int32(XPIO_WHEN), readiness: Int32(\(function.entry.partner == "write" ? "XPIO_WRITABLE" : "XPIO_READABLE"))"
         default: break
@@ -260,6 +272,8 @@ struct GlueEmitter {
         if function.isMethod { text += ", method: true" }
         if native {
             text += ", native: xpio_native_" + (function.owner.map { $0 + "_" } ?? "") + function.luaName
+        } else if case .lua(let module) = function.entry.binding {
+            text += ", lua: \"\(module)\""
         } else {
             text += ", body: \(bodyName(function))"
         }
@@ -271,7 +285,7 @@ struct GlueEmitter {
             if case .object(let kind) = position { return LuaType.indexCode(spec.kindIndex(kind)) }
             return nil
         }
-        if !objects.isEmpty && function.role != .when { text += ", objects: \"\(objects.joined().escaped)\"" }
+        if !objects.isEmpty && function.role != .when && !function.entry.binding.isC { text += ", objects: \"\(objects.joined().escaped)\"" }
         return text + ")"
     }
 }

@@ -9,6 +9,10 @@
 public struct Spec {
     public var moduleName = "xpio"
     public var moduleDoc = ""
+    /// Modules beside the main one whose functions XPIO's glue makes too,
+    /// in a table of their own (`xpio.tls`: its table is made when
+    /// `require "xpio.tls"` hands xpio.so the TLS engine).
+    public var submodules: [Submodule] = []
     public var kinds: [ObjectKind] = []
     public var enums: [EnumType] = []
     public var records: [RecordType] = []
@@ -23,15 +27,30 @@ public struct Spec {
     func record(named name: String) -> RecordType? { records.first { $0.name == name } }
     func recordIndex(_ name: String) -> Int { records.firstIndex { $0.name == name }! }
 
-    /// Entries of one owner (`nil`: the module), in spec order, triads expanded.
+    /// Entries of one owner (`nil`: the main module), in spec order, triads expanded.
     func functions(of owner: String?) -> [Function] {
-        entries.filter { $0.owner == owner && $0.kind != .field }.flatMap { $0.expanded }
+        entries.filter { $0.owner == owner && $0.module == nil && $0.kind != .field }.flatMap { $0.expanded }
+    }
+    /// The functions of submodule `name`.
+    func functions(inModule name: String) -> [Function] {
+        entries.filter { $0.module == name && $0.kind != .field }.flatMap { $0.expanded }
     }
     var fields: [Entry] { entries.filter { $0.kind == .field } }
-    var allFunctions: [Function] { functions(of: nil) + kinds.flatMap { functions(of: $0.name) } }
+    var allFunctions: [Function] {
+        functions(of: nil) + submodules.flatMap { functions(inModule: $0.name) } + kinds.flatMap { functions(of: $0.name) }
+    }
 
     /// The kind whose objects keep tasks: `task._queue` must be one.
     static let queueKind = "tqueue"
+}
+
+/// A module beside the main one: `module xpio.tls` at the top of a spec
+/// file makes that file's functions its own.
+public struct Submodule {
+    var name: String        // "xpio.tls": what `require` takes
+    var doc: String
+    /// The table's name in docs and types: the last part ("tls").
+    var localName: String { String(name.split(separator: ".").last!) }
 }
 
 /// An object kind: `object socket xpio.socket: Socket = xpio.socket("TCP")`.
@@ -160,16 +179,28 @@ public struct Results {
 public enum EntryKind: String { case function, method, blocking, when, field }
 
 /// How an entry is implemented: a Swift expression (parameters are in
-/// scope by name, `this` is self), a C function (`native`), or nothing yet.
+/// scope by name, `this` is self), a C function (`native`), a Lua module
+/// that C loads on first use and calls with the checked arguments (`lua
+/// xpio.run`), or nothing yet.
 enum Binding: Equatable {
     case swift(String)
     case native
+    case lua(String)
     case pending
+
+    /// No Swift body: C does it all.
+    var isC: Bool {
+        switch self {
+        case .native, .lua: return true
+        case .swift, .pending: return false
+        }
+    }
 }
 
 public struct Entry {
     var kind: EntryKind
     var owner: String?      // nil: a module function or field
+    var module: String? = nil   // a submodule's function ("xpio.tls"); nil: the main module
     var name: String
     var params: [Param]
     var results: Results
@@ -209,5 +240,5 @@ struct Function {
     }
     var canRetry: Bool { role == .attempt || role == .blocking }
     /// "socket:read", "xpio.gettime": how docs and messages name it.
-    var qualifiedName: String { (entry.owner.map { $0 + ":" } ?? "xpio.") + luaName }
+    var qualifiedName: String { (entry.owner.map { $0 + ":" } ?? (entry.module ?? "xpio") + ".") + luaName }
 }

@@ -47,7 +47,35 @@ public enum SpecParser {
             default: break
             }
         }
-        for block in blocks { try read(block, names: names, into: &spec) }
+        // `module NAME` rules the rest of its file: the first one names the
+        // main module, another makes the file's functions a submodule's.
+        var file = ""
+        var module: String?
+        for block in blocks {
+            let blockFile = String(block.location.split(separator: ":")[0])
+            if blockFile != file {
+                file = blockFile
+                module = nil
+            }
+            let (keyword, rest) = cut(block.header, at: " ")
+            if keyword == "module" {
+                if spec.moduleDoc.isEmpty || rest == spec.moduleName {
+                    spec.moduleName = rest
+                    spec.moduleDoc = block.doc
+                    module = nil
+                } else {
+                    spec.submodules.append(Submodule(name: rest, doc: block.doc))
+                    module = rest
+                }
+                continue
+            }
+            let before = spec.entries.count
+            try read(block, names: names, into: &spec)
+            if let module, spec.entries.count > before, spec.entries[before].owner == nil {
+                if spec.entries[before].kind == .field { throw SpecError(location: block.location, message: "a submodule has no fields") }
+                spec.entries[before].module = module
+            }
+        }
         try Validator.validate(spec)
         return spec
     }
@@ -185,7 +213,11 @@ public enum SpecParser {
         var binding: Binding?
         if let range = resultText.range(of: " = ") ?? (resultText.hasPrefix("= ") ? resultText.range(of: "= ") : nil) {
             let expression = resultText[range.upperBound...].trimmingCharacters(in: .whitespaces)
-            binding = expression == "native" ? .native : expression == "pending" ? .pending : .swift(expression)
+            if expression.hasPrefix("lua ") {
+                binding = .lua(expression.dropFirst(4).trimmingCharacters(in: .whitespaces))
+            } else {
+                binding = expression == "native" ? .native : expression == "pending" ? .pending : .swift(expression)
+            }
             resultText = String(resultText[..<range.lowerBound]).trimmingCharacters(in: .whitespaces)
         }
         var partner: String?
@@ -212,7 +244,7 @@ public enum SpecParser {
                        : "only blocking and when entries take [...]")
         }
         let results = try readResults(resultText, names: names, location: location)
-        guard let binding else { throw fail("an entry names what implements it: `= try Swift.expression(...)`, `= native` or `= pending`") }
+        guard let binding else { throw fail("an entry names what implements it: `= try Swift.expression(...)`, `= native`, `= lua MODULE` or `= pending`") }
         return Entry(kind: kind, owner: owner, name: fullName, params: params, results: results, partner: partner,
                      whole: whole, binding: binding, doc: doc, location: location)
     }

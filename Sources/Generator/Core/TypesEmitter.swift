@@ -26,6 +26,11 @@ struct TypesEmitter {
         for field in spec.fields { out.line("---@field \(field.name) \(field.results.positions[0].luaLS(spec))") }
         out.line("local xpio = {}")
         out.line("")
+        for submodule in spec.submodules {
+            out.line("---@class \(submodule.name)")
+            out.line("local \(submodule.localName) = {}")
+            out.line("")
+        }
         for function in spec.allFunctions { emit(function, into: &out) }
         out.line("return xpio")
         return out.text
@@ -53,7 +58,7 @@ struct TypesEmitter {
             let joined = LuaType.joinedUnique(types.flatMap { $0.components(separatedBy: "|") }, "|")
             out.line("---@return " + joined + (optional && !joined.contains("nil") ? "?" : "") + (offset == 1 ? message : ""))
         }
-        let owner = entry.owner ?? "xpio"
+        let owner = entry.owner ?? spec.submodules.first { $0.name == entry.module }?.localName ?? "xpio"
         let separator = entry.owner == nil ? "." : ":"
         out.line("function \(owner)\(separator)\(function.luaName)(\(entry.params.map(\.name).joined(separator: ", "))) end")
         out.line("")

@@ -55,6 +55,9 @@ enum Validator {
             if entry.binding == .native && entry.kind != .function && entry.kind != .method && entry.kind != .field {
                 throw fail("only functions, methods and fields can be native")
             }
+            if case .lua = entry.binding, entry.kind != .function || entry.owner != nil {
+                throw fail("only module functions can be implemented in Lua")
+            }
             switch entry.kind {
             case .blocking:
                 guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.partner }) else {
