@@ -47,8 +47,10 @@ public enum SpecParser {
             default: break
             }
         }
-        // `module NAME` rules the rest of its file: the first one names the
-        // main module, another makes the file's functions a submodule's.
+        // `module NAME` rules the rest of its file: the first one (module.spec
+        // comes first) names the main module; another makes the file's
+        // functions a submodule's.
+        var mainDeclared = false
         var file = ""
         var module: String?
         for block in blocks {
@@ -59,7 +61,8 @@ public enum SpecParser {
             }
             let (keyword, rest) = cut(block.header, at: " ")
             if keyword == "module" {
-                if spec.moduleDoc.isEmpty || rest == spec.moduleName {
+                if !mainDeclared || rest == spec.moduleName {
+                    mainDeclared = true
                     spec.moduleName = rest
                     spec.moduleDoc = block.doc
                     module = nil
