@@ -131,6 +131,9 @@ case $mode in
     run recvfds default "" $PRELOAD
     run signals default "" $PRELOAD
     run load default "" -P -p -
+    # TLS: certificates made once for every run of the scenario.
+    if [ ! -f "$out/tls/ca.pem" ]; then "$root/Tests/tls/make_certs.sh" "$out/tls" > /dev/null || exit 1; fi
+    run tls default "XPIO_OOM_TLS=$out/tls" $PRELOAD
     if [ "$mode" = full ]; then
       # The poll backend; the SIGCHLD fallback, whose pipe and handler are
       # made once per process (-W: warm up before the baselines).
