@@ -35,6 +35,23 @@ struct Call {
         xpio_store_object(raw, position, index, Unmanaged.passRetained(object).toOpaque())
     }
 
+    /// Stores `object` as result `position`; when it is one of the objects
+    /// given as arguments `given` (Lua argument numbers), that argument is
+    /// the result, not a second userdata holding the same object (whose
+    /// collection would close it under the first).
+    func setObject<T: AnyObject>(_ position: Int32, _ index: Int32, _ object: T, given: [Int32]) {
+        let pointer = Unmanaged.passUnretained(object).toOpaque()
+        for number in given {
+            let argument = xpio_argument(raw, number - 1)!
+            guard argument.pointee.tag == Int32(XPIO_OBJECT), argument.pointee.u.object == pointer else { continue }
+            let result = xpio_result(raw, position)!
+            result.pointee.tag = Int32(XPIO_SLOT)
+            result.pointee.u.index = number
+            return
+        }
+        setObject(position, index, object)
+    }
+
     /// Stores `objects` (all of kind number `kind`) as result `position`, a
     /// list C makes into userdata after the body returns, releasing any it
     /// could not make.

@@ -148,9 +148,13 @@ struct GlueEmitter {
         if positions == [.trueValue] { return ["_ = \(expression)", "return c.pushTrue()"] }
         var objectIndex = 0
         func store(_ position: Int, _ value: String) -> String {
-            if case .object = positions[position] {
+            if case .object(let kind) = positions[position] {
                 defer { objectIndex += 1 }
-                return "c.setObject(\(position), \(objectIndex), \(value))"
+                // A function may answer an object it was given (`tls.wrap`
+                // returns its socket): then the given value is the result.
+                let given = function.luaParams.indices.filter { function.luaParams[$0].type == .object(kind) }.map { String($0 + 1) }
+                let sameAs = given.isEmpty ? "" : ", given: [\(given.joined(separator: ", "))]"
+                return "c.setObject(\(position), \(objectIndex), \(value)\(sameAs))"
             }
             if case .array(.object(let kind)) = positions[position] {
                 return "c.setObjects(\(position), kind: \(spec.kindIndex(kind)), \(value))"
