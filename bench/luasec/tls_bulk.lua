@@ -38,9 +38,9 @@ end
 
 -- Both handshakes: each end is tried once, then again when its socket is
 -- ready as TLS asked.
-local function handshake(cli, srv)
-  local ends, waits, left = { cli, srv }, {}, 2
-  local ready = { [cli] = true, [srv] = true }
+local function handshake(client, server_end)
+  local ends, waits, left = { client, server_end }, {}, 2
+  local ready = { [client] = true, [server_end] = true }
   while true do
     for _, conn in ipairs(ends) do
       if ready[conn] and waits[conn] ~= false then
