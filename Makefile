@@ -167,14 +167,14 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_CDIR)/xpio
 	rm -rf $(DESTDIR)$(LUA_LDIR)/xpio
 
-bench: $(MODULE)
+bench: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) bench/run.sh full
 
-bench-quick: $(MODULE)
+bench-quick: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) bench/run.sh quick
 
 # Every benchmark script once with tiny counts, so none of them can rot.
-bench-smoke: $(MODULE)
+bench-smoke: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) bench/run.sh smoke
 
 clean:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh MODE: XPIO against luv, cqueues, LuaSocket, a Lua floor and a
-# C floor, then a per-call micro-benchmark (micro.lua) of XPIO and the Lua floor.
+# C floor (TLS: against LuaSec and a C floor on OpenSSL), then a per-call
+# micro-benchmark (micro.lua) of XPIO and the Lua floor.
 #
 #   MODE = quick   small counts, under a minute
 #          full    the issue's counts, a few minutes
@@ -26,12 +27,12 @@ export LUA_PATH="$HERE/lib/?.lua;${LUA_PATH:-;;}"
 export LUA_CPATH="$OUT/?.so;${LUA_CPATH:-;;}"
 
 # Counts: reps, pingpong round trips, idle-scale round trips and sizes,
-# bulk MiB, connections, spawns, load runs, memory pairs, seconds per run;
-# micro-benchmark calls per measurement and rounds.
+# bulk MiB (plain and TLS), connections, spawns, load runs, memory pairs,
+# TLS handshakes, seconds per run; micro-benchmark calls per measurement and rounds.
 case $MODE in
-  smoke) REPS=1 PING=300    IDLE_N=200   IDLE_K="10 1000 2000"  BULK=4   CONNS=100   SPAWNS=20   LOADS=3   PAIRS=200   LIMIT=60  MICRO_N=200    MICRO_ROUNDS=1 ;;
-  quick) REPS=3 PING=30000  IDLE_N=8000  IDLE_K="10 1000 10000" BULK=128 CONNS=3000  SPAWNS=300  LOADS=15  PAIRS=2000  LIMIT=60  MICRO_N=50000  MICRO_ROUNDS=3 ;;
-  full)  REPS=5 PING=100000 IDLE_N=20000 IDLE_K="10 1000 10000" BULK=256 CONNS=20000 SPAWNS=2000 LOADS=100 PAIRS=10000 LIMIT=300 MICRO_N=200000 MICRO_ROUNDS=5 ;;
+  smoke) REPS=1 PING=300    IDLE_N=200   IDLE_K="10 1000 2000"  BULK=4   CONNS=100   SPAWNS=20   LOADS=3   PAIRS=200   HANDSHAKES=20   LIMIT=60  MICRO_N=200    MICRO_ROUNDS=1 ;;
+  quick) REPS=3 PING=30000  IDLE_N=8000  IDLE_K="10 1000 10000" BULK=128 CONNS=3000  SPAWNS=300  LOADS=15  PAIRS=2000  HANDSHAKES=500  LIMIT=60  MICRO_N=50000  MICRO_ROUNDS=3 ;;
+  full)  REPS=5 PING=100000 IDLE_N=20000 IDLE_K="10 1000 10000" BULK=256 CONNS=20000 SPAWNS=2000 LOADS=100 PAIRS=10000 HANDSHAKES=2000 LIMIT=300 MICRO_N=200000 MICRO_ROUNDS=5 ;;
   *) echo "usage: $0 quick|full|smoke" >&2; exit 2 ;;
 esac
 
@@ -43,7 +44,7 @@ say() { [ "$MODE" = smoke ] || echo "$@" >&2; }
 
 # Peers: install the Debian packages only when one is missing.
 missing=()
-for pkg in lua-luv lua-cqueues lua-socket lua-posix; do
+for pkg in lua-luv lua-cqueues lua-socket lua-posix lua-sec; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -51,9 +52,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 ||
     echo "warning: could not install ${missing[*]}; their columns will say so" >&2
 fi
-declare -A MODULE=([xpio]=xpio [luv]=luv [cqueues]=cqueues [luasocket]=socket)
+declare -A MODULE=([xpio]=xpio [luv]=luv [cqueues]=cqueues [luasocket]=socket [luasec]=ssl)
 declare -A HAVE
-for lib in xpio luv cqueues luasocket; do
+for lib in xpio luv cqueues luasocket luasec; do
   if $LUA -e "require '${MODULE[$lib]}'" 2>"$OUT/logs/require-$lib.log"; then HAVE[$lib]=1; else HAVE[$lib]=0; fi
 done
 failed=0
@@ -70,6 +71,21 @@ for prog in pingpong bulk accept spawn memory loadcost micro; do
     exit 1
   fi
 done
+
+# The C floor of the TLS rows links OpenSSL 3 (libssl-dev, as xpio/tls.so).
+for prog in tls_bulk tls_handshake; do
+  if ! cc -O2 -Wall -Wextra -o "$OUT/$prog" "$HERE/c/$prog.c" -lssl -lcrypto 2>"$OUT/logs/cc-$prog.log"; then
+    echo "error: cannot build bench/c/$prog.c (see $OUT/logs/cc-$prog.log)" >&2
+    exit 1
+  fi
+done
+
+# The TLS rows' CA and localhost certificate, made once (lib/tls_certs.sh).
+TLS_DIR=$OUT/tls
+if ! "$HERE/lib/tls_certs.sh" "$TLS_DIR" 2>"$OUT/logs/tls-certs.log"; then
+  echo "error: cannot make the TLS certificates (see $OUT/logs/tls-certs.log)" >&2
+  exit 1
+fi
 
 # The Lua floor: XPIO's loops on the thinnest binding of its API (floor/).
 if ! cc -O2 -Wall -Wextra -shared -fPIC -I"$LUA_INCDIR" -o "$OUT/floor.so" "$HERE/floor/floor.c" 2>"$OUT/logs/cc-floor.log"; then
@@ -125,7 +141,7 @@ printf 'meta\t%s\n' "" >> "$RAW"
 printf 'meta\t%s\n' "$(nproc) CPUs, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), $($LUA -v 2>&1 | cut -d' ' -f1-2); $REPS run(s) per cell." >> "$RAW"
 printf 'meta\t%s\n' "xpio $($LUA -e 'print(require("xpio").version() .. " from " .. package.searchpath("xpio", package.cpath))' 2>/dev/null || echo '?')" >> "$RAW"
 printf 'meta\t%s\n' "" >> "$RAW"
-printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N round trips; bulk $BULK MiB; accept $CONNS connections; spawn $SPAWNS; load $LOADS runs; memory $PAIRS pairs; micro $MICRO_N calls x $MICRO_ROUNDS rounds." >> "$RAW"
+printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N round trips; bulk $BULK MiB; accept $CONNS connections; spawn $SPAWNS; load $LOADS runs; memory $PAIRS pairs; TLS bulk $BULK MiB; TLS handshakes $HANDSHAKES; micro $MICRO_N calls x $MICRO_ROUNDS rounds." >> "$RAW"
 
 say "pingpong"
 row pingpong "pingpong (round trips/s)" higher
@@ -164,6 +180,19 @@ done
 say "memory"
 row memory "memory per idle socket pair (bytes)" lower
 each_lib memory memory "$PAIRS"
+
+# TLS (issue 20): XPIO against LuaSec and the C floor on OpenSSL; luv,
+# cqueues and LuaSocket alone are not run (their cells show —).
+say "tls"
+tls_libs() {
+  local row=$1 script=$2; shift 2
+  for lib in xpio luasec; do lua_cell "$row" "$lib" "$script" "$@" "$TLS_DIR"; done
+  cell "$row" C "$OUT/$script" "$@" "$TLS_DIR"
+}
+row tls_bulk "TLS bulk, 64 KiB I/O, $BULK MiB total (MiB/s)" higher
+tls_libs tls_bulk tls_bulk "$BULK"
+row tls_handshake "TLS handshakes, full, verified (handshakes/s)" higher
+tls_libs tls_handshake tls_handshake "$HANDSHAKES"
 
 say "micro"
 micro=$OUT/micro-$MODE.md

@@ -49,6 +49,23 @@ end
 --- A 64 KiB chunk for the bulk transfer.
 bench.CHUNK = 64 * 1024
 
+--- The TLS rows' certificate directory (ca.pem, cert.pem, key.pem, made by
+--- lib/tls_certs.sh): the positional argument `i`, or build/bench/tls under
+--- the checkout this script is in. Fails when its files are missing.
+function bench.tlsdir(i)
+  local dir = arg[i]
+  if not dir then
+    local root = arg[0]:match("^(.*)/bench/[^/]+/[^/]+$") or "."
+    dir = root .. "/build/bench/tls"
+  end
+  for _, file in ipairs({ "ca.pem", "cert.pem", "key.pem" }) do
+    local f = io.open(dir .. "/" .. file)
+    assert(f, "missing " .. dir .. "/" .. file .. " (bench/lib/tls_certs.sh makes it)")
+    f:close()
+  end
+  return dir
+end
+
 --- A deadline guard: every wait in a workload is bounded.
 bench.TIMEOUT = 10
 

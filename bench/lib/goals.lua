@@ -1,9 +1,10 @@
---- The issue's performance goals for XPIO (issue 13), each checked against
+--- The issues' performance goals for XPIO (issue 13; the TLS rows: issue
+--- 20), each checked against
 --- a run's medians: report.lua prints them after the table, so every run
 --- says which goals it meets.
 local goals = {}
 
-local LIB_NAMES = { floor = "Lua floor", C = "C floor" }
+local LIB_NAMES = { floor = "Lua floor", C = "C floor", luasec = "LuaSec" }
 
 --- Each goal: XPIO's value in `row` over `vs`'s value (the same row, or the
 --- row it refers to), or XPIO's value alone when there is no `vs`, must be
@@ -20,6 +21,10 @@ goals.LIST = {
   { row = "spawn_pipes", vs = "C", at_least = 0.95 },
   { row = "load", vs = "luv", at_most = 0.5 },
   { row = "memory", vs = "luv", at_most = 1 },
+  { row = "tls_bulk", vs = "luasec", at_least = 1 },
+  { row = "tls_bulk", vs = "C", at_least = 0.85 },
+  { row = "tls_handshake", vs = "luasec", at_least = 1 },
+  { row = "tls_handshake", vs = "C", at_least = 0.9 },
 }
 
 -- "≥ 0.92 × Lua floor", "≥ 0.95", "≤ luv".

@@ -15,10 +15,12 @@ local stats = require "stats"
 local goals = require "goals"
 
 -- Libraries in column order; `floor` is the Lua floor (bench/floor/floor.c),
--- which runs only some workloads: its other cells show "—".
-local LIBS = { "xpio", "luv", "cqueues", "luasocket", "floor", "C" }
-local COLUMN = { floor = "Lua floor" }
-local PEERS = { "luv", "cqueues", "luasocket" }
+-- which runs only some workloads, and `luasec` (LuaSec, TLS on LuaSocket)
+-- runs only the TLS rows, where luv, cqueues and LuaSocket do not: cells
+-- not run show "—".
+local LIBS = { "xpio", "luv", "cqueues", "luasocket", "luasec", "floor", "C" }
+local COLUMN = { floor = "Lua floor", luasec = "LuaSec" }
+local PEERS = { "luv", "cqueues", "luasocket", "luasec" }
 
 local raw_path, out_path = assert(arg[1], "raw file expected"), arg[2]
 local meta, rows, runs, notes, row_by_id = {}, {}, {}, {}, {}
@@ -119,7 +121,8 @@ out("Medians of the runs. Ratios are XPIO's value over the other's: above 1 is b
 out("in rates (/s) and in the idle-scale ratio, worse in ms and bytes, where the best peer is")
 out("the lowest. (above): one idiomatic pingpong per peer; the sched row's ratios use it.")
 out("Lua floor: XPIO's try_/when_ loop on the thinnest C binding of the same API")
-out("(bench/floor/), run for the pingpong rows only; —: not run.")
+out("(bench/floor/), run for the pingpong rows only; LuaSec (TLS on LuaSocket) for the TLS")
+out("rows only, where luv, cqueues and LuaSocket are not run; —: not run.")
 local sorted = {}
 for note in pairs(notes) do sorted[#sorted + 1] = note end
 table.sort(sorted)
@@ -142,7 +145,7 @@ local function name(id)
 end
 
 out("")
-out("### Goals (issue 13): XPIO over the other, or XPIO's value alone")
+out("### Goals (issues 13 and 20): XPIO over the other, or XPIO's value alone")
 out("")
 for _, line in ipairs(goals.lines(measured, name)) do out(line) end
 
