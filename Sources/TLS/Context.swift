@@ -227,8 +227,13 @@ private func makeSSLContext(_ c: xpio_tls_config, cert: UnsafePointer<CChar>?, k
         let loaded = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1
         SSL_CTX_set_default_passwd_cb_userdata(ctx, nil)
         if !loaded {
-            text.append("xpio: tls: cannot load key: ")
-            appendReason(&text)
+            let errors = takeErrors()
+            if errors.mismatch {
+                text.append("xpio: tls: certificate and key do not match")
+            } else {
+                text.append("xpio: tls: cannot load key: ")
+                if errors.first != 0, let reason = reasonText(errors.first) { text.append(reason) } else { text.append("unknown error") }
+            }
             return nil
         }
         if cert != nil && SSL_CTX_check_private_key(ctx) != 1 {
