@@ -4,8 +4,11 @@
  * WANT_READ/WANT_WRITE it answers, as xpio.so's socket tasks will.
  *
  * It dlopens the DEBUG build (.build/debug/libxpio_tls.so, where
- * xpio_tls_engine is visible; the release build exports luaopen_xpio_tls
- * only). engine_check.sh builds it and runs every case against
+ * xpio_tls_engine is visible), or the RELEASE one (Embedded Swift, which
+ * exports luaopen_xpio_tls only): then it calls luaopen_xpio_tls with the
+ * few Lua API functions it uses stubbed below (this executable is linked
+ * -rdynamic), and takes the provider from its lua_pushlightuserdata.
+ * engine_check.sh builds it and runs every case against
  * `openssl s_server`/`s_client` on loopback, plus the in-process pairs
  * below (a forked engine server on a socketpair).
  *
@@ -541,6 +544,18 @@ static int contexts(const char *cert, const char *key, const char *ca, const cha
     return failures ? 1 : 0;
 }
 
+/* Stand-ins for the Lua API luaopen_xpio_tls calls (Sources/CTLSModule/module.c):
+ * `require "xpio"` does nothing, the registry's "xpio.tls.install" is a
+ * function, and the light userdata it is given is the provider. */
+static void *pushed;
+int lua_getglobal(void *L, const char *name) { (void)L; (void)name; return 6; }
+const char *lua_pushstring(void *L, const char *s) { (void)L; return s; }
+void lua_callk(void *L, int nargs, int nresults, intptr_t ctx, void *k) { (void)L; (void)nargs; (void)nresults; (void)ctx; (void)k; }
+void lua_settop(void *L, int index) { (void)L; (void)index; }
+int lua_getfield(void *L, int index, const char *key) { (void)L; (void)index; return strcmp(key, "xpio.tls.install") == 0 ? 6 : 0; }
+void lua_pushlightuserdata(void *L, void *p) { (void)L; pushed = p; }
+int luaL_error(void *L, const char *format, ...) { (void)L; fprintf(stderr, "luaL_error: %s\n", format); exit(2); }
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: see the header comment\n"); return 2; }
     alarm(30);
@@ -549,8 +564,15 @@ int main(int argc, char **argv) {
     void *lib = dlopen(argv[1], RTLD_LAZY | RTLD_LOCAL);   /* lazy: luaopen_xpio_tls's Lua symbols stay unresolved */
     if (!lib) { fprintf(stderr, "%s\n", dlerror()); return 2; }
     const xpio_tls_provider *(*engine)(void) = (const xpio_tls_provider *(*)(void))dlsym(lib, "xpio_tls_engine");
-    if (!engine) { fprintf(stderr, "no xpio_tls_engine: %s\n", dlerror()); return 2; }
-    P = engine();
+    if (engine) {
+        P = engine();
+    } else {   /* the release build: through luaopen_xpio_tls */
+        int (*luaopen)(void *) = (int (*)(void *))dlsym(lib, "luaopen_xpio_tls");
+        if (!luaopen) { fprintf(stderr, "neither xpio_tls_engine nor luaopen_xpio_tls: %s\n", dlerror()); return 2; }
+        luaopen(NULL);
+        P = pushed;
+        if (!P) { fprintf(stderr, "luaopen_xpio_tls pushed no provider\n"); return 2; }
+    }
     if (P->abi != XPIO_TLS_ABI || strcmp(P->version, XPIO_VERSION) != 0) { fprintf(stderr, "abi/version mismatch\n"); return 2; }
     const char *mode = argv[2];
     if (!strcmp(mode, "client") && argc == 7) return client(atoi(argv[3]), argv[4], argv[5], argv[6]);

@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 cd "$work" || exit 2
 
-cc -Wall -Wextra -O1 -o engine_check "$here/engine_check.c" -I"$root/Sources/CTLSABI/include" -ldl || exit 2
+cc -Wall -Wextra -O1 -o engine_check "$here/engine_check.c" -I"$root/Sources/CTLSABI/include" -ldl -rdynamic || exit 2
 check="./engine_check $lib"
 
 # --- certificates -----------------------------------------------------------
