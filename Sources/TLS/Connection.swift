@@ -29,6 +29,8 @@ final class Connection {
     /// The errno of the last failed `receive`/`send` (0: none): set by the
     /// BIO, read when OpenSSL says SSL_ERROR_SYSCALL.
     var systemError: Int32 = 0
+    /// `receive` answered 0: the peer closed its side (BIO_eof).
+    var sawEOF = false
 
     /// The last ERROR: its message (what `error` answers) and errno (0 when
     /// the message is the whole story).

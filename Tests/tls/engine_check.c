@@ -276,6 +276,12 @@ static void check(int ok, const char *what, const char *detail) {
 
 enum { BULK = 1 << 20 };
 
+static char subject[256];
+static void first_subject(void *user, const xpio_tls_certificate *c) {
+    (void)user;
+    if (!subject[0]) snprintf(subject, sizeof subject, "%s", c->subject);
+}
+
 /* The server child: mode 'e' echo a line uppercased + close_notify; 'b' read
  * BULK bytes slowly and check the pattern; 'k' handshake then vanish; 'w'
  * wait for the client's close_notify (shutdown wait_peer). */
@@ -283,8 +289,28 @@ static int pair_server(void *ctx, int fd, char mode) {
     char error[256];
     xpio_tls_start start = {.fd = fd};
     void *c = P->connection_new(ctx, &start, &IO, error, sizeof error);
-    if (!c || DRIVE(fd, P->handshake(c)) != XPIO_TLS_OK) return 10;
+    if (!c) return 9;
+    int hs = DRIVE(fd, P->handshake(c));
+    if (mode == 'n') {   /* requires a client certificate, gets none */
+        printf("    server: %s\n", hs == XPIO_TLS_ERROR ? message(c) : "(no error)");
+        return hs == XPIO_TLS_ERROR && strcmp(message(c), "peer did not return a certificate") == 0 ? 0 : 40;
+    }
+    if (hs != XPIO_TLS_OK) { printf("    server handshake: %s\n", message(c)); return 10; }
+    if (mode == 'm') {   /* a client certificate, checked: verified, chain leaf first */
+        xpio_tls_info info;
+        memset(&info, 0, sizeof info);
+        P->info(c, &info);
+        int count = P->peer_certificates(c, 1, first_subject, NULL);
+        printf("    server: verified=%d, %d certificate(s), first %s\n", info.verified, count, subject);
+        if (info.verified != 1 || count < 1 || strcmp(subject, "CN=xpio-client") != 0) return 41;
+        mode = 'e';
+    }
     if (mode == 'k') _exit(0);   /* no close_notify: the client must see unexpected eof */
+    if (mode == 'r') {           /* vanish with a reset: the client must see ECONNRESET */
+        struct linger l = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        _exit(0);
+    }
     if (mode == 'e') {
         char line[256];
         size_t got;
@@ -318,10 +344,27 @@ static int pair_server(void *ctx, int fd, char mode) {
     return 99;
 }
 
+/* A connected loopback TCP pair (a reset needs TCP). */
+static void tcp_pair(int sv[2]) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 1);
+    getsockname(l, (struct sockaddr *)&a, &n);
+    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+    connect(sv[0], (struct sockaddr *)&a, sizeof a);
+    sv[1] = accept(l, NULL, NULL);
+    close(l);
+}
+
+static int use_tcp;
+
 /* Runs one pair: forks the server, answers the client's connection and fd. */
 static pid_t pair(void *sctx, char mode, int *fd, int small_buffers) {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    if (use_tcp) tcp_pair(sv); else socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     if (small_buffers) {
         int size = 8192;
         setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
@@ -499,6 +542,108 @@ static int pairs(const char *cert, const char *key, const char *ca) {
     P->connection_release(c);
     close(sv[1]);
 
+    /* 8. client certificates: required and sent (the server sees it verified,
+     * leaf first), required and missing (the server's handshake fails). */
+    const char *client_cert = getenv("CHECK_CLIENT_CERT"), *client_key = getenv("CHECK_CLIENT_KEY");
+    xpio_tls_config mc;
+    memset(&mc, 0, sizeof mc);
+    mc.server = 1; mc.cert = cert; mc.key = key; mc.client_ca = ca; mc.verify_client = 2; mc.tickets = 1;
+    void *mctx = P->context_new(&mc, error, sizeof error);
+    check(mctx != NULL, "server context requiring client certificates", mctx ? NULL : error);
+    memset(&mc, 0, sizeof mc);
+    mc.ca = ca; mc.verify = 1; mc.cert = client_cert; mc.key = client_key;
+    void *ccert = P->context_new(&mc, error, sizeof error);
+    check(ccert != NULL, "client context with a certificate", ccert ? NULL : error);
+    if (mctx && ccert) {
+        pid = pair(mctx, 'm', &fd, 0);
+        xpio_tls_start ms = {.fd = fd, .host = "localhost"};
+        c = P->connection_new(ccert, &ms, &IO, error, sizeof error);
+        s = DRIVE(fd, P->handshake(c));
+        if (s == XPIO_TLS_OK) s = write_all(c, fd, "mtls\n", 5);
+        if (s == XPIO_TLS_OK) s = read_some(c, fd, line, sizeof line, &got);
+        status = child_status(pid);
+        snprintf(detail, sizeof detail, "server status %d", status);
+        check(s == XPIO_TLS_OK && got == 5 && status == 0, "client certificate verified by the engine server", detail);
+        P->connection_release(c);
+        close(fd);
+
+        pid = pair(mctx, 'n', &fd, 0);
+        xpio_tls_start ns = {.fd = fd, .host = "localhost"};
+        c = P->connection_new(cctx, &ns, &IO, error, sizeof error);
+        s = DRIVE(fd, P->handshake(c));
+        if (s == XPIO_TLS_OK) s = DRIVE(fd, P->read(c, line, sizeof line, &n));   /* TLS 1.3: the refusal comes after */
+        snprintf(detail, sizeof detail, "client: %s", s == XPIO_TLS_ERROR ? message(c) : "(no error)");
+        status = child_status(pid);
+        check(status == 0 && s == XPIO_TLS_ERROR && strcmp(message(c), "tlsv13 alert certificate required") == 0,
+              "required client certificate missing", detail);
+        P->connection_release(c);
+        close(fd);
+    }
+    if (mctx) P->context_release(mctx);
+    if (ccert) P->context_release(ccert);
+
+    /* 9. tickets = 0: no session to resume; the start's ALPN overrides the context's. */
+    xpio_tls_config tc;
+    memset(&tc, 0, sizeof tc);
+    static const char *server_protocols[] = {"h2", "http/1.1"};
+    tc.server = 1; tc.cert = cert; tc.key = key; tc.tickets = 0; tc.alpn = server_protocols; tc.nalpn = 2;
+    void *tctx = P->context_new(&tc, error, sizeof error);
+    if (tctx) {
+        pid = pair(tctx, 'e', &fd, 0);
+        static const char *only[] = {"http/1.1"};
+        xpio_tls_start ts = {.fd = fd, .host = "localhost", .alpn = only, .nalpn = 1};
+        c = P->connection_new(cctx, &ts, &IO, error, sizeof error);
+        s = DRIVE(fd, P->handshake(c));
+        memset(&info, 0, sizeof info);
+        P->info(c, &info);
+        write_all(c, fd, "t\n", 2);
+        read_some(c, fd, line, sizeof line, &got);
+        s = DRIVE(fd, P->read(c, line, sizeof line, &n));
+        der = NULL;
+        der_length = 0;
+        has = P->session(c, &der, &der_length);
+        snprintf(detail, sizeof detail, "session %d, alpn %s", has, info.alpn ? info.alpn : "nil");
+        check(s == XPIO_TLS_CLOSED && has == 0 && info.alpn && strcmp(info.alpn, "http/1.1") == 0,
+              "tickets=0 leaves no session; wrap's ALPN overrides", detail);
+        P->connection_release(c);
+        close(fd);
+        child_status(pid);
+        P->context_release(tctx);
+    } else {
+        check(0, "tickets=0 server context", error);
+    }
+
+    /* 10. ignore_unexpected_eof: a vanished peer reads as CLOSED. */
+    xpio_tls_config ic;
+    memset(&ic, 0, sizeof ic);
+    ic.ca = ca; ic.verify = 1; ic.ignore_unexpected_eof = 1;
+    void *ictx = P->context_new(&ic, error, sizeof error);
+    pid = pair(sctx, 'k', &fd, 0);
+    xpio_tls_start is = {.fd = fd, .host = "localhost"};
+    c = P->connection_new(ictx, &is, &IO, error, sizeof error);
+    P->context_release(ictx);
+    s = DRIVE(fd, P->handshake(c));
+    if (s == XPIO_TLS_OK) s = DRIVE(fd, P->read(c, line, sizeof line, &n));
+    check(s == XPIO_TLS_CLOSED, "ignore_unexpected_eof: vanished peer reads as CLOSED", s == XPIO_TLS_ERROR ? message(c) : NULL);
+    P->connection_release(c);
+    close(fd);
+    child_status(pid);
+
+    /* 11. a reset: ERROR with the errno. */
+    use_tcp = 1;
+    pid = pair(sctx, 'r', &fd, 0);
+    use_tcp = 0;
+    xpio_tls_start rs = {.fd = fd, .host = "localhost"};
+    c = P->connection_new(cctx, &rs, &IO, error, sizeof error);
+    s = DRIVE(fd, P->handshake(c));
+    child_status(pid);
+    if (s == XPIO_TLS_OK) s = DRIVE(fd, P->read(c, line, sizeof line, &n));
+    int code = 0;
+    if (s == XPIO_TLS_ERROR) P->error(c, &code);
+    check(s == XPIO_TLS_ERROR && code == ECONNRESET, "reset: ERROR with ECONNRESET", s == XPIO_TLS_ERROR ? message(c) : "(no error)");
+    P->connection_release(c);
+    close(fd);
+
     /* 7. no host with verification on. */
     xpio_tls_start nohost = {.fd = -1};
     c = P->connection_new(cctx, &nohost, &IO, error, sizeof error);
@@ -520,6 +665,18 @@ static int expect_error(const xpio_tls_config *config, const char *want, const c
 
 static int contexts(const char *cert, const char *key, const char *ca, const char *other_key) {
     xpio_tls_config c;
+    const char *encrypted = getenv("CHECK_ENCRYPTED_KEY");   /* key's copy, encrypted with "secret" */
+    if (encrypted) {
+        char error[256] = "";
+        memset(&c, 0, sizeof c); c.server = 1; c.cert = cert; c.key = encrypted; c.password = "secret";
+        void *ctx = P->context_new(&c, error, sizeof error);
+        check(ctx != NULL, "encrypted key with its password", ctx ? NULL : error);
+        if (ctx) P->context_release(ctx);
+        memset(&c, 0, sizeof c); c.server = 1; c.cert = cert; c.key = encrypted; c.password = "wrong";
+        expect_error(&c, "xpio: tls: cannot load key: ", "encrypted key, wrong password");
+        memset(&c, 0, sizeof c); c.server = 1; c.cert = cert; c.key = encrypted;
+        expect_error(&c, "xpio: tls: cannot load key: ", "encrypted key, no password (no prompt)");
+    }
     memset(&c, 0, sizeof c); c.verify = 1; c.min_version = "1.4";
     expect_error(&c, "xpio: tls: unknown TLS version", "unknown version");
     memset(&c, 0, sizeof c); c.server = 1;

@@ -49,6 +49,9 @@ q openssl req $ec -keyout client.key -out client.csr -subj "/CN=xpio-client"
 printf "extendedKeyUsage=clientAuth\n" > client.ext
 q openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile client.ext -out client.pem
 
+openssl ec -in leaf.key -aes256 -passout pass:secret -out leaf-encrypted.key 2>/dev/null || { echo "failed: encrypted key"; exit 2; }
+export CHECK_ENCRYPTED_KEY=$work/leaf-encrypted.key CHECK_CLIENT_CERT=$work/client.pem CHECK_CLIENT_KEY=$work/client.key
+
 fails=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1"; fails=$((fails + 1)); }
@@ -151,7 +154,7 @@ sni_case "engine server answers s_client (default certificate)" localhost localh
 sni_case "engine server switches certificate by SNI" other.example other.example
 
 # contexts' error messages; in-process pairs (ALPN, stash, CLOSED, eof, session, kept bytes)
-timeout 20 $check contexts leaf.pem leaf.key ca.pem other.key || fails=$((fails + 1))
+timeout 20 $check contexts leaf.pem leaf.key ca.pem other.key </dev/null || fails=$((fails + 1))
 timeout 60 $check pairs leaf.pem leaf.key ca.pem || fails=$((fails + 1))
 
 echo "engine_check: $fails failure(s)"
