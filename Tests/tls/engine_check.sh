@@ -25,7 +25,7 @@ trap cleanup EXIT INT TERM
 cd "$work" || exit 2
 
 cc -Wall -Wextra -O1 -o engine_check "$here/engine_check.c" -I"$root/Sources/CTLSABI/include" -ldl -rdynamic || exit 2
-check="./engine_check $lib"
+check="${RUNNER:-} ./engine_check $lib"   # RUNNER="valgrind ..." runs each case under it
 
 # --- certificates -----------------------------------------------------------
 q() { "$@" >/dev/null 2>&1 || { echo "failed: $*"; exit 2; }; }
