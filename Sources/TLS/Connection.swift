@@ -314,8 +314,10 @@ final class Connection {
         }
     }
 
+    /// Decrypted bytes inside OpenSSL, or kept bytes the BIO has not served
+    /// yet: either way epoll cannot see them, so the caller must read first.
     func pending() -> Int32 {
-        SSL_pending(ssl) > 0 ? 1 : 0
+        SSL_pending(ssl) > 0 || keptOffset < keptLength ? 1 : 0
     }
 
     /// Best-effort close_notify (the BIO never blocks, the answer is
