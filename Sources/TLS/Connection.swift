@@ -223,12 +223,13 @@ final class Connection {
         return answer(SSL_get_error(ssl, r), .handshake)
     }
 
-    func read(_ buffer: UnsafeMutableRawPointer, _ size: Int, _ count: inout Int) -> Int32 {
+    /// A read of size 0 (or no buffer) only flushes the stash.
+    func read(_ buffer: UnsafeMutableRawPointer?, _ size: Int, _ count: inout Int) -> Int32 {
         count = 0
         begin()
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
-        if size == 0 { return Status.ok }
+        guard size > 0, let buffer else { return Status.ok }
         var n = 0
         if SSL_read_ex(ssl, buffer, size, &n) == 1 {
             count = n
@@ -239,12 +240,12 @@ final class Connection {
 
     /// At most one record's worth per call; a chunk OpenSSL could not send
     /// at once is stashed and counted as taken.
-    func write(_ data: UnsafeRawPointer, _ size: Int, _ count: inout Int) -> Int32 {
+    func write(_ data: UnsafeRawPointer?, _ size: Int, _ count: inout Int) -> Int32 {
         count = 0
         begin()
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
-        if size == 0 { return Status.ok }
+        guard size > 0, let data else { return Status.ok }
         let length = min(size, Connection.chunk)
         var n = 0
         if SSL_write_ex(ssl, data, length, &n) == 1 {

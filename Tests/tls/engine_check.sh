@@ -133,6 +133,39 @@ kill -9 "$spid"; wait "$spid" 2>/dev/null
 if wait "$hpid"; then pass "peer killed: unexpected eof"; else fail "peer killed: unexpected eof"; fi
 sed 's/^/    /' hold.log
 
+# a plain-text server: the client meets no TLS at all
+port=$(free_port)
+python3 -c '
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(1); l.settimeout(10)
+c, _ = l.accept(); c.settimeout(5)
+try: c.recv(4096)
+except Exception: pass
+c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n"); c.close()
+' "$port" &
+ppid_=$!
+pids="$pids $ppid_"
+wait_port "$port"
+client "plain-text server" "error:wrong version number" localhost ca.pem
+wait "$ppid_" 2>/dev/null
+
+# a plain-text client at the engine server
+port=$(free_port)
+timeout 20 $check server "$port" leaf.pem leaf.key > eserver.log 2>&1 &
+epid=$!
+wait_port "$port"
+python3 -c '
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+try: c.recv(100)
+except Exception: pass
+' "$port"
+wait "$epid"
+if grep -q "server handshake: http request" eserver.log; then pass "plain HTTP at the engine server"; else fail "plain HTTP at the engine server"; fi
+sed 's/^/    /' eserver.log
+
 # the engine as a server, answering openssl s_client (SNI map + ALPN)
 sni_case() {   # NAME SERVERNAME EXPECTED-SUBJECT
     port=$(free_port)
