@@ -250,7 +250,12 @@ static int server(int port, const char *cert, const char *key, const char *name,
     void *c = P->connection_new(ctx, &start, &IO, error, sizeof error);
     P->context_release(ctx);
     int s = DRIVE(fd, P->handshake(c));
-    if (s != XPIO_TLS_OK) { printf("server handshake: %s\n", message(c)); return 1; }
+    if (s != XPIO_TLS_OK) {
+        printf("server handshake: %s\n", message(c));
+        P->connection_release(c);
+        close(fd);
+        return 1;
+    }
     show(c);
     char line[1024];
     size_t got = 0;
