@@ -38,7 +38,9 @@ final class Connection {
     let message: UnsafeMutablePointer<CChar>
     var errorCode: Int32 = 0
 
-    /// A fatal error happened: OpenSSL forbids SSL_shutdown afterwards.
+    /// A fatal error happened: OpenSSL forbids SSL_shutdown afterwards, and
+    /// every later operation answers the same ERROR (and message) at once,
+    /// rather than whatever OpenSSL says about a dead connection.
     var failed = false
     /// Our close_notify went out; the peer's arrived.
     var shutdownSent = false
@@ -215,6 +217,7 @@ final class Connection {
 
     func handshake() -> Int32 {
         begin()
+        if failed { return Status.error }
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
         if SSL_is_init_finished(ssl) == 1 { return Status.ok }
@@ -227,6 +230,7 @@ final class Connection {
     func read(_ buffer: UnsafeMutableRawPointer?, _ size: Int, _ count: inout Int) -> Int32 {
         count = 0
         begin()
+        if failed { return Status.error }
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
         guard size > 0, let buffer else { return Status.ok }
@@ -243,6 +247,7 @@ final class Connection {
     func write(_ data: UnsafeRawPointer?, _ size: Int, _ count: inout Int) -> Int32 {
         count = 0
         begin()
+        if failed { return Status.error }
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
         guard size > 0, let data else { return Status.ok }

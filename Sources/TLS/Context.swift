@@ -196,7 +196,9 @@ private func makeSSLContext(_ c: xpio_tls_config, cert: UnsafePointer<CChar>?, k
         }
     } else {
         if let file = c.client_ca {
-            guard let names = SSL_load_client_CA_file(file), SSL_CTX_load_verify_file(ctx, file) == 1 else {
+            // The names the server asks for (CertificateRequest), and the
+            // same file as what client chains are checked against.
+            guard SSL_CTX_load_verify_file(ctx, file) == 1, let names = SSL_load_client_CA_file(file) else {
                 text.append("xpio: tls: cannot load CA: ")
                 appendReason(&text)
                 return nil

@@ -523,6 +523,8 @@ static int pairs(const char *cert, const char *key, const char *ca) {
     s = DRIVE(fd, P->handshake(c));
     if (s == XPIO_TLS_OK) s = DRIVE(fd, P->read(c, line, sizeof line, &n));
     check(s == XPIO_TLS_ERROR && strcmp(message(c), "xpio: tls: unexpected eof") == 0, "peer gone: unexpected eof", message(c));
+    s = P->write(c, "x", 1, &n);
+    check(s == XPIO_TLS_ERROR && strcmp(message(c), "xpio: tls: unexpected eof") == 0, "later calls repeat the fatal error", message(c));
     P->connection_release(c);   /* after a fatal error: no close_notify attempted */
     close(fd);
     child_status(pid);
