@@ -29,6 +29,8 @@ final class Connection {
     /// The errno of the last failed `receive`/`send` (0: none): set by the
     /// BIO, read when OpenSSL says SSL_ERROR_SYSCALL.
     var systemError: Int32 = 0
+    /// `receive` answered 0: the peer closed its side (BIO_eof).
+    var sawEOF = false
 
     /// The last ERROR: its message (what `error` answers) and errno (0 when
     /// the message is the whole story).
@@ -36,7 +38,9 @@ final class Connection {
     let message: UnsafeMutablePointer<CChar>
     var errorCode: Int32 = 0
 
-    /// A fatal error happened: OpenSSL forbids SSL_shutdown afterwards.
+    /// A fatal error happened: OpenSSL forbids SSL_shutdown afterwards, and
+    /// every later operation answers the same ERROR (and message) at once,
+    /// rather than whatever OpenSSL says about a dead connection.
     var failed = false
     /// Our close_notify went out; the peer's arrived.
     var shutdownSent = false
@@ -213,6 +217,7 @@ final class Connection {
 
     func handshake() -> Int32 {
         begin()
+        if failed { return Status.error }
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
         if SSL_is_init_finished(ssl) == 1 { return Status.ok }
@@ -221,12 +226,14 @@ final class Connection {
         return answer(SSL_get_error(ssl, r), .handshake)
     }
 
-    func read(_ buffer: UnsafeMutableRawPointer, _ size: Int, _ count: inout Int) -> Int32 {
+    /// A read of size 0 (or no buffer) only flushes the stash.
+    func read(_ buffer: UnsafeMutableRawPointer?, _ size: Int, _ count: inout Int) -> Int32 {
         count = 0
         begin()
+        if failed { return Status.error }
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
-        if size == 0 { return Status.ok }
+        guard size > 0, let buffer else { return Status.ok }
         var n = 0
         if SSL_read_ex(ssl, buffer, size, &n) == 1 {
             count = n
@@ -237,12 +244,13 @@ final class Connection {
 
     /// At most one record's worth per call; a chunk OpenSSL could not send
     /// at once is stashed and counted as taken.
-    func write(_ data: UnsafeRawPointer, _ size: Int, _ count: inout Int) -> Int32 {
+    func write(_ data: UnsafeRawPointer?, _ size: Int, _ count: inout Int) -> Int32 {
         count = 0
         begin()
+        if failed { return Status.error }
         let flushed = flushStash()
         guard flushed == Status.ok else { return flushed }
-        if size == 0 { return Status.ok }
+        guard size > 0, let data else { return Status.ok }
         let length = min(size, Connection.chunk)
         var n = 0
         if SSL_write_ex(ssl, data, length, &n) == 1 {
@@ -312,8 +320,10 @@ final class Connection {
         }
     }
 
+    /// Decrypted bytes inside OpenSSL, or kept bytes the BIO has not served
+    /// yet: either way epoll cannot see them, so the caller must read first.
     func pending() -> Int32 {
-        SSL_pending(ssl) > 0 ? 1 : 0
+        SSL_pending(ssl) > 0 || keptOffset < keptLength ? 1 : 0
     }
 
     /// Best-effort close_notify (the BIO never blocks, the answer is

@@ -196,7 +196,9 @@ private func makeSSLContext(_ c: xpio_tls_config, cert: UnsafePointer<CChar>?, k
         }
     } else {
         if let file = c.client_ca {
-            guard let names = SSL_load_client_CA_file(file), SSL_CTX_load_verify_file(ctx, file) == 1 else {
+            // The names the server asks for (CertificateRequest), and the
+            // same file as what client chains are checked against.
+            guard SSL_CTX_load_verify_file(ctx, file) == 1, let names = SSL_load_client_CA_file(file) else {
                 text.append("xpio: tls: cannot load CA: ")
                 appendReason(&text)
                 return nil
@@ -227,8 +229,13 @@ private func makeSSLContext(_ c: xpio_tls_config, cert: UnsafePointer<CChar>?, k
         let loaded = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1
         SSL_CTX_set_default_passwd_cb_userdata(ctx, nil)
         if !loaded {
-            text.append("xpio: tls: cannot load key: ")
-            appendReason(&text)
+            let errors = takeErrors()
+            if errors.mismatch {
+                text.append("xpio: tls: certificate and key do not match")
+            } else {
+                text.append("xpio: tls: cannot load key: ")
+                if errors.first != 0, let reason = reasonText(errors.first) { text.append(reason) } else { text.append("unknown error") }
+            }
             return nil
         }
         if cert != nil && SSL_CTX_check_private_key(ctx) != 1 {

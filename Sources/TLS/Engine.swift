@@ -82,7 +82,7 @@ private func handshake(_ p: UnsafeMutableRawPointer?) -> Int32 {
 private func read(_ p: UnsafeMutableRawPointer?, _ buffer: UnsafeMutableRawPointer?, _ size: Int,
                   _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     var n = 0
-    let status = buffer.map { connection(p).read($0, size, &n) } ?? connection(p).read(UnsafeMutableRawPointer(bitPattern: 1)!, 0, &n)
+    let status = connection(p).read(buffer, buffer == nil ? 0 : size, &n)
     count?.pointee = n
     return status
 }
@@ -90,7 +90,7 @@ private func read(_ p: UnsafeMutableRawPointer?, _ buffer: UnsafeMutableRawPoint
 private func write(_ p: UnsafeMutableRawPointer?, _ data: UnsafeRawPointer?, _ size: Int,
                    _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     var n = 0
-    let status = data.map { connection(p).write($0, size, &n) } ?? connection(p).write(UnsafeRawPointer(bitPattern: 1)!, 0, &n)
+    let status = connection(p).write(data, data == nil ? 0 : size, &n)
     count?.pointee = n
     return status
 }

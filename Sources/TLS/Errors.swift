@@ -50,7 +50,7 @@ extension Connection {
             let reason = firstError()
             if reason != 0 && ERR_GET_LIB(reason) == ERR_LIB_SSL && ERR_GET_REASON(reason) == XPIO_SSL_R_UNEXPECTED_EOF_WHILE_READING {
                 text.append("xpio: tls: unexpected eof")
-            } else if reason != 0, let s = ERR_reason_error_string(reason) {
+            } else if reason != 0, let s = reasonText(reason) {
                 text.append(s)
             } else {
                 text.append("xpio: tls: protocol error")
@@ -71,24 +71,37 @@ extension Connection {
     }
 }
 
-/// The first error in OpenSSL's queue with a reason text (the root cause:
-/// later entries tend to be "called from here" wrappers), or 0. Empties the
-/// queue.
-func firstError() -> UInt {
+/// The text of one queued error: OpenSSL's reason string, or for a system
+/// error (a failed fopen, say) strerror of its errno, which OpenSSL keeps
+/// as the reason and has no string for.
+func reasonText(_ e: UInt) -> UnsafePointer<CChar>? {
+    if ERR_GET_LIB(e) == ERR_LIB_SYS { return UnsafePointer(strerror(ERR_GET_REASON(e))) }
+    return ERR_reason_error_string(e)
+}
+
+/// Empties OpenSSL's queue and answers its first error with a text (the
+/// root cause: later entries tend to be "called from here" wrappers), or 0,
+/// and whether a certificate/key mismatch was among them (a key load checks
+/// it against the certificate already loaded, and says so only there).
+func takeErrors() -> (first: UInt, mismatch: Bool) {
     var first: UInt = 0
+    var mismatch = false
     while true {
         let e = ERR_get_error_all(nil, nil, nil, nil, nil)
         if e == 0 { break }
-        if first == 0 && ERR_reason_error_string(e) != nil { first = e }
+        if first == 0 && reasonText(e) != nil { first = e }
+        if ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH { mismatch = true }
     }
-    return first
+    return (first, mismatch)
 }
 
-/// Appends the queue's first reason ("no such file", "bad decrypt"), or
-/// "unknown error" when OpenSSL gave none.
+func firstError() -> UInt { takeErrors().first }
+
+/// Appends the queue's first reason ("No such file or directory", "bad
+/// decrypt"), or "unknown error" when OpenSSL gave none. Empties the queue.
 func appendReason(_ text: inout Text) {
     let e = firstError()
-    if e != 0, let s = ERR_reason_error_string(e) {
+    if e != 0, let s = reasonText(e) {
         text.append(s)
     } else {
         text.append("unknown error")

@@ -41,6 +41,7 @@ private func bioRead(_ bio: OpaquePointer?, _ buffer: UnsafeMutablePointer<CChar
     }
     guard let receive = c.io.pointee.receive else { return -1 }
     let r = receive(c.fd, buffer, Int(size))
+    if r == 0 { c.sawEOF = true }
     if r >= 0 { return Int32(r) }
     if wouldBlock(r) {
         xpio_bio_set_retry_read(bio)
@@ -64,10 +65,19 @@ private func bioWrite(_ bio: OpaquePointer?, _ data: UnsafePointer<CChar>?, _ si
     return -1
 }
 
-/// OpenSSL asks for a flush after each flight; the socket has no buffer of
-/// ours to flush. Everything else (kTLS, pending counts) is "no".
+/// OpenSSL asks for a flush after each flight (the socket has no buffer of
+/// ours to flush), and BIO_eof after a read of 0: only a yes there makes it
+/// tell a truncation (SSL_R_UNEXPECTED_EOF_WHILE_READING, or the end of the
+/// stream under SSL_OP_IGNORE_UNEXPECTED_EOF) from a failed system call.
+/// Everything else (kTLS, pending counts) is "no".
 private func bioControl(_ bio: OpaquePointer?, _ command: Int32, _ number: Int, _ pointer: UnsafeMutableRawPointer?) -> Int {
-    command == BIO_CTRL_FLUSH ? 1 : 0
+    switch command {
+    case BIO_CTRL_FLUSH: return 1
+    case BIO_CTRL_EOF:
+        guard let bio, let c = connection(bio) else { return 0 }
+        return c.sawEOF ? 1 : 0
+    default: return 0
+    }
 }
 
 private func bioCreate(_ bio: OpaquePointer?) -> Int32 { 1 }
