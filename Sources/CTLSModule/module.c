@@ -21,7 +21,3 @@ int luaopen_xpio_tls(lua_State *L) {
     lua_call(L, 1, 1);
     return 1;
 }
-
-/* XPIO_VERSION as a C string for the engine's provider (Swift would import
- * the macro as a Swift String, which Embedded Swift should not carry). */
-const char *xpio_tls_version(void) { return XPIO_VERSION; }

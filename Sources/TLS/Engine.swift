@@ -12,7 +12,7 @@ enum Engine {
         let p = UnsafeMutablePointer<xpio_tls_provider>.allocate(capacity: 1)
         p.initialize(to: xpio_tls_provider(
             abi: XPIO_TLS_ABI,
-            version: xpio_tls_version(),
+            version: xpio_version(),
             context_new: contextNew,
             context_release: contextRelease,
             connection_new: connectionNew,

@@ -3,6 +3,4 @@
 #include "xpio_tls_abi.h"
 /* The engine (Sources/TLS, Swift over OpenSSL): one provider per process. */
 const xpio_tls_provider *xpio_tls_engine(void);
-/* XPIO_VERSION, for the provider's `version`. */
-const char *xpio_tls_version(void);
 #endif
