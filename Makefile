@@ -39,7 +39,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: all demo test test-tls-engine test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE) $(TLS_MODULE)
 
@@ -84,11 +84,16 @@ build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
 	$(GEN) conformance Spec build/gen/conformance_spec.lua
 	$(GEN) fuzz Spec build/gen/fuzz_cases.lua
 
-test: test-deps lint test-swift test-lua test-oom test-hostile bench-smoke docs-check test-embedded-fallback
+test: test-deps lint test-swift test-tls-engine test-lua test-oom test-hostile bench-smoke docs-check test-embedded-fallback
 	@echo "make test: all passed"
 
 test-swift:
 	swift test --no-parallel
+
+# The TLS engine alone, through its C table (Tests/tls/engine_check.c),
+# against openssl s_server, s_client and itself.
+test-tls-engine: $(TLS_MODULE)
+	LIB=$(CURDIR)/$(SCRATCH)/release/libxpio_tls.so Tests/tls/engine_check.sh
 
 test-lua: $(MODULE) $(TLS_MODULE) build/gen/conformance_spec.lua build/gen/fuzz_cases.lua
 	@echo "== Lua tests, epoll backend"
