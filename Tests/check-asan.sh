@@ -25,11 +25,14 @@ runtime=$(ls /opt/swift/usr/lib/clang/*/lib/linux/libclang_rt.asan-x86_64.so 2>/
 runtime=$(ls $runtime | head -1)
 [ -f "$runtime" ] || { echo "check-asan: no AddressSanitizer runtime in the Swift toolchain"; exit 1; }
 
-env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=0 swift build -c release --scratch-path .build-asan --product xpio \
-  -Xswiftc -sanitize=address -Xcc -fsanitize=address,undefined -Xcc -fno-sanitize-recover=undefined \
-  -Xcc -fno-omit-frame-pointer 2>&1 | grep -v "Cannot export local symbol" || true
-mkdir -p build/asan
+for product in xpio xpio_tls; do
+  env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=0 swift build -c release --scratch-path .build-asan --product $product \
+    -Xswiftc -sanitize=address -Xcc -fsanitize=address,undefined -Xcc -fno-sanitize-recover=undefined \
+    -Xcc -fno-omit-frame-pointer 2>&1 | grep -v "Cannot export local symbol" || true
+done
+mkdir -p build/asan/xpio
 cp .build-asan/release/libxpio.so build/asan/xpio.so
+cp .build-asan/release/libxpio_tls.so build/asan/xpio/tls.so
 rm -f build/asan/report.*
 
 export LUA_CPATH="$PWD/build/asan/?.so;;" LUA_PATH="$PWD/lua/?.lua;$PWD/Tests/lua/?.lua;;"
