@@ -217,7 +217,7 @@ def server(args):
             continue
         report(event="handshake", version=conn.version(), cipher=conn.cipher()[0],
                sni=seen.get("sni"), alpn=conn.selected_alpn_protocol(),
-               peer_cn=common_name(conn.getpeercert()))
+               peer_cn=common_name(conn.getpeercert()), resumed=conn.session_reused)
         try:
             serve_connection(conn, args if args.action != "starttls" else with_action(args, "echo"), seen)
         except (OSError, ssl.SSLError) as e:
