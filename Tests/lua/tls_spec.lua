@@ -670,6 +670,7 @@ describe("xpio.tls", function()
             assert.are.same({ n = 1 }, table.pack(c:peer_certificate()))
           end
           assert.are.equal("x", answer_upper(sched, c))
+          client:expect(sched, "handshake")
           assert.are.equal("X\n", client:expect(sched, "received").data)
           c:close()
         end)
