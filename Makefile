@@ -67,9 +67,11 @@ deps:
 	  echo "installing lua5.4, liblua5.4-dev, libssl-dev and openssl"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev libssl-dev openssl; }
 
-# The test tools (busted, luacheck), LuaRocks for the install test, and the
-# libraries the embedding and signal tests drive XPIO from (luv, luaposix).
-TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix
+# The test tools (busted, luacheck), LuaRocks for the install test, the
+# libraries the embedding and signal tests drive XPIO from (luv, luaposix),
+# and the real software xpio.luasocket is checked with (LuaSocket itself,
+# redis-lua against redis-server, LuaSec against openssl s_server).
+TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix lua-socket lua-redis redis-server lua-sec openssl
 test-deps: deps
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -158,9 +160,10 @@ check-asan: build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
 	Tests/check-asan.sh
 
 install: $(MODULE) $(TLS_MODULE)
-	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio
+	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio/luasocket
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so
 	install -m 644 lua/xpio/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/
+	install -m 644 lua/xpio/luasocket/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/luasocket/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_CDIR)/xpio.so
