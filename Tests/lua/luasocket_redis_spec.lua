@@ -1,0 +1,147 @@
+-- Unmodified redis-lua (Debian lua-redis, from its Lua 5.3 directory: it
+-- loads under 5.4) on xpio.luasocket, against a real redis-server that each
+-- test starts on a free loopback port and stops by its process.
+local xpio = require "xpio"
+local sched = require "xpio.sched"
+
+local TASKS, OPS = 10, 1000
+
+local function load_redis()
+  for name in pairs(package.loaded) do
+    if name == "socket" or name:match("^socket%.") or name == "redis" then package.loaded[name] = nil end
+  end
+  require("xpio.luasocket").install()
+  local path = assert(package.searchpath("redis", "/usr/share/lua/5.3/?.lua;/usr/share/lua/5.4/?.lua"))
+  return assert(loadfile(path))()
+end
+
+-- A free loopback port: bound, read, released.
+local function free_port()
+  local s = assert(xpio.socket("TCP"))
+  assert(s:bind("127.0.0.1:0"))
+  local port = tonumber(s:getsockname():match(":(%d+)$"))
+  s:close()
+  return port
+end
+
+-- redis-server on a free port, answering PING; returns its process and port.
+local function start_server()
+  local port = free_port()
+  local process = assert(xpio.spawn({ "redis-server", "--port", tostring(port), "--bind", "127.0.0.1",
+    "--save", "", "--appendonly", "no" }, xpio.env, { [1] = "null", [2] = "null" }))
+  local deadline = xpio.gettime() + 30
+  while true do
+    local s = assert(xpio.socket("TCP"))
+    local ok = false
+    sched.spawn(function()
+      if s:connect("127.0.0.1:" .. port) and s:write("PING\r\n") then ok = s:readline() == "+PONG" end
+    end)
+    sched.run()
+    s:close()
+    if ok then return process, port end
+    assert(xpio.gettime() < deadline, "redis-server did not start in 30 s")
+    local q = xpio.tqueue()
+    q:wait(0.05)
+    q:close()
+  end
+end
+
+local function stop_server(process)
+  if process then
+    process:kill("KILL")
+    sched.spawn(function() process:wait() end)
+    sched.run()
+    process:close()
+  end
+end
+
+describe("redis-lua on xpio.luasocket", function()
+  local server, port
+
+  before_each(function() server, port = start_server() end)
+  after_each(function() stop_server(server) server = nil end)
+
+  it("runs 10 tasks x 1000 SET/GET/INCR with every value checked", function()
+    local redis = load_redis()
+    local done, interleaved = {}, 0
+    local running = 0
+    for t = 1, TASKS do
+      sched.spawn(function()
+        local client = redis.connect({ host = "127.0.0.1", port = port })
+        running = running + 1
+        for i = 1, OPS do
+          local key, value = "k:" .. t .. ":" .. i, string.rep(string.char(64 + t), i % 50) .. i
+          assert.is_true(client:set(key, value))
+          assert.are.equal(value, client:get(key))
+          assert.are.equal(i, client:incr("counter:" .. t))
+          if running > 1 then interleaved = interleaved + 1 end
+        end
+        done[t] = client:get("counter:" .. t)
+        client:quit()
+        running = running - 1
+      end)
+    end
+    sched.run()
+    for t = 1, TASKS do assert.are.equal(tostring(OPS), done[t]) end
+    -- The tasks ran side by side, not one after another.
+    assert.is_true(interleaved > OPS, "interleaved " .. interleaved)
+  end)
+
+  it("answers 'closed' to every task when the server is killed mid-run", function()
+    local redis = load_redis()
+    local errors, progress = {}, 0
+    for t = 1, TASKS do
+      sched.spawn(function()
+        local client = redis.connect({ host = "127.0.0.1", port = port })
+        local ok, err = pcall(function()
+          for i = 1, 1e9 do
+            assert.are.equal(i, client:incr("n:" .. t))
+            progress = progress + 1
+          end
+        end)
+        assert(not ok)
+        errors[t] = tostring(err)
+      end)
+    end
+    sched.spawn(function()
+      while progress < TASKS * 100 do sched.sleep(0.01) end
+      server:kill("KILL")
+    end)
+    sched.run()
+    for t = 1, TASKS do assert.matches("closed", errors[t]) end
+  end)
+
+  it("bounds a BLPOP with settimeout while other tasks go on", function()
+    local redis = load_redis()
+    local err, elapsed, pings = nil, nil, 0
+    local blocked = true
+    sched.spawn(function()
+      local client = redis.connect({ host = "127.0.0.1", port = port, timeout = 0.5 })
+      local t0 = xpio.gettime()
+      local ok
+      ok, err = pcall(client.blpop, client, "empty-list", 0)
+      elapsed = xpio.gettime() - t0
+      blocked = false
+      assert.is_false(ok)
+    end)
+    sched.spawn(function()
+      local client = redis.connect({ host = "127.0.0.1", port = port })
+      while blocked do
+        assert.are.equal(true, client:ping())
+        pings = pings + 1
+      end
+    end)
+    sched.run()
+    assert.matches("timeout", tostring(err))
+    assert.is_true(elapsed >= 0.45 and elapsed < 15, "elapsed " .. tostring(elapsed))
+    assert.is_true(pings > 10, "pings " .. pings)
+  end)
+
+  it("works outside any task, blocking on a private queue", function()
+    local redis = load_redis()
+    local client = redis.connect({ host = "127.0.0.1", port = port })
+    assert.is_true(client:set("plain", "value"))
+    assert.are.equal("value", client:get("plain"))
+    client:quit()
+  end)
+end)
