@@ -1,0 +1,162 @@
+-- Handing descriptors between XPIO and other code (Spec/socket.spec,
+-- Spec/module.spec): socket:detach and xpio.adopt, socket:buffered, the
+-- socket:wait triad for code that does its own I/O on the descriptor, and
+-- the TCP keepalive options LuaSocket users set.
+local xpio = require "xpio"
+local sched = require "xpio.sched"
+local helper = require "helper"
+
+local function fd_open(fd)
+  for _, open in ipairs(helper.fd_list()) do
+    if open == fd then return true end
+  end
+  return false
+end
+
+describe("socket:detach", function()
+  it("returns the descriptor, open, and leaves the object closed", function()
+    local a, b = assert(xpio.socketpair())
+    local fd, kept = a:detach()
+    assert.are.equal("integer", math.type(fd))
+    assert.are.equal("", kept)
+    assert.is_true(fd_open(fd))
+    assert.are.same({ nil, "xpio: socket is closed" }, { a:read(1) })
+    assert.are.same({ nil, "xpio: socket is closed" }, { a:fileno() })
+    a = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(fd_open(fd), "collecting a detached socket closes nothing")
+    local again = assert(xpio.adopt(fd))
+    assert(b:write("still here"))
+    assert.are.equal("still here", again:read(100))
+    again:close()
+    b:close()
+  end)
+
+  it("returns the bytes buffered reads kept, so a hand-over loses nothing", function()
+    local a, b = assert(xpio.socketpair())
+    assert(b:write("first line\nthe rest, read ahead"))
+    assert.are.equal("first line", a:readline())
+    assert.are.equal(#"the rest, read ahead", a:buffered())
+    local fd, kept = a:detach()
+    assert.are.equal("the rest, read ahead", kept)
+    local c = assert(xpio.adopt(fd))
+    assert(b:write("more"))
+    assert.are.equal("more", c:read(100))
+    c:close()
+    b:close()
+  end)
+
+  it("wakes the tasks waiting on the socket, whose next call answers closed", function()
+    local a, b = assert(xpio.socketpair())
+    local q = xpio.tqueue()
+    local task = { _queue = q }
+    assert(a:when_read(task))
+    local fd = a:detach()
+    local ready = q:wait(5)
+    assert.are.equal(task, ready[1])
+    assert.are.same({ nil, "xpio: socket is closed" }, { a:try_read(1) })
+    assert(xpio.adopt(fd)):close()
+    b:close()
+  end)
+end)
+
+describe("xpio.adopt", function()
+  it("owns the descriptor: makes it non-blocking and close-on-exec, and closes it", function()
+    -- LuaSocket's descriptors are neither: take one over as LuaSec would.
+    local luasocket = require "socket"
+    local foreign = assert(luasocket.tcp4())
+    local fd = math.tointeger(foreign:getfd())
+    foreign:setfd(-1)
+    assert.are.equal(0, helper.fd_flags(fd) & helper.O_CLOEXEC)
+    local s = assert(xpio.adopt(fd))
+    assert.are.equal(fd, s:fileno())
+    assert.is_true(s:getsockopt("O_NONBLOCK"))
+    assert.are_not.equal(0, helper.fd_flags(fd) & helper.O_CLOEXEC)
+    assert(s:bind("127.0.0.1:0"))
+    assert.matches("^127%.0%.0%.1:%d+$", s:getsockname())
+    s:close()
+    assert.is_false(fd_open(fd))
+  end)
+
+  it("answers nil, message for a descriptor that is not open", function()
+    local s, err = xpio.adopt(1000000)
+    assert.is_nil(s)
+    assert.are.equal("Bad file descriptor", err)
+  end)
+end)
+
+describe("socket:buffered", function()
+  it("counts what buffered reads hold beyond their item", function()
+    local a, b = assert(xpio.socketpair())
+    assert.are.equal(0, a:buffered())
+    assert(b:write("one\ntwo\nthree"))
+    assert.are.equal("one", a:readline())
+    assert.are.equal(#"two\nthree", a:buffered())
+    assert.are.equal("two", a:readline())
+    assert.are.equal(5, a:buffered())
+    assert.are.equal("three", a:read(100))
+    assert.are.equal(0, a:buffered())
+    a:close()
+    assert.are.same({ nil, "xpio: socket is closed" }, { a:buffered() })
+    b:close()
+  end)
+end)
+
+describe("socket:wait", function()
+  it("try_wait answers readiness at once, without reading", function()
+    local a, b = assert(xpio.socketpair())
+    assert.are.same({ nil, "retry" }, { a:try_wait("r") })
+    assert.is_true(a:try_wait("w"))
+    assert(b:write("x"))
+    assert.is_true(a:try_wait("r"))
+    assert.are.equal("x", a:read(1))
+    assert.are.same({ nil, "retry" }, { a:try_wait("r") })
+    a:close() b:close()
+  end)
+
+  it("counts bytes the socket holds as readable", function()
+    local a, b = assert(xpio.socketpair())
+    assert(b:write("1\n2\n"))
+    assert.are.equal("1", a:readline())
+    assert.is_true(a:try_wait("r"))
+    local q = xpio.tqueue()
+    local task = { _queue = q }
+    assert(a:when_wait(task, "r"))
+    assert.are.equal(task, q:wait(5)[1])
+    a:close() b:close()
+  end)
+
+  it("blocks a task until the socket is readable, and takes only 'r' or 'w'", function()
+    local a, b = assert(xpio.socketpair())
+    local order = {}
+    sched.spawn(function()
+      assert.is_true(a:wait("r"))
+      order[#order + 1] = "readable"
+      assert.are.equal("late", a:read(10))
+    end)
+    sched.spawn(function()
+      sched.sleep(0.05)
+      order[#order + 1] = "write"
+      b:write("late")
+    end)
+    sched.run()
+    assert.are.same({ "write", "readable" }, order)
+    assert.has_error(function() a:try_wait("x") end)
+    a:close() b:close()
+  end)
+end)
+
+describe("TCP keepalive options", function()
+  it("sets and reads TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT", function()
+    local s = assert(xpio.socket("TCP"))
+    assert(s:setsockopt("SO_KEEPALIVE", true))
+    assert(s:setsockopt("TCP_KEEPIDLE", 30))
+    assert(s:setsockopt("TCP_KEEPINTVL", 5))
+    assert(s:setsockopt("TCP_KEEPCNT", 4))
+    assert.are.equal(30, s:getsockopt("TCP_KEEPIDLE"))
+    assert.are.equal(5, s:getsockopt("TCP_KEEPINTVL"))
+    assert.are.equal(4, s:getsockopt("TCP_KEEPCNT"))
+    s:close()
+  end)
+end)
