@@ -39,7 +39,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: bench-redis all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE) $(TLS_MODULE)
 
@@ -179,6 +179,12 @@ bench-quick: $(MODULE)
 # Every benchmark script once with tiny counts, so none of them can rot.
 bench-smoke: $(MODULE)
 	$(LUA_ENV) bench/run.sh smoke
+	$(LUA_ENV) bench/redis/run.sh smoke >/dev/null
+
+# redis-lua over xpio.luasocket (1 and 10 tasks) against plain LuaSocket and
+# redis-benchmark, on a redis-server of its own (bench/redis/run.sh).
+bench-redis: $(MODULE)
+	$(LUA_ENV) bench/redis/run.sh full
 
 clean:
 	rm -rf build .build .build-full .build-asan
