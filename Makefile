@@ -39,7 +39,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: bench-redis all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: rock bench-redis all demo test test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE) $(TLS_MODULE)
 
@@ -162,8 +162,25 @@ check-asan: build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
 install: $(MODULE) $(TLS_MODULE)
 	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio/luasocket
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so
+	install -d $(DESTDIR)$(LUA_CDIR)/xpio
+	install -m 755 $(TLS_MODULE) $(DESTDIR)$(LUA_CDIR)/xpio/tls.so
 	install -m 644 lua/xpio/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/
 	install -m 644 lua/xpio/luasocket/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/luasocket/
+
+# A binary rock (build/xpio-scm-1.linux-x86_64.rock) for users without a
+# Swift toolchain: `luarocks make` installs what `make install` installs into
+# a scratch tree, reusing the modules built here (XPIO_PREBUILT=1), and
+# `luarocks pack` packs the installed rock. `luarocks install` of the file
+# then needs no build at all (Tests/lua/rock_spec.lua checks it).
+ROCK_VERSION := scm-1
+ROCK := build/xpio-$(ROCK_VERSION).linux-x86_64.rock
+rock: $(MODULE) $(TLS_MODULE)
+	rm -rf build/rock $(ROCK)
+	mkdir -p build/rock
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u DESTDIR XPIO_PREBUILT=1 \
+	  luarocks --lua-version=5.4 --tree $(CURDIR)/build/rock/tree make rockspecs/xpio-$(ROCK_VERSION).rockspec
+	cd build && luarocks --lua-version=5.4 --tree $(CURDIR)/build/rock/tree pack xpio $(ROCK_VERSION)
+	@echo "$(ROCK)"
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_CDIR)/xpio.so
