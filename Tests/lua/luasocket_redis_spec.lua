@@ -3,6 +3,7 @@
 -- test starts on a free loopback port and stops by its process.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+local redis_server = require "redis_server"
 
 local TASKS, OPS = 10, 1000
 
@@ -15,51 +16,11 @@ local function load_redis()
   return assert(loadfile(path))()
 end
 
--- A free loopback port: bound, read, released.
-local function free_port()
-  local s = assert(xpio.socket("TCP"))
-  assert(s:bind("127.0.0.1:0"))
-  local port = tonumber(s:getsockname():match(":(%d+)$"))
-  s:close()
-  return port
-end
-
--- redis-server on a free port, answering PING; returns its process and port.
-local function start_server()
-  local port = free_port()
-  local process = assert(xpio.spawn({ "redis-server", "--port", tostring(port), "--bind", "127.0.0.1",
-    "--save", "", "--appendonly", "no" }, xpio.env, { [1] = "null", [2] = "null" }))
-  local deadline = xpio.gettime() + 30
-  while true do
-    local s = assert(xpio.socket("TCP"))
-    local ok = false
-    sched.spawn(function()
-      if s:connect("127.0.0.1:" .. port) and s:write("PING\r\n") then ok = s:readline() == "+PONG" end
-    end)
-    sched.run()
-    s:close()
-    if ok then return process, port end
-    assert(xpio.gettime() < deadline, "redis-server did not start in 30 s")
-    local q = xpio.tqueue()
-    q:wait(0.05)
-    q:close()
-  end
-end
-
-local function stop_server(process)
-  if process then
-    process:kill("KILL")
-    sched.spawn(function() process:wait() end)
-    sched.run()
-    process:close()
-  end
-end
-
 describe("redis-lua on xpio.luasocket", function()
   local server, port
 
-  before_each(function() server, port = start_server() end)
-  after_each(function() stop_server(server) server = nil end)
+  before_each(function() server, port = redis_server.start() end)
+  after_each(function() redis_server.stop(server) server = nil end)
 
   it("runs 10 tasks x 1000 SET/GET/INCR with every value checked", function()
     local redis = load_redis()
