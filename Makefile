@@ -39,7 +39,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: all demo test test-tls-engine test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: rock bench-redis all demo test test-tls-engine test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE) $(TLS_MODULE)
 
@@ -67,9 +67,11 @@ deps:
 	  echo "installing lua5.4, liblua5.4-dev, libssl-dev and openssl"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 liblua5.4-dev libssl-dev openssl; }
 
-# The test tools (busted, luacheck), LuaRocks for the install test, and the
-# libraries the embedding and signal tests drive XPIO from (luv, luaposix).
-TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix
+# The test tools (busted, luacheck), LuaRocks for the install test, the
+# libraries the embedding and signal tests drive XPIO from (luv, luaposix),
+# and the real software xpio.luasocket is checked with (LuaSocket itself,
+# redis-lua against redis-server, LuaSec against openssl s_server).
+TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix lua-socket lua-redis redis-server lua-sec openssl
 test-deps: deps
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -163,9 +165,27 @@ check-asan: build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
 	Tests/check-asan.sh
 
 install: $(MODULE) $(TLS_MODULE)
-	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio
+	install -d $(DESTDIR)$(LUA_CDIR) $(DESTDIR)$(LUA_LDIR)/xpio/luasocket
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CDIR)/xpio.so
+	install -d $(DESTDIR)$(LUA_CDIR)/xpio
+	install -m 755 $(TLS_MODULE) $(DESTDIR)$(LUA_CDIR)/xpio/tls.so
 	install -m 644 lua/xpio/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/
+	install -m 644 lua/xpio/luasocket/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/luasocket/
+
+# A binary rock (build/xpio-scm-1.linux-x86_64.rock) for users without a
+# Swift toolchain: `luarocks make` installs what `make install` installs into
+# a scratch tree, reusing the modules built here (XPIO_PREBUILT=1), and
+# `luarocks pack` packs the installed rock. `luarocks install` of the file
+# then needs no build at all (Tests/lua/rock_spec.lua checks it).
+ROCK_VERSION := scm-1
+ROCK := build/xpio-$(ROCK_VERSION).linux-x86_64.rock
+rock: $(MODULE) $(TLS_MODULE)
+	rm -rf build/rock $(ROCK)
+	mkdir -p build/rock
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u DESTDIR XPIO_PREBUILT=1 \
+	  luarocks --lua-version=5.4 --tree $(CURDIR)/build/rock/tree make rockspecs/xpio-$(ROCK_VERSION).rockspec
+	cd build && luarocks --lua-version=5.4 --tree $(CURDIR)/build/rock/tree pack xpio $(ROCK_VERSION)
+	@echo "$(ROCK)"
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_CDIR)/xpio.so
@@ -181,6 +201,12 @@ bench-quick: $(MODULE) $(TLS_MODULE)
 # Every benchmark script once with tiny counts, so none of them can rot.
 bench-smoke: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) bench/run.sh smoke
+	$(LUA_ENV) bench/redis/run.sh smoke >/dev/null
+
+# redis-lua over xpio.luasocket (1 and 10 tasks) against plain LuaSocket and
+# redis-benchmark, on a redis-server of its own (bench/redis/run.sh).
+bench-redis: $(MODULE)
+	$(LUA_ENV) bench/redis/run.sh full
 
 clean:
 	rm -rf build .build .build-full .build-asan

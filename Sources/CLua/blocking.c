@@ -127,18 +127,20 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
     int nargs = entry->nparams;
     lua_settop(L, nargs);
-    /* when_(self, task) for a method, when_(task, arguments...) otherwise.
+    /* when_(self, task, arguments...) for a method (socket:wait(what) ->
+     * when_wait(task, what)), when_(task, arguments...) otherwise.
      * A current task that is still scheduled (a scheduler resumed it early
      * without task:_dequeue()) makes when_ raise "already scheduled". */
     lua_pushvalue(L, XPIO_PARTNER_UPVALUE);
     if (entry->method) {
         lua_pushvalue(L, 1);
         xpio_push_current_task(L);
+        for (int i = 2; i <= nargs; i++) lua_pushvalue(L, i);
     } else {
         xpio_push_current_task(L);
         for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
     }
-    lua_call(L, entry->method ? 2 : nargs + 1, 2);
+    lua_call(L, nargs + 1, 2);
     if (!lua_toboolean(L, -2)) return with_done(L, 2, done); /* the when_ partner failed: its nil, message */
     lua_settop(L, nargs);
     return lua_yieldk(L, 0, CONTEXT(nargs, done), blocking_continue);

@@ -24,7 +24,7 @@ public class Descriptor {
     public func take() -> CInt {
         let old = fd
         guard old >= 0 else { return -1 }
-        for queue in queues { queue.forget(old) }
+        for queue in queues { queue.forget(old, owner: self) }
         queues.removeAll()
         fd = -1
         return old

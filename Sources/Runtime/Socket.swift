@@ -21,6 +21,10 @@ public final class Socket: Descriptor, Waitable {
     enum StreamKind: UInt8 { case unknown, stream, datagram }
     /// An fdopen'd duplicate of a blocking file (see `releaseOnClose`).
     private var blockingOnClose = false
+    /// A pipe end or another file that is not a socket (learnt from the
+    /// first ENOTSOCK): read and written with read(2) and write(2), which
+    /// have no per-call MSG_DONTWAIT.
+    private var notSocket = false
     /// The buffered reads' bytes, made on first use (most sockets never need one).
     private var buffered: ReadBuffer?
     var inbox: ReadBuffer {
@@ -128,23 +132,107 @@ public final class Socket: Descriptor, Waitable {
             return buffered.take(Int(min(size, Int64(min(buffered.count, Socket.readBuffer.count)))))   // 64 KiB per call, as ever
         }
         let count = try receive(fd, Socket.readBuffer.baseAddress!, Int(min(size, Int64(Socket.readBuffer.count))))
-        return count == 0 ? nil : UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count])
+        if count == 0 {
+            // An empty datagram is a datagram: a datagram socket has no end of stream.
+            return isDatagram ? UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0) : nil
+        }
+        return UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count])
+    }
+
+    /// Whether this is a datagram socket (SO_TYPE, asked once; a pipe is not).
+    private var isDatagram: Bool {
+        if streamKind == .unknown {
+            guard let type = try? intOption(SOL_SOCKET, SO_TYPE) else { return false }
+            streamKind = type == CInt(SOCK_STREAM.rawValue) ? .stream : .datagram
+        }
+        return streamKind == .datagram
     }
 
     /// One read from the descriptor, or from TLS when the socket has it; 0
-    /// at the end of the stream. The corresponding C function is `read`.
+    /// at the end of the stream. A socket is read with recv(MSG_DONTWAIT),
+    /// so a `try_` never blocks whatever another owner did to O_NONBLOCK; a
+    /// pipe with read(2), which has no such flag.
+    /// The corresponding C functions are `recv` and `read`.
     @inline(__always)
     func receive(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws(Failure) -> Int {
         if let secure { return try secure.read(into: buffer, count) }
+        if !notSocket {
+            switch Sys.recv(fd, buffer, count) {
+            case .success(let read): return read
+            case .failure(.system(ENOTSOCK)): notSocket = true
+            case .failure(let failure): throw failure
+            }
+        }
         return try Sys.read(fd, buffer, count).get()
     }
 
-    /// The corresponding C function is `write` (through TLS when the socket has it).
+    /// The corresponding C functions are `send` (MSG_DONTWAIT, as for
+    /// `receive`) and, for a pipe, `write`; through TLS when the socket has it.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Int {
         let fd = try descriptor()
         if let secure { return try secure.write(bytes) }
-        // write(2) with 0 bytes needs a valid pointer all the same.
-        return try Sys.write(fd, bytes.baseAddress ?? UnsafeRawPointer(Socket.readBuffer.baseAddress!), bytes.count).get()
+        // A zero-byte write needs a valid pointer all the same.
+        let base = bytes.baseAddress ?? UnsafeRawPointer(Socket.readBuffer.baseAddress!)
+        if !notSocket {
+            switch Sys.send(fd, base, bytes.count) {
+            case .success(let written): return written
+            case .failure(.system(ENOTSOCK)): notSocket = true
+            case .failure(let failure): throw failure
+            }
+        }
+        return try Sys.write(fd, base, bytes.count).get()
+    }
+
+    // MARK: handing descriptors over
+
+    /// Gives the descriptor up without closing it (see `Descriptor.take`:
+    /// waiting tasks wake, the object reads as closed) and returns it with
+    /// the bytes the buffered reads had kept, so a hand-over (STARTTLS,
+    /// LuaSec) loses nothing. The flags stay as they are.
+    public func detach() throws(Failure) -> (CInt, UnsafeRawBufferPointer) {
+        _ = try descriptor()
+        guard secure == nil else { throw .xpio("xpio: tls: a TLS socket cannot be detached") }
+        nameConnection?.resolution.cancel()
+        nameConnection = nil
+        blockingOnClose = false
+        let kept = buffered.map { $0.take($0.count) } ?? UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0)
+        return (take(), kept)
+    }
+
+    /// A socket object that owns descriptor `fd` itself (no duplicate, unlike
+    /// `duplicate`), made close-on-exec and non-blocking.
+    /// The corresponding C function is `fcntl`.
+    public static func adopt(fd: Int64) throws(Failure) -> Socket {
+        guard fd >= 0 && fd <= Int64(CInt.max) else { throw .system(EBADF) }
+        let number = CInt(fd)
+        let flags = try Sys.fcntl(number, F_GETFD, 0).get()
+        if flags & FD_CLOEXEC == 0 { _ = try Sys.fcntl(number, F_SETFD, flags | FD_CLOEXEC).get() }
+        try Descriptor.setBlocking(number, false)
+        return Socket(fd: number, family: nil)
+    }
+
+    /// How many bytes the socket holds that the kernel no longer has.
+    public func bufferedCount() throws(Failure) -> Int64 {
+        _ = try descriptor()
+        return Int64(buffered?.count ?? 0)
+    }
+
+    /// Readiness now, for code doing its own I/O on the descriptor: returns
+    /// when the socket is readable (bytes it holds count) or writable, else
+    /// `.retry`. The corresponding C function is `poll` (with no timeout).
+    public func ready(_ readiness: Readiness) throws(Failure) {
+        let fd = try descriptor()
+        if readiness == .read, let buffered, !buffered.isEmpty { return }
+        var entry = pollfd(fd: fd, events: Int16(readiness == .read ? POLLIN : POLLOUT), revents: 0)
+        if try Sys.poll(&entry, 1, 0).get() == 0 { throw .retry }
+    }
+
+    /// What `when_wait` waits on: the descriptor itself (TLS or not), or
+    /// nothing when held bytes make it readable at once.
+    public func readinessTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
+        _ = try descriptor()
+        if readiness == .read, let buffered, !buffered.isEmpty { return nil }
+        return WaitTarget(self, readiness)
     }
 
     /// Puts TLS under the socket (`tls.wrap`): bytes the buffered reads kept

@@ -7,6 +7,7 @@ public enum SocketOption {
     case tcpNoDelay, keepAlive, reuseAddress, reusePort, broadcast
     case receiveBuffer, sendBuffer, nonBlocking
     case v6Only, ttl, unicastHops, linger, error
+    case keepIdle, keepInterval, keepCount
 
     /// (level, name) for getsockopt/setsockopt.
     var level: (CInt, CInt) {
@@ -23,6 +24,9 @@ public enum SocketOption {
         case .unicastHops: return (CInt(IPPROTO_IPV6), IPV6_UNICAST_HOPS)
         case .linger: return (SOL_SOCKET, SO_LINGER)
         case .error: return (SOL_SOCKET, SO_ERROR)
+        case .keepIdle: return (CInt(IPPROTO_TCP), TCP_KEEPIDLE)
+        case .keepInterval: return (CInt(IPPROTO_TCP), TCP_KEEPINTVL)
+        case .keepCount: return (CInt(IPPROTO_TCP), TCP_KEEPCNT)
         case .nonBlocking: return (0, 0)
         }
     }

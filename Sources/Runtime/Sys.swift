@@ -107,15 +107,17 @@ enum Sys {
         perform("write", .retried) { CSystem.write(fd, buffer, count) }
     }
 
-    /// The corresponding C function is `recv` (the TLS engine's reads).
+    /// The corresponding C function is `recv`, with MSG_DONTWAIT: a socket
+    /// read never blocks, even when another owner of the open file (LuaSec's
+    /// close, a child) cleared O_NONBLOCK, which belongs to the file.
     static func recv(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Result<Int, Failure> {
-        perform("recv", .retried) { CSystem.recv(fd, buffer, count, 0) }
+        perform("recv", .retried) { CSystem.recv(fd, buffer, count, CInt(MSG_DONTWAIT)) }
     }
 
-    /// The corresponding C function is `send`, with MSG_NOSIGNAL (the TLS
-    /// engine's writes: a peer gone is EPIPE, never SIGPIPE).
+    /// The corresponding C function is `send`, with MSG_DONTWAIT (as `recv`)
+    /// and MSG_NOSIGNAL (a peer gone is EPIPE, never SIGPIPE).
     static func send(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
-        perform("send", .retried) { CSystem.send(fd, buffer, count, CInt(MSG_NOSIGNAL)) }
+        perform("send", .retried) { CSystem.send(fd, buffer, count, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)) }
     }
 
     /// The corresponding C function is `pipe2` (non-blocking, close-on-exec).

@@ -24,6 +24,11 @@ public final class TaskQueue {
         var readers: Int32 = -1        // head of the waiter list per direction
         var writers: Int32 = -1
         var attached = false           // this queue is in the socket's `queues`
+        /// The descriptor object the registration belongs to. A number is
+        /// not enough: one closed behind XPIO's back (by a library it was
+        /// handed to) and reused by a new socket must not pass for the old
+        /// registration, which the kernel dropped with the old file.
+        var owner: ObjectIdentifier?
     }
 
     struct Waiter {
@@ -163,6 +168,11 @@ public final class TaskQueue {
         let fd = target.fd
         let index = Int(fd)
         while registrations.count <= index { registrations.append(Registration()) }
+        let owner = ObjectIdentifier(target)
+        if registrations[index].owner != owner {
+            if registrations[index].owner != nil { retire(index, fd) }
+            registrations[index].owner = owner
+        }
         let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
         if registrations[index].interest & wanted != wanted {
             let old = registrations[index].interest
@@ -270,11 +280,16 @@ public final class TaskQueue {
         let hadWriters = registrations[index].writers >= 0
         if readable { wakeAll(&registrations[index].readers) }
         if writable { wakeAll(&registrations[index].writers) }
-        // Shrink the interest for directions nobody waited on.
+        // Shrink the interest for directions nobody waited on. A queue an
+        // outer loop polls (`embeddingDescriptor`) shrinks it as soon as the
+        // waiters are woken too: left in place, a descriptor still readable
+        // would keep the queue's descriptor readable with no task waiting,
+        // and the outer loop would wake twice per event.
+        let embedded = wakeFD >= 0
         var interest = registrations[index].interest
-        if readable && !hadReaders { interest &= ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
-        if event.bits & EPOLLOUT.rawValue != 0 && !hadWriters { interest &= ~EPOLLOUT.rawValue }
-        if event.bits & failure != 0 && !hadReaders && !hadWriters { interest = 0 }
+        if readable && (!hadReaders || embedded) { interest &= ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
+        if event.bits & EPOLLOUT.rawValue != 0 && (!hadWriters || embedded) { interest &= ~EPOLLOUT.rawValue }
+        if event.bits & failure != 0 && ((!hadReaders && !hadWriters) || embedded) { interest = 0 }
         if interest != registrations[index].interest {
             let old = registrations[index].interest
             if (try? selector.update(fd: event.fd, generation: event.generation, old: old, new: interest)) != nil || interest == 0 {
@@ -299,12 +314,22 @@ public final class TaskQueue {
 
     // MARK: descriptors going away
 
-    /// `fd` is about to be closed (or handed to a child): drop it from the
-    /// kernel set before the number can be reused, and make its waiters
-    /// ready so their tasks learn of it at the next wait.
-    func forget(_ fd: CInt) {
+    /// `fd` of `owner` is about to be closed (or handed over): drop it from
+    /// the kernel set before the number can be reused, and make its waiters
+    /// ready so their tasks learn of it at the next wait. A registration of
+    /// another object under the same number (the old one's number was
+    /// closed behind XPIO's back and reused) is not this one's to drop.
+    func forget(_ fd: CInt, owner: Descriptor) {
         let index = Int(fd)
-        guard !isClosed, index < registrations.count else { return }
+        guard !isClosed, index < registrations.count,
+              registrations[index].owner == ObjectIdentifier(owner) else { return }
+        retire(index, fd)
+    }
+
+    /// Ends registration `index` (descriptor `fd`): out of the kernel set
+    /// (a descriptor already closed answers ENOENT, ignored), its waiters
+    /// ready, a new generation so that stale events are dropped.
+    private func retire(_ index: Int, _ fd: CInt) {
         if registrations[index].interest != 0 {
             try? selector.update(fd: fd, generation: registrations[index].generation,
                                  old: registrations[index].interest, new: 0)

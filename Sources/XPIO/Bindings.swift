@@ -28,6 +28,14 @@ enum SocketBinding {
         try socket.shutdown(read: read, write: write)
     }
 
+    /// `"r"` or `"w"`: the readiness `wait` and `when_wait` take.
+    static func readiness(_ what: LuaString, argument: CInt) throws(Failure) -> Readiness {
+        let bytes = what.bytes
+        if bytes.count == 1 && bytes[0] == UInt8(ascii: "r") { return .read }
+        if bytes.count == 1 && bytes[0] == UInt8(ascii: "w") { return .write }
+        throw .badArgument(argument, "\"r\" or \"w\" expected")
+    }
+
     /// A readuntil delimiter: any bytes but none.
     static func delimiter(_ text: LuaString, argument: CInt) throws(Failure) -> UnsafeRawBufferPointer {
         guard text.bytes.count > 0 else { throw .badArgument(argument, "the delimiter must not be empty") }
@@ -37,10 +45,11 @@ enum SocketBinding {
 
 enum ProcessBinding {
     /// A signal given as a number, a name (`signal` enum) or nothing (SIGKILL).
+    /// 0 sends nothing and probes whether the process is there (POSIX).
     static func signalNumber(_ value: Value, argument: CInt) throws(Failure) -> CInt {
         if value.isAbsent { return SIGKILL }
         if let number = value.optionalInteger {
-            guard number > 0 && number <= Int64(Signal.highest) else { throw .badArgument(argument, "invalid signal number") }
+            guard number >= 0 && number <= Int64(Signal.highest) else { throw .badArgument(argument, "invalid signal number") }
             return CInt(number)
         }
         return value.enumCase(Signal.self).number

@@ -9,13 +9,20 @@ import Testing
     init() { Sys.faults = [:] }
 
     @Test func readAndWriteAreRetried() throws {
+        // Sockets go through send and recv (MSG_DONTWAIT), pipes through write and read.
         let (a, b) = try Socket.pair()
-        Sys.faults["write"] = (EINTR, 2)
+        Sys.faults["send"] = (EINTR, 2)
         let byte: UInt8 = 42
         let written = try withUnsafeBytes(of: byte) { try b.write($0) }
         #expect(written == 1)
-        Sys.faults["read"] = (EINTR, 3)
+        Sys.faults["recv"] = (EINTR, 3)
         #expect(try a.read(size: 16)?.count == 1)
+        #expect(Sys.faults["recv"]!.count == 0)
+        let (r, w) = try Socket.pipe()
+        Sys.faults["write"] = (EINTR, 2)
+        #expect(try withUnsafeBytes(of: byte) { try w.write($0) } == 1)
+        Sys.faults["read"] = (EINTR, 3)
+        #expect(try r.read(size: 16)?.count == 1)
         #expect(Sys.faults["read"]!.count == 0)
     }
 
@@ -66,7 +73,7 @@ import Testing
 
     @Test func otherErrorsAreReported() throws {
         let (a, _) = try Socket.pair()
-        Sys.faults["read"] = (EIO, 1)
+        Sys.faults["recv"] = (EIO, 1)
         #expect(throws: Failure.self) { _ = try a.read(size: 16) }
     }
 

@@ -36,7 +36,10 @@
 --
 -- Sandboxing: spawn only ever runs `true` or a program that does not exist;
 -- only processes from the kind's example constructor are signalled; fdopen
--- only gets descriptors the fuzzer owns (or numbers that are not open);
+-- only gets descriptors the fuzzer owns (or numbers that are not open),
+-- adopt only numbers that are not open (two owners would close each other's
+-- reused numbers), and a descriptor `detach` gave up is adopted back into
+-- the pool (so that nothing leaks);
 -- addresses given to connect and bind are rewritten to loopback (and connect
 -- only to the fuzzer's own listeners or to port 1); host names, in addresses
 -- and given to resolve, become localhost (no lookup leaves the machine);
@@ -1089,6 +1092,10 @@ local function fuzz_call(fn)
         for _, fd in ipairs(pool_fds()) do if fd == v then own = true end end
         if not own then args[1] = random(15000, 19999) end
       end
+    elseif fn.name == "adopt" and n >= 1 then
+      local v = args[1]
+      if type(v) == "string" then v = tonumber(v) end
+      if type(v) == "number" and v == v and v >= 0 then args[1] = random(15000, 19999) end
     end
   else
     f = methods[fn.owner][fn.name]
@@ -1157,6 +1164,10 @@ local function fuzz_call(fn)
   -- What the call changed.
   if fn.name == "setCurrentTask" then xpio.setCurrentTask(nil) end
   if fn.owner == "socket" and fn.name == "setsockopt" then restore_nonblocking(receiver) end
+  if fn.owner == "socket" and fn.name == "detach" and pack[1] and math.type(pack[2]) == "integer" then
+    local taken = xpio.adopt(pack[2])
+    if taken then add_socket(taken) end
+  end
   if fn.name == "spawn" then
     restore_all_nonblocking()
     local p = pack[1] and pack[2]

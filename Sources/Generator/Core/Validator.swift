@@ -75,7 +75,6 @@ enum Validator {
                 guard entry.name.hasPrefix("when_") else { throw fail("a when entry's name starts with when_") }
                 guard entry.partner == "read" || entry.partner == "write" else { throw fail("readiness is [read] or [write]") }
                 guard entry.params.first?.type == .task else { throw fail("a when entry takes the task first: (task: task, ...)") }
-                guard entry.owner == nil || entry.params.count == 1 else { throw fail("a when method takes (task: task)") }
                 guard entry.results.positions == [.trueValue], !entry.results.raw else { throw fail("a when entry returns `true`") }
             default: break
             }

@@ -1,0 +1,158 @@
+--- xpio.luasocket.common: what TCP and UDP objects share: LuaSocket's error
+--- strings, addresses as LuaSocket spells them, name resolution that waits
+--- like every other call, timeouts, and socket options.
+local xpio = require "xpio"
+local wait = require "xpio.luasocket.wait"
+
+local gettime = xpio.gettime
+local find, match, gsub = string.find, string.match, string.gsub
+
+local M = {}
+
+-- LuaSocket's strings for the errors it names (usocket.c socket_strerror,
+-- io.c io_strerror); every other error keeps the C library's text, as there.
+local rename = {
+  ["Connection refused"] = "connection refused",
+  ["Connection reset by peer"] = "closed",
+  ["Software caused connection abort"] = "closed",
+  ["Broken pipe"] = "closed",
+  ["Connection timed out"] = "timeout",
+  ["Address already in use"] = "address already in use",
+  ["Transport endpoint is already connected"] = "already connected",
+  ["Permission denied"] = "permission denied",
+  ["xpio: socket is closed"] = "closed",
+  ["xpio: end of stream"] = "closed",
+}
+
+--- LuaSocket's name for an XPIO error message.
+function M.error(message)
+  return rename[message] or message
+end
+
+--- "1.2.3.4:80", "[::1]:80" -> "1.2.3.4", 80, "inet" (LuaSocket's
+--- getsockname/getpeername results).
+function M.split(address)
+  local host, port = match(address, "^%[(.*)%]:(%d+)$")
+  if host then return host, tonumber(port), "inet6" end
+  host, port = match(address, "^(.*):(%d+)$")
+  if host then return host, tonumber(port), "inet" end
+  return address, 0, "unix"
+end
+
+--- The XPIO address of host and port (a numeric host), and its family.
+function M.join(host, port)
+  if find(host, ":", 1, true) then return "[" .. host .. "]:" .. port, "inet6" end
+  return host .. ":" .. port, "inet"
+end
+
+--- Is `host` an address rather than a name?
+function M.numeric(host)
+  return find(host, ":", 1, true) ~= nil or match(host, "^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+local function when_resolve(args, task)
+  return xpio.when_resolve(task, args[1], args[2], args[3])
+end
+
+--- Resolve `host` (for `family`: "inet", "inet6" or nil for both) to XPIO
+--- addresses with `port`, waiting as a blocking LuaSocket call does (a
+--- task yields meanwhile). "*" is the wildcard address of the family.
+function M.resolve(host, port, family, deadline)
+  port = tostring(tonumber(port) or 0)
+  if host == "*" then
+    if family == "inet6" then return { "[::]:" .. port } end
+    return { "0.0.0.0:" .. port }
+  end
+  if M.numeric(host) then return { (M.join(host, port)) } end
+  local args = { host, port, family }
+  while true do
+    local list, err = xpio.try_resolve(host, port, family)
+    if list then return list end
+    if err ~= "retry" then return nil, "host or service not provided, or not known" end
+    local ok, werr = wait.wait(args, when_resolve, deadline)
+    if not ok then return nil, werr end
+  end
+end
+
+--- Timeouts, as LuaSocket keeps them (timeout.c): `block` bounds each
+--- wait, `total` the whole call; negative means no limit.
+function M.settimeout(self, value, mode)
+  value = value and tonumber(value) or -1
+  if value < 0 then value = -1 end
+  mode = mode or "b"
+  if mode == "b" then self.block = value
+  elseif mode == "t" or mode == "r" then self.total = value
+  else error("bad argument #2 to 'settimeout' (invalid timeout mode)", 2) end
+  return 1
+end
+
+--- The deadline of the next wait of a call that started at `start`, as
+--- timeout.c's timeout_getretry computes it.
+function M.deadline(self, start)
+  local block, total = self.block, self.total
+  if block < 0 and total < 0 then return nil end
+  if total < 0 then return gettime() + block end
+  if block < 0 then return start + total end
+  return math.min(gettime() + block, start + total)
+end
+
+--- The start of a call, read only when a timeout needs it.
+function M.start(self)
+  if self.total >= 0 then return gettime() end
+  return 0
+end
+
+-- LuaSocket option names -> XPIO's (and how values convert).
+local options = {
+  ["keepalive"] = "SO_KEEPALIVE",
+  ["tcp-nodelay"] = "TCP_NODELAY",
+  ["reuseaddr"] = "SO_REUSEADDR",
+  ["reuseport"] = "SO_REUSEPORT",
+  ["broadcast"] = "SO_BROADCAST",
+  ["ipv6-v6only"] = "IPV6_V6ONLY",
+  ["ip-multicast-ttl"] = "IP_TTL",
+  ["tcp-keepidle"] = "TCP_KEEPIDLE",
+  ["tcp-keepintvl"] = "TCP_KEEPINTVL",
+  ["tcp-keepcnt"] = "TCP_KEEPCNT",
+  ["linger"] = "SO_LINGER",
+  ["send-buffer-size"] = "SO_SNDBUF",
+  ["recv-buffer-size"] = "SO_RCVBUF",
+  ["error"] = "SO_ERROR",
+}
+
+--- Set a LuaSocket option on XPIO socket `xs`: 1, or nil and a message.
+function M.setoption(xs, name, value)
+  local option = options[name]
+  if not option then error("bad argument #2 to 'setoption' (unsupported option '" .. tostring(name) .. "')", 3) end
+  if option == "SO_LINGER" then
+    if type(value) ~= "table" then error("bad argument #3 to 'setoption' (table expected)", 3) end
+    value = value.on and math.tointeger(value.timeout or 0) or false
+  elseif option == "SO_KEEPALIVE" or option == "TCP_NODELAY" or option == "SO_REUSEADDR"
+      or option == "SO_REUSEPORT" or option == "SO_BROADCAST" or option == "IPV6_V6ONLY" then
+    value = value and true or false -- LuaSocket reads a boolean with lua_toboolean: nil is false
+  end
+  local ok, err = xs:setsockopt(option, value)
+  if not ok then return nil, M.error(err) end
+  return 1
+end
+
+function M.getoption(xs, name)
+  local option = options[name]
+  if not option then error("bad argument #2 to 'getoption' (unsupported option '" .. tostring(name) .. "')", 3) end
+  local value, err = xs:getsockopt(option)
+  if value == nil then return nil, M.error(err) end
+  if option == "SO_LINGER" then return { on = value ~= false, timeout = value or 0 } end
+  if option == "SO_ERROR" then
+    if value == 0 then return nil end
+    return value
+  end
+  return value
+end
+
+--- LuaSocket drops every CR from a "*l" line, not only the one before LF.
+function M.nocr(s)
+  if find(s, "\r", 1, true) then return (gsub(s, "\r", "")) end
+  return s
+end
+
+return M
