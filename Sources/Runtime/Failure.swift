@@ -15,7 +15,7 @@ public enum Failure: Error {
     /// A message made by the TLS engine (xpio/tls.so), NUL-terminated; it
     /// stays valid until the next call on the same connection, which the
     /// Lua edge is done with by then.
-    case message(UnsafePointer<CChar>)
+    case message(EngineText)
     /// getaddrinfo failed with this EAI_ code (its message is gai_strerror's).
     case resolution(CInt)
     /// The object (named by its kind, e.g. "socket") has been closed.
@@ -35,4 +35,11 @@ public enum Failure: Error {
         default: return .system(code)
         }
     }
+}
+
+/// A NUL-terminated message the TLS engine made (`Failure.message`). It is
+/// read on the Lua thread that made it, before the next engine call.
+public struct EngineText: @unchecked Sendable {
+    public let text: UnsafePointer<CChar>
+    public init(_ text: UnsafePointer<CChar>) { self.text = text }
 }

@@ -27,7 +27,7 @@ public final class TLSContext {
         self.engine = engine
         isServer = config.server != 0
         guard let made = engine.pointee.context_new(&config, TLSContext.message.baseAddress, TLSContext.message.count) else {
-            throw .message(UnsafePointer(TLSContext.message.baseAddress!))
+            throw .message(EngineText(UnsafePointer(TLSContext.message.baseAddress!)))
         }
         context = made
     }
@@ -71,7 +71,7 @@ public final class SecureChannel {
         self.engine = engine
         let made = engine.pointee.connection_new(try context.open(), &start, &SecureChannel.io,
                                                  TLSContext.message.baseAddress, TLSContext.message.count)
-        guard let made else { throw .message(UnsafePointer(TLSContext.message.baseAddress!)) }
+        guard let made else { throw .message(EngineText(UnsafePointer(TLSContext.message.baseAddress!))) }
         connection = made
     }
 
@@ -154,7 +154,7 @@ public final class SecureChannel {
             var code: CInt = 0
             guard let connection, let message = engine.pointee.error(connection, &code) else { throw .xpio("xpio: tls: error") }
             if code != 0 { throw .errno(code) }
-            throw .message(message)
+            throw .message(EngineText(message))
         }
     }
 

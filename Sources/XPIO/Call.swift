@@ -102,8 +102,8 @@ struct Call {
         case .resolution(let code):
             raw.pointee.message = gai_strerror(code)
             return Int32(XPIO_MESSAGE)
-        case .message(let text):
-            raw.pointee.message = text
+        case .message(let message):
+            raw.pointee.message = message.text
             return Int32(XPIO_MESSAGE)
         case .closed(let kind):
             raw.pointee.message = kind.cString
