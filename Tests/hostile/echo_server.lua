@@ -42,12 +42,13 @@
 --   lua5.4 Tests/hostile/echo_server.lua [--listen 127.0.0.1:0]
 --       [--backoff-min 0.001] [--backoff-max 0.05]
 --       [--cert leaf.pem --key leaf.key [--handshake-timeout 2] [--idle-timeout 0] [--max-line 65536]
---        [--keep-wrap-result no]]
+--        [--keep-wrap-result no] [--broken no]]
 local xpio = require "xpio"
 local sched = require "xpio.sched"
 
 local options = { listen = "127.0.0.1:0", ["backoff-min"] = "0.001", ["backoff-max"] = "0.05", backlog = "128",
-  cert = false, key = false, ["keep-wrap-result"] = "no", ["handshake-timeout"] = "2", ["idle-timeout"] = "0", ["max-line"] = "65536" }
+  cert = false, key = false, ["keep-wrap-result"] = "no", broken = "no",
+  ["handshake-timeout"] = "2", ["idle-timeout"] = "0", ["max-line"] = "65536" }
 do
   local i = 1
   while i <= #arg do
@@ -66,6 +67,13 @@ local BACKLOG = assert(math.tointeger(tonumber(options.backlog)), "--backlog: in
 local HANDSHAKE_TIMEOUT = assert(tonumber(options["handshake-timeout"]), "--handshake-timeout: number expected")
 local IDLE_TIMEOUT = assert(tonumber(options["idle-timeout"]), "--idle-timeout: number expected")
 local KEEP_WRAP_RESULT = options["keep-wrap-result"] == "yes"
+-- --broken KIND: a deliberately broken TLS server, to show that the driver's
+-- checks fail (hostile.py --tls-broken): "no-timeout" handshakes without a
+-- deadline, "spin" polls try_handshake in a loop, "raise" raises on a read
+-- error, "leak" keeps the socket of a connection that failed, "inline"
+-- handshakes in the accept loop (one slow peer holds up every new client).
+local BROKEN = options.broken
+local leaked = {}
 local wrap_results = {}   -- luacheck: ignore 241 (held, never read: socket -> tls.wrap's result, --keep-wrap-result yes)
 local MAX_LINE = assert(math.tointeger(tonumber(options["max-line"])), "--max-line: integer expected")
 
@@ -131,9 +139,21 @@ local function tls_echo(conn)
   -- --keep-wrap-result yes holds the result too: a workaround for the bug
   -- of this tree's tls.wrap, which returns a second userdata for the socket
   -- whose collection closes it (see Tests/hostile/README.md).
-  local ok, err = tls.wrap(conn, tls_context)
-  if KEEP_WRAP_RESULT then wrap_results[conn] = ok end
-  if ok then ok, err = sched.timeout(HANDSHAKE_TIMEOUT, conn.handshake, conn) end
+  local ok, err = true, nil
+  if BROKEN ~= "inline" then ok, err = tls.wrap(conn, tls_context) end
+  if KEEP_WRAP_RESULT then wrap_results[conn] = wrap_results[conn] or ok end
+  if ok and BROKEN == "no-timeout" then
+    ok, err = conn:handshake()
+  elseif ok and BROKEN == "spin" then
+    local deadline = xpio.gettime() + HANDSHAKE_TIMEOUT
+    repeat
+      ok, err = conn:try_handshake()
+      if err == "retry" then sched.sleep(0) end
+    until err ~= "retry" or xpio.gettime() > deadline
+    if err == "retry" then err = "timeout" end
+  elseif ok then               -- (with "inline" it is done already: true at once)
+    ok, err = sched.timeout(HANDSHAKE_TIMEOUT, conn.handshake, conn)
+  end
   if not ok then
     count_error("handshake: " .. tostring(err))
     return
@@ -146,6 +166,8 @@ local function tls_echo(conn)
         count_error("clean")
       else
         count_error("read: " .. tostring(rerr))
+        if BROKEN == "raise" then error("read failed: " .. tostring(rerr)) end
+        if BROKEN == "leak" then leaked[#leaked + 1] = conn end
         if partial and #partial > 0 then conn:write(partial) end
       end
       return
@@ -170,7 +192,7 @@ local function tls_connection(conn)
     stats.lua_errors = stats.lua_errors + 1
     print("lua-error " .. tostring(err):gsub("\n", " | "))
   end
-  conn:close()
+  if leaked[#leaked] ~= conn then conn:close() end
 end
 
 -- A failure that consumed the pending connection (the peer gave up before
@@ -188,7 +210,13 @@ local function accept_loop()
         streak, delay = 0, BACKOFF_MIN
       end
       stats.accepted = stats.accepted + 1
-      sched.spawn(tls and tls_connection or echo, conn)
+      if BROKEN == "inline" then
+        wrap_results[conn] = KEEP_WRAP_RESULT and tls.wrap(conn, tls_context) or nil
+        if not KEEP_WRAP_RESULT then tls.wrap(conn, tls_context) end
+        local ok, herr = sched.timeout(HANDSHAKE_TIMEOUT, conn.handshake, conn)
+        if not ok then count_error("handshake: " .. tostring(herr)); conn:close() end
+      end
+      if conn:fileno() then sched.spawn(tls and tls_connection or echo, conn) end
     elseif err == "xpio: socket is closed" then
       return
     else

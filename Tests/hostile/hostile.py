@@ -90,6 +90,8 @@ def parse_args():
     parser.add_argument("--tls-keep-wrap-result", action="store_true",
                         help="the TLS echo server holds tls.wrap's result as well as the socket: a workaround "
                              "for the bug that closes a wrapped socket when that result is collected")
+    parser.add_argument("--tls-broken", choices=["no-timeout", "spin", "raise", "leak", "inline"], default=None,
+                        help="run the TLS echo server deliberately broken in this way: the TLS attacks must fail")
     args = parser.parse_args()
     for name, (small, large) in COUNTS.items():
         if getattr(args, name) is None:
@@ -151,6 +153,7 @@ def main():
     def tls_target():
         if "target" not in made:
             tls_args = server_args + (["--keep-wrap-result", "yes"] if args.tls_keep_wrap_result else [])
+            tls_args += ["--broken", args.tls_broken] if args.tls_broken else []
             t = made["target"] = Target(args.nofile, tls_args, env, tls=files())
             print("hostile: TLS echo server %s (pid %d, handshake timeout %g s, idle timeout %g s, %d descriptors at rest)"
                   % (t.address_text, t.server.pid, args.tls_handshake_timeout, args.tls_idle_timeout, t.base_fds), flush=True)

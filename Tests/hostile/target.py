@@ -103,8 +103,11 @@ class Target:
         descriptor count seen."""
         if not self.server.alive():
             raise ServerDied("the server died (status %s): %s" % (self.server.proc.returncode, self.server.stderr_tail()))
-        for line in self.lua_errors():
+        caught = self.lua_errors()
+        for line in caught[:3]:
             failures.append("the server caught a Lua error (XPIO must answer nil, message): " + line[10:400])
+        if len(caught) > 3:
+            failures.append("... and %d more Lua errors" % (len(caught) - 3))
         problem = self.probe()
         if problem:
             failures.append("the server no longer echoes: " + problem)
