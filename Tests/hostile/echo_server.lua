@@ -135,6 +135,11 @@ end
 --- TLS mode: handshake within HANDSHAKE_TIMEOUT, then echo lines until the
 --- peer's close_notify or an error; the socket is always closed.
 local function tls_echo(conn)
+  -- TLS writes a line longer than one record (16 KiB) as several sends:
+  -- under Nagle the second waits for the peer's delayed ACK, 40 ms per
+  -- line (see Tests/hostile/README.md). The attacks want the good clients
+  -- to keep the server busy, so no Nagle here.
+  conn:setsockopt("TCP_NODELAY", true)
   -- The spec's idiom: wrap works in place, its result is the same socket.
   -- --keep-wrap-result yes holds the result too: a workaround for the bug
   -- of this tree's tls.wrap, which returns a second userdata for the socket
