@@ -10,7 +10,11 @@ Runs, in order, against one echo server (Tests/hostile/echo_server.lua)
 started under `ulimit -n --nofile`: connect-and-vanish churn, resets
 mid-transfer, half-closes, one-byte sends, peers that never read, slowloris
 trickles, and descriptor exhaustion; then the XPIO client
-(Tests/hostile/client.lua) against hostile servers. Prints a summary and
+(Tests/hostile/client.lua) against hostile servers; then the TLS attacks
+(tls_attacks.py) against a second echo server in its TLS mode (slowloris
+handshakes; garbage and truncated records), and the XPIO client in its TLS
+mode against hostile TLS servers (tls_hostile_server.py), with a throwaway CA
+made for the run. Prints a summary and
 exits 0 if everything held, 1 on any failure, 2 if the run could not go on
 (the server died, the time limit passed). No XPIO process outlives it.
 
