@@ -185,7 +185,8 @@ def truncated_records(target, count):
     a handshake record of garbage; after a handshake and an echoed line, half
     a real record then FIN, a record header promising 16 KiB then FIN, half
     a record then RST, a record header then silence (the idle timeout), FIN
-    without close_notify (at a record boundary, and mid-line); and the
+    without close_notify (at a record boundary, and mid-line); after a
+    handshake, lines sent and their echo never read, then a reset; and the
     control, a proper close_notify. The server must end each in its own way,
     with `nil, message`, and serve the good clients meanwhile."""
     result = Result("TLS truncated records, garbage")
@@ -206,6 +207,7 @@ def truncated_records(target, count):
         ("fake_header_hold", P.truncated_record, (a, ctx, "hold", limit, True), "read:_timeout", idle + SLACK),
         ("no_close_notify", P.no_close_notify, (a, ctx, limit), "read:_xpio:_tls:_unexpected_eof", timeout * 0.5),
         ("no_close_notify_mid_line", P.no_close_notify, (a, ctx, limit, True), "read:_xpio:_tls:_unexpected_eof", timeout * 0.5),
+        ("never_read", P.never_read, (a, ctx, min(timeout, 1.5)), "*reset*", None),
         ("close_notify", P.with_close_notify, (a, ctx, limit), "clean", timeout * 0.5),
     ]
     if idle <= 0:
@@ -241,9 +243,11 @@ def truncated_records(target, count):
                                % (handshake_errors, n_handshake))
     for k in handshake_errors:
         grew.pop(k)
-    resets = {k: n for k, n in grew.items() if k.startswith("read:") and "reset" in k}
-    if sum(resets.values()) != count:
-        result.failures.append("truncated_reset: the server's reset errors were %s, %d expected" % (resets, count))
+    resets = {k: n for k, n in grew.items() if k.startswith(("read:", "write:")) and ("reset" in k or "Broken_pipe" in k)}
+    n_resets = sum(1 for p in plan if "reset" in p[3]) * count
+    if sum(resets.values()) != n_resets:
+        result.failures.append("truncated_reset, never_read: the server's reset errors were %s, %d expected"
+                               % (resets, n_resets))
     for k in resets:
         grew.pop(k)
     eofs = sum(1 for p in plan if p[3] == "read:_xpio:_tls:_unexpected_eof") * count
@@ -260,7 +264,7 @@ def truncated_records(target, count):
                           good_mib_s=round(r["mib_per_s"], 1), good_slowest_s=round(r["slowest"], 3),
                           seconds=round(took, 1))
     result.line = ("%d peers x %d kinds (garbage hellos, truncated records then FIN/RST/silence, no close_notify, "
-                   "close_notify): each ended as expected in the server (%s); good clients %.0f MiB/s, slowest %.3f s"
+                   "never read, close_notify): each ended as expected in the server (%s); good clients %.0f MiB/s, slowest %.3f s"
                    % (count, len(plan), ", ".join(sorted(handshake_errors)) or "no handshake errors",
                       r["mib_per_s"], r["slowest"]))
     target.check(result.failures)

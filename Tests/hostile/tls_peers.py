@@ -338,6 +338,34 @@ def with_close_notify(result, address, ctx, limit):
         result["ok"] = result["closed_after"] is not None
 
 
+def never_read(result, address, ctx, seconds):
+    """A handshake, then 32 KiB lines in fresh records as fast as the server
+    takes them, never reading its echo (so its writes block, with TLS's
+    write stash full), for `seconds`; then close with the echo unread (the
+    kernel resets)."""
+    sock = _connect(address)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    pipe = TLSPipe(sock, ctx, server_hostname="localhost")
+    pipe.handshake()
+    sock.settimeout(None)
+    line = line_payload(os.urandom(32768), 32768)
+    timer = threading.Timer(seconds, lambda: sock.shutdown(socket.SHUT_RDWR))
+    timer.start()
+    sent = 0
+    try:
+        while True:
+            sock.sendall(pipe.records(line))
+            sent += 1
+    except OSError:
+        pass
+    finally:
+        timer.cancel()
+        sock.close()
+    result["ok"] = sent > 2           # the server took more than its buffers hold
+    if not result["ok"]:
+        result["error"] = "only %d lines went out" % sent
+
+
 def tls_probe(address, cafile, timeout=5.0):
     """One TLS exchange on a fresh connection: None if the line came back
     intact, else what went wrong."""
