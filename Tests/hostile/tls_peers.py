@@ -12,7 +12,9 @@ loop, as in peers.py, would be shorter to run but far longer to read for a
 protocol with a state machine inside OpenSSL); every peer ends by its own
 deadline, so none can pin the driver. A peer's result is a dict: `kind`,
 `ok` (it saw what it had to), `error` (what it saw otherwise), `closed_after`
-(seconds from its last byte sent until the server closed), `echo_ok`.
+(seconds until the server closed: from before the connect for the handshake
+peers, whose deadline the server starts at accept; from the last byte sent
+for the others, which the server must drop at once), `echo_ok`.
 """
 
 import os
@@ -130,6 +132,14 @@ def wait_closed(sock, limit):
             return time.monotonic() - t0
 
 
+def _closed_since(result, t0, waited):
+    """Records the close seen by wait_closed (`waited`: None if none) as
+    seconds since `t0`."""
+    if waited is not None:
+        result["closed_after"] = time.monotonic() - t0
+    result["ok"] = waited is not None
+
+
 def line_payload(rng_bytes, size):
     """`size` bytes ending in a newline, with no other newline."""
     return rng_bytes[:size - 1].replace(b"\n", b"n") + b"\n"
@@ -184,9 +194,9 @@ def _echo_line(pipe, result, size=200):
 def hello_trickle(result, address, ctx, interval, limit):
     """The ClientHello one byte every `interval` s, for as long as the server
     keeps the connection (the hello is ~500 bytes: far past its timeout)."""
+    t0 = time.monotonic()
     with _connect(address) as sock:
         hello = TLSPipe(sock, ctx, server_hostname="localhost").first_flight()
-        t0 = time.monotonic()
         for i in range(len(hello)):
             try:
                 sock.sendall(hello[i:i + 1])
@@ -212,28 +222,28 @@ def hello_trickle(result, address, ctx, interval, limit):
 
 def hello_half(result, address, ctx, limit):
     """Half a ClientHello at once, then silence."""
+    t0 = time.monotonic()
     with _connect(address) as sock:
         hello = TLSPipe(sock, ctx, server_hostname="localhost").first_flight()
         sock.sendall(hello[:len(hello) // 2])
-        result["closed_after"] = wait_closed(sock, limit)
-        result["ok"] = result["closed_after"] is not None
+        _closed_since(result, t0, wait_closed(sock, limit))
 
 
 def silent(result, address, limit):
     """Connects and sends nothing."""
+    t0 = time.monotonic()
     with _connect(address) as sock:
-        result["closed_after"] = wait_closed(sock, limit)
-        result["ok"] = result["closed_after"] is not None
+        _closed_since(result, t0, wait_closed(sock, limit))
 
 
 def no_finished(result, address, ctx, limit):
     """A whole ClientHello, the server's flight read, and never the client's
     Finished: the server waits in the middle of its handshake."""
+    t0 = time.monotonic()
     with _connect(address) as sock:
         pipe = TLSPipe(sock, ctx, server_hostname="localhost")
         sock.sendall(pipe.first_flight())
-        result["closed_after"] = wait_closed(sock, limit)
-        result["ok"] = result["closed_after"] is not None
+        _closed_since(result, t0, wait_closed(sock, limit))
 
 
 def hello_slow_but_in_time(result, address, ctx, seconds):
