@@ -73,7 +73,7 @@ local KEEP_WRAP_RESULT = options["keep-wrap-result"] == "yes"
 -- error, "leak" keeps the socket of a connection that failed, "inline"
 -- handshakes in the accept loop (one slow peer holds up every new client).
 local BROKEN = options.broken
-local leaked = {}
+local leaked = {}   -- with --broken leak: sockets never closed
 local wrap_results = {}   -- luacheck: ignore 241 (held, never read: socket -> tls.wrap's result, --keep-wrap-result yes)
 local MAX_LINE = assert(math.tointeger(tonumber(options["max-line"])), "--max-line: integer expected")
 
@@ -172,7 +172,7 @@ local function tls_echo(conn)
       else
         count_error("read: " .. tostring(rerr))
         if BROKEN == "raise" then error("read failed: " .. tostring(rerr)) end
-        if BROKEN == "leak" then leaked[#leaked + 1] = conn end
+        if BROKEN == "leak" then leaked[conn] = true end
         if partial and #partial > 0 then conn:write(partial) end
       end
       return
@@ -191,13 +191,15 @@ end
 local function tls_connection(conn)
   stats.open = stats.open + 1
   local ok, err = xpcall(tls_echo, debug.traceback, conn)
-  wrap_results[conn] = nil
   stats.open = stats.open - 1
   if not ok then
     stats.lua_errors = stats.lua_errors + 1
     print("lua-error " .. tostring(err):gsub("\n", " | "))
   end
-  if leaked[#leaked] ~= conn then conn:close() end
+  if not leaked[conn] then
+    conn:close()
+    wrap_results[conn] = nil    -- (a leaked socket keeps it: its collection would close the socket)
+  end
 end
 
 -- A failure that consumed the pending connection (the peer gave up before

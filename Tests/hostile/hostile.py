@@ -92,7 +92,7 @@ def parse_args():
     parser.add_argument("--naive-server", action="store_true",
                         help="run the server with --backoff-max 0 (retry accept at once): the exhaustion attack must fail")
     parser.add_argument("--tls-keep-wrap-result", action="store_true",
-                        help="the TLS echo server holds tls.wrap's result as well as the socket: a workaround "
+                        help="the TLS echo server and the TLS client hold tls.wrap's result as well as the socket: a workaround "
                              "for the bug that closes a wrapped socket when that result is collected")
     parser.add_argument("--tls-broken", choices=["no-timeout", "spin", "raise", "leak", "inline"], default=None,
                         help="run the TLS echo server deliberately broken in this way: the TLS attacks must fail")

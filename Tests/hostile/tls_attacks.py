@@ -31,7 +31,7 @@ SLACK = 10.0          # seconds past a server deadline a peer waits before calli
 class TLSFiles:
     """A throwaway CA and a localhost leaf (EC P-256), plus a self-signed
     leaf, in a temporary directory that `remove()` deletes
-    (Tests/../shared tls-notes §5's commands)."""
+    (the commands of the TLS design notes, section 5)."""
 
     def __init__(self, handshake_timeout, idle_timeout):
         self.dir = tempfile.mkdtemp(prefix="xpio-hostile-tls-")
