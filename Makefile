@@ -126,15 +126,16 @@ check-oom: $(MODULE)
 	$(LUA_ENV) LUA=$(LUA) OOM_DEBUG_LIB=$(SCRATCH)/release/libxpio.so Tests/oom/run.sh full
 
 # Hostile peers on Python's socket stack (Tests/hostile): small counts in
-# make test (~30 s), large ones in check-hostile (~4 min).
+# make test (~45 s), large ones in check-hostile (~6 min). The TLS attacks
+# (tlsslow, tlstrunc, tlsclient) need xpio/tls.so and the openssl command.
 PYTHON ?= python3
-test-hostile: $(MODULE)
+test-hostile: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py
-	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --backend poll --only neverread,exhaust,client
+	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --backend poll --only neverread,exhaust,client,tlsslow,tlsclient
 
-check-hostile: $(MODULE)
+check-hostile: $(MODULE) $(TLS_MODULE)
 	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --large
-	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --large --backend poll --only neverread,exhaust,client
+	$(LUA_ENV) $(PYTHON) Tests/hostile/hostile.py --large --backend poll --only neverread,exhaust,client,tlsslow,tlsclient
 
 # The committed reference and type files must match the spec.
 docs: $(MODULE)

@@ -11,13 +11,18 @@ attack is over) or --max-seconds pass, then prints one JSON object:
 bytes echoed, exchanges, mismatches, errors, the slowest exchange and the
 throughput over the time it ran.
 
-    python3 good_client.py HOST:PORT [--connections 2] [--size 32768]
+    python3 good_client.py HOST:PORT [--connections 2] [--size 32768] [--tls CA.pem]
+
+With --tls it speaks TLS (checking the server's certificate against CA.pem
+and the name localhost) to the echo server's TLS mode, which echoes lines:
+each message is then one line, --size bytes with its newline.
 """
 
 import argparse
 import json
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -35,11 +40,14 @@ def recv_exactly(sock, n):
 
 
 class Worker(threading.Thread):
-    def __init__(self, address, size, timeout, stop, seed):
+    def __init__(self, address, size, timeout, stop, seed, tls=None):
         super().__init__(daemon=True)
         self.address, self.size, self.timeout, self.stop = address, size, timeout, stop
+        self.tls = tls
         # a pool twice the message size: each message is a different slice
         self.pool = os.urandom(2 * size)
+        if tls:                   # lines: no newline but the one at the end
+            self.pool = self.pool.replace(b"\n", b"n")
         self.offset = seed % size
         self.bytes = self.exchanges = self.mismatches = 0
         self.slowest = 0.0
@@ -49,8 +57,12 @@ class Worker(threading.Thread):
         try:
             with socket.create_connection(self.address, timeout=self.timeout) as sock:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.tls:
+                    sock = self.tls.wrap_socket(sock, server_hostname="localhost")
                 while not self.stop.is_set():
                     message = self.pool[self.offset:self.offset + self.size]
+                    if self.tls:
+                        message = message[:-1] + b"\n"
                     self.offset = (self.offset + 4099) % self.size
                     t0 = time.monotonic()
                     sock.sendall(message)
@@ -60,7 +72,9 @@ class Worker(threading.Thread):
                         self.mismatches += 1
                     self.bytes += len(message)
                     self.exchanges += 1
-        except OSError as e:      # a timeout too: the server stalled this client
+                if self.tls:
+                    sock.unwrap()     # close_notify: the server counts a clean end
+        except OSError as e:      # a timeout too (and ssl.SSLError): the server stalled or failed this client
             self.errors.append("%s: %s" % (type(e).__name__, e))
 
 
@@ -71,10 +85,12 @@ def main():
     parser.add_argument("--size", type=int, default=32768)
     parser.add_argument("--timeout", type=float, default=10.0, help="longest wait for one send or receive")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--tls", metavar="CA.pem", help="speak TLS, trusting this CA")
     args = parser.parse_args()
     host, port = args.address.rsplit(":", 1)
     stop = threading.Event()
-    workers = [Worker((host, int(port)), args.size, args.timeout, stop, i * 7919) for i in range(args.connections)]
+    tls = ssl.create_default_context(cafile=args.tls) if args.tls else None
+    workers = [Worker((host, int(port)), args.size, args.timeout, stop, i * 7919, tls) for i in range(args.connections)]
     t0 = time.monotonic()
     for w in workers:
         w.start()

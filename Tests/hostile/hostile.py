@@ -10,7 +10,11 @@ Runs, in order, against one echo server (Tests/hostile/echo_server.lua)
 started under `ulimit -n --nofile`: connect-and-vanish churn, resets
 mid-transfer, half-closes, one-byte sends, peers that never read, slowloris
 trickles, and descriptor exhaustion; then the XPIO client
-(Tests/hostile/client.lua) against hostile servers. Prints a summary and
+(Tests/hostile/client.lua) against hostile servers; then the TLS attacks
+(tls_attacks.py) against a second echo server in its TLS mode (slowloris
+handshakes; garbage and truncated records), and the XPIO client in its TLS
+mode against hostile TLS servers (tls_hostile_server.py), with a throwaway CA
+made for the run. Prints a summary and
 exits 0 if everything held, 1 on any failure, 2 if the run could not go on
 (the server died, the time limit passed). No XPIO process outlives it.
 
@@ -32,6 +36,7 @@ import attacks                          # noqa: E402 (after dont_write_bytecode)
 import client_attack                    # noqa: E402
 import exhaustion                       # noqa: E402
 import procs                            # noqa: E402
+import tls_attacks                      # noqa: E402
 from target import ServerDied, Target   # noqa: E402
 
 # name: (small default, --large)
@@ -50,9 +55,19 @@ COUNTS = {
     "client_rounds": (2, 20),
     "client_parallel": (1, 8),
     "client_timeout": (1.0, 1.0),
+    "tls_slowloris": (40, 400),
+    "tls_interval": (0.25, 0.25),
+    "tls_handshake_timeout": (2.0, 5.0),
+    "tls_idle_timeout": (2.0, 5.0),
+    "tls_truncated": (4, 50),
+    "tls_client_rounds": (2, 20),
+    "tls_client_parallel": (1, 8),
     "time_limit": (180, 1800),
 }
-ATTACKS = ["churn", "reset", "halfclose", "onebyte", "neverread", "slowloris", "exhaust", "client"]
+ATTACKS = ["churn", "reset", "halfclose", "onebyte", "neverread", "slowloris", "exhaust", "client",
+           "tlsslow", "tlstrunc", "tlsclient"]
+TLS_ATTACKS = {"tlsslow", "tlstrunc", "tlsclient"}
+TLS_SERVER_ATTACKS = {"tlsslow", "tlstrunc"}
 
 
 class Abort(Exception):
@@ -71,9 +86,16 @@ def parse_args():
                         help="throughput the good clients must keep under never-read and slowloris (default 0.5)")
     parser.add_argument("--max-cpu", type=float, default=0.05,
                         help="the server's most CPU time per second of exhaustion (default 0.05)")
+    parser.add_argument("--tls-max-cpu", type=float, default=0.10,
+                        help="the TLS server's most CPU time per second of slow handshakes (default 0.10)")
     parser.add_argument("--backend", choices=["epoll", "poll"], default=None, help="XPIO_BACKEND for the XPIO processes")
     parser.add_argument("--naive-server", action="store_true",
                         help="run the server with --backoff-max 0 (retry accept at once): the exhaustion attack must fail")
+    parser.add_argument("--tls-keep-wrap-result", action="store_true",
+                        help="the TLS echo server and the TLS client hold tls.wrap's result as well as the socket: a workaround "
+                             "for the bug that closes a wrapped socket when that result is collected")
+    parser.add_argument("--tls-broken", choices=["no-timeout", "spin", "raise", "leak", "inline"], default=None,
+                        help="run the TLS echo server deliberately broken in this way: the TLS attacks must fail")
     args = parser.parse_args()
     for name, (small, large) in COUNTS.items():
         if getattr(args, name) is None:
@@ -89,7 +111,7 @@ def on_signal(signum, _frame):
     raise Abort("stopped by signal %d" % signum)
 
 
-def run_attacks(args, target, env):
+def run_attacks(args, target, env, tls_target, files):
     a = args
     plan = {
         "churn": lambda: attacks.churn(target, a.churn),
@@ -100,6 +122,10 @@ def run_attacks(args, target, env):
         "slowloris": lambda: attacks.slowloris(target, a.slowloris, a.slowloris_seconds, 0.25, a.min_ratio),
         "exhaust": lambda: exhaustion.exhaust(target, a.exhaust_seconds, max_cpu_fraction=a.max_cpu),
         "client": lambda: client_attack.run(a.client_rounds, a.client_parallel, a.client_timeout, env=env),
+        "tlsslow": lambda: tls_attacks.slowloris_handshakes(tls_target(), a.tls_slowloris, a.tls_interval, a.tls_max_cpu),
+        "tlstrunc": lambda: tls_attacks.truncated_records(tls_target(), a.tls_truncated),
+        "tlsclient": lambda: client_attack.run(a.tls_client_rounds, a.tls_client_parallel, a.client_timeout, env=env,
+                                               tls=files(), keep_wrap_result=a.tls_keep_wrap_result),
     }
     for name in ATTACKS:
         if name in args.only:
@@ -120,13 +146,30 @@ def main():
     signal.alarm(int(args.time_limit))
     env = {"XPIO_BACKEND": args.backend} if args.backend else {}
     server_args = ["--backoff-max", "0"] if args.naive_server else []
-    results, aborted, target, stats = [], None, None, None
+    results, aborted, target, stats, tls_stats = [], None, None, None, None
+    made = {}                   # the TLS files and the TLS target, made on first use
+
+    def files():
+        if "files" not in made:
+            made["files"] = tls_attacks.TLSFiles(args.tls_handshake_timeout, args.tls_idle_timeout)
+        return made["files"]
+
+    def tls_target():
+        if "target" not in made:
+            tls_args = server_args + (["--keep-wrap-result", "yes"] if args.tls_keep_wrap_result else [])
+            tls_args += ["--broken", args.tls_broken] if args.tls_broken else []
+            t = made["target"] = Target(args.nofile, tls_args, env, tls=files())
+            print("hostile: TLS echo server %s (pid %d, handshake timeout %g s, idle timeout %g s, %d descriptors at rest)"
+                  % (t.address_text, t.server.pid, args.tls_handshake_timeout, args.tls_idle_timeout, t.base_fds), flush=True)
+        return made["target"]
+
     t0 = time.monotonic()
     try:
-        target = Target(args.nofile, server_args, env)
-        print("hostile: echo server %s (pid %d, ulimit -n %d, %d descriptors at rest, backend %s)"
-              % (target.address_text, target.server.pid, args.nofile, target.base_fds, args.backend or "epoll"), flush=True)
-        for result in run_attacks(args, target, env):
+        if set(args.only) - TLS_ATTACKS:
+            target = Target(args.nofile, server_args, env)
+            print("hostile: echo server %s (pid %d, ulimit -n %d, %d descriptors at rest, backend %s)"
+                  % (target.address_text, target.server.pid, args.nofile, target.base_fds, args.backend or "epoll"), flush=True)
+        for result in run_attacks(args, target, env, tls_target, files):
             results.append(result)
     except (ServerDied, Abort) as e:
         aborted = str(e)
@@ -138,12 +181,21 @@ def main():
         if target:
             stats = target.stop()
             server_status = target.server.proc.returncode
+        tls_status = None
+        if "target" in made:
+            tls_stats = made["target"].stop()
+            tls_status = made["target"].server.proc.returncode
         left = procs.kill_all()
+        if "files" in made:
+            made["files"].remove()
     seconds = time.monotonic() - t0
 
     failures = [(r.name, f) for r in results for f in r.failures]
     if target and server_status not in (0, None) and not aborted:
         failures.append(("server", "exited with status %s at the end: %s" % (server_status, target.server.stderr_tail())))
+    if "target" in made and tls_status not in (0, None) and not aborted:
+        failures.append(("TLS server", "exited with status %s at the end: %s"
+                         % (tls_status, made["target"].server.stderr_tail())))
     if left:
         failures.append(("driver", "%d XPIO processes had to be killed at the end" % left))
     lost = sum(r.lost for r in results)
@@ -156,6 +208,8 @@ def main():
     print("  hostile connections survived     %d" % survived)
     if stats:
         print("  server                           %s" % stats)
+    if tls_stats:
+        print("  TLS server                       %s" % tls_stats)
     print("  bytes lost or corrupted          %d" % lost)
     print("  XPIO processes left              0 (%d killed at the end)" % left)
     if aborted:

@@ -38,10 +38,16 @@ def echo_probe(address, size=1000, timeout=5.0):
 
 
 class Target:
-    """Starts echo_server.lua under a descriptor limit of `nofile`."""
+    """Starts echo_server.lua under a descriptor limit of `nofile`; in its TLS
+    mode when `tls` is given (a TLSFiles: the certificate, key and CA)."""
 
-    def __init__(self, nofile, server_args=(), env=None):
+    def __init__(self, nofile, server_args=(), env=None, tls=None):
         self.nofile = nofile
+        self.tls = tls
+        if tls:
+            server_args = list(server_args) + ["--cert", tls.cert, "--key", tls.key,
+                                               "--handshake-timeout", tls.handshake_timeout,
+                                               "--idle-timeout", tls.idle_timeout]
         self.server = Child(lua_script("echo_server.lua", *server_args), nofile=nofile, env=env)
         line = self.server.expect("listening ", 10)
         if not line:
@@ -49,11 +55,47 @@ class Target:
         host, port = line.split()[1].rsplit(":", 1)
         self.address = (host, int(port))
         self.address_text = "%s:%s" % (host, port)
-        problem = echo_probe(self.address)
+        problem = self.probe()
         if problem:
             raise ServerDied("the server does not echo: " + problem)
         time.sleep(0.1)
         self.base_fds = self.server.fd_count()
+        self.lua_errors_seen = 0
+
+    def probe(self, timeout=5.0):
+        """One exchange with a fresh connection (TLS in TLS mode): None if
+        the echo came back intact, else what went wrong."""
+        if self.tls:
+            from tls_peers import tls_probe
+            return tls_probe(self.address, self.tls.ca, timeout)
+        return echo_probe(self.address, timeout=timeout)
+
+    def stats(self, timeout=10.0):
+        """The server's stats now, as a dict: the counters as ints, `errors`
+        as a dict of message (spaces, commas and = as _) to count."""
+        self.server.proc.stdin.write(b"stats\n")
+        self.server.proc.stdin.flush()
+        line = self.server.expect("stats ", timeout)
+        if not line:
+            raise ServerDied("the server did not answer 'stats': " + self.server.stderr_tail())
+        out = {}
+        for field in line.split()[1:]:
+            name, value = field.split("=", 1)
+            if name == "errors":
+                out[name] = {}
+                for part in filter(None, value.split(",")):
+                    message, n = part.rsplit(":", 1)
+                    out[name][message] = int(n)
+            else:
+                out[name] = int(value)
+        return out
+
+    def lua_errors(self):
+        """The `lua-error` lines the server printed since the last call."""
+        lines = [line for line in list(self.server.log) if line.startswith("lua-error ")]
+        new = lines[self.lua_errors_seen:]
+        self.lua_errors_seen = len(lines)
+        return new
 
     def check(self, failures, settle=10.0):
         """After an attack: the server lives, echoes, and is back to its
@@ -61,7 +103,12 @@ class Target:
         descriptor count seen."""
         if not self.server.alive():
             raise ServerDied("the server died (status %s): %s" % (self.server.proc.returncode, self.server.stderr_tail()))
-        problem = echo_probe(self.address)
+        caught = self.lua_errors()
+        for line in caught[:3]:
+            failures.append("the server caught a Lua error (XPIO must answer nil, message): " + line[10:400])
+        if len(caught) > 3:
+            failures.append("... and %d more Lua errors" % (len(caught) - 3))
+        problem = self.probe()
         if problem:
             failures.append("the server no longer echoes: " + problem)
         fds = self.server.wait_fds(self.base_fds, settle)
@@ -73,10 +120,11 @@ class Target:
         """Stops the server; returns its final stats line (or None)."""
         self.server.stop()
         self.server.kill()
+        last = None               # the line printed at exit (earlier ones answered "stats")
         for line in self.server.log:
             if line.startswith("stats "):
-                return line
-        return None
+                last = line
+        return last
 
 
 class GoodClients:
@@ -86,6 +134,8 @@ class GoodClients:
     def __init__(self, target, connections=2, size=32768):
         self.argv = python_script("good_client.py", target.address_text,
                                   "--connections", connections, "--size", size)
+        if target.tls:
+            self.argv += ["--tls", target.tls.ca]
         self.result = None
 
     def __enter__(self):
