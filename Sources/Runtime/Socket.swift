@@ -247,6 +247,10 @@ public final class Socket: Descriptor, Waitable {
                                    nalpn: CInt(alpnCount), session: session?.baseAddress, session_length: session?.count ?? 0)
         do throws(Failure) {
             secure = try SecureChannel(engine: engine, context: context, start: &start)
+            // TLS sends whole records, one send each: Nagle's algorithm would
+            // hold a record's tail for the peer's delayed ACK (40 ms) whenever a
+            // write spans two records. Not a TCP socket: nothing to turn off.
+            _ = try? setOption(.tcpNoDelay, .flag(true))
         } catch {
             // The kept bytes stay the socket's when TLS could not start.
             if kept.count > 0 { buffered?.putBack(kept) }
