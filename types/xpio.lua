@@ -4,7 +4,7 @@
 ---@alias xpio.verifyclient "require"|"optional"
 ---@alias xpio.socktype "TCP"|"UDP"
 ---@alias xpio.family "inet"|"inet6"|"unix"
----@alias xpio.option "TCP_NODELAY"|"SO_KEEPALIVE"|"SO_REUSEADDR"|"SO_RCVBUF"|"SO_SNDBUF"|"O_NONBLOCK"|"SO_REUSEPORT"|"SO_BROADCAST"|"IPV6_V6ONLY"|"IP_TTL"|"IPV6_UNICAST_HOPS"|"SO_LINGER"|"SO_ERROR"
+---@alias xpio.option "TCP_NODELAY"|"SO_KEEPALIVE"|"SO_REUSEADDR"|"SO_RCVBUF"|"SO_SNDBUF"|"O_NONBLOCK"|"SO_REUSEPORT"|"SO_BROADCAST"|"IPV6_V6ONLY"|"IP_TTL"|"IPV6_UNICAST_HOPS"|"SO_LINGER"|"TCP_KEEPIDLE"|"TCP_KEEPINTVL"|"TCP_KEEPCNT"|"SO_ERROR"
 ---@alias xpio.signame "HUP"|"INT"|"QUIT"|"ILL"|"TRAP"|"ABRT"|"BUS"|"FPE"|"KILL"|"USR1"|"SEGV"|"USR2"|"PIPE"|"ALRM"|"TERM"|"CHLD"|"CONT"|"STOP"|"TSTP"|"TTIN"|"TTOU"|"URG"|"XCPU"|"XFSZ"|"VTALRM"|"PROF"|"WINCH"|"IO"|"PWR"|"SYS"
 ---@alias xpio.exitkind "exit"|"signal"
 ---@alias xpio.fileshortcut "null"|"stdout"
@@ -112,6 +112,17 @@ function xpio.pipe() end
 ---@return xpio.socket|nil
 ---@return string? message the error
 function xpio.fdopen(fd) end
+
+---Return a socket object that owns descriptor `fd` itself, not a
+---duplicate (compare `fdopen`): it is made non-blocking and close-on-exec,
+---and closing or collecting the object closes `fd`. The partner of
+---`socket:detach`, for a descriptor another library hands over (LuaSocket's
+---`getfd`, after which that library must forget it). `fd` must not belong
+---to another XPIO object. Returns `nil, message` when `fd` is not open.
+---@param fd integer
+---@return xpio.socket|nil
+---@return string? message the error
+function xpio.adopt(fd) end
 
 ---Create a new task queue. Task queues keep track of tasks (Lua tables)
 ---waiting for events; "when" functions put tasks on a queue, and
@@ -318,6 +329,9 @@ function tls.server(options) end
 ---the answer is `nil, "xpio: tls: no host name to verify"`. A socket
 ---already wrapped answers `nil, "xpio: tls: socket is already TLS"`.
 ---The handshake starts with `handshake`, or with the first read or write.
+---Wrapping turns `TCP_NODELAY` on: TLS sends whole records, and Nagle's
+---algorithm would hold back the tail of each one until the peer's
+---delayed acknowledgement.
 ---@param socket xpio.socket
 ---@param context xpio.tls.context
 ---@param options? xpio.tlswrap
@@ -354,7 +368,8 @@ function process:close() end
 
 ---Send a signal to the process: SIGKILL by default, or the given signal
 ---number or name (`"TERM"`, `"SIGTERM"`, `15`). On a process that has
----already exited it returns `nil, "No such process"`.
+---already exited it returns `nil, "No such process"`. Signal `0` sends
+---nothing and probes (POSIX): `true` while the child runs.
 ---@param signal? integer|xpio.signame
 ---@return true|nil
 ---@return string? message the error
@@ -518,7 +533,13 @@ function socket:try_accept() end
 
 ---Read at most `size` bytes. Returns a string of 1 to `size` bytes; a single
 ---`nil` at end of stream (the peer closed or shut down writing and every
----byte sent has been received); `nil, message` on error. When `size` is 0
+---byte sent has been received); `nil, message` on error. On a datagram
+---socket an empty datagram reads as `""`: it has no end of stream. A
+---socket is read with `recv(MSG_DONTWAIT)` and written with
+---`send(MSG_DONTWAIT)`, so `try_read` and `try_write` never block, even
+---when another owner of the same open file cleared `O_NONBLOCK` (which
+---belongs to the file); a pipe has no such per-call flag, and a pipe's
+---file made blocking by another owner blocks them. When `size` is 0
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
@@ -529,7 +550,13 @@ function socket:read(size) end
 
 ---Read at most `size` bytes. Returns a string of 1 to `size` bytes; a single
 ---`nil` at end of stream (the peer closed or shut down writing and every
----byte sent has been received); `nil, message` on error. When `size` is 0
+---byte sent has been received); `nil, message` on error. On a datagram
+---socket an empty datagram reads as `""`: it has no end of stream. A
+---socket is read with `recv(MSG_DONTWAIT)` and written with
+---`send(MSG_DONTWAIT)`, so `try_read` and `try_write` never block, even
+---when another owner of the same open file cleared `O_NONBLOCK` (which
+---belongs to the file); a pipe has no such per-call flag, and a pipe's
+---file made blocking by another owner blocks them. When `size` is 0
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
@@ -819,6 +846,53 @@ function socket:close() end
 ---@return string? message the error
 function socket:fileno() end
 
+---Give the descriptor up without closing it: return its number, and as a
+---second result the bytes the socket had read from the kernel and not yet
+---returned (`""` when none), so that a hand-over (STARTTLS, LuaSec's
+---`setfd`) loses nothing. From then on the object reads as closed: tasks
+---waiting on it wake, every call answers `nil, "xpio: socket is closed"`,
+---and collecting it closes nothing. The descriptor keeps its flags
+---(non-blocking, close-on-exec). `xpio.adopt` takes a descriptor back. A
+---TLS socket refuses: `nil, "xpio: tls: a TLS socket cannot be detached"`.
+---@return integer|nil
+---@return string message the error
+function socket:detach() end
+
+---Return how many bytes the socket holds that the kernel no longer has:
+---what the buffered reads (`readline`, ...) read beyond their item. They
+---make the socket readable for `wait` and a LuaSocket-style `select`,
+---though its descriptor may not be.
+---@return integer|nil
+---@return string? message the error
+function socket:buffered() end
+
+---Wait until the socket is readable (`what` is `"r"`) or writable (`"w"`),
+---reading and writing nothing, for code that does its own I/O on the
+---descriptor (LuaSec, luaossl). Bytes the socket holds count as readable.
+---`try_wait` answers at once (`poll` with no timeout): `true`, or
+---`nil, "retry"`.
+---@param what string
+---@return true|nil
+---@return string? message the error
+function socket:wait(what) end
+
+---Wait until the socket is readable (`what` is `"r"`) or writable (`"w"`),
+---reading and writing nothing, for code that does its own I/O on the
+---descriptor (LuaSec, luaossl). Bytes the socket holds count as readable.
+---`try_wait` answers at once (`poll` with no timeout): `true`, or
+---`nil, "retry"`.
+---@param what string
+---@return true|nil
+---@return string? message `"retry"` when it would block, else the error
+function socket:try_wait(what) end
+
+---Schedule `task` until the socket is readable (`"r"`) or writable (`"w"`).
+---@param task table
+---@param what string
+---@return true|nil
+---@return string? message the error
+function socket:when_wait(task, what) end
+
 ---Complete the TLS handshake, verifying the peer as the context says.
 ---Returns `true`, or `nil, message`: `"xpio: tls: certificate verify
 ---failed: hostname mismatch"`, an alert's text, `"xpio: tls: not a TLS
@@ -923,7 +997,12 @@ function tqueue:isEmpty() end
 
 ---Return a descriptor that is readable when `wait(0)` would return tasks
 ---(the epoll descriptor), so a queue can be driven from another event loop
----(luv, cqueues, copas). Returns `nil, message` for a queue on the poll
+---(luv, cqueues, copas). Once a `wait` has returned every ready task, it
+---stops being readable until another event comes for a waiting task: from
+---the first `fileno` call on, the queue takes the interest in a
+---descriptor out of the kernel set as soon as it wakes the descriptor's
+---waiters (a queue never embedded keeps it, so that a read–wait–read loop
+---costs no `epoll_ctl`). Returns `nil, message` for a queue on the poll
 ---backend, which has no such descriptor.
 ---@return integer|nil
 ---@return string? message the error
