@@ -28,10 +28,13 @@ def check(name, ok, detail=""):
 
 
 class Peer:
-    """peer.py or openssl as a child, its stdout read line by line."""
+    """peer.py or openssl as a child, its stdout read line by line; every
+    one is killed at the end, whatever happened."""
+    started = []
 
     def __init__(self, args, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         self.p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        Peer.started.append(self)
 
     def line(self):
         return self.p.stdout.readline()
@@ -77,6 +80,8 @@ def main():
         check("make_certs.sh runs in under 5 s", time.monotonic() - t < 5)
         run_cases(certs)
     finally:
+        for peer in Peer.started:
+            peer.stop()
         shutil.rmtree(certs)
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
