@@ -20,6 +20,14 @@ end
 
 local LIMIT = fx.LIMIT
 local CERTS = fx.make_certs()
+
+-- XPIO_SOAK_SCALE shrinks the large counts (check-memory runs 0.05 under
+-- valgrind, check-asan 0.2), as in soak_spec. Under either, VmRSS measures
+-- valgrind or ASan's quarantine more than XPIO: its bound is left out.
+local SCALE = tonumber(os.getenv("XPIO_SOAK_SCALE") or "") or 1
+local function scaled(n, at_least) return math.max(at_least or 1, math.floor(n * SCALE)) end
+local CHECK_RSS = SCALE >= 1 and os.getenv("ASAN_OPTIONS") == nil
+local MIB = 1024 * 1024
 local VERIFY_FAILED = "xpio: tls: certificate verify failed: "
 
 local function pem(name) return CERTS .. "/" .. name .. ".pem" end
@@ -781,8 +789,8 @@ describe("xpio.tls", function()
     it("full duplex in one process: 16 MiB echoed by a server task that reads slowly", function()
       run(function(sched)
         local a, b = tls_pair(client_ctx(), server_ctx())
-        local TOTAL = 16 * 1024 * 1024
         local block = fx.pattern(256 * 1024)
+        local TOTAL = scaled(64, 4) * #block   -- 16 MiB
         sched.spawn(function()
           local reads = 0
           while true do
@@ -820,7 +828,7 @@ describe("xpio.tls", function()
   describe("buffered reads through TLS", function()
     it("1 MiB read with readexactly(1), one byte at a time", function()
       run(function(sched)
-        local N = 1024 * 1024
+        local N = scaled(MIB, 64 * 1024)
         local peer = fx.peer_server(sched, CERTS, "leaf", { "--action", "bytes:" .. N })
         local s, ok, err = connect(sched, peer.addr, client_ctx())
         assert.is_true(ok, err)
@@ -840,7 +848,7 @@ describe("xpio.tls", function()
 
     it("readline over lines that straddle records, some longer than a record", function()
       run(function(sched)
-        local N = 2000
+        local N = scaled(2000, 100)
         local peer = fx.peer_server(sched, CERTS, "leaf", { "--action", "lines:" .. N })
         local s, ok, err = connect(sched, peer.addr, client_ctx())
         assert.is_true(ok, err)
@@ -876,11 +884,11 @@ describe("xpio.tls", function()
   describe("full duplex against peer.py", function()
     it("64 MiB written by one task while another reads the slow echo", function()
       run(function(sched)
-        local TOTAL = 64 * 1024 * 1024
+        local block = fx.pattern(256 * 1024)
+        local TOTAL = scaled(256, 8) * #block   -- 64 MiB
         local peer = fx.peer_server(sched, CERTS, "leaf", { "--action", "slow-echo" })
         local s, ok, err = connect(sched, peer.addr, client_ctx())
         assert.is_true(ok, err)
-        local block = fx.pattern(256 * 1024)
         local writer = sched.spawn(function()
           for _ = 1, TOTAL // #block do assert(s:write(block)) end
           assert(s:tls_shutdown())
@@ -1379,7 +1387,7 @@ describe("xpio.tls", function()
 
   describe("many connections", function()
     it("10 000 handshakes: no descriptor growth, bounded memory", function()
-      local N = 10000
+      local N = scaled(10000)
       local cctx, sctx = client_ctx(), server_ctx()
       local function handshakes(sched, n)
         for _ = 1, n do
@@ -1406,7 +1414,7 @@ describe("xpio.tls", function()
         :format(N, took, before.fds, after.fds, before.lua_kb, after.lua_kb, before.rss_kb, after.rss_kb)
       assert.are.equal(before.fds, after.fds, summary)
       assert.is_true(after.lua_kb - before.lua_kb < 4096, summary)
-      assert.is_true(after.rss_kb - before.rss_kb < 64 * 1024, summary)
+      if CHECK_RSS then assert.is_true(after.rss_kb - before.rss_kb < 64 * 1024, summary) end
     end)
   end)
 
