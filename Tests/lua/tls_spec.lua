@@ -222,6 +222,21 @@ describe("xpio.tls", function()
       assert.truthy(err:find("^xpio: tls: "), err)
     end)
 
+    it("a key protected by a password: password opens it, a wrong one is refused", function()
+      local sctx = assert(tls.server({ cert = pem("leaf"), key = keyfile("leaf-enc"), password = "xpio-secret" }))
+      run(function(sched)
+        local a, b = tls_pair(client_ctx(), sctx)
+        local c, s = handshake_both(sched, a, b)
+        assert.is_true(c[1], c[2])
+        assert.is_true(s[1], s[2])
+        a:close()
+        b:close()
+      end)
+      local ok, err = tls.server({ cert = pem("leaf"), key = keyfile("leaf-enc"), password = "wrong" })
+      assert.is_nil(ok)
+      assert.truthy(err:find("^xpio: tls: "), err)
+    end)
+
     it("wrong argument types raise errors naming the function and the argument", function()
       local ctx = client_ctx()
       local s = assert(xpio.socket("TCP"))
@@ -769,6 +784,102 @@ describe("xpio.tls", function()
         a:close()
         b:close()
       end)
+    end)
+
+    it("ciphersuites and ciphers choose what is agreed", function()
+      run(function(sched)
+        local a, b = tls_pair(client_ctx({ ciphersuites = "TLS_CHACHA20_POLY1305_SHA256" }), server_ctx())
+        local c, s = handshake_both(sched, a, b)
+        assert.is_true(c[1], c[2])
+        assert.is_true(s[1], s[2])
+        assert.are.equal("TLS_CHACHA20_POLY1305_SHA256", a:tlsinfo().cipher)
+        assert.are.equal("TLS_CHACHA20_POLY1305_SHA256", b:tlsinfo().cipher)
+        a:close()
+        b:close()
+        a, b = tls_pair(client_ctx({ max_version = "1.2", ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256" }), server_ctx())
+        c, s = handshake_both(sched, a, b)
+        assert.is_true(c[1], c[2])
+        assert.is_true(s[1], s[2])
+        assert.are.equal("ECDHE-ECDSA-AES128-GCM-SHA256", a:tlsinfo().cipher)
+        a:close()
+        b:close()
+      end)
+    end)
+
+    it("when_read is ready at once while decrypted bytes wait inside TLS (the try_/when_ protocol by hand)", function()
+      local a, b = tls_pair(client_ctx(), server_ctx())
+      run(function(sched)
+        local c, s = handshake_both(sched, a, b)
+        assert.is_true(c[1], c[2])
+        assert.is_true(s[1], s[2])
+        assert(b:write("0123456789"))
+        assert(b:write("abcdefghij"))   -- a second record
+        assert.are.equal("0", sched.timeout(LIMIT, a.readexactly, a, 1))
+      end)
+      -- bytes are kept (in XPIO or in TLS), none wait in the kernel: the
+      -- task must come back at once, and try_read then has them
+      local q = xpio.tqueue()
+      local task = { _queue = q }
+      local rest = {}
+      for _ = 1, 19 do
+        assert.is_true(a:when_read(task))
+        assert.are.same({ task }, q:wait(0))
+        local data, err = a:try_read(1)
+        assert(data, err)
+        rest[#rest + 1] = data
+      end
+      assert.are.equal("123456789abcdefghij", table.concat(rest))
+      assert.are.same({ nil, "retry" }, { a:try_read(1) })
+      q:close()
+      a:close()
+      b:close()
+    end)
+
+    it("try_write counts what it kept as written: nothing is lost or sent twice", function()
+      local a, b = tls_pair(client_ctx(), server_ctx())
+      local block = fx.pattern(256 * 1024)
+      run(function(sched)
+        local c, s = handshake_both(sched, a, b)
+        assert.is_true(c[1], c[2])
+        assert.is_true(s[1], s[2])
+        local sent, received, bad = 0, 0, nil
+        local reader = sched.spawn(function()
+          local reads = 0
+          while true do
+            local data = b:read(8192)
+            if not data then break end
+            reads = reads + 1
+            if reads % 32 == 0 then sched.sleep(0.001) end
+            local off = received % 256
+            if not bad and data ~= block:sub(off + 1, off + #data) then bad = received end
+            received = received + #data
+          end
+        end)
+        -- odd sizes, from where the last accepted byte left off, each
+        -- time the socket would take no more: wait with when_write
+        local sizes = { 1, 1000, 16384, 16385, 40000, 65536, 7 }
+        local i = 0
+        while sent < 8 * MIB do
+          i = i + 1
+          local size = sizes[i % #sizes + 1]
+          local off = sent % 256
+          local n, err = a:try_write(block:sub(off + 1, off + size))
+          if n then
+            assert.is_true(n >= 1 and n <= size, "try_write returned " .. tostring(n))
+            sent = sent + n
+          else
+            assert.are.equal("retry", err)
+            assert.is_true(a:when_write(sched.current()))
+            coroutine.yield()   -- xpio.sched resumes the task when the queue returns it
+          end
+        end
+        assert.is_true(sched.timeout(LIMIT, a.tls_shutdown, a))
+        sched.join(reader)
+        assert.is_nil(bad, "the bytes differ from byte " .. tostring(bad))
+        assert.are.equal(sent, received)
+      end, 120)
+      a:close()
+      b:close()
     end)
 
     it("TLS 1.2 both ways", function()

@@ -88,6 +88,17 @@ def main():
 
 
 def run_cases(certs):
+    # the password-protected key opens with its password only
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{certs}/leaf.pem", f"{certs}/leaf-enc.key", password="xpio-secret")
+    try:
+        ctx.load_cert_chain(f"{certs}/leaf.pem", f"{certs}/leaf-enc.key", password="wrong")
+        refused = False
+    except ssl.SSLError:
+        refused = True
+    check("leaf-enc.key: xpio-secret opens it, another password does not", refused)
+
     # the verification table: Python client against both servers
     table = [
         ("leaf", None),
