@@ -28,10 +28,13 @@ def check(name, ok, detail=""):
 
 
 class Peer:
-    """peer.py or openssl as a child, its stdout read line by line."""
+    """peer.py or openssl as a child, its stdout read line by line; every
+    one is killed at the end, whatever happened."""
+    started = []
 
     def __init__(self, args, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         self.p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        Peer.started.append(self)
 
     def line(self):
         return self.p.stdout.readline()
@@ -77,12 +80,25 @@ def main():
         check("make_certs.sh runs in under 5 s", time.monotonic() - t < 5)
         run_cases(certs)
     finally:
+        for peer in Peer.started:
+            peer.stop()
         shutil.rmtree(certs)
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 
 
 def run_cases(certs):
+    # the password-protected key opens with its password only
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{certs}/leaf.pem", f"{certs}/leaf-enc.key", password="xpio-secret")
+    try:
+        ctx.load_cert_chain(f"{certs}/leaf.pem", f"{certs}/leaf-enc.key", password="wrong")
+        refused = False
+    except ssl.SSLError:
+        refused = True
+    check("leaf-enc.key: xpio-secret opens it, another password does not", refused)
+
     # the verification table: Python client against both servers
     table = [
         ("leaf", None),

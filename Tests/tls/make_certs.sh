@@ -16,6 +16,7 @@
 #   untrusted leaf's name and key (leaf.key), by ca2
 #   client    CN=xpio-client, clientAuth, by ca
 #   chain.pem leaf.pem then ca.pem (a server chain, leaf first)
+#   leaf-enc.key  leaf.key encrypted (AES-256) with the password "xpio-secret"
 set -eu
 dir=${1:?usage: make_certs.sh DIR}
 mkdir -p "$dir"
@@ -61,4 +62,5 @@ openssl req $ec -keyout client.key -out client.csr -subj "/CN=xpio-client" 2>/de
 sign client.csr ca client 365 "extendedKeyUsage=clientAuth" "basicConstraints=CA:FALSE"
 
 cat leaf.pem ca.pem > chain.pem
+openssl pkey -in leaf.key -aes256 -passout pass:xpio-secret -out leaf-enc.key
 rm -f ./*.csr ./*.srl
