@@ -210,14 +210,14 @@ describe("xpio.run", function()
     end)
     local grandchild = tonumber(results[3])
     assert.is_number(grandchild, tostring(results[3]))
-    local gone = false
+    local dead = false
     for _ = 1, 500 do                                  -- at most 5 s for init to reap it
-      if helper.has_exited(grandchild) then gone = true break end
+      if helper.has_exited(grandchild) then dead = true break end
       helper.nap(0.01)
     end
-    if not gone then os.execute("kill -9 " .. grandchild) end
+    if not dead then os.execute("kill -9 " .. grandchild) end
     assert.are.equal("timeout", results[1])
-    assert.is_true(gone, "the grandchild " .. grandchild .. " survived the timeout")
+    assert.is_true(dead, "the grandchild " .. grandchild .. " survived the timeout")
   end)
 
   it("caps what it collects per stream with max_output, draining the rest, and says so", function()
