@@ -409,6 +409,7 @@ function sched.spawn(fn, ...)
   else
     task.co = coroutine.create(function() return finished(task, fn()) end)
   end
+  task._thread = task.co   -- XPIO refuses to wait in any other coroutine (Spec/tqueue.spec)
   alive = alive + 1
   runnable[#runnable + 1] = task
   return task
