@@ -164,21 +164,29 @@ end
 
 -- Waiting and waking -------------------------------------------------------------
 
---- Makes `task` runnable; its wait returns `a`, or `a, b` when b is not nil
---- (exactly two values, as a blocking XPIO call needs for `nil, reason`).
---- Whoever wakes a task has already taken it off what it waited on.
+--- Makes `task` runnable: the run list resumes it with `a, b` (a blocking
+--- XPIO call needs exactly two values for `nil, reason`; `suspend` drops a
+--- nil `b`). Whoever wakes a task has already taken it off what it waited
+--- on. The values stay in the task until its next wake: the run loop does
+--- not spend instructions clearing them.
 local function wake(task, a, b)
   task.wait_cancel, task.wait_data = nil, nil
-  task.rs, task.ra, task.rb = b == nil and 1 or 2, a, b
+  task.ra, task.rb = a, b
   runnable[#runnable + 1] = task
+end
+
+local function one_or_two(a, b)
+  if b == nil then return a end
+  return a, b
 end
 
 --- Suspends the running task in a scheduler wait until `wake`; `cancel(data)`
 --- undoes the wait (takes the task off what it waits on) when `abort` ends it.
+--- Returns what `wake` passed: `a`, or `a, b` when b is not nil.
 local function suspend(cancel, data)
   local task = current
   task.wait_cancel, task.wait_data = cancel, data
-  return yield()
+  return one_or_two(yield())
 end
 
 --- Ends `task`'s current wait, whatever it is, with `nil, reason`: undone
@@ -275,9 +283,11 @@ local function message_of(err)
   return ("(error object is a %s value)"):format(type(err))
 end
 
--- A task's coroutine raised `err`. With nobody joining, the handler gets it;
--- returns the handler's own error when it raised one (strict mode).
+-- A task's coroutine raised `err`. With nobody joining, the handler gets it
+-- (outside any task); returns the handler's own error, boxed, when it
+-- raised one (strict mode).
 local function failed(task, err)
+  current = nil
   task.failed, task.failure = true, err
   task.traceback = debug.traceback(task.co, message_of(err), 0)
   if ended(task) then return nil end
@@ -288,54 +298,18 @@ end
 
 -- Running ----------------------------------------------------------------------
 
-local failure_box = nil  -- { value } raised by the handler, for run/step to raise
-
--- Resumes the tasks batch[1..n] once each, emptying batch.
-local function run_batch(batch, n)
-  for i = 1, n do
-    local task = batch[i]
-    batch[i] = nil
-    current = task
-    setCurrentTask(task)
-    local ok, err
-    local rs = task.rs
-    if rs then
-      local a, b = task.ra, task.rb
-      task.rs, task.ra, task.rb = nil, nil, nil
-      if rs == 1 then ok, err = resume(task.co, a) else ok, err = resume(task.co, a, b) end
-    else
-      ok, err = resume(task.co)
-    end
-    if not ok then
-      local raised = failed(task, err)
-      if raised then
-        -- the rest of the batch goes first in a later run
-        for j = n, i + 1, -1 do
-          table.insert(runnable, 1, batch[j])
-          batch[j] = nil
-        end
-        failure_box = raised
-        current = nil
-        return
-      end
-    elseif task.watch then
-      after_wait(task)
-    end
+-- The handler raised for the task at batch[i]: the rest of the batch goes
+-- first in a later run or step (tasks the queue returned with no values to
+-- resume with), then the error is raised.
+local function raise_from_batch(raised, batch, i, n, from_queue)
+  for j = n, i + 1, -1 do
+    local task = batch[j]
+    batch[j] = nil
+    if from_queue then task.ra, task.rb = nil, nil end
+    table.insert(runnable, 1, task)
   end
   current = nil
-end
-
--- Runs the tasks woken so far (not those they wake: the next batch's).
-local function run_runnable()
-  local batch = runnable
-  runnable, spare = spare, batch
-  run_batch(batch, #batch)
-end
-
-local function raise_failure()
-  local box = failure_box
-  failure_box = nil
-  error(box[1], 0)
+  error(raised[1], 0)
 end
 
 -- Moves the tasks whose timers have passed to the run list.
@@ -355,34 +329,79 @@ local function fire_timers()
   end
 end
 
--- Waits at most `limit` seconds (nil: no limit) for the queue, less when
--- tasks are runnable (0) or a timer comes first; runs the tasks the queue
--- returned, then fires the timers. Returns false when there was nothing to
--- wait on at all.
-local function poll(limit)
-  local timeout = limit
-  if runnable[1] then
-    timeout = 0
-  else
-    local entry = timers[1]
-    if entry then
+local SPINS = 8   -- run-list batches in a row before the queue is looked at anyway
+
+-- The scheduler's loop, the hot path of every wake-up: kept flat (no call
+-- but the resume and setCurrentTask per task) because its cost per
+-- wake-up is the largest part of XPIO's gap to luv on a busy server
+-- (bench/sched_wakeup.lua counts it). Each turn runs the tasks woken by
+-- the scheduler (the run list), or waits on the queue (for `limit`
+-- seconds at most, less when a timer comes first) and runs what it
+-- returned, then fires the timers. After SPINS run-list batches in a row
+-- the queue is polled anyway, so tasks handing values back and forth
+-- cannot starve the sockets. `once`: one turn of each kind (step).
+local function loop(once, limit)
+  local wait = queue.wait
+  local spins = 0
+  while true do
+    local batch = runnable
+    local timeout, entry = limit, timers[1]
+    if batch[1] then
+      if spins < SPINS then
+        spins = spins + 1
+        runnable, spare = spare, batch
+        local n = #batch
+        for i = 1, n do
+          local task = batch[i]
+          batch[i] = nil
+          current = task
+          setCurrentTask(task)
+          local ok, err = resume(task.co, task.ra, task.rb)
+          if not ok then
+            local raised = failed(task, err)
+            if raised then raise_from_batch(raised, batch, i, n, false) end
+          elseif task.watch then
+            after_wait(task)
+          end
+        end
+        if not once then goto continue end
+      end
+      spins = 0
+      timeout = 0
+    elseif entry then
       local t = entry[1] - gettime()
       if t < 0 then t = 0 end
       if not timeout or t < timeout then timeout = t end
     end
+    do
+      local ready, err = wait(queue, timeout)
+      if not ready then
+        current = nil
+        if err then error("xpio.sched: " .. err, 0) end
+        if once or alive == 0 then return end
+        error("xpio.sched.run: deadlock: " .. alive .. " task(s) wait on nothing", 0)
+      end
+      local n = #ready
+      for i = 1, n do
+        local task = ready[i]
+        current = task
+        setCurrentTask(task)
+        local ok, err2 = resume(task.co)
+        if not ok then
+          local raised = failed(task, err2)
+          if raised then raise_from_batch(raised, ready, i, n, true) end
+        elseif task.watch then
+          after_wait(task)
+        end
+      end
+      if entry then fire_timers() end
+      if once then
+        current = nil
+        return
+      end
+    end
+    ::continue::
   end
-  local ready, err = queue:wait(timeout)
-  if not ready then
-    if err then error("xpio.sched: " .. err, 0) end
-    return false
-  end
-  local n = #ready
-  if n > 0 then
-    run_batch(ready, n)
-    if failure_box then raise_failure() end
-  end
-  if timers[1] then fire_timers() end
-  return true
 end
 
 local function previous_task()
@@ -390,9 +409,10 @@ local function previous_task()
   return xpio.getCurrentTask()
 end
 
--- Runs `body` with the current task restored afterwards, even on error.
-local function keeping_current(previous, body)
-  local ok, err = pcall(body)
+-- Runs loop(...) with the current task restored afterwards, even on error.
+local function keeping_current(previous, ...)
+  local ok, err = pcall(loop, ...)
+  current = nil
   setCurrentTask(previous)
   if not ok then error(err, 0) end
 end
@@ -511,28 +531,16 @@ function sched.raise(err) error(err, 0) end
 --- Run until every task has finished. The tasks are resumed where run is
 --- called; it restores the current task it found.
 function sched.run()
-  keeping_current(previous_task(), function()
-    while alive > 0 do
-      if runnable[1] then
-        run_runnable()
-        if failure_box then raise_failure() end
-      elseif not poll(nil) then
-        error("xpio.sched.run: deadlock: " .. alive .. " task(s) wait on nothing", 0)
-      end
-    end
-  end)
+  keeping_current(previous_task(), false, nil)
 end
 
---- One step for another event loop: collect what is ready (waiting at
---- most `timeout` seconds, default 0, and less when a timer comes first),
---- run it and what was already runnable, once. Returns whether tasks remain.
+--- One step for another event loop: run the tasks already runnable, then
+--- collect what is ready (waiting at most `timeout` seconds, default 0,
+--- less when a timer comes first) and run it, once. Returns whether tasks
+--- remain.
 function sched.step(timeout)
   checktype(timeout, "number", 1, "step", true)
-  keeping_current(previous_task(), function()
-    poll(timeout or 0)
-    if runnable[1] then run_runnable() end
-    if failure_box then raise_failure() end
-  end)
+  keeping_current(previous_task(), true, timeout or 0)
   return alive > 0
 end
 
