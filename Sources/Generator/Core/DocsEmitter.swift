@@ -143,6 +143,7 @@ struct DocsEmitter {
         case .object(let kind): return "an `\(spec.kind(named: kind)!.metatable)`"
         case .array(.task): return "an array of tasks"
         case .nilValue: return "`nil`"
+        case .any: return "a value"
         case .enumeration(let name): return Self.article("`\(name)` name")
         default: return Self.article(type.docText(spec))
         }
@@ -150,8 +151,10 @@ struct DocsEmitter {
 
     /// "a" or "an" before `text`, by the sound of its first letter (Markdown
     /// marks skipped): "an integer", "an array of ...", "an `exitkind` name".
-    /// A leading "u" takes "a" ("a user"), the common case in English.
+    /// A leading "u" takes "a" ("a user"), the common case in English; text
+    /// that has its own article ("the value type of ...") takes none.
     static func article(_ text: String) -> String {
+        if text.hasPrefix("the ") { return text }
         let first = text.first(where: { $0.isLetter })
         let vowel = first.map { "aeioAEIO".contains($0) } ?? false
         return (vowel ? "an " : "a ") + text
