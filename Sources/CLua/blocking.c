@@ -125,12 +125,34 @@ static int push_fifo(lua_State *L, int dir, int create) {
     return 1;
 }
 
+/* 1 when the task at `task` names its coroutine (task._thread) and that
+ * coroutine has ended (returned or raised): a task that died inside a
+ * call (an error raised there) cannot hold a turn. */
+static int task_ended(lua_State *L, int task) {
+    lua_pushliteral(L, "_thread");
+    lua_rawget(L, task);
+    lua_State *co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (!co || co == L) return 0;
+    int status = lua_status(co);
+    if (status == LUA_YIELD) return 0;
+    if (status != LUA_OK) return 1;
+    lua_Debug ar;
+    return !lua_getstack(co, 0, &ar) && lua_gettop(co) == 0;
+}
+
 /* Pushes the FIFO's first task (the holder of the turn), or nil; drops
- * the removed and collected entries before it. */
+ * the removed, collected and ended entries before it. */
 static void fifo_head(lua_State *L, int fifo) {
     lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
     for (; first < next; first++) {
-        if (lua_rawgeti(L, fifo, first) != LUA_TNIL) {
+        int type = lua_rawgeti(L, fifo, first);
+        if (type == LUA_TTABLE && task_ended(L, lua_gettop(L))) {
+            lua_pushnil(L);
+            lua_rawseti(L, fifo, first);
+            type = LUA_TNIL;
+        }
+        if (type != LUA_TNIL) {
             fifo_set(L, fifo, TURN_FIRST, first);
             return;
         }
@@ -355,8 +377,6 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
         return luaL_error(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
                              "inside a task cannot wait; for lines use socket:lines)", entry->name);
     }
-    if (!dir) dir = turn_direction(entry);
-    if (dir) take_place(L, dir);
     int nargs = entry->nparams;
     lua_settop(L, nargs);
     /* when_(self, task) for a method, when_(task, arguments...) otherwise.
@@ -372,6 +392,10 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     }
     lua_call(L, entry->method ? 2 : nargs + 1, 2);
     if (!lua_toboolean(L, -2)) return turn_done(L, entry, with_done(L, 2, done)); /* the when_ partner failed: its nil, message */
+    /* Only now, the task scheduled, does it take its place in the line: an
+     * error raised before (by the partner) leaves no place behind. */
+    if (!dir) dir = turn_direction(entry);
+    if (dir) take_place(L, dir);
     lua_settop(L, nargs);
     return lua_yieldk(L, 0, CONTEXT(nargs, done), blocking_continue);
 }
