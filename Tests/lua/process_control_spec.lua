@@ -248,4 +248,23 @@ describe("xpio.run", function()
       end
     end)
   end)
+
+  it("a cancelled caller stops the command's group too, and gets nil, 'cancelled'", function()
+    local results, elapsed
+    run(20, function(sched)
+      local caller = sched.spawn(function()
+        return table.pack(xrun({ "sh", "-c", "echo $$; exec sleep 30" }, { grace = 0.2, scheduler = sched }))
+      end)
+      sched.sleep(0.2)
+      local t0 = sched.now()
+      assert.is_true(sched.cancel(caller))
+      results = sched.join(caller)
+      elapsed = sched.now() - t0
+    end)
+    assert.are.same({ nil, "cancelled" }, { results[1], results[2] })
+    local pid = tonumber(results[3])
+    assert.is_number(pid, tostring(results[3]))
+    assert.is_true(helper.has_exited(pid), "the command still runs")
+    assert.is_true(elapsed < 5, "took " .. elapsed .. " s")
+  end)
 end)

@@ -35,6 +35,7 @@ local function stop_group(sched, process, grace)
   local status, code = sched.timeout(grace, process.wait, process)
   process:killgroup("KILL")
   if status == nil then status, code = process:wait() end
+  if status == nil then return "signal", 9 end -- an outer deadline passed: KILL was sent
   return status, code
 end
 
@@ -139,9 +140,16 @@ return function(args, given)
   else
     status, code = process:wait()
   end
-  if status == nil and code == "timeout" then
+  if status == nil then
+    -- a timeout, or the calling task cancelled: either way the command
+    -- and everything it started are stopped
+    local reason = code
     local _, signal = stop_group(sched, process, opts.grace or 1)
-    status, code = "timeout", signal
+    if reason == "timeout" then
+      status, code = "timeout", signal
+    else
+      status, code = nil, reason
+    end
   end
 
   -- What is left in the pipes: read until they end, or for `linger` seconds
@@ -154,7 +162,9 @@ return function(args, given)
     for _, reader in ipairs(readers) do if not reader.done then return true end end
     return false
   end
-  while reading() and sched.now() < deadline do sched.sleep(0.01) end
+  while reading() and sched.now() < deadline do
+    if not sched.sleep(0.01) then break end -- an outer deadline passed: do not spin
+  end
   out_r:close()
   if err_r then err_r:close() end
   if feeder then
