@@ -122,6 +122,7 @@ describe("sched argument errors", function()
       { function() sched.spawn() end, "bad argument #1 to 'spawn' (function expected, got no value)" },
       { function() sched.spawn(1) end, "bad argument #1 to 'spawn' (function expected, got number)" },
       { function() sched.sleep("x") end, "bad argument #1 to 'sleep' (number expected, got string)" },
+      { function() sched.sleep(0 / 0) end, "bad argument #1 to 'sleep' (number expected, got NaN)" },
       { function() sched.timeout("1", print) end, "bad argument #1 to 'timeout' (number expected, got string)" },
       { function() sched.timeout(1, 2) end, "bad argument #2 to 'timeout' (function expected, got number)" },
       { function() sched.join({}) end, "bad argument #1 to 'join' (xpio.sched.task expected, got table)" },

@@ -54,6 +54,15 @@ local function checktype(v, expected, n, fname, optional)
     v == nil and "no value" or typename(v)), 3)
 end
 
+-- A number of seconds: NaN would break the timer heap's order.
+local function checkseconds(v, n, fname)
+  if type(v) ~= "number" then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, v == nil and "no value" or typename(v)), 3)
+  end
+  if v ~= v then error(("bad argument #%d to '%s' (number expected, got NaN)"):format(n, fname), 3) end
+  return v
+end
+
 local function checktask(v, n, fname)
   if getmetatable(v) ~= Task then
     error(("bad argument #%d to '%s' (xpio.sched.task expected, got %s)"):format(n, fname,
@@ -443,7 +452,7 @@ local function cancel_sleep(entry) heap_remove(entry) end
 --- Suspend the running task for `seconds`; returns true, or nil, "timeout"
 --- / nil, "cancelled" when a timeout or a cancellation ends it first.
 function sched.sleep(seconds)
-  checktype(seconds, "number", 1, "sleep")
+  checkseconds(seconds, 1, "sleep")
   local task = running("sleep")
   return suspend(cancel_sleep, heap_push({ gettime() + seconds, task, nil, true }))
 end
@@ -461,7 +470,7 @@ end
 --- returns; raises what it raises. Nested timeouts keep the earliest
 --- deadline: an inner one cannot extend an outer one.
 function sched.timeout(seconds, fn, ...)
-  checktype(seconds, "number", 1, "timeout")
+  checkseconds(seconds, 1, "timeout")
   checktype(fn, "function", 2, "timeout")
   local task = running("timeout")
   local outer = task.deadline
