@@ -16,23 +16,30 @@ end
 
 describe("one socket, many tasks", function()
   it("keeps concurrent 1 MiB writes contiguous and in call order", function()
-    local a, b = assert(xpio.socketpair())
+    local l, addr = helper.listener()
+    local a = assert(xpio.socket("TCP"))
+    assert(a:setsockopt("SO_SNDBUF", 4096))          -- many waits per write
     local WRITERS, SIZE = 4, 1 << 20
     local received
     run(60, { function(sched)
+      local connecting = sched.spawn(function() return a:connect(addr) end)
+      local b = assert(l:accept())
+      assert(sched.join(connecting))
       local writers = {}
       for w = 1, WRITERS do
         writers[w] = sched.spawn(function()
+          sched.sleep(0.001 * w)                      -- each starts while the others wait
           return a:write(string.rep(string.char(64 + w), SIZE))
         end)
       end
       local reader = sched.spawn(function()
         local chunks, total = {}, 0
         while total < WRITERS * SIZE do
-          local data = assert(b:read(65536))
+          local data = assert(b:read(1000 + total % 7000))
           chunks[#chunks + 1] = data
           total = total + #data
         end
+        b:close()
         return table.concat(chunks)
       end)
       for w = 1, WRITERS do assert.are.equal(SIZE, sched.join(writers[w])) end
@@ -51,7 +58,7 @@ describe("one socket, many tasks", function()
     for w = 1, WRITERS do expected[w] = string.char(64 + w) .. SIZE end
     assert.are.same(expected, runs)
     a:close()
-    b:close()
+    l:close()
   end)
 
   it("serves concurrent reads one at a time, in call order", function()
