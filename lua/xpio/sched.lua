@@ -14,8 +14,9 @@
 --
 -- A task is a table: `co` its coroutine, `done` once it has ended, then
 -- `results` (a table.pack) or `failed`/`failure` (its error value), and the
--- fields the task queue owns (`_queue`, `_dequeue`, `_dequeuedata`). The
--- other fields are private.
+-- fields the task queue owns (`_queue`, `_dequeue`, `_dequeuedata`), and
+-- `_thread` (its coroutine: XPIO's blocking calls refuse to wait in any
+-- other, Spec/tqueue.spec). The other fields are private.
 local xpio = require "xpio"
 
 local gettime, setCurrentTask = xpio.gettime, xpio.setCurrentTask
@@ -438,7 +439,7 @@ function sched.spawn(fn, ...)
   else
     task.co = coroutine.create(function() return finished(task, fn()) end)
   end
-  task._thread = task.co   -- XPIO refuses to wait in any other coroutine (Spec/tqueue.spec)
+  task._thread = task.co
   alive = alive + 1
   runnable[#runnable + 1] = task
   return task
