@@ -289,7 +289,10 @@ end
 local function message_of(err)
   if type(err) == "string" or type(err) == "number" then return tostring(err) end
   local mt = getmetatable(err)
-  if type(mt) == "table" and mt.__tostring then return tostring(err) end
+  if type(mt) == "table" and mt.__tostring then
+    local ok, text = pcall(tostring, err)   -- a __tostring that raises must not stop the loop
+    if ok and type(text) == "string" then return text end
+  end
   return ("(error object is a %s value)"):format(type(err))
 end
 
