@@ -207,9 +207,24 @@ else
   failed=1
 fi
 
+say "sched wake-up"
+wakeup=$OUT/sched-wakeup-$MODE.md
+WAKEUP_N=20000
+[ "$MODE" = smoke ] && WAKEUP_N=200
+if [ "${HAVE[xpio]}" = 1 ]; then
+  if ! timeout "$LIMIT" $LUA "$HERE/sched_wakeup.lua" "$WAKEUP_N" > "$wakeup" 2>"$OUT/logs/sched_wakeup.log"; then
+    echo "error: sched_wakeup.lua failed; see $OUT/logs/sched_wakeup.log" >&2
+    echo "sched wake-up: failed" > "$wakeup"
+    failed=1
+  fi
+else
+  echo "sched wake-up: not run (xpio does not load)" > "$wakeup"
+  failed=1
+fi
+
 table=$OUT/latest.md
 [ "$MODE" = smoke ] && table=$OUT/smoke.md
 $LUA "$HERE/lib/report.lua" "$RAW" "$table" || failed=1
-{ echo; cat "$micro"; } | tee -a "$table"
+{ echo; cat "$micro"; echo; cat "$wakeup"; } | tee -a "$table"
 [ $failed = 0 ] || echo "some workloads failed: logs in $OUT/logs/" >&2
 exit $failed

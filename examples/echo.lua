@@ -24,11 +24,7 @@ local function echo(conn)
   while true do
     local data = conn:read(4096)
     if not data then break end                  -- nil: end of stream (or error)
-    local i = 1
-    while i <= #data do                         -- write may be partial
-      local n = assert(conn:write(data:sub(i)))
-      i = i + n
-    end
+    assert(conn:write(data))                    -- blocking: writes all of it, waiting as it must
     bytes = bytes + #data
   end
   conn:close()

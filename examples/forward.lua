@@ -16,14 +16,12 @@ local function listen()
   return s, assert(s:getsockname())
 end
 
--- Write all of `data` (write may write less than asked).
+-- Write all of `data`: the blocking write already writes it all, waiting as
+-- often as it must (try_write is the one that writes what fits); this only
+-- turns its result into true, or nil, message.
 local function write_all(sock, data)
-  local i = 1
-  while i <= #data do
-    local n, err = sock:write(data:sub(i))
-    if not n then return nil, err end
-    i = i + n
-  end
+  local n, err = sock:write(data)
+  if not n then return nil, err end
   return true
 end
 

@@ -1,72 +1,69 @@
--- Drive XPIO tasks from luv's event loop instead of xpio.sched.
+-- Drive xpio.sched from luv's event loop: luv is in charge, and XPIO tasks
+-- (blocking read/write, sched.sleep, sched.timeout, xpio.run) run inside it.
 --
--- tqueue:fileno() is a descriptor that is readable whenever tqueue:wait(0)
--- would return tasks. luv watches it with a poll handle; the callback collects
--- the ready tasks with wait(0) and resumes them. The tasks themselves use
--- XPIO's blocking read/write on a socket pair, exactly as under xpio.sched.
--- (Needs the default epoll backend: a poll-backend queue has no descriptor.)
+-- The bridge is three calls: sched.pollfd() is a descriptor readable when
+-- tasks are ready (luv watches it with a poll handle), sched.deadline() says
+-- when the scheduler next needs a step (a luv timer waits for it), and
+-- sched.step() runs what is ready. step restores the current task it found,
+-- so it can be called from any callback. On the poll backend there is no
+-- descriptor: the timer then also looks at the queue every 10 ms.
 --
 --   LUA_CPATH="build/?.so;;" LUA_PATH="lua/?.lua;;" lua5.4 examples/luv_embed.lua
 local uv = require "luv"
 local xpio = require "xpio"
+local sched = require "xpio.sched"
 
-local queue = xpio.tqueue()
-local live = 0                 -- tasks started and not finished
-local wakeups = 0              -- poll callbacks that found tasks ready
-
--- Run a task until it blocks (XPIO queued it and yielded) or ends.
-local function resume(task)
-  xpio.setCurrentTask(task)    -- blocking calls schedule the current task
-  local ok, err = coroutine.resume(task.co)
-  xpio.setCurrentTask(nil)
-  if not ok then error(debug.traceback(task.co, err), 0) end
-  if coroutine.status(task.co) == "dead" then live = live - 1 end
+--- Runs xpio.sched inside luv until its tasks are done; returns the number
+--- of steps taken.
+local function bridge()
+  local steps = 0
+  local fd = sched.pollfd()
+  local poll = fd and uv.new_poll(fd)
+  local timer = uv.new_timer()
+  local function drive()
+    steps = steps + 1
+    if not sched.step() then            -- no task left: close our handles, and uv.run returns
+      if poll then poll:close() end
+      timer:close()
+      return
+    end
+    local wait = sched.deadline()
+    if not poll then wait = math.min(wait or 0.01, 0.01) end
+    timer:stop()
+    if wait then timer:start(math.ceil(wait * 1000), 0, drive) end
+  end
+  if poll then poll:start("r", drive) end
+  timer:start(0, 0, drive)
+  return function() return steps end
 end
-
-local function spawn(fn)
-  local task = { co = coroutine.create(fn), _queue = queue }
-  live = live + 1
-  resume(task)
-end
-
--- The bridge: when the queue's descriptor is readable, run what is ready.
-local poll = uv.new_poll(assert(queue:fileno()))
-poll:start("r", function(err)
-  assert(not err, err)
-  local ready = queue:wait(0)
-  if #ready > 0 then wakeups = wakeups + 1 end
-  for _, task in ipairs(ready) do resume(task) end
-  if live == 0 then poll:close() end     -- nothing left: let uv.run return
-end)
 
 local a, b = assert(xpio.socketpair())
 local ROUNDS = 3
 
 -- Answers every "ping N" with "pong N" until the other end closes.
-spawn(function()
+sched.spawn(function()
   while true do
-    local msg = b:read(100)    -- nothing to read yet: this task waits in `queue`
+    local msg = b:read(100)             -- nothing to read yet: this task waits in the queue
     if not msg then break end
     assert(b:write((msg:gsub("ping", "pong"))))
   end
   b:close()
 end)
 
--- Started from a luv timer, to show that luv is the loop in charge.
 local replies = {}
-local timer = uv.new_timer()
-timer:start(20, 0, function()
-  timer:close()
-  spawn(function()
-    for n = 1, ROUNDS do
-      assert(a:write("ping " .. n))
-      replies[n] = assert(a:read(100))
-      print("got " .. replies[n])
-    end
-    a:close()
-  end)
+sched.spawn(function()
+  for n = 1, ROUNDS do
+    sched.sleep(0.01)                   -- a scheduler timer, under luv
+    assert(a:write("ping " .. n))
+    replies[n] = assert(a:read(100))
+    print("got " .. replies[n])
+  end
+  print("timeout: " .. select(2, sched.timeout(0.05, a.read, a, 100)))
+  print("run: " .. table.concat({ xpio.run({ "echo", "from a child" }) }, " "):gsub("\n", ""))
+  a:close()
 end)
 
+local steps = bridge()
 uv.run()
 assert(#replies == ROUNDS and replies[ROUNDS] == "pong " .. ROUNDS, "exchange incomplete")
-print(("luv_embed: %d round trips through luv, %d poll wakeups"):format(#replies, wakeups))
+print(("luv_embed: %d round trips through luv, %d steps"):format(#replies, steps()))

@@ -12,11 +12,33 @@
  * function then returns them (`nil, "timeout"`), after unscheduling the
  * task if the scheduler has not. Nothing was consumed: the try_ body had
  * answered "retry".
+ *
+ * One socket, many tasks: blocking reads on one socket take turns, and so
+ * do blocking writes (connect and accept count as a write and a read). A
+ * call that must wait puts its task in the socket's FIFO for its direction
+ * (the socket's user value: { [1] = reads, [2] = writes }, made on first
+ * contention); the first task there holds the turn, and a call that finds
+ * another task's call holding it waits behind it without trying, so the
+ * bytes of two writes never interleave and reads are served in call order.
+ * When the holder's call ends, the next task is made ready at once (it may
+ * have bytes to take that the socket already holds). A call that never
+ * waits only reads the user value (nil): the uncontended path costs one
+ * lua_getiuservalue. The FIFO's values are weak, so a task abandoned in the
+ * middle of a call (its coroutine never resumed) gives the turn up when it
+ * is collected.
+ *
+ * A task may name its coroutine (task._thread, as xpio.sched does): a
+ * blocking call that must wait in any other coroutine (a coroutine.wrap
+ * iterator inside the task) raises an error naming itself instead of
+ * yielding to the wrong resumer, with nothing consumed and the task left
+ * unscheduled. socket:lines is the safe iterator.
  */
 #include "glue.h"
+#include <string.h>
 
 static const char current_task_key = 'T';
 extern int xpio_queue_kind;
+extern int xpio_socket_kind;
 
 void xpio_push_current_task(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_task_key);
@@ -34,6 +56,218 @@ int xpio_native_setCurrentTask(lua_State *L) {
 int xpio_native_getCurrentTask(lua_State *L) {
     xpio_push_current_task(L);
     return 1;
+}
+
+/* ------------------------------------------------------------ turns */
+
+enum { TURN_FIRST = 0, TURN_NEXT = -1 }; /* FIFO slots: its first index, its next free one */
+static const char turn_mode_key = 'M';
+
+/* 1 when `entry`'s calls take turns on reads, 2 on writes, 0 when not. */
+static int turn_direction(const xpio_entry *entry) {
+    if (!entry->method || !entry->partner) return 0;
+    const char *self = entry->types[0];
+    if (self[0] != 'o' || self[1] - '@' != xpio_socket_kind) return 0;
+    if (strcmp(entry->partner, "when_read") == 0) return 1;
+    if (strcmp(entry->partner, "when_write") == 0) return 2;
+    return 0;
+}
+
+static lua_Integer fifo_index(lua_State *L, int fifo, int slot) {
+    lua_rawgeti(L, fifo, slot);
+    lua_Integer value = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return value;
+}
+
+static void fifo_set(lua_State *L, int fifo, int slot, lua_Integer value) {
+    lua_pushinteger(L, value);
+    lua_rawseti(L, fifo, slot);
+}
+
+/* Pushes self's FIFO for `dir` and returns 1; or pushes nothing and
+ * returns 0 when there is none (and `create` is 0, or self has no user
+ * value). */
+static int push_fifo(lua_State *L, int dir, int create) {
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (!create) return 0;
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, -1);
+        if (!lua_setiuservalue(L, 1, 1)) {
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    if (lua_rawgeti(L, -1, dir) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (!create) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_createtable(L, 4, 2);
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &turn_mode_key) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_createtable(L, 0, 1);
+            lua_pushliteral(L, "v");
+            lua_setfield(L, -2, "__mode");
+            lua_pushvalue(L, -1);
+            lua_rawsetp(L, LUA_REGISTRYINDEX, &turn_mode_key);
+        }
+        lua_setmetatable(L, -2);
+        int fifo = lua_gettop(L);
+        fifo_set(L, fifo, TURN_FIRST, 1);
+        fifo_set(L, fifo, TURN_NEXT, 1);
+        lua_pushvalue(L, fifo);
+        lua_rawseti(L, -3, dir);
+    }
+    lua_remove(L, -2);
+    return 1;
+}
+
+/* 1 when the task at `task` names its coroutine (task._thread) and that
+ * coroutine has ended (returned or raised): a task that died inside a
+ * call (an error raised there) cannot hold a turn. */
+static int task_ended(lua_State *L, int task) {
+    lua_pushliteral(L, "_thread");
+    lua_rawget(L, task);
+    lua_State *co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (!co || co == L) return 0;
+    int status = lua_status(co);
+    if (status == LUA_YIELD) return 0;
+    if (status != LUA_OK) return 1;
+    lua_Debug ar;
+    return !lua_getstack(co, 0, &ar) && lua_gettop(co) == 0;
+}
+
+/* Pushes the FIFO's first task (the holder of the turn), or nil; drops
+ * the removed, collected and ended entries before it. */
+static void fifo_head(lua_State *L, int fifo) {
+    lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
+    for (; first < next; first++) {
+        int type = lua_rawgeti(L, fifo, first);
+        if (type == LUA_TTABLE && task_ended(L, lua_gettop(L))) {
+            lua_pushnil(L);
+            lua_rawseti(L, fifo, first);
+            type = LUA_TNIL;
+        }
+        if (type != LUA_TNIL) {
+            fifo_set(L, fifo, TURN_FIRST, first);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    fifo_set(L, fifo, TURN_FIRST, 1);
+    fifo_set(L, fifo, TURN_NEXT, 1);
+    lua_pushnil(L);
+}
+
+/* The position of the value at `task` in the FIFO, or 0. */
+static lua_Integer fifo_find(lua_State *L, int fifo, int task) {
+    lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
+    for (lua_Integer i = first; i < next; i++) {
+        lua_rawgeti(L, fifo, i);
+        int same = lua_rawequal(L, -1, task);
+        lua_pop(L, 1);
+        if (same) return i;
+    }
+    return 0;
+}
+
+/* 1 when another task's call holds self's turn in `dir`: the current task
+ * must wait behind it without trying. */
+static int turn_taken(lua_State *L, int dir) {
+    if (!push_fifo(L, dir, 0)) return 0;
+    int fifo = lua_gettop(L);
+    fifo_head(L, fifo);
+    xpio_push_current_task(L);
+    int taken = !lua_isnil(L, -2) && !lua_rawequal(L, -1, -2);
+    lua_settop(L, fifo - 1);
+    return taken;
+}
+
+/* Puts the current task in self's FIFO for `dir` (once). */
+static void take_place(lua_State *L, int dir) {
+    if (!push_fifo(L, dir, 1)) return;
+    int fifo = lua_gettop(L);
+    xpio_push_current_task(L);
+    if (!fifo_find(L, fifo, fifo + 1)) {
+        lua_Integer next = fifo_index(L, fifo, TURN_NEXT);
+        lua_pushvalue(L, fifo + 1);
+        lua_rawseti(L, fifo, next);
+        fifo_set(L, fifo, TURN_NEXT, next + 1);
+    }
+    lua_settop(L, fifo - 1);
+}
+
+/* The current task's call ends: out of the FIFO; when it held the turn,
+ * the next task is made ready at once (if it waits on a queue: one that
+ * the queue has returned already will run anyway). Leaves the stack as it
+ * found it, so it can run with a call's results on top. */
+static void leave_turn(lua_State *L, const xpio_entry *entry) {
+    if (!entry->method) return;
+    int top = lua_gettop(L);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+        lua_settop(L, top);
+        return;
+    }
+    lua_settop(L, top);
+    int dir = turn_direction(entry);
+    if (!dir || !push_fifo(L, dir, 0)) return;
+    int fifo = lua_gettop(L);
+    xpio_push_current_task(L);
+    lua_Integer at = fifo_find(L, fifo, fifo + 1);
+    if (at) {
+        fifo_head(L, fifo);
+        int held = lua_rawequal(L, -1, fifo + 1);
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_rawseti(L, fifo, at);
+        if (held) {
+            fifo_head(L, fifo);
+            if (lua_istable(L, -1)) {
+                int next = lua_gettop(L);
+                lua_pushliteral(L, "_dequeue");
+                if (lua_rawget(L, next) == LUA_TFUNCTION) {
+                    lua_pushvalue(L, next);
+                    lua_call(L, 1, 0);
+                    xpio_schedule_now(L, next);
+                }
+            }
+        }
+    }
+    lua_settop(L, top);
+}
+
+/* Returns the `n` results on top after leaving the turn. */
+static int turn_done(lua_State *L, const xpio_entry *entry, int n) {
+    leave_turn(L, entry);
+    return n;
+}
+
+/* 1 when the current task names its coroutine and it is not this one. */
+static int foreign_coroutine(lua_State *L, int task) {
+    lua_pushliteral(L, "_thread");
+    int foreign = lua_rawget(L, task) == LUA_TTHREAD && lua_tothread(L, -1) != L;
+    lua_pop(L, 1);
+    return foreign;
+}
+
+/* 1 when this call could wait: a coroutine, and a current task with a
+ * queue (the checks that raise are in blocking_loop). */
+static int able_to_wait(lua_State *L) {
+    if (!lua_isyieldable(L)) return 0;
+    xpio_push_current_task(L);
+    int able = 0;
+    if (lua_istable(L, -1)) {
+        lua_pushliteral(L, "_queue");
+        lua_rawget(L, -2);
+        able = xpio_toobject(L, -1, xpio_queue_kind) != NULL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return able;
 }
 
 /* The continuation's context: the number of arguments in the low 4 bits
@@ -71,7 +305,7 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
     size_t done = (size_t)(ctx >> 4);
     if (lua_gettop(L) == nargs + 2 && lua_isnil(L, nargs + 1) && lua_type(L, nargs + 2) == LUA_TSTRING) {
         dequeue_current_task(L);
-        return with_done(L, 2, done);
+        return turn_done(L, xpio_current_entry(L), with_done(L, 2, done));
     }
     lua_settop(L, nargs); /* drop whatever else resume passed */
     return blocking_loop(L, NULL, done);
@@ -88,27 +322,39 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     if (!call) {
         call = &again;
         int status = xpio_decode(L, entry, call);
-        if (status) return with_done(L, xpio_push_failure(L, call, status), done);
+        if (status) return turn_done(L, entry, with_done(L, xpio_push_failure(L, call, status), done));
     }
-    xpio_make_objects(L, entry, call);
-    xpio_value *whole = entry->whole >= 0 ? &call->arg[entry->whole] : NULL;
-    const char *base = whole ? whole->u.string : NULL;
-    size_t full = whole ? whole->length : 0;
-    int status;
-    for (;;) {
-        if (whole) {
-            whole->u.string = base + done;
-            whole->length = full - done;
-        }
-        status = entry->body(call);
-        if (status == XPIO_RETRY) break;
-        if (!whole) return xpio_finish(L, call, status);
-        if (status < 0) return with_done(L, xpio_finish(L, call, status), done);
-        lua_Integer wrote = call->result[0].u.integer;
-        if (wrote > 0) done += (size_t)wrote;
-        if (done >= full || wrote <= 0) {
-            call->result[0].u.integer = (lua_Integer)done;
-            return xpio_finish(L, call, status);
+    /* Another task's call holds the turn: wait behind it, without trying
+     * (unless this call could not wait at all: then it just tries). */
+    int dir = 0;
+    int waiting_turn = 0;
+    if (entry->method) {
+        lua_getiuservalue(L, 1, 1);
+        int contended = lua_istable(L, -1);
+        lua_pop(L, 1);
+        if (contended && (dir = turn_direction(entry)) && turn_taken(L, dir) && able_to_wait(L)) waiting_turn = 1;
+    }
+    if (!waiting_turn) {
+        xpio_make_objects(L, entry, call);
+        xpio_value *whole = entry->whole >= 0 ? &call->arg[entry->whole] : NULL;
+        const char *base = whole ? whole->u.string : NULL;
+        size_t full = whole ? whole->length : 0;
+        int status;
+        for (;;) {
+            if (whole) {
+                whole->u.string = base + done;
+                whole->length = full - done;
+            }
+            status = entry->body(call);
+            if (status == XPIO_RETRY) break;
+            if (!whole) return turn_done(L, entry, xpio_finish(L, call, status));
+            if (status < 0) return turn_done(L, entry, with_done(L, xpio_finish(L, call, status), done));
+            lua_Integer wrote = call->result[0].u.integer;
+            if (wrote > 0) done += (size_t)wrote;
+            if (done >= full || wrote <= 0) {
+                call->result[0].u.integer = (lua_Integer)done;
+                return turn_done(L, entry, xpio_finish(L, call, status));
+            }
         }
     }
     if (!lua_isyieldable(L))
@@ -116,15 +362,21 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     xpio_push_current_task(L);
     int has_task = lua_istable(L, -1);
     int has_queue = 0;
+    int foreign = 0;
     if (has_task) {
         lua_pushliteral(L, "_queue");
         lua_rawget(L, -2);
         has_queue = xpio_toobject(L, -1, xpio_queue_kind) != NULL;
         lua_pop(L, 1);
+        foreign = foreign_coroutine(L, lua_gettop(L));
     }
     lua_pop(L, 1);
     if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
     if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
+    if (foreign) {
+        return luaL_error(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
+                             "inside a task cannot wait; for lines use socket:lines)", entry->name);
+    }
     int nargs = entry->nparams;
     lua_settop(L, nargs);
     /* when_(self, task, arguments...) for a method (socket:wait(what) ->
@@ -141,7 +393,11 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
         for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
     }
     lua_call(L, nargs + 1, 2);
-    if (!lua_toboolean(L, -2)) return with_done(L, 2, done); /* the when_ partner failed: its nil, message */
+    if (!lua_toboolean(L, -2)) return turn_done(L, entry, with_done(L, 2, done)); /* the when_ partner failed: its nil, message */
+    /* Only now, the task scheduled, does it take its place in the line: an
+     * error raised before (by the partner) leaves no place behind. */
+    if (!dir) dir = turn_direction(entry);
+    if (dir) take_place(L, dir);
     lua_settop(L, nargs);
     return lua_yieldk(L, 0, CONTEXT(nargs, done), blocking_continue);
 }

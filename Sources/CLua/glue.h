@@ -7,6 +7,7 @@
  *   results.c    pushing results and failures
  *   blocking.c   blocking functions (yield and try again), the current task
  *   tasks.c      scheduling tasks on queues, _dequeue, tqueue:wait
+ *   lines.c      socket:lines, an iterator over the blocking readline
  */
 #ifndef XPIO_GLUE_PRIVATE_H
 #define XPIO_GLUE_PRIVATE_H
@@ -65,5 +66,7 @@ int xpio_call_lua(lua_State *L);
 void *xpio_socket_tls_connection(void *socket, int *closed);
 /* Unschedules every task of the queue at `queue` without making it ready. */
 void xpio_drop_tasks(lua_State *L, int queue);
+/* Schedules the task at `task` ready at once on its _queue; 1, or 0. */
+int xpio_schedule_now(lua_State *L, int task);
 
 #endif

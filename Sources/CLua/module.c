@@ -7,6 +7,7 @@
 
 const xpio_module *xpio_description;
 int xpio_queue_kind = -1;
+int xpio_socket_kind = -1; /* its blocking reads and writes take turns (blocking.c) */
 
 /* Pushes the Lua function for `entry`; `kinds` is the metatables array and
  * `table` the table being filled (where a blocking entry finds its when_
@@ -155,6 +156,7 @@ int luaopen_xpio(lua_State *L) {
         luaL_newmetatable(L, m->kinds[k].metatable);
         lua_rawseti(L, kinds, k + 1);
         if (m->kinds[k].holds_tasks) xpio_queue_kind = k;
+        if (strcmp(m->kinds[k].name, "socket") == 0) xpio_socket_kind = k;
     }
     for (int32_t k = 0; k < m->nkinds; k++) {
         const xpio_kind *kind = &m->kinds[k];

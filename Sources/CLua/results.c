@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every object has a user value: a queue three (tasks.c), any other one,
+ * for the turns of a socket's blocking calls (blocking.c). */
 void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call) {
     const char *objects = entry->objects;
     for (int i = 0; objects && objects[i]; i++) {
         int kind = objects[i] - '@';
-        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 0);
+        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 1);
         *slot = NULL;
         lua_rawgeti(L, XPIO_KINDS_UPVALUE, kind + 1);
         lua_setmetatable(L, -2);
@@ -121,7 +123,7 @@ static int make_copied(lua_State *L) {
                 push_value(L, call, &v->u.list[j]);
             } else {
                 int kind = (int)v->length;
-                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 0);
+                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 1);
                 *slot = NULL;
                 lua_rawgeti(L, 3, kind + 1);
                 lua_setmetatable(L, -2);

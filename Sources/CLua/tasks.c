@@ -162,6 +162,56 @@ int xpio_call_when(lua_State *L) {
     return 1;
 }
 
+/* Schedules the task at `task` on its _queue, ready at once: the queue
+ * returns it from its next wait. This is how a blocking call on a socket
+ * hands the turn to the task waiting behind it (blocking.c): that task may
+ * have bytes to take that the socket already holds, which no descriptor
+ * readiness would announce. Returns 1, or 0 when the task has no open
+ * queue, is scheduled already, or the queue refuses (it is then left as
+ * it was). Raises only a memory error, undone first. */
+int xpio_schedule_now(lua_State *L, int task) {
+    int top = lua_gettop(L);
+    task = lua_absindex(L, task);
+    lua_pushliteral(L, "_queue");
+    lua_rawget(L, task);
+    int queue = lua_gettop(L);
+    void **slot = xpio_toobject(L, queue, xpio_queue_kind);
+    lua_pushliteral(L, "_dequeue");
+    int scheduled = lua_rawget(L, task) != LUA_TNIL;
+    if (!slot || !*slot || scheduled) {
+        lua_settop(L, top);
+        return 0;
+    }
+    xpio_call call;
+    prepare(L, queue);
+    int32_t waiter = xpio_queue_reserve(&call, *slot);
+    if (waiter < 0) {
+        lua_settop(L, top);
+        return 0;
+    }
+    lua_Integer key = (lua_Integer)waiter + 1;
+    lua_pushcfunction(L, store_task);
+    lua_pushvalue(L, queue);
+    lua_pushvalue(L, task);
+    lua_pushnil(L);
+    lua_pushinteger(L, key);
+    if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+        xpio_queue_cancel(*slot, waiter);
+        forget_key(L, queue, key);
+        clear_fields(L, task);
+        return lua_error(L);
+    }
+    if (xpio_queue_schedule(&call, *slot, waiter, NULL, XPIO_READABLE) < 0) {
+        xpio_queue_cancel(*slot, waiter);
+        forget_key(L, queue, key);
+        clear_fields(L, task);
+        lua_settop(L, top);
+        return 0;
+    }
+    lua_settop(L, top);
+    return 1;
+}
+
 /* tqueue:wait(timeout): the ready tasks as a new array, each unscheduled.
  * The array is made before anything changes; if making it fails, the
  * queue returns the same tasks at the next wait. */

@@ -3,6 +3,7 @@
 -- ("Address Format"), xpio-semantics.md and Spec/socket.spec.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+sched.onerror(sched.raise) -- a failing assertion in a task fails the test
 local helper = require "helper"
 
 local MALFORMED = "xpio: mal-formed address"

@@ -159,10 +159,14 @@ end
 --- A scheduler of its own for each test (xpio.sched keeps its state in the
 --- module), so that a test that fails with tasks still waiting cannot stall
 --- the next one.
-function helper.fresh_sched()
+--- The copy is strict (sched.onerror(sched.raise)): an assertion that fails
+--- in a task fails the test instead of going to stderr; `lenient` keeps the
+--- default handler, for the tests of that handler.
+function helper.fresh_sched(lenient)
   package.loaded["xpio.sched"] = nil
   local sched = require "xpio.sched"
   package.loaded["xpio.sched"] = nil
+  if not lenient then sched.onerror(sched.raise) end
   return sched
 end
 

@@ -436,6 +436,7 @@ describe("resolution in flight", function()
   it("a blocking resolve and a connect by name honour sched.timeout", function()
     local ok, out = child(PRELUDE .. [[
       local sched = require "xpio.sched"
+      sched.onerror(sched.raise)
       sched.spawn(function()
         local t0 = xpio.gettime()
         local list, err = sched.timeout(0.05, xpio.resolve, "slow.invalid")

@@ -200,4 +200,71 @@ describe("xpio.run", function()
     assert.is_true(helper.children_count() <= children, "children left: " .. helper.children_count() - children)
     assert.is_true(helper.open_fds() <= fds, "descriptors left: " .. helper.open_fds() - fds)
   end)
+
+  it("on timeout stops the whole process group: a grandchild ignoring SIGTERM does not survive", function()
+    local results
+    -- the grandchild ignores TERM and holds the pipes; sh itself dies on TERM
+    local script = "sh -c 'trap \"\" TERM; sleep 30' & echo $!; wait"
+    run(20, function(sched)
+      results = { xrun({ "sh", "-c", script }, { timeout = 0.3, grace = 0.2, scheduler = sched }) }
+    end)
+    local grandchild = tonumber(results[3])
+    assert.is_number(grandchild, tostring(results[3]))
+    local dead = false
+    for _ = 1, 500 do                                  -- at most 5 s for init to reap it
+      if helper.has_exited(grandchild) then dead = true break end
+      helper.nap(0.01)
+    end
+    if not dead then os.execute("kill -9 " .. grandchild) end
+    assert.are.equal("timeout", results[1])
+    assert.is_true(dead, "the grandchild " .. grandchild .. " survived the timeout")
+  end)
+
+  it("caps what it collects per stream with max_output, draining the rest, and says so", function()
+    run(20, function(sched)
+      local status, code, out, err, truncated = xrun({ "sh", "-c", "head -c 300000 /dev/zero; echo abcdef >&2" },
+        { max_output = 1000, scheduler = sched })
+      assert.are.same({ "exit", 0, 1000, "abcdef\n", true }, { status, code, #out, err, truncated })
+      local all = table.pack(xrun({ "echo", "hi" }, { max_output = 3, scheduler = sched }))
+      assert.are.same({ "exit", 0, "hi\n", "", n = 4 }, all)
+      status, code, out, err, truncated = xrun({ "echo", "hi" }, { max_output = 0, scheduler = sched })
+      assert.are.same({ "exit", 0, "", "", true }, { status, code, out, err, truncated })
+    end)
+  end)
+
+  it("checks its option fields in the standard form", function()
+    run(10, function(sched)
+      local cases = {
+        { { timeout = "1" }, "bad argument #2 to 'run' (field 'timeout': number expected, got string)" },
+        { { max_output = -1 }, "bad argument #2 to 'run' (field 'max_output': non-negative integer expected, got number)" },
+        { { stdin = 5 }, "bad argument #2 to 'run' (field 'stdin': string expected, got number)" },
+        { { stderr = "x" }, "bad argument #2 to 'run' (field 'stderr': \"stdout\" or nil expected)" },
+      }
+      for _, case in ipairs(cases) do
+        case[1].scheduler = sched
+        local ok, err = pcall(xpio.run, { "true" }, case[1])
+        assert.is_false(ok)
+        assert.are.equal(case[2], err)
+      end
+    end)
+  end)
+
+  it("a cancelled caller stops the command's group too, and gets nil, 'cancelled'", function()
+    local results, elapsed
+    run(20, function(sched)
+      local caller = sched.spawn(function()
+        return table.pack(xrun({ "sh", "-c", "echo $$; exec sleep 30" }, { grace = 0.2, scheduler = sched }))
+      end)
+      sched.sleep(0.2)
+      local t0 = sched.now()
+      assert.is_true(sched.cancel(caller))
+      results = sched.join(caller)
+      elapsed = sched.now() - t0
+    end)
+    assert.are.same({ nil, "cancelled" }, { results[1], results[2] })
+    local pid = tonumber(results[3])
+    assert.is_number(pid, tostring(results[3]))
+    assert.is_true(helper.has_exited(pid), "the command still runs")
+    assert.is_true(elapsed < 5, "took " .. elapsed .. " s")
+  end)
 end)

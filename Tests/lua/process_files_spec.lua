@@ -4,6 +4,7 @@
 -- identity); file objects named are closed in the parent, numbers are not.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+sched.onerror(sched.raise) -- a failing assertion in a task fails the test
 local helper = require "helper"
 
 local O_NONBLOCK = helper.O_NONBLOCK

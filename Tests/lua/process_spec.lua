@@ -4,6 +4,7 @@
 -- Descriptor maps (the `files` argument) are in process_files_spec.lua.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+sched.onerror(sched.raise) -- a failing assertion in a task fails the test
 local helper = require "helper"
 
 local SELF = helper.pid()

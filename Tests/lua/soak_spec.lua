@@ -63,6 +63,7 @@ end
 local MIXED_SCRIPT = [==[
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+sched.onerror(sched.raise) -- a failing assertion in a task fails the test
 local OPS = tonumber(os.getenv("XPIO_SOAK_OPS"))
 local helper = require "helper"
 local open_fds, children_count, rss_kb = helper.open_fds, helper.children_count, helper.rss_kb

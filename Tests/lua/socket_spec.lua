@@ -3,6 +3,7 @@
 -- xpio-semantics.md, Spec/socket.spec and Spec/module.spec.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+sched.onerror(sched.raise) -- a failing assertion in a task fails the test
 local helper = require "helper"
 
 local O_NONBLOCK, O_CLOEXEC = helper.O_NONBLOCK, helper.O_CLOEXEC

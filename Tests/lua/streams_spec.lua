@@ -169,6 +169,7 @@ describe("socket:readexactly and readall", function()
     local out, ok = helper.run_lua_script([[
       local xpio = require "xpio"
       local sched = require "xpio.sched"
+      sched.onerror(sched.raise)
       local r, w = assert(xpio.pipe())
       local p = assert(xpio.spawn({ "head", "-c", "300000000", "/dev/zero" }, xpio.env, { [1] = w }))
       sched.spawn(function()

@@ -5,12 +5,13 @@
 -- process:wait, and xpio.run (preloaded too) feeding and reading cat.
 -- (Blocking resolve is left to resolve.lua: a lookup a memory error
 -- abandons keeps two descriptors, a known bug, see README.md.)
--- A memory error in a task makes sched.run raise it, with a traceback;
+-- A memory error in a task makes sched.run raise it (strict mode);
 -- that ends the scenario, the other tasks left waiting (a rerun could wait
 -- forever on a peer that died), and lua_close must then close everything
 -- they held.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
+sched.onerror(sched.raise) -- strict: a memory error in a task ends the scenario (see above)
 local run = require "xpio.run"
 
 local CLIENTS, MESSAGES = 3, 3

@@ -8,9 +8,52 @@
 ---   end)
 local xpio = require "xpio"
 
---- Reads `r` to its end (or until it is closed under the reader) into `chunks`.
-local function collect(r, chunks)
-  for data in function() return r:read(65536) end do chunks[#chunks + 1] = data end
+--- Reads `r` to its end (or until it is closed under the reader) into
+--- `chunks`, keeping at most `limit` bytes (nil: all): the rest is read and
+--- dropped, so a chatty command never blocks on a full pipe, and
+--- `chunks.truncated` says so.
+local function collect(r, chunks, limit)
+  local kept = 0
+  for data in function() return r:read(65536) end do
+    if limit and kept + #data > limit then
+      data = data:sub(1, limit - kept)
+      chunks.truncated = true
+    end
+    if #data > 0 then
+      chunks[#chunks + 1] = data
+      kept = kept + #data
+    end
+  end
+end
+
+--- Stops the command's whole process group (it leads one): SIGTERM, up to
+--- `grace` seconds for the command to exit, then SIGKILL to the group
+--- whatever happened, so that no descendant (one ignoring SIGTERM, one that
+--- outlived the command) survives. Returns the command's status as `wait`.
+local function stop_group(sched, process, grace)
+  process:killgroup("TERM")
+  local status, code = sched.timeout(grace, process.wait, process)
+  process:killgroup("KILL")
+  if status == nil then status, code = process:wait() end
+  if status == nil then return "signal", 9 end -- an outer deadline passed: KILL was sent
+  return status, code
+end
+
+--- luaL-style argument errors for the option fields (the glue checked the
+--- types of `args` and `opts` themselves).
+local function check_option(value, name, expected)
+  if value == nil then return value end
+  local ok
+  if expected == "count" then
+    ok = math.type(value) == "integer" and value >= 0
+    expected = "non-negative integer"
+  else
+    ok = type(value) == expected
+  end
+  if not ok then
+    error(("bad argument #2 to 'run' (field '%s': %s expected, got %s)"):format(name, expected, type(value)), 0)
+  end
+  return value
 end
 
 --- Writes all of `data` to `w`, then closes it; a reader that went away
@@ -29,9 +72,19 @@ return function(args, given)
   -- options are read raw, as XPIO reads every table of the caller's
   local function opt(name) return given and rawget(given, name) end
   local opts = {
-    scheduler = opt("scheduler"), stdin = opt("stdin"), stderr = opt("stderr"), env = opt("env"),
-    cwd = opt("cwd"), timeout = opt("timeout"), grace = opt("grace"), linger = opt("linger"),
+    scheduler = check_option(opt("scheduler"), "scheduler", "table"),
+    stdin = check_option(opt("stdin"), "stdin", "string"),
+    stderr = check_option(opt("stderr"), "stderr", "string"),
+    env = check_option(opt("env"), "env", "table"),
+    cwd = check_option(opt("cwd"), "cwd", "string"),
+    timeout = check_option(opt("timeout"), "timeout", "number"),
+    grace = check_option(opt("grace"), "grace", "number"),
+    linger = check_option(opt("linger"), "linger", "number"),
+    max_output = check_option(opt("max_output"), "max_output", "count"),
   }
+  if opts.stderr and opts.stderr ~= "stdout" then
+    error("bad argument #2 to 'run' (field 'stderr': \"stdout\" or nil expected)", 0)
+  end
   local sched = opts.scheduler or require "xpio.sched"
   assert(sched.current(), "xpio.run: must be called from a task of xpio.sched")
   local ours, theirs = {}, {}
@@ -67,7 +120,8 @@ return function(args, given)
     ours[#ours + 1], theirs[#theirs + 1] = err_r, w
   end
 
-  local process, why = xpio.spawn(args, opts.env or xpio.env, files, { cwd = opts.cwd })
+  -- its own process group, so that a timeout can stop everything it started
+  local process, why = xpio.spawn(args, opts.env or xpio.env, files, { cwd = opts.cwd, pgroup = true })
   if not process then
     close_all(ours)
     close_all(theirs)
@@ -76,8 +130,8 @@ return function(args, given)
   -- spawn closed the child's ends (theirs) in this process
 
   local out, err = {}, {}
-  local readers = { sched.spawn(collect, out_r, out) }
-  if err_r then readers[#readers + 1] = sched.spawn(collect, err_r, err) end
+  local readers = { sched.spawn(collect, out_r, out, opts.max_output) }
+  if err_r then readers[#readers + 1] = sched.spawn(collect, err_r, err, opts.max_output) end
   local feeder = stdin_w and sched.spawn(feed, stdin_w, opts.stdin)
 
   local status, code
@@ -86,9 +140,16 @@ return function(args, given)
   else
     status, code = process:wait()
   end
-  if status == nil and code == "timeout" then
-    local _, signal = process:stop(opts.grace or 1)
-    status, code = "timeout", signal
+  if status == nil then
+    -- a timeout, or the calling task cancelled: either way the command
+    -- and everything it started are stopped
+    local reason = code
+    local _, signal = stop_group(sched, process, opts.grace or 1)
+    if reason == "timeout" then
+      status, code = "timeout", signal
+    else
+      status, code = nil, reason
+    end
   end
 
   -- What is left in the pipes: read until they end, or for `linger` seconds
@@ -101,7 +162,9 @@ return function(args, given)
     for _, reader in ipairs(readers) do if not reader.done then return true end end
     return false
   end
-  while reading() and sched.now() < deadline do sched.sleep(0.01) end
+  while reading() and sched.now() < deadline do
+    if not sched.sleep(0.01) then break end -- an outer deadline passed: do not spin
+  end
   out_r:close()
   if err_r then err_r:close() end
   if feeder then
@@ -109,5 +172,6 @@ return function(args, given)
     sched.join(feeder)
   end
   for _, reader in ipairs(readers) do sched.join(reader) end
+  if out.truncated or err.truncated then return status, code, table.concat(out), table.concat(err), true end
   return status, code, table.concat(out), table.concat(err)
 end

@@ -2,32 +2,87 @@
 --
 -- Each task runs in a coroutine. XPIO's blocking functions (read, write,
 -- accept, connect, wait, resolve, ...) suspend it through the task queue;
--- `sleep` suspends it on a timer. `run` drives everything until no task is
--- left. `timeout` bounds in time the blocking calls of part of a task.
+-- the scheduler's own waits (sleep, join, and the channel, semaphore and
+-- condition of xpio.sched_sync) suspend it through `suspend` below. Every
+-- wait of either kind can be ended early by `abort`: that is how
+-- `timeout` and `cancel` reach all of them, and why nothing is lost when
+-- they do (the wait is undone before the task runs again).
 --
 --   local sched = require "xpio.sched"
 --   sched.spawn(function() ... end)
 --   sched.run()
+--
+-- A task is a table: `co` its coroutine, `done` once it has ended, then
+-- `results` (a table.pack) or `failed`/`failure` (its error value), and the
+-- fields the task queue owns (`_queue`, `_dequeue`, `_dequeuedata`), and
+-- `_thread` (its coroutine: XPIO's blocking calls refuse to wait in any
+-- other, Spec/tqueue.spec). The other fields are private.
 local xpio = require "xpio"
+
+local gettime, setCurrentTask = xpio.gettime, xpio.setCurrentTask
+local resume, yield, unpack = coroutine.resume, coroutine.yield, table.unpack
 
 local sched = {}
 
 local queue = xpio.tqueue()
-local runnable = {}      -- tasks to resume, in order
-local timers = {}        -- a binary min-heap of { deadline, task, position, sleep }: one
-                         -- entry per sleeping task (sleep true) and one per task that waits
-                         -- in an XPIO call under a deadline (task.timer); nothing else
+local runnable = {}      -- tasks to resume, in order (woken by the scheduler's own waits)
+local spare = {}         -- the other run table: the two swap, so a batch allocates nothing
+local timers = {}        -- a binary min-heap of { time, task, position, sleep }: one entry per
+                         -- sleeping task (sleep true) and one per task that waits under a
+                         -- deadline (task.timer); nothing else
 local alive = 0          -- tasks spawned and not finished
 local current = nil
 
-local function push_runnable(task, ...)
-  if select("#", ...) > 0 then task.resume_args = table.pack(...) end
-  runnable[#runnable + 1] = task
+local Task = { __name = "xpio.sched.task" }
+
+-- Arguments ------------------------------------------------------------------
+
+-- The standard library's messages (luaL_argerror, luaL_typeerror), raised at
+-- the level of whoever called the checked function.
+local function typename(v)
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or type(v)
 end
 
--- Timer heap. Each entry knows its position (entry[3]), so that an entry
--- can be moved when its deadline changes and taken out when its wait ends:
--- the heap holds only entries that may still fire, never one per past wait.
+local function argerror(n, fname, message)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, message), 3)
+end
+
+local function checktype(v, expected, n, fname, optional)
+  if type(v) == expected or (optional and v == nil) then return v end
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected,
+    v == nil and "no value" or typename(v)), 3)
+end
+
+-- A number of seconds: NaN would break the timer heap's order.
+local function checkseconds(v, n, fname)
+  if type(v) ~= "number" then
+    error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, v == nil and "no value" or typename(v)), 3)
+  end
+  if v ~= v then error(("bad argument #%d to '%s' (number expected, got NaN)"):format(n, fname), 3) end
+  return v
+end
+
+local function checktask(v, n, fname)
+  if getmetatable(v) ~= Task then
+    error(("bad argument #%d to '%s' (xpio.sched.task expected, got %s)"):format(n, fname,
+      v == nil and "no value" or typename(v)), 3)
+  end
+  return v
+end
+
+--- The running task; `fname` names the function that needs one.
+local function running(fname)
+  if current then return current end
+  error(("xpio.sched: %s must be called from a task"):format(fname), 3)
+end
+
+-- Timer heap -------------------------------------------------------------------
+-- Each entry knows its position (entry[3]), so that an entry can be moved
+-- when its deadline changes and taken out when its wait ends: the heap holds
+-- only entries that may still fire, never one per past wait.
+
 local function heap_less(i, j) return timers[i][1] < timers[j][1] end
 
 local function heap_swap(i, j)
@@ -65,10 +120,12 @@ local function heap_push(entry)
   return entry
 end
 
--- Take `entry` out of the heap, wherever it is.
+-- Take `entry` out of the heap, wherever it is (nothing if it is not in).
 local function heap_remove(entry)
+  local i = entry[3]
+  if not i then return end
   local heap = timers
-  local i, n = entry[3], #heap
+  local n = #heap
   entry[3] = nil
   local last = heap[n]
   heap[n] = nil
@@ -80,47 +137,104 @@ local function heap_remove(entry)
   end
 end
 
--- Give `entry`, in the heap, another deadline.
-local function heap_move(entry, deadline)
-  local earlier = deadline < entry[1]
-  entry[1] = deadline
+-- Give `entry`, in the heap, another time.
+local function heap_move(entry, time)
+  local earlier = time < entry[1]
+  entry[1] = time
   if earlier then sift_up(entry[3]) else sift_down(entry[3]) end
 end
 
-local unjoined_failure = nil  -- an error no join will collect, raised by run
+-- Wait lists -------------------------------------------------------------------
+-- A FIFO of waiters ({ task, value }), doubly linked so that a cancelled or
+-- timed-out waiter leaves it at once, from anywhere: a list never holds a
+-- waiter that is not waiting.
 
-local function finish(task, ok, ...)
-  alive = alive - 1
-  task.done = true
-  -- A task that dies while still scheduled must not come back from the queue,
-  -- and the timer heap must not keep it.
-  if task._dequeue then task:_dequeue() end
-  if task.timer then
-    heap_remove(task.timer)
-    task.timer = nil
-  end
-  if ok then
-    task.results = table.pack(...)
-  else
-    task.failure = ...
-  end
-  local joiners = task.joiners
-  task.joiners = nil
-  if joiners then
-    for _, joiner in ipairs(joiners) do push_runnable(joiner) end
-  elseif not ok then
-    unjoined_failure = task.failure
-  end
+local function list_push(list, task, value)
+  local last = list.last
+  local waiter = { task = task, value = value, list = list, prev = last }
+  if last then last.next = waiter else list.first = waiter end
+  list.last = waiter
+  return waiter
 end
 
--- After each resume that left the task suspended: a task that blocked in an
--- XPIO call (it is on the queue) under a deadline has one timer entry, at
--- that deadline (kept as it is while the deadline stays the same, moved when
--- it changes); any other task has none. So the entry of a task on the queue
--- always bounds its current wait, and an old wait leaves nothing behind.
-local function watch_deadline(task)
+local function list_remove(waiter)
+  local list = waiter.list
+  if not list then return end
+  local prev, nxt = waiter.prev, waiter.next
+  if prev then prev.next = nxt else list.first = nxt end
+  if nxt then nxt.prev = prev else list.last = prev end
+  waiter.list, waiter.prev, waiter.next = nil, nil, nil
+end
+
+local function list_shift(list)
+  local waiter = list.first
+  if waiter then list_remove(waiter) end
+  return waiter
+end
+
+-- Waiting and waking -------------------------------------------------------------
+
+--- Makes `task` runnable: the run list resumes it with `a, b` (a blocking
+--- XPIO call needs exactly two values for `nil, reason`; `suspend` drops a
+--- nil `b`). Whoever wakes a task has already taken it off what it waited
+--- on. The values stay in the task until its next wake: the run loop does
+--- not spend instructions clearing them.
+local function wake(task, a, b)
+  task.wait_cancel, task.wait_data = nil, nil
+  task.ra, task.rb = a, b
+  runnable[#runnable + 1] = task
+end
+
+local function one_or_two(a, b)
+  if b == nil then return a end
+  return a, b
+end
+
+--- Suspends the running task in a scheduler wait until `wake`; `cancel(data)`
+--- undoes the wait (takes the task off what it waits on) when `abort` ends it.
+--- Returns what `wake` passed: `a`, or `a, b` when b is not nil.
+local function suspend(cancel, data)
+  local task = current
+  task.wait_cancel, task.wait_data = cancel, data
+  return one_or_two(yield())
+end
+
+--- Ends `task`'s current wait, whatever it is, with `nil, reason`: undone
+--- first (off the queue, off the wait list, off the timer heap), so nothing
+--- it waited for is consumed. Returns false when the task was not waiting.
+local function abort(task, reason)
+  local cancel = task.wait_cancel
+  if cancel then
+    cancel(task.wait_data)
+  elseif task._dequeue then
+    task:_dequeue()
+  else
+    return false
+  end
+  local entry = task.timer
+  if entry then
+    heap_remove(entry)
+    task.timer = nil
+  end
+  wake(task, nil, reason)
+  return true
+end
+
+-- After a resume of a task with something to watch (task.watch: a deadline,
+-- a deadline's timer entry, or a cancellation not yet delivered). A task
+-- that waits under a deadline has one timer entry, at that deadline; any
+-- other task has none. A pending cancellation ends the wait it just began.
+local function after_wait(task)
+  if task.done then return end
+  local waiting = task.wait_cancel or task._dequeue
+  local reason = task.cancel_reason
+  if reason and waiting then
+    task.cancel_reason = nil
+    abort(task, reason)
+    waiting = nil
+  end
   local deadline, entry = task.deadline, task.timer
-  if deadline and task._dequeue then
+  if deadline and waiting then
     if not entry then
       task.timer = heap_push({ deadline, task })
     elseif entry[1] ~= deadline then
@@ -130,139 +244,342 @@ local function watch_deadline(task)
     heap_remove(entry)
     task.timer = nil
   end
+  if not (deadline or task.timer or task.cancel_reason) then task.watch = nil end
 end
 
--- A deadline passed (its entry is out of the heap): if the task still waits
--- in the call it bounds, take it off the queue and resume it with nil,
--- "timeout", which the blocking call returns. Nothing was consumed: the call
--- had answered "retry". A task the queue returned meanwhile just runs.
-local function expire(task)
-  task.timer = nil
-  if not task._dequeue or task.done then return end
-  task:_dequeue()
-  push_runnable(task, nil, "timeout")
+-- Ending -----------------------------------------------------------------------
+
+local function report(_, _, traceback)
+  io.stderr:write("xpio.sched: a task failed: ", traceback, "\n")
 end
 
--- What a resume returned: finish the task if its coroutine ended.
-local function after_resume(task, ok, ...)
+local handler = report   -- sched.onerror's
+
+-- What every end of a task does: off the queue and the heap, joiners woken.
+local function ended(task)
+  alive = alive - 1
+  task.done = true
+  task.cancel_reason, task.watch = nil, nil
+  -- A task that ends while still scheduled must not come back from the
+  -- queue, and the timer heap must not keep it.
+  if task._dequeue then task:_dequeue() end
+  if task.timer then
+    heap_remove(task.timer)
+    task.timer = nil
+  end
+  local joiners = task.joiners
+  if not joiners then return false end
+  task.joiners = nil
+  local woke = false
+  while true do
+    local waiter = list_shift(joiners)
+    if not waiter then return woke end
+    wake(waiter.task, true)
+    woke = true
+  end
+end
+
+-- Runs in the task's own coroutine, as its last act.
+local function finished(task, ...)
+  task.results = table.pack(...)
+  ended(task)
+end
+
+-- The message a traceback starts with, for any error value.
+local function message_of(err)
+  if type(err) == "string" or type(err) == "number" then return tostring(err) end
+  local mt = getmetatable(err)
+  if type(mt) == "table" and mt.__tostring then
+    local ok, text = pcall(tostring, err)   -- a __tostring that raises must not stop the loop
+    if ok and type(text) == "string" then return text end
+  end
+  return ("(error object is a %s value)"):format(type(err))
+end
+
+-- A task's coroutine raised `err`. With nobody joining, the handler gets it
+-- (outside any task); returns the handler's own error, boxed, when it
+-- raised one (strict mode).
+local function failed(task, err)
   current = nil
-  xpio.setCurrentTask(nil)
-  local co = task.co
-  if coroutine.status(co) ~= "dead" and ok then watch_deadline(task) end
-  if coroutine.status(co) == "dead" then
-    if ok then
-      finish(task, true, ...)
+  task.failed, task.failure = true, err
+  task.traceback = debug.traceback(task.co, message_of(err), 0)
+  if ended(task) then return nil end
+  local ok, raised = pcall(handler, err, task, task.traceback)
+  if not ok then return { raised } end
+  return nil
+end
+
+-- Running ----------------------------------------------------------------------
+
+-- The handler raised for the task at batch[i]: the rest of the batch goes
+-- first in a later run or step (tasks the queue returned with no values to
+-- resume with), then the error is raised.
+local function raise_from_batch(raised, batch, i, n, from_queue)
+  for j = n, i + 1, -1 do
+    local task = batch[j]
+    batch[j] = nil
+    if from_queue then task.ra, task.rb = nil, nil end
+    table.insert(runnable, 1, task)
+  end
+  current = nil
+  error(raised[1], 0)
+end
+
+-- Moves the tasks whose timers have passed to the run list.
+local function fire_timers()
+  local now = gettime()
+  local entry = timers[1]
+  while entry and entry[1] <= now do
+    heap_remove(entry)
+    local task = entry[2]
+    if entry[4] then
+      wake(task, true)
     else
-      finish(task, false, debug.traceback(co, tostring((...)), 0))
+      task.timer = nil
+      abort(task, "timeout")
     end
-  elseif not ok then
-    finish(task, false, ...)
+    entry = timers[1]
   end
 end
 
-local function step(task)
-  current = task
-  xpio.setCurrentTask(task)
-  local args = task.resume_args
-  if args then
-    task.resume_args = nil
-    return after_resume(task, coroutine.resume(task.co, table.unpack(args, 1, args.n)))
+local SPINS = 8   -- run-list batches in a row before the queue is looked at anyway
+
+-- The scheduler's loop, the hot path of every wake-up: kept flat (no call
+-- but the resume and setCurrentTask per task) because its cost per
+-- wake-up is the largest part of XPIO's gap to luv on a busy server
+-- (bench/sched_wakeup.lua counts it). Each turn runs the tasks woken by
+-- the scheduler (the run list), or waits on the queue (for `limit`
+-- seconds at most, less when a timer comes first) and runs what it
+-- returned, then fires the timers. After SPINS run-list batches in a row
+-- the queue is polled anyway, so tasks handing values back and forth
+-- cannot starve the sockets. `once`: one turn of each kind (step).
+local function loop(once, limit)
+  local wait = queue.wait
+  local spins = 0
+  while true do
+    local batch = runnable
+    local timeout, entry = limit, timers[1]
+    if batch[1] then
+      if spins < SPINS then
+        spins = spins + 1
+        runnable, spare = spare, batch
+        local n = #batch
+        for i = 1, n do
+          local task = batch[i]
+          batch[i] = nil
+          current = task
+          setCurrentTask(task)
+          local ok, err = resume(task.co, task.ra, task.rb)
+          if not ok then
+            local raised = failed(task, err)
+            if raised then raise_from_batch(raised, batch, i, n, false) end
+          elseif task.watch then
+            after_wait(task)
+          end
+        end
+        if not once then goto continue end
+      end
+      spins = 0
+      timeout = 0
+    elseif entry then
+      local t = entry[1] - gettime()
+      if t < 0 then t = 0 end
+      if not timeout or t < timeout then timeout = t end
+    end
+    do
+      local ready, err = wait(queue, timeout)
+      if not ready then
+        current = nil
+        if err then error("xpio.sched: " .. err, 0) end
+        if once or alive == 0 then return end
+        error("xpio.sched.run: deadlock: " .. alive .. " task(s) wait on nothing", 0)
+      end
+      local n = #ready
+      for i = 1, n do
+        local task = ready[i]
+        current = task
+        setCurrentTask(task)
+        local ok, err2 = resume(task.co)
+        if not ok then
+          local raised = failed(task, err2)
+          if raised then raise_from_batch(raised, ready, i, n, true) end
+        elseif task.watch then
+          after_wait(task)
+        end
+      end
+      if entry then fire_timers() end
+      if once then
+        current = nil
+        return
+      end
+    end
+    ::continue::
   end
-  return after_resume(task, coroutine.resume(task.co))
 end
 
---- Start `fn(...)` as a new task; returns the task (a table).
+local function previous_task()
+  if current then error("xpio.sched: run and step cannot be called from a task", 3) end
+  return xpio.getCurrentTask()
+end
+
+-- Runs loop(...) with the current task restored afterwards, even on error.
+local function keeping_current(previous, ...)
+  local ok, err = pcall(loop, ...)
+  current = nil
+  setCurrentTask(previous)
+  if not ok then error(err, 0) end
+end
+
+-- API --------------------------------------------------------------------------
+
+--- Start `fn(...)` as a new task; returns the task.
 function sched.spawn(fn, ...)
-  assert(type(fn) == "function", "sched.spawn: function expected")
-  local task = { co = coroutine.create(fn), _queue = queue }
+  checktype(fn, "function", 1, "spawn")
+  local task = setmetatable({ _queue = queue }, Task)
+  if select("#", ...) > 0 then
+    local args = table.pack(...)
+    task.co = coroutine.create(function() return finished(task, fn(unpack(args, 1, args.n))) end)
+  else
+    task.co = coroutine.create(function() return finished(task, fn()) end)
+  end
+  task._thread = task.co
   alive = alive + 1
-  push_runnable(task, ...)
+  runnable[#runnable + 1] = task
   return task
 end
 
 --- The running task, or nil outside one.
 function sched.current() return current end
 
---- Suspend the running task for `seconds`.
+local function cancel_sleep(entry) heap_remove(entry) end
+
+--- Suspend the running task for `seconds`; returns true, or nil, "timeout"
+--- / nil, "cancelled" when a timeout or a cancellation ends it first.
 function sched.sleep(seconds)
-  local task = assert(current, "sched.sleep: not inside a task")
-  heap_push({ xpio.gettime() + (seconds or 0), task, nil, true })
-  coroutine.yield()
+  checkseconds(seconds, 1, "sleep")
+  local task = running("sleep")
+  return suspend(cancel_sleep, heap_push({ gettime() + seconds, task, nil, true }))
+end
+
+local function leave(task, outer, ok, ...)
+  task.deadline = outer
+  if not ok then error((...), 0) end
+  return ...
 end
 
 --- Run `fn(...)` in the running task with a deadline `seconds` from now:
---- every XPIO blocking call it makes (read, write, accept, connect, wait,
---- resolve, recvfrom, ...) that would still be waiting at the deadline
---- returns nil, "timeout" instead, with the task off the queue and nothing
---- consumed (the socket stays usable). Returns what `fn` returns. Nested
---- timeouts keep the earliest deadline. `sleep` and `join` are not cut
---- short: they are not XPIO calls.
+--- every wait it makes (an XPIO blocking call, sleep, join, a channel, a
+--- semaphore, a condition) still waiting at the deadline returns
+--- nil, "timeout" instead, with nothing consumed. Returns what `fn`
+--- returns; raises what it raises. Nested timeouts keep the earliest
+--- deadline: an inner one cannot extend an outer one.
 function sched.timeout(seconds, fn, ...)
-  local task = assert(current, "sched.timeout: not inside a task")
-  assert(type(seconds) == "number", "sched.timeout: seconds expected")
+  checkseconds(seconds, 1, "timeout")
+  checktype(fn, "function", 2, "timeout")
+  local task = running("timeout")
   local outer = task.deadline
-  local deadline = xpio.gettime() + seconds
-  if not outer or deadline < outer then task.deadline = deadline end
-  local results = table.pack(pcall(fn, ...))
-  task.deadline = outer
-  if not results[1] then error(results[2], 0) end
-  return table.unpack(results, 2, results.n)
+  local deadline = gettime() + seconds
+  if not outer or deadline < outer then
+    task.deadline = deadline
+    task.watch = true
+  end
+  return leave(task, outer, pcall(fn, ...))
 end
 
---- Wait for `task` to finish and return its results; raises its error.
+--- Wait for `task` to finish and return its results; raises its error
+--- value itself (a table stays a table). A timeout or cancellation ends the
+--- wait with nil, "timeout" / nil, reason.
 function sched.join(task)
+  checktask(task, 1, "join")
   if not task.done then
-    local me = assert(current, "sched.join: not inside a task")
-    task.joiners = task.joiners or {}
-    table.insert(task.joiners, me)
-    repeat coroutine.yield() until task.done
+    local me = running("join")
+    if task == me then error("xpio.sched: a task cannot join itself", 2) end
+    local joiners = task.joiners
+    if not joiners then
+      joiners = {}
+      task.joiners = joiners
+    end
+    local ok, reason = suspend(list_remove, list_push(joiners, me))
+    if not ok then return nil, reason end
   end
-  if task.failure then error(task.failure, 0) end
-  return table.unpack(task.results, 1, task.results.n)
+  if task.failed then error(task.failure, 0) end
+  return unpack(task.results, 1, task.results.n)
 end
 
---- Run until every task has finished. A task's error that no `join`
---- collects is raised from here; the other tasks stay, and a later call to
---- run() goes on with them.
+--- Cancel `task`: its current wait, or its next one if it is not waiting,
+--- returns nil, `reason` (default "cancelled"), once. Returns true, or
+--- false for a finished task.
+function sched.cancel(task, reason)
+  checktask(task, 1, "cancel")
+  checktype(reason, "string", 2, "cancel", true)
+  if task.done then return false end
+  reason = reason or "cancelled"
+  if task ~= current and abort(task, reason) then return true end
+  if not task.cancel_reason then task.cancel_reason = reason end
+  task.watch = true
+  return true
+end
+
+--- `task`'s traceback when it ended with an error, else nil.
+function sched.traceback(task)
+  checktask(task, 1, "traceback")
+  return task.traceback
+end
+
+--- Set the handler of errors in tasks that nobody joins (a join later
+--- still raises the error); `fn(err, task, traceback)`, nil for the
+--- default, which writes the traceback to stderr. Returns the previous one.
+--- An error the handler raises comes out of run() or step(): strict mode is
+--- `sched.onerror(sched.raise)`.
+function sched.onerror(fn)
+  checktype(fn, "function", 1, "onerror", true)
+  local previous = handler
+  handler = fn or report
+  return previous
+end
+
+--- The strict handler: raises the task's error (from run or step).
+function sched.raise(err) error(err, 0) end
+
+--- Run until every task has finished. The tasks are resumed where run is
+--- called; it restores the current task it found.
 function sched.run()
-  while alive > 0 do
-    while #runnable > 0 do
-      local batch = runnable
-      runnable = {}
-      for i, task in ipairs(batch) do
-        step(task)
-        if unjoined_failure then
-          -- Keep the rest of the batch for a later run(), then raise.
-          local failure = unjoined_failure
-          unjoined_failure = nil
-          local rest = table.move(batch, i + 1, #batch, 1, {})
-          table.move(runnable, 1, #runnable, #rest + 1, rest)
-          runnable = rest
-          error(failure, 0)
-        end
-      end
-    end
-    if alive == 0 then break end
-    local timeout = nil
-    if timers[1] then timeout = math.max(0, timers[1][1] - xpio.gettime()) end
-    if not timeout and queue:isEmpty() then
-      error("sched.run: deadlock: " .. alive .. " task(s) wait on nothing", 0)
-    end
-    local ready = assert(queue:wait(timeout))
-    for _, task in ipairs(ready) do push_runnable(task) end
-    local now = xpio.gettime()
-    while timers[1] and timers[1][1] <= now do
-      local entry = timers[1]
-      heap_remove(entry)
-      if entry[4] then push_runnable(entry[2]) else expire(entry[2]) end
-    end
-  end
+  keeping_current(previous_task(), false, nil)
 end
 
-sched.now = xpio.gettime
+--- One step for another event loop: run the tasks already runnable, then
+--- collect what is ready (waiting at most `timeout` seconds, default 0,
+--- less when a timer comes first) and run it, once. Returns whether tasks
+--- remain.
+function sched.step(timeout)
+  checktype(timeout, "number", 1, "step", true)
+  keeping_current(previous_task(), true, timeout or 0)
+  return alive > 0
+end
 
---- The task queue the scheduler waits on (for `fileno` embedding, and for
---- tests that look at what waits).
+--- A descriptor readable when step() has tasks to collect (the queue's
+--- epoll descriptor), or nil, message on the poll backend.
+function sched.pollfd() return queue:fileno() end
+
+--- Seconds until the scheduler needs a step: 0 while a task is runnable,
+--- the time to the next timer, or nil (wait for pollfd only).
+function sched.deadline()
+  if runnable[1] then return 0 end
+  local entry = timers[1]
+  if not entry then return nil end
+  local t = entry[1] - gettime()
+  return t > 0 and t or 0
+end
+
+sched.now = gettime
+
+--- The task queue the scheduler waits on (for tests that look at what waits).
 sched.queue = queue
+
+-- channel, semaphore, condition
+require("xpio.sched_sync")(sched, {
+  suspend = suspend, wake = wake, running = running, argerror = argerror,
+  list_push = list_push, list_remove = list_remove, list_shift = list_shift, typename = typename,
+})
 
 return sched

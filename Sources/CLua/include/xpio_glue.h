@@ -245,6 +245,7 @@ int xpio_native_setCurrentTask(lua_State *L);
 int xpio_native_getCurrentTask(lua_State *L);
 int xpio_native_tqueue_wait(lua_State *L);
 int xpio_native_tqueue_close(lua_State *L);
+int xpio_native_socket_lines(lua_State *L);
 int xpio_native_env(lua_State *L);
 int xpio_native_socket_tlsinfo(lua_State *L);
 int xpio_native_socket_peer_certificate(lua_State *L);

@@ -128,7 +128,9 @@ struct DocsEmitter {
         } else if results.positions == [.trueValue] {
             text = "`true`"
         } else {
-            text = results.alternatives.map { $0.map { describe($0) }.joined(separator: " and ") }.joined(separator: "; or ")
+            text = results.alternatives.map { positions in
+                positions.map { describe($0, alone: positions.count == 1) }.joined(separator: " and ")
+            }.joined(separator: "; or ")
         }
         if results.raw { return text }
         text += ", or `nil, message`"
@@ -136,17 +138,32 @@ struct DocsEmitter {
         return text
     }
 
-    /// A result position in words: `nil` in a union is "a single `nil`".
-    func describe(_ type: LuaType) -> String {
+    /// A result position in words. `nil` in a union is "a single `nil`"
+    /// when the position is the whole result, and "`nil`" among several
+    /// positions (`xpio.run`: "a string or `nil` and an integer ...").
+    func describe(_ type: LuaType, alone: Bool = true) -> String {
         if case .union(let members) = type, members.contains(.nilValue) {
             let rest = members.filter { $0 != .nilValue }.map { describe($0) }.joined(separator: " or ")
-            return rest + ", or a single `nil`"
+            return rest + (alone ? ", or a single `nil`" : " or `nil`")
         }
         switch type {
         case .object(let kind): return "an `\(spec.kind(named: kind)!.metatable)`"
         case .array(.task): return "an array of tasks"
-        case .enumeration(let name): return "a `\(name)` name"
-        default: return "a " + type.docText(spec)
+        case .nilValue: return "`nil`"
+        case .any: return "a value"
+        case .enumeration(let name): return Self.article("`\(name)` name")
+        default: return Self.article(type.docText(spec))
         }
+    }
+
+    /// "a" or "an" before `text`, by the sound of its first letter (Markdown
+    /// marks skipped): "an integer", "an array of ...", "an `exitkind` name".
+    /// A leading "u" takes "a" ("a user"), the common case in English; text
+    /// that has its own article ("the value type of ...") takes none.
+    static func article(_ text: String) -> String {
+        if text.hasPrefix("the ") { return text }
+        let first = text.first(where: { $0.isLetter })
+        let vowel = first.map { "aeioAEIO".contains($0) } ?? false
+        return (vowel ? "an " : "a ") + text
     }
 }

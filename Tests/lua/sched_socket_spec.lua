@@ -1,0 +1,199 @@
+-- One socket, many tasks (issue 21): concurrent blocking writes on one
+-- socket never interleave and concurrent blocking reads are served one at
+-- a time in call order; a blocking call that would wait in a coroutine
+-- that is not the task's raises; socket:lines is the safe line iterator.
+-- Contract: Sources/CLua/blocking.c (header), Spec/socket.spec.
+local xpio = require "xpio"
+local helper = require "helper"
+
+local function run(limit, fns)
+  local sched = helper.fresh_sched()
+  local list = {}
+  for i, fn in ipairs(fns) do list[i] = function() return fn(sched) end end
+  helper.run_tasks(sched, limit, list)
+  return sched
+end
+
+describe("one socket, many tasks", function()
+  it("keeps concurrent 1 MiB writes contiguous and in call order", function()
+    local l, addr = helper.listener()
+    local a = assert(xpio.socket("TCP"))
+    assert(a:setsockopt("SO_SNDBUF", 4096))          -- many waits per write
+    local WRITERS, SIZE = 4, 1 << 20
+    local received
+    run(60, { function(sched)
+      local connecting = sched.spawn(function() return a:connect(addr) end)
+      local b = assert(l:accept())
+      assert(sched.join(connecting))
+      local writers = {}
+      for w = 1, WRITERS do
+        writers[w] = sched.spawn(function()
+          sched.sleep(0.001 * w)                      -- each starts while the others wait
+          return a:write(string.rep(string.char(64 + w), SIZE))
+        end)
+      end
+      local reader = sched.spawn(function()
+        local chunks, total = {}, 0
+        while total < WRITERS * SIZE do
+          local data = assert(b:read(1000 + total % 7000))
+          chunks[#chunks + 1] = data
+          total = total + #data
+        end
+        b:close()
+        return table.concat(chunks)
+      end)
+      for w = 1, WRITERS do assert.are.equal(SIZE, sched.join(writers[w])) end
+      received = sched.join(reader)
+    end })
+    assert.are.equal(WRITERS * SIZE, #received)
+    -- one run per writer, in the order the writes were called
+    local runs, at = {}, 1
+    while at <= #received do
+      local byte = received:sub(at, at)
+      local stop = (received:find("[^" .. byte .. "]", at) or #received + 1)
+      runs[#runs + 1] = byte .. (stop - at)
+      at = stop
+    end
+    local expected = {}
+    for w = 1, WRITERS do expected[w] = string.char(64 + w) .. SIZE end
+    assert.are.same(expected, runs)
+    a:close()
+    l:close()
+  end)
+
+  it("serves concurrent reads one at a time, in call order", function()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    run(20, { function(sched)
+      local readers = {}
+      for r = 1, 3 do
+        readers[r] = sched.spawn(function() got[r] = a:readexactly(5) end)
+        sched.sleep(0.01)                     -- the calls are made in this order
+      end
+      for _, ch in ipairs({ "a", "b", "c" }) do
+        for _ = 1, 5 do                        -- a byte at a time: every reader is woken each time
+          assert(b:write(ch))
+          sched.sleep(0.002)
+        end
+      end
+      for r = 1, 3 do sched.join(readers[r]) end
+    end })
+    assert.are.same({ "aaaaa", "bbbbb", "ccccc" }, got)
+    a:close()
+    b:close()
+  end)
+
+  it("hands the turn on with lines the socket already holds", function()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    run(20, { function(sched)
+      local readers = {}
+      for r = 1, 3 do
+        readers[r] = sched.spawn(function() got[r] = a:readline() end)
+        sched.sleep(0.01)
+      end
+      assert(b:write("one\ntwo\nthree\n"))   -- one segment: the first readline keeps the rest
+      for r = 1, 3 do sched.join(readers[r]) end
+    end })
+    assert.are.same({ "one", "two", "three" }, got)
+    a:close()
+    b:close()
+  end)
+
+  it("a waiter that times out or is cancelled leaves the line; the others keep their order", function()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    local sched = run(20, { function(sched)
+      local first = sched.spawn(function() got[1] = { a:readline() } end)
+      sched.sleep(0.01)
+      local timed = sched.spawn(function() got[2] = { sched.timeout(0.05, a.readline, a) } end)
+      sched.sleep(0.01)
+      local cancelled = sched.spawn(function() got[3] = { a:readline() } end)
+      sched.sleep(0.01)
+      local last = sched.spawn(function() got[4] = { a:readline() } end)
+      sched.sleep(0.1)
+      assert.is_true(sched.cancel(cancelled))
+      assert(b:write("x\ny\n"))
+      for _, t in ipairs({ first, timed, cancelled, last }) do sched.join(t) end
+    end })
+    assert.are.same({ { "x" }, { nil, "timeout" }, { nil, "cancelled" }, { "y" } }, got)
+    assert.is_true(sched.queue:isEmpty())
+    a:close()
+    b:close()
+  end)
+
+  it("a blocking call from a coroutine that is not the task's raises, naming it, with nothing lost", function()
+    local a, b = assert(xpio.socketpair())
+    local outcome = {}
+    local sched = run(20, { function(sched)
+      local iterator = coroutine.wrap(function()
+        while true do coroutine.yield(a:read(10)) end
+      end)
+      local ok, err = pcall(iterator)
+      outcome.ok, outcome.err = ok, err
+      outcome.empty = sched.queue:isEmpty()
+      outcome.dequeue = sched.current()._dequeue
+      sched.spawn(function() sched.sleep(0.01) assert(b:write("kept")) end)
+      outcome.later = a:read(10)              -- the task itself can still read
+    end })
+    assert.is_false(outcome.ok)
+    assert.truthy(tostring(outcome.err):find("xpio: read would wait in a coroutine that is not the current task's",
+      1, true), tostring(outcome.err))
+    assert.is_true(outcome.empty)
+    assert.is_nil(outcome.dequeue)
+    assert.are.equal("kept", outcome.later)
+    assert.is_true(sched.queue:isEmpty())
+    a:close()
+    b:close()
+  end)
+end)
+
+describe("socket:lines", function()
+  it("iterates the lines, the unterminated last one too, waiting as readline does", function()
+    local a, b = assert(xpio.socketpair())
+    local lines, kept = {}, {}
+    run(20, { function(sched)
+      sched.spawn(function()
+        for _, part in ipairs({ "one\r\ntw", "o\n", "", "three\nfour" }) do
+          sched.sleep(0.01)
+          if #part > 0 then assert(b:write(part)) end
+        end
+        b:close()
+      end)
+      for line in a:lines() do lines[#lines + 1] = line end
+    end })
+    assert.are.same({ "one", "two", "three", "four" }, lines)
+    a:close()
+    local c, d = assert(xpio.socketpair())
+    run(20, { function()
+      assert(d:write("x\r\ny\n"))
+      d:close()
+      for line in c:lines(true) do kept[#kept + 1] = line end
+    end })
+    assert.are.same({ "x\r\n", "y\n" }, kept)
+    c:close()
+  end)
+
+  it("raises readline's error, so a timeout reaches a for loop", function()
+    local a, b = assert(xpio.socketpair())
+    local ok, err
+    run(20, { function(sched)
+      ok, err = pcall(sched.timeout, 0.05, function()
+        for _ in a:lines() do end
+      end)
+    end })
+    assert.is_false(ok)
+    assert.are.equal("timeout", err)
+    a:close()
+    b:close()
+  end)
+
+  it("checks its argument", function()
+    local a, b = assert(xpio.socketpair())
+    local ok, err = pcall(function() return a:lines("yes") end)
+    assert.is_false(ok)
+    assert.truthy(err:find("bad argument #1 to 'lines' (boolean expected, got string)", 1, true), err)
+    a:close()
+    b:close()
+  end)
+end)
