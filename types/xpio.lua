@@ -278,28 +278,35 @@ function xpio.signal(signal) end
 
 ---Run a command to its end from a task of `xpio.sched` and collect what it
 ---wrote: the common case of `xpio.spawn` in one call, with a timeout.
----Returns `status, code, stdout, stderr`: `status` is `"exit"` (`code` the
+---Returns `status, code, stdout, stderr`, and a fifth result `true` when
+---`opts.max_output` truncated a stream. `status` is `"exit"` (`code` the
 ---exit code), `"signal"` (`code` the signal that ended it) or `"timeout"`
----(the command ran past `opts.timeout` and was stopped: SIGTERM, then
----SIGKILL after `opts.grace` seconds; `code` the signal that ended it).
----When the command cannot be started: `nil, message` at once.
+---(the command ran past `opts.timeout` and was stopped; `code` the signal
+---that ended it). The command runs in a process group of its own, and a
+---timeout stops the whole group: SIGTERM, then, `opts.grace` seconds later
+---or as soon as the command has exited, SIGKILL to the group, so nothing
+---it started survives; so does a cancellation of the calling task
+---(`sched.cancel`), which then gets `nil, "cancelled"`. When the command
+---cannot be started: `nil, message` at once.
 ---
----`opts` (read raw, every field optional): `env` (default `xpio.env`),
----`cwd`, `stdin` (a string written to the command's standard input,
----default `/dev/null`; what the command has not read when `run` returns
----is dropped), `stderr` (`"stdout"` merges standard error into standard
----output), `timeout` (seconds), `grace` (seconds between SIGTERM and
----SIGKILL, default 1), `linger` (seconds to go on reading after the
----command exits, for output of processes it left behind, default 1),
----`scheduler` (the `xpio.sched` instance the calling task runs in). It is
----a C function that loads the Lua module `xpio.run` on first use and
----calls it (`require "xpio.run"` is that Lua function itself).
+---`opts` (read raw, every field optional, each type-checked): `env`
+---(default `xpio.env`), `cwd`, `stdin` (a string written to the command's
+---standard input, default `/dev/null`; what the command has not read when
+---`run` returns is dropped), `stderr` (`"stdout"` merges standard error
+---into standard output), `timeout` (seconds), `grace` (seconds between
+---SIGTERM and SIGKILL, default 1), `linger` (seconds to go on reading
+---after the command exits, for output of processes it left behind,
+---default 1), `max_output` (bytes kept per stream; the rest is read and
+---dropped), `scheduler` (the `xpio.sched` instance the calling task runs
+---in). It is a C function that loads the Lua module `xpio.run` on first
+---use and calls it (`require "xpio.run"` is that Lua function itself).
 ---@param args string[]
 ---@param opts? table
 ---@return string|nil
 ---@return integer|string
 ---@return string
 ---@return string
+---@return boolean|nil
 function xpio.run(args, opts) end
 
 ---Return the XPIO version string.
@@ -543,6 +550,13 @@ function socket:try_accept() end
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
+---
+---Blocking reads of one socket from several tasks (`read`, `readline`,
+---`readuntil`, `readexactly`, `readall`, `recvfrom`, `recvfds`, `accept`)
+---take turns: they are served one at a time, in the order they were
+---called; a call waits behind another task's call without taking any of
+---its bytes. A call that times out or is cancelled while waiting for its
+---turn leaves the line; the one after it moves up.
 ---@param size integer
 ---@return string|nil
 ---@return string? message the error
@@ -560,32 +574,45 @@ function socket:read(size) end
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
+---
+---Blocking reads of one socket from several tasks (`read`, `readline`,
+---`readuntil`, `readexactly`, `readall`, `recvfrom`, `recvfds`, `accept`)
+---take turns: they are served one at a time, in the order they were
+---called; a call waits behind another task's call without taking any of
+---its bytes. A call that times out or is cancelled while waiting for its
+---turn leaves the line; the one after it moves up.
 ---@param size integer
 ---@return string|nil
 ---@return string? message `"retry"` when it would block, else the error
 function socket:try_read(size) end
 
----Write `data` (a string, or a number converted to one) and return the
----number of bytes written. `try_write` writes what fits at once (one
----system call), which may be less than `#data`; the blocking `write`
----writes all of it, waiting as often as it must, and returns `#data`.
----When it fails after writing part (an error, or `nil, "timeout"` from
----`sched.timeout`), the count written comes third: `nil, message, count`,
+---Write `data` (a string, or a number converted to one). `try_write`
+---makes one system call and returns the count it wrote, which may be
+---less than `#data`. A failure after part was written includes
+---`nil, "timeout"` from `sched.timeout`: the count written comes third,
 ---so that nothing is lost. Writing to a pipe or socket whose reader is
 ---gone gives `nil, "Broken pipe"`.
+---
+---Blocking writes of one socket from several tasks (`write`, `sendto`,
+---`sendfds`, `connect`) take turns: each call's bytes go out contiguous,
+---in the order the calls were made, never interleaved with another
+---task's (as Go does for a `net.Conn`).
 ---@param data string
 ---@return integer|nil
 ---@return string? message the error
 function socket:write(data) end
 
----Write `data` (a string, or a number converted to one) and return the
----number of bytes written. `try_write` writes what fits at once (one
----system call), which may be less than `#data`; the blocking `write`
----writes all of it, waiting as often as it must, and returns `#data`.
----When it fails after writing part (an error, or `nil, "timeout"` from
----`sched.timeout`), the count written comes third: `nil, message, count`,
+---Write `data` (a string, or a number converted to one). `try_write`
+---makes one system call and returns the count it wrote, which may be
+---less than `#data`. A failure after part was written includes
+---`nil, "timeout"` from `sched.timeout`: the count written comes third,
 ---so that nothing is lost. Writing to a pipe or socket whose reader is
 ---gone gives `nil, "Broken pipe"`.
+---
+---Blocking writes of one socket from several tasks (`write`, `sendto`,
+---`sendfds`, `connect`) take turns: each call's bytes go out contiguous,
+---in the order the calls were made, never interleaved with another
+---task's (as Go does for a `net.Conn`).
 ---@param data string
 ---@return integer|nil
 ---@return string? message `"retry"` when it would block, else the error
@@ -670,6 +697,18 @@ function socket:readline(keep_eol, max) end
 ---@return string? message `"retry"` when it would block, else the error
 ---@return string?
 function socket:try_readline(keep_eol, max) end
+
+---An iterator over the socket's lines for a generic `for` in a task:
+---`for line in s:lines() do ... end`. Each step is a blocking `readline`
+---(so it waits, and `sched.timeout` and cancellation reach it); the loop
+---ends at the end of the stream, after giving the bytes of an unfinished
+---last line as a last line. An error (a reset, `"timeout"`) is raised
+---with readline's message. The iterator is a plain function with no
+---coroutine of its own: a `coroutine.wrap` iterator over `readline` would
+---wait in a coroutine that is not the task's, which blocking calls refuse.
+---@param keep_eol? boolean
+---@return any
+function socket:lines(keep_eol) end
 
 ---Read up to the next `delimiter` (any string, which may arrive split
 ---across reads) and return the bytes before it; the delimiter is consumed.
