@@ -74,6 +74,9 @@ local tqueue = {}
 ---@field env table<string, string>
 local xpio = {}
 
+---@class xpio.sched
+local sched = {}
+
 ---@class xpio.tls
 local tls = {}
 
@@ -312,6 +315,121 @@ function xpio.run(args, opts) end
 ---Return the XPIO version string.
 ---@return string
 function xpio.version() end
+
+---Start a task running `fn(...)`, and return it (a table, for `join`,
+---`cancel` and `traceback`). It runs at the next turn of the scheduler.
+---@param fn any
+---@param ...? any
+---@return table|nil
+---@return string? message the error
+function sched.spawn(fn, ...) end
+
+---The running task, or nil outside one.
+---@return table|nil
+function sched.current() end
+
+---Run until every task has finished. The current task it found (a
+---scheduler it runs inside) is restored when it returns.
+function sched.run() end
+
+---Suspend the running task for `seconds`. Returns `true`, or `nil,
+---"timeout"` / `nil, "cancelled"` when a timeout or a cancellation ends it
+---first.
+---@param seconds number
+---@return true|nil
+---@return string? message the error
+function sched.sleep(seconds) end
+
+---Call `fn(...)` in the running task with a deadline `seconds` from now:
+---every wait it makes that is still waiting at the deadline returns `nil,
+---"timeout"` instead, with nothing consumed. Returns what `fn` returns;
+---raises what it raises. Nested timeouts keep the earliest deadline: an
+---inner one cannot extend an outer one.
+---@param seconds number
+---@param fn any
+---@param ...? any
+---@return any
+function sched.timeout(seconds, fn, ...) end
+
+---Wait for `task` to finish and return its results, or raise its error
+---value itself (a table stays a table). A timeout or a cancellation ends
+---the wait with `nil, "timeout"` / `nil, reason`.
+---@param task any
+---@return any
+function sched.join(task) end
+
+---Cancel `task`: its current wait, or its next one if it is running,
+---returns `nil, reason` (default `"cancelled"`, a string), once; the task
+---can clean up and go on. Returns `true`, or `false` for a finished task.
+---@param task any
+---@param reason? any
+---@return boolean
+function sched.cancel(task, reason) end
+
+---The traceback of `task` when it ended with an error, else nil.
+---@param task any
+---@return string|nil
+function sched.traceback(task) end
+
+---Set the handler of errors in tasks that nobody joins, called as
+---`handler(err, task, traceback)`; nil restores the default, which writes
+---the error and its traceback to stderr. Returns the previous handler. An
+---error the handler raises comes out of `run` or `step` (the rest of the
+---tasks stay queued for the next one).
+---@param handler? any
+---@return any
+function sched.onerror(handler) end
+
+---The strict handler for `onerror`: raises the task's error.
+---@param err any
+function sched.raise(err) end
+
+---One step for another event loop: run the tasks that are runnable, then
+---collect what is ready (waiting at most `timeout` seconds, default 0,
+---less when a timer comes first) and run it. Returns whether tasks
+---remain.
+---@param timeout? number
+---@return boolean
+function sched.step(timeout) end
+
+---A descriptor that is readable when `step` has tasks to collect (the
+---task queue's epoll descriptor), or `nil, message` on the poll backend.
+---@return integer|nil
+---@return string? message the error
+function sched.pollfd() end
+
+---Seconds until the scheduler needs a `step`: 0 while a task is runnable,
+---the time to the next timer, or nil (only `pollfd` can wake it).
+---@return number|nil
+function sched.deadline() end
+
+---A channel for values between tasks, holding up to `capacity` values
+---(default 0: a send hands its value straight to a receiver and waits
+---for one). `ch:send(value)` returns `true` once the value is taken or
+---buffered (`nil` is not a value: an argument error); `ch:receive()`
+---returns the next value; `ch:close()` returns `true`. A receive on a
+---closed, drained channel and a send on a closed one answer `nil,
+---"closed"`. Every wait is a scheduler wait (`timeout`, `cancel`); a
+---sender that gave up keeps its value.
+---@param capacity? integer
+---@return table|nil
+---@return string? message the error
+function sched.channel(capacity) end
+
+---A semaphore with `count` permits: `sem:acquire()` takes one, waiting
+---while there is none, and returns `true`; `sem:release()` gives one back
+---(to the first waiting task, or to the count) and returns `true`.
+---@param count integer
+---@return table|nil
+---@return string? message the error
+function sched.semaphore(count) end
+
+---A condition variable: `cond:wait()` suspends the running task until
+---`cond:signal()` (wakes the first waiting task) or `cond:broadcast()`
+---(wakes them all); each returns `true`.
+---@return table|nil
+---@return string? message the error
+function sched.condition() end
 
 ---Make a client context. With no table it is the default secure client:
 ---the system's CAs, the host name checked, TLS 1.2 or later. Returns the

@@ -122,8 +122,10 @@ struct ConformanceEmitter {
         if let kind = function.owner.flatMap({ spec.kind(named: $0) }) {
             cases.append("rejects(\"\(kind.metatable) expected\", function() return \(target).\(name)({}) end)")
         }
-        // Hostile tables wherever a table is taken (raw access: no metamethod runs).
-        if function.role != .blocking {
+        // Hostile tables wherever a table is taken (raw access: no metamethod
+        // runs). That is a promise of the glue; a module written in Lua is not glue.
+        let inLua = spec.submodules.contains { $0.name == function.entry.module && $0.inLua }
+        if function.role != .blocking && !inLua {
             for (index, param) in params.enumerated() where param.type.acceptsTable {
                 cases.append("survives_hostile(function() return \(call)(\(arguments(index, "hostile()"))) end)")
                 if param.type == .task {

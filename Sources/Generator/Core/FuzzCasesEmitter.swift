@@ -32,7 +32,9 @@ struct FuzzCasesEmitter {
             }
             out.line("},")
             out.line("functions = {")
-            for function in spec.allFunctions {
+            // Modules written in Lua are not XPIO's glue: the fuzz driver calls the glue.
+            let inLua = Set(spec.submodules.filter(\.inLua).map(\.name))
+            for function in spec.allFunctions where !inLua.contains(function.entry.module ?? "") {
                 let params = function.entry.params.map {
                     "{ name = \"\($0.name)\", type = \($0.type.fuzzDescriptor(spec)), optional = \($0.optional) }"
                 }

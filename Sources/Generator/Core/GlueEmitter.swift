@@ -212,7 +212,7 @@ struct GlueEmitter {
                 out.line("],")
                 out.line("submodules: [")
                 out.indent { out in
-                    for submodule in spec.submodules {
+                    for submodule in spec.submodules where !submodule.inLua {
                         out.line("Describe.submodule(\"\(submodule.name)\", functions: [")
                         out.indent { out in for function in ordered(spec.functions(inModule: submodule.name)) { out.line(entryLiteral(function) + ",") } }
                         out.line("]),")

@@ -49,6 +49,9 @@ public struct Spec {
 public struct Submodule {
     var name: String        // "xpio.tls": what `require` takes
     var doc: String
+    /// `module xpio.sched = lua`: a module written in Lua (lua/xpio/sched.lua);
+    /// the spec documents it (docs, types, conformance) and no glue is made.
+    var inLua = false
     /// The table's name in docs and types: the last part ("tls").
     var localName: String { String(name.split(separator: ".").last!) }
 }

@@ -67,8 +67,12 @@ public enum SpecParser {
                     spec.moduleDoc = block.doc
                     module = nil
                 } else {
-                    spec.submodules.append(Submodule(name: rest, doc: block.doc))
-                    module = rest
+                    let (name, implementation) = cut(rest, at: "=")
+                    guard implementation.isEmpty || implementation == "lua" else {
+                        throw SpecError(location: block.location, message: "expected `module NAME` or `module NAME = lua`")
+                    }
+                    spec.submodules.append(Submodule(name: name, doc: block.doc, inLua: implementation == "lua"))
+                    module = name
                 }
                 continue
             }
@@ -216,8 +220,8 @@ public enum SpecParser {
         var binding: Binding?
         if let range = resultText.range(of: " = ") ?? (resultText.hasPrefix("= ") ? resultText.range(of: "= ") : nil) {
             let expression = resultText[range.upperBound...].trimmingCharacters(in: .whitespaces)
-            if expression.hasPrefix("lua ") {
-                binding = .lua(expression.dropFirst(4).trimmingCharacters(in: .whitespaces))
+            if expression == "lua" || expression.hasPrefix("lua ") {
+                binding = .lua(expression.dropFirst(3).trimmingCharacters(in: .whitespaces))
             } else {
                 binding = expression == "native" ? .native : expression == "pending" ? .pending : .swift(expression)
             }

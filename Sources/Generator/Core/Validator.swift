@@ -61,6 +61,15 @@ enum Validator {
             }
             if case .lua = entry.binding, entry.kind != .function || entry.owner != nil {
                 throw fail("only module functions can be implemented in Lua")
+            } else if case .lua(let module) = entry.binding {
+                // In a module written in Lua every function is its own (`= lua`);
+                // elsewhere `= lua MODULE` names the Lua module that implements it.
+                let inLua = spec.submodules.contains { $0.name == entry.module && $0.inLua }
+                if inLua != module.isEmpty {
+                    throw fail(inLua ? "a function of a module written in Lua is `= lua`" : "`= lua MODULE` names the Lua module")
+                }
+            } else if spec.submodules.contains(where: { $0.name == entry.module && $0.inLua }) {
+                throw fail("a function of a module written in Lua is `= lua`")
             }
             switch entry.kind {
             case .blocking:
