@@ -269,7 +269,7 @@ out("done", "yes")
         return function() psignal.signal(psignal.SIGUSR1, previous or psignal.SIG_DFL) end
       end,
       luv = function(on_signal)
-        local uv = require "luv"
+        local uv = helper.luv()
         local handle = uv.new_signal()
         handle:start("sigusr1", on_signal)
         return function()

@@ -3,6 +3,22 @@
 -- Spec files get it with `local helper = require "helper"`.
 local helper = {}
 
+--- luv, loaded once per Lua state, or nil when it is not installed. busted
+--- unloads what a spec file required when the file ends, and luv 1.44
+--- crashes or, worse, stops calling the callbacks of the first copy's
+--- handles when it is required a second time in one state (luvit/luv#244,
+--- fixed by luvit/luv#821): every spec file takes this one copy, kept in
+--- the registry.
+function helper.luv()
+  local registry = debug.getregistry()
+  local key = "xpio.tests.luv"
+  if registry[key] == nil then
+    local ok, mod = pcall(require, "luv")
+    registry[key] = ok and mod or false
+  end
+  return registry[key] or nil
+end
+
 --- The interpreter for child interpreters the tests start: XPIO_LUA
 --- (check-memory points it at lua5.4 under valgrind), else lua5.4.
 helper.LUA = os.getenv("XPIO_LUA") or "lua5.4"
