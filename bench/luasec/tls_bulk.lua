@@ -8,16 +8,14 @@ local socket = require "socket"
 local ok, ssl = pcall(require, "ssl")
 local bench = require "bench"
 if not ok then bench.cannot("LuaSec (lua-sec) does not load") end
+local luasec = require "luasec"
 
 local mib = bench.int(1, 64)
 local dir = bench.tlsdir(2)
 local total = mib * 1024 * 1024
 local chunk = string.rep("x", bench.CHUNK)
 
-local cctx = assert(ssl.newcontext({ mode = "client", protocol = "tlsv1_3", verify = "peer",
-  cafile = dir .. "/ca.pem" }))
-local sctx = assert(ssl.newcontext({ mode = "server", protocol = "tlsv1_3",
-  certificate = dir .. "/cert.pem", key = dir .. "/key.pem" }))
+local cctx, sctx = luasec.contexts(dir)
 
 local server = assert(socket.bind("127.0.0.1", 0))
 local _, port = server:getsockname()
@@ -28,40 +26,8 @@ cli:sni("localhost")
 cli:settimeout(0)
 srv:settimeout(0)
 
--- What a LuaSec error waits for: "wantread" readable, "wantwrite" writable,
--- "timeout" (LuaSocket's own word) the operation's natural direction.
-local function want(err, natural)
-  if err == "wantwrite" then return "w" elseif err == "wantread" then return "r" end
-  assert(err == "timeout", err)
-  return natural or "r"
-end
 
--- Both handshakes: each end is tried once, then again when its socket is
--- ready as TLS asked.
-local function handshake(client, server_end)
-  local ends, waits, left = { client, server_end }, {}, 2
-  local ready = { [client] = true, [server_end] = true }
-  while true do
-    for _, conn in ipairs(ends) do
-      if ready[conn] and waits[conn] ~= false then
-        local done, err = conn:dohandshake()
-        if done then waits[conn], left = false, left - 1 else waits[conn] = want(err) end
-      end
-    end
-    if left == 0 then return end
-    local r, w = {}, {}
-    for _, conn in ipairs(ends) do
-      if waits[conn] == "r" then r[#r + 1] = conn elseif waits[conn] == "w" then w[#w + 1] = conn end
-    end
-    local readable, writable = socket.select(r, w, bench.TIMEOUT)
-    bench.check(#readable + #writable > 0, "timed out in the handshake")
-    ready = {}
-    for _, conn in ipairs(readable) do ready[conn] = true end
-    for _, conn in ipairs(writable) do ready[conn] = true end
-  end
-end
-
-handshake(cli, srv)
+luasec.handshake(cli, srv)
 bench.check(cli:getpeerverification() == true, "server certificate not verified")
 bench.check(cli:info("protocol") == "TLSv1.3" and srv:info("protocol") == "TLSv1.3", "not TLS 1.3")
 
@@ -74,7 +40,7 @@ local function write()
     last = math.tointeger(last or partial)
     left = left - (last - from + 1)
     if last < #chunk then
-      wwait = want(err, "w")
+      wwait = luasec.want(err, "w")
       from = last + 1
       return
     end
@@ -92,7 +58,7 @@ local function read()
     if received >= total then finished = true; return end
     if not data then
       assert(err ~= "closed", "connection closed early")
-      rwait = want(err)
+      rwait = luasec.want(err)
       return
     end
   end
