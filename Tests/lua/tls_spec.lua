@@ -90,6 +90,23 @@ local function handshake_both(sched, a, b)
   return client_results, server_results
 end
 
+--- Reads `s` to a clean end of stream (a single nil) and compares what
+--- came with `block` repeated (a 256-byte pattern): the bytes read, and
+--- where they first differed (nil when they never did).
+local function read_pattern(s, block)
+  local got, bad = 0, nil
+  while true do
+    local data, err = s:read(65536)
+    if not data then
+      assert.is_nil(err)
+      return got, bad
+    end
+    local off = got % 256
+    if not bad and data ~= block:sub(off + 1, off + #data) then bad = got end
+    got = got + #data
+  end
+end
+
 --- Asserts that `fn(...)` raises an error containing `text`.
 local function raises(text, fn, ...)
   local ok, err = pcall(fn, ...)
@@ -917,17 +934,7 @@ describe("xpio.tls", function()
           for _ = 1, TOTAL // #block do assert(a:write(block)) end
           assert(a:tls_shutdown())
         end)
-        local got, bad = 0, nil
-        while true do
-          local data, err = a:read(65536)
-          if not data then
-            assert.is_nil(err)
-            break
-          end
-          local off = got % 256
-          if not bad and data ~= block:sub(off + 1, off + #data) then bad = got end
-          got = got + #data
-        end
+        local got, bad = read_pattern(a, block)
         assert.is_nil(bad, "the echo differs from byte " .. tostring(bad))
         assert.are.equal(TOTAL, got)
         a:close()
@@ -1004,17 +1011,7 @@ describe("xpio.tls", function()
           for _ = 1, TOTAL // #block do assert(s:write(block)) end
           assert(s:tls_shutdown())
         end)
-        local got, bad = 0, nil
-        while true do
-          local data, rerr = s:read(65536)
-          if not data then
-            assert.is_nil(rerr)
-            break
-          end
-          local off = got % 256
-          if not bad and data ~= block:sub(off + 1, off + #data) then bad = got end
-          got = got + #data
-        end
+        local got, bad = read_pattern(s, block)
         sched.join(writer)
         assert.is_nil(bad, "the echo differs from byte " .. tostring(bad))
         assert.are.equal(TOTAL, got)
