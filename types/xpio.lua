@@ -20,6 +20,7 @@
 ---@field max_version? string
 ---@field ciphers? string
 ---@field ciphersuites? string
+---@field session_cache? boolean
 ---@field ignore_unexpected_eof? boolean
 
 ---@class xpio.tlskeypair

@@ -6,7 +6,11 @@
 long xpio_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 int xpio_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
 int xpio_ssl_ctx_set_max_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_max_proto_version(ctx, version); }
-long xpio_ssl_ctx_set_session_cache_client(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT); }
+/* Client sessions go to the engine's own cache (SessionCache.swift), by host:
+ * OpenSSL's internal store is for servers' lookups. */
+long xpio_ssl_ctx_set_session_cache_client(SSL_CTX *ctx) {
+    return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+}
 
 int xpio_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*callback)(SSL *, int *, void *), void *arg) {
     if (!SSL_CTX_set_tlsext_servername_callback(ctx, callback)) return 0;

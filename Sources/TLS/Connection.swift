@@ -49,6 +49,9 @@ final class Connection {
     /// Copies the ABI's strings point into, valid until the next call.
     let alpnSelected: UnsafeMutablePointer<CChar>
     var sessionDER: UnsafeMutablePointer<UInt8>? = nil
+    /// The host this client named: its key in the context's session cache
+    /// (nil when the context keeps none).
+    var cacheKey: UnsafeMutablePointer<CChar>? = nil
 
     private init(context: Context, ssl: OpaquePointer, io: UnsafePointer<xpio_tls_io>, fd: Int32,
                  message: UnsafeMutablePointer<CChar>, alpnSelected: UnsafeMutablePointer<CChar>) {
@@ -68,6 +71,7 @@ final class Connection {
         free(message)
         free(alpnSelected)
         free(sessionDER)
+        free(cacheKey)
     }
 
     /// A client or server connection (as the context is) over start->fd, or
@@ -127,6 +131,14 @@ final class Connection {
         } else {
             SSL_set_connect_state(ssl)
             guard connection.setHost(s.host, &text) else { return nil }
+            // A caching context resumes the host's last session unless the
+            // caller gave one.
+            if let cache = context.sessions, let host = s.host, host[0] != 0 {
+                connection.cacheKey = strdup(host)
+                if s.session_length == 0, let key = connection.cacheKey, let session = cache.session(for: key) {
+                    _ = SSL_set_session(ssl, session)   // the SSL takes its own reference
+                }
+            }
             if s.nalpn > 0 {
                 var length = 0
                 guard let wire = alpnWire(s.alpn, s.nalpn, &length) else {

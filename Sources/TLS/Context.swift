@@ -22,11 +22,13 @@ final class Context {
     let sniNames: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
     let sniContexts: UnsafeMutablePointer<OpaquePointer?>?
     let sniCount: Int
+    /// A client's sessions by host (`session_cache = true`), or nil.
+    let sessions: SessionCache?
 
     private init(ctx: OpaquePointer, server: Bool, verifiesPeer: Bool,
                  alpn: UnsafeMutablePointer<UInt8>?, alpnLength: Int,
                  sniNames: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
-                 sniContexts: UnsafeMutablePointer<OpaquePointer?>?, sniCount: Int) {
+                 sniContexts: UnsafeMutablePointer<OpaquePointer?>?, sniCount: Int, cachesSessions: Bool) {
         self.ctx = ctx
         self.server = server
         self.verifiesPeer = verifiesPeer
@@ -35,6 +37,7 @@ final class Context {
         self.sniNames = sniNames
         self.sniContexts = sniContexts
         self.sniCount = sniCount
+        self.sessions = !server && cachesSessions ? SessionCache() : nil
     }
 
     deinit {
@@ -91,7 +94,8 @@ final class Context {
         }
         let context = Context(ctx: ctx, server: server, verifiesPeer: server ? c.verify_client > 0 : c.verify != 0,
                               alpn: alpn, alpnLength: alpnLength,
-                              sniNames: names, sniContexts: contexts, sniCount: (names != nil && contexts != nil) ? count : 0)
+                              sniNames: names, sniContexts: contexts, sniCount: (names != nil && contexts != nil) ? count : 0,
+                              cachesSessions: c.session_cache != 0)
         if count > 0 && (names == nil || contexts == nil) {
             text.append("xpio: tls: out of memory")
             return nil   // deinit frees what was made
@@ -113,6 +117,7 @@ final class Context {
     /// (after SSL_set_SSL_CTX, OpenSSL reads ALPN's from the new one). Their
     /// argument is this object, unretained: SSL_CTXs die with it.
     private func installCallbacks() {
+        if sessions != nil { SSL_CTX_sess_set_new_cb(ctx, storeNewSession) }
         guard server else { return }
         let me = Unmanaged.passUnretained(self).toOpaque()
         if alpn != nil {

@@ -21,6 +21,7 @@ enum TLSBinding {
         config.ca = options.ca?.cString
         config.verify = options.verify == false ? 0 : 1
         config.ignore_unexpected_eof = options.ignore_unexpected_eof == true ? 1 : 0
+        config.session_cache = options.session_cache == true ? 1 : 0
         return try make(&config, cert: options.cert, key: options.key, password: options.password, alpn: options.alpn,
                         versions: (options.min_version, options.max_version), ciphers: (options.ciphers, options.ciphersuites))
     }

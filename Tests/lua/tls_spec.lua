@@ -1471,6 +1471,26 @@ describe("xpio.tls", function()
       end)
     end)
 
+    it("session_cache = true: the next connection to the same host resumes by itself", function()
+      run(function(sched)
+        local peer = fx.peer_server(sched, CERTS, "leaf", { "--action", "bye", "--accept", "4" })
+        for _, caching in ipairs({ true, false }) do
+          local cctx = client_ctx({ session_cache = caching })
+          local resumed = {}
+          for i = 1, 2 do
+            local s, ok, err = connect(sched, peer.addr, cctx)
+            assert.is_true(ok, err)
+            -- TLS 1.3 sends the session after the handshake: a read takes it in.
+            assert.are.equal("bye", sched.timeout(LIMIT, s.readline, s))
+            resumed[i] = s:tlsinfo().resumed
+            s:close()
+            assert.are.equal(resumed[i], peer:expect(sched, "handshake").resumed)
+          end
+          assert.are.same({ false, caching }, resumed)
+        end
+      end)
+    end)
+
     it("tickets = false: a client offering a session still connects", function()
       run(function(sched)
         local cctx, sctx = client_ctx(), server_ctx({ tickets = false })
