@@ -6,6 +6,7 @@
 ---@alias xpio.family "inet"|"inet6"|"unix"
 ---@alias xpio.option "TCP_NODELAY"|"SO_KEEPALIVE"|"SO_REUSEADDR"|"SO_RCVBUF"|"SO_SNDBUF"|"O_NONBLOCK"|"SO_REUSEPORT"|"SO_BROADCAST"|"IPV6_V6ONLY"|"IP_TTL"|"IPV6_UNICAST_HOPS"|"SO_LINGER"|"TCP_KEEPIDLE"|"TCP_KEEPINTVL"|"TCP_KEEPCNT"|"SO_ERROR"
 ---@alias xpio.signame "HUP"|"INT"|"QUIT"|"ILL"|"TRAP"|"ABRT"|"BUS"|"FPE"|"KILL"|"USR1"|"SEGV"|"USR2"|"PIPE"|"ALRM"|"TERM"|"CHLD"|"CONT"|"STOP"|"TSTP"|"TTIN"|"TTOU"|"URG"|"XCPU"|"XFSZ"|"VTALRM"|"PROF"|"WINCH"|"IO"|"PWR"|"SYS"
+---@alias xpio.fdmode "dup"|"own"
 ---@alias xpio.exitkind "exit"|"signal"
 ---@alias xpio.fileshortcut "null"|"stdout"
 
@@ -110,12 +111,14 @@ function xpio.pipe() end
 ---writes to stdout. Closing or collecting the object closes the duplicate,
 ---never `fd` itself, and makes the file blocking again if it was (the
 ---flag belongs to the file, which `fd` shares: after
----`xpio.fdopen(0):close()`, `io.read` works as before). Returns
+---`xpio.fdopen(0):close()`, `io.read` works as before). With `mode`
+---`"own"` it is `xpio.adopt(fd)`: the object owns `fd` itself. Returns
 ---`nil, message` when `fd` is not open.
 ---@param fd integer
+---@param mode? xpio.fdmode
 ---@return xpio.socket|nil
 ---@return string? message the error
-function xpio.fdopen(fd) end
+function xpio.fdopen(fd, mode) end
 
 ---Return a socket object that owns descriptor `fd` itself, not a
 ---duplicate (compare `fdopen`): it is made non-blocking and close-on-exec,

@@ -4,6 +4,10 @@ import CTLSABI
 /// The socket types `Socket.open` makes.
 public enum SocketType { case TCP, UDP }
 
+/// What `Socket.open(fd:)` makes of a descriptor number: a duplicate, or
+/// the number itself (`xpio.fdopen`'s mode).
+public enum DescriptorMode { case dup, own }
+
 /// A socket, a pipe end or an fdopen'd descriptor: what Lua calls a socket
 /// object. It is a `Descriptor` (one allocation per socket, not two: idle
 /// sockets are what servers hold most of), so a closed socket answers every
@@ -197,6 +201,12 @@ public final class Socket: Descriptor, Waitable {
         blockingOnClose = false
         let kept = buffered.map { $0.take($0.count) } ?? UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0)
         return (take(), kept)
+    }
+
+    /// A socket object for descriptor `fd`: a duplicate of it, or (`.own`)
+    /// the number itself.
+    public static func open(fd: Int64, _ mode: DescriptorMode) throws(Failure) -> Socket {
+        mode == .own ? try adopt(fd: fd) : try duplicate(fd: fd)
     }
 
     /// A socket object that owns descriptor `fd` itself (no duplicate, unlike

@@ -1085,6 +1085,8 @@ local function fuzz_call(fn)
       if verdict and verdict.family == "name" and host ~= "localhost" then args[at] = "localhost" end
     elseif fn.name == "fdopen" and n >= 1 then
       local v = args[1]
+      -- "own" takes the number itself, as adopt does: never one that is open
+      if n >= 2 and args[2] == "own" then args[2] = "dup" end
       -- only descriptors the fuzzer owns, or numbers that are not open
       if type(v) == "string" then v = tonumber(v) end
       if type(v) == "number" and v == v and v >= 0 and v < 15000 then

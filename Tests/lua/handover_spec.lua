@@ -84,6 +84,22 @@ describe("xpio.adopt", function()
     assert.is_nil(s)
     assert.are.equal("Bad file descriptor", err)
   end)
+
+  it("is xpio.fdopen(fd, \"own\") too, where fdopen alone duplicates", function()
+    local a, b = assert(xpio.socketpair())
+    local fd = a:detach()
+    local dup = assert(xpio.fdopen(fd))
+    assert.are_not.equal(fd, dup:fileno())
+    dup:close()
+    assert.is_true(fd_open(fd))            -- a duplicate's close leaves fd open
+    local own = assert(xpio.fdopen(fd, "own"))
+    assert.are.equal(fd, own:fileno())
+    assert(b:write("x"))
+    assert.are.equal("x", own:try_read(1))
+    own:close()
+    assert.is_false(fd_open(fd))           -- the owner's close closes fd itself
+    b:close()
+  end)
 end)
 
 describe("socket:buffered", function()
