@@ -76,6 +76,16 @@ end
 
 --- Timeouts, as LuaSocket keeps them (timeout.c): `block` bounds each
 --- wait, `total` the whole call; negative means no limit.
+--- close(): LuaSocket answers 1, closed or not; the XPIO socket goes once.
+function M.close(self)
+  local xs = self.xs
+  if xs then
+    self.xs = nil
+    xs:close()
+  end
+  return 1
+end
+
 function M.settimeout(self, value, mode)
   value = value and tonumber(value) or -1
   if value < 0 then value = -1 end

@@ -231,14 +231,7 @@ function methods:accept()
   end
 end
 
-function methods:close()
-  local xs = self.xs
-  if xs then
-    self.xs = nil
-    xs:close()
-  end
-  return 1
-end
+methods.close = common.close
 
 function methods:shutdown(how)
   local xs = self.xs

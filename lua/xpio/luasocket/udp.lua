@@ -117,14 +117,7 @@ function methods:getpeername()
   return common.split(address)
 end
 
-function methods:close()
-  local xs = self.xs
-  if xs then
-    self.xs = nil
-    xs:close()
-  end
-  return 1
-end
+methods.close = common.close
 
 methods.settimeout = common.settimeout
 function methods:gettimeout() return self.block, self.total end
