@@ -171,6 +171,8 @@ class TLSHostileServers:
         _recv_hello(conn)
         junk = bytearray(os.urandom(4096))
         junk[0] = 0xFF                # no TLS content type
+        junk[1] = 0xFF                # nor version: a random 0x03 here and a random
+                                      # length beyond 4 KiB would make the client wait
         conn.sendall(bytes(junk))
         wait_for_close(conn, IO_TIMEOUT)
 

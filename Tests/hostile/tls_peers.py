@@ -268,6 +268,8 @@ def garbage_hello(result, address, limit):
     with _connect(address) as sock:
         junk = bytearray(os.urandom(600))
         junk[0] = 0x47                # 'G', as a plain HTTP request would start
+        junk[1] = 0x45                # 'E': never the major version 3, which with a
+                                      # random length would leave the server waiting
         try:
             sock.sendall(bytes(junk))
         except OSError:
