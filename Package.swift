@@ -17,6 +17,10 @@ let embedded = environment["XPIO_EMBEDDED"] != "0"
 /// Where lua.h is: Debian's liblua5.4-dev by default; the Makefile passes
 /// LuaRocks' LUA_INCDIR through.
 let luaInclude = environment["XPIO_LUA_INCDIR"] ?? "/usr/include/lua5.4"
+/// `XPIO_PORTABLE=1` (what `make portable` sets): the platform layer
+/// (Sources/CSystem/platform.c) compiles its POSIX fallbacks instead of
+/// Linux's facilities, so they can be tested on Linux (docs/PORTING.md).
+let portable = environment["XPIO_PORTABLE"] == "1"
 
 // Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
 let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
@@ -50,7 +54,7 @@ let package = Package(
         .library(name: "xpio_tls", type: .dynamic, targets: ["TLS"]),
     ],
     targets: [
-        .target(name: "CSystem"),
+        .target(name: "CSystem", cSettings: portable ? [.define("XPIO_PORTABLE")] : []),
         .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude])]),
         .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: swiftSettings),
         // XPIO sees the C glue's xpio_glue.h only, not lua.h: Swift cannot
