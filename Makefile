@@ -142,6 +142,7 @@ portable:
 test-portable: portable build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
 	@echo "== the portable build: Lua tests (poll, the SIGCHLD pipe, self-pipes)"
 	$(PORTABLE_ENV) $(LUA) -e "assert(require('xpio').platform() == 'posix')"
+	! ldd $(PORTABLE_MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
 	$(PORTABLE_ENV) $(BUSTED) Tests/lua build/gen
 	@echo "== the portable module links none of Linux's own calls, and makes none"
 	$(PORTABLE_ENV) Tests/check-portable-calls.sh $(PORTABLE_MODULE) $(LINUX_ONLY_CALLS) -- $(BUSTED) $(STRACE_SPECS)
