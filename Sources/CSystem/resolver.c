@@ -128,17 +128,7 @@ struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length,
     queue_tail = r;
     int err = 0;
     if (idle_workers == 0 && workers < XPIO_RESOLVERS) {
-        pthread_attr_t attr;
-        pthread_t thread;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        err = pthread_create(&thread, &attr, worker, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
+        err = xpio_start_thread(worker, NULL, 256 * 1024);
         if (err == 0) workers++;
     }
     if (err != 0 && workers == 0) {

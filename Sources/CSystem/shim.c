@@ -17,21 +17,23 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
-int xpio_reap_detached(pid_t pid) {
+int xpio_start_thread(void *(*body)(void *), void *argument, size_t stack) {
     pthread_attr_t attr;
     pthread_t thread;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setstacksize(&attr, stack);
     /* The thread must not take signals meant for the Lua thread. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&thread, &attr, reaper, (void *)(intptr_t)pid);
+    int err = pthread_create(&thread, &attr, body, argument);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return err;
 }
+
+int xpio_reap_detached(pid_t pid) { return xpio_start_thread(reaper, (void *)(intptr_t)pid, 64 * 1024); }
 
 static int sigchld_pipe[2] = { -1, -1 };
 static struct sigaction previous_sigchld;
@@ -101,17 +103,7 @@ int xpio_sigchld_wake_at(double deadline) {
     pthread_mutex_lock(&deadline_lock);
     int err = 0;
     if (!waker_started) {
-        pthread_attr_t attr;
-        pthread_t thread;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        err = pthread_create(&thread, &attr, waker, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
+        err = xpio_start_thread(waker, NULL, 64 * 1024);
         if (err == 0) waker_started = 1;
     }
     if (err == 0 && deadline_count == XPIO_DEADLINES) err = ENOMEM;

@@ -69,6 +69,10 @@ int xpio_sigchld_wake_at(double deadline);
  * and an ignored disposition survives exec. */
 static inline void xpio_sigset_everything(sigset_t *set) { memset(set, 0xff, sizeof *set); }
 
+/* Starts a detached thread that blocks every signal (they stay the Lua
+ * thread's); 0 or an errno. */
+int xpio_start_thread(void *(*body)(void *), void *argument, size_t stack);
+
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
 int xpio_reap_detached(pid_t pid);
