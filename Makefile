@@ -10,8 +10,9 @@
 #   make bench      benchmarks against luv, cqueues, LuaSocket and C
 #   make portable   build/portable/xpio.so: the POSIX fallbacks of the
 #                   platform layer compiled on Linux (docs/PORTING.md)
-#   make test-portable  the whole Lua suite against it, and the checks that
-#                   it makes none of Linux's own calls
+#   make test-portable  the whole Lua suite, hostile peers and the OOM sweep
+#                   against it, and the checks that it makes none of Linux's
+#                   own calls
 #   EMBEDDED=0      ordinary Swift with the static standard library (fallback)
 #   PORTABLE=1      what `make portable` sets: XPIO_PORTABLE=1 for the build
 #   XPIO_PREBUILT=1 use build/xpio.so as it is (never start a Swift build)
@@ -144,6 +145,9 @@ test-portable: portable build/gen/conformance_spec.lua build/gen/fuzz_cases.lua 
 	$(PORTABLE_ENV) $(LUA) -e "assert(require('xpio').platform() == 'posix')"
 	! ldd $(PORTABLE_MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
 	$(PORTABLE_ENV) $(BUSTED) Tests/lua build/gen
+	@echo "== the portable build: hostile peers, and the out-of-memory sweep"
+	$(PORTABLE_ENV) $(PYTHON) Tests/hostile/hostile.py
+	$(PORTABLE_ENV) LUA=$(LUA) OOM_DEBUG_LIB=.build-portable/release/libxpio.so Tests/oom/run.sh quick
 	@echo "== the portable module links none of Linux's own calls, and makes none"
 	$(PORTABLE_ENV) Tests/check-portable-calls.sh $(PORTABLE_MODULE) $(LINUX_ONLY_CALLS) -- $(BUSTED) $(STRACE_SPECS)
 
