@@ -126,7 +126,11 @@ test-lua: $(MODULE) $(TLS_MODULE) build/gen/conformance_spec.lua build/gen/fuzz_
 # fallbacks compiled on Linux, in a scratch path and directory of its own.
 PORTABLE_OUT := build/portable
 PORTABLE_MODULE := $(PORTABLE_OUT)/xpio.so
-PORTABLE_ENV := LUA_CPATH="$(CURDIR)/$(PORTABLE_OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
+# XPIO_BACKEND=poll and XPIO_NO_PIDFD=1 change nothing in that module (it
+# has no epoll and no pidfds): they tell tests that read the environment
+# what it does.
+PORTABLE_ENV := LUA_CPATH="$(CURDIR)/$(PORTABLE_OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;" \
+  XPIO_BACKEND=poll XPIO_NO_PIDFD=1
 # Linux's own calls, which the portable module must never make.
 LINUX_ONLY_CALLS := epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait epoll_pwait2 \
   pidfd_open pidfd_send_signal pidfd_getfd signalfd signalfd4 eventfd eventfd2 timerfd_create timerfd_settime \
