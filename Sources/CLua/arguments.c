@@ -386,6 +386,8 @@ static int decode_fast(lua_State *L, int index, const char *code, xpio_value *ou
 int xpio_decode(lua_State *L, const xpio_entry *entry, xpio_call *call) {
     int given = lua_gettop(L);
     decoder d = { L, call, 0, 0, NULL, given, entry->nparams };
+    call->progress = 0;
+    call->remaining = 0;
     if (given != entry->nparams) lua_settop(L, entry->nparams);
     for (int32_t p = 0; p < entry->nparams; p++) {
         if (decode_fast(L, p + 1, entry->types[p], &call->arg[p])) continue;
