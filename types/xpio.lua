@@ -741,6 +741,14 @@ function socket:try_accept() end
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---
+---A blocking read of a socket that holds no bytes and whose last read
+---from the kernel was short (the kernel had no more) waits for
+---readability before it reads, as libuv and nginx do: in request/response
+---traffic the read right after an answer would find nothing. Bytes the
+---socket holds (pipelined requests a `readline` read with the last one)
+---are served at once; `try_` calls, files, pipes and TLS sockets always
+---read at once.
+---
 ---Blocking reads of one socket from several tasks (`read`, `readline`,
 ---`readuntil`, `readexactly`, `readall`, `recvfrom`, `recvfds`, `accept`)
 ---take turns: they are served one at a time, in the order they were
@@ -764,6 +772,14 @@ function socket:read(size) end
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
+---
+---A blocking read of a socket that holds no bytes and whose last read
+---from the kernel was short (the kernel had no more) waits for
+---readability before it reads, as libuv and nginx do: in request/response
+---traffic the read right after an answer would find nothing. Bytes the
+---socket holds (pipelined requests a `readline` read with the last one)
+---are served at once; `try_` calls, files, pipes and TLS sockets always
+---read at once.
 ---
 ---Blocking reads of one socket from several tasks (`read`, `readline`,
 ---`readuntil`, `readexactly`, `readall`, `recvfrom`, `recvfds`, `accept`)
