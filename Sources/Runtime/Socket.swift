@@ -314,6 +314,10 @@ public final class Socket: Descriptor, Waitable {
         return Socket(fd: number, family: nil)
     }
 
+    /// Frees the block emptied buffered reads leave for the next one
+    /// (ReadBuffer's spare).
+    public static func dropSpareReadBlock() { ReadBuffer.dropSpare() }
+
     /// How many bytes the socket holds that the kernel no longer has.
     public func bufferedCount() throws(Failure) -> Int64 {
         _ = try descriptor()

@@ -21,12 +21,15 @@ func stateOpened() { Module.states += 1 }
 /// A state that loaded the module is closing (Sources/CLua/module.c): the
 /// resolver's requests go (another state's pending ones would be started
 /// again by their next call); when it was the last one, the SIGCHLD
-/// fallback goes too.
+/// fallback and the buffered reads' spare block go too.
 @_cdecl("xpio_stop")
 func stop() {
     Resolver.forgetAll()
     Module.states -= 1
-    if Module.states == 0 { Process.releaseFallback() }
+    if Module.states == 0 {
+        Process.releaseFallback()
+        Socket.dropSpareReadBlock()
+    }
 }
 
 enum Module {
