@@ -208,8 +208,12 @@ public final class Socket: Descriptor, Waitable {
     /// bytes, nor for files and pipes (epoll refuses regular files). `try_`
     /// calls always ask the kernel.
     public var readWouldFail: Bool {
-        fd >= 0 && secure == nil && !notSocket && lastReadShort && (buffered?.isEmpty ?? true)
+        Socket.readsWaitFirst && fd >= 0 && secure == nil && !notSocket && lastReadShort && (buffered?.isEmpty ?? true)
     }
+
+    /// Whether blocking reads wait first at all (`XPIO_WAIT_FIRST=0` turns
+    /// the rule off, for measuring it).
+    nonisolated(unsafe) public static var readsWaitFirst = true
 
     /// The corresponding C functions are `send` (MSG_DONTWAIT, as for
     /// `receive`) and, for a pipe, `write`; through TLS when the socket has it.

@@ -11,6 +11,7 @@ func start() {
     if let backend = getenv("XPIO_BACKEND") { TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0 }
     if let flag = getenv("XPIO_NO_PIDFD") { Process.pidfdDisabled = strcmp(flag, "1") == 0 }
     if let delay = getenv("XPIO_RESOLVER_DELAY") { xpio_set_resolver_delay(atoi(delay)) }
+    if let flag = getenv("XPIO_WAIT_FIRST") { Socket.readsWaitFirst = strcmp(flag, "0") != 0 }
 }
 
 /// A Lua state loaded the module for the first time (loading it again,
