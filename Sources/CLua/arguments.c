@@ -356,7 +356,8 @@ static int decode(decoder *d, int index, const char *code, xpio_value *out, int 
 }
 
 /* The common cases, without the general decoder's bookkeeping: an object
- * (self), an integer, a size. 1 when done, 0 to take the general path
+ * (self), an integer, a size, an optional parameter left out, a string
+ * given to a union that takes strings first. 1 when done, 0 to take the general path
  * (which also composes the message of a bad value). */
 static int decode_fast(lua_State *L, int index, const char *code, xpio_value *out) {
     switch (code[0]) {
@@ -369,6 +370,15 @@ static int decode_fast(lua_State *L, int index, const char *code, xpio_value *ou
         out->u.object = *slot;
         return 1;
     }
+    case '?': /* an optional parameter left out: none or nil */
+        if (lua_type(L, index) > LUA_TNIL) return 0;
+        out->tag = XPIO_ABSENT;
+        return 1;
+    case '|': /* a string where a string comes first (write's string|string[]) */
+        if (code[2] != 's' || lua_type(L, index) != LUA_TSTRING) return 0;
+        out->tag = XPIO_STRING;
+        out->u.string = lua_tolstring(L, index, &out->length);
+        return 1;
     case 'i': case 'u': {
         if (code[1]) return 0;
         int isnum;
@@ -386,6 +396,8 @@ static int decode_fast(lua_State *L, int index, const char *code, xpio_value *ou
 int xpio_decode(lua_State *L, const xpio_entry *entry, xpio_call *call) {
     int given = lua_gettop(L);
     decoder d = { L, call, 0, 0, NULL, given, entry->nparams };
+    call->progress = 0;
+    call->remaining = 0;
     if (given != entry->nparams) lua_settop(L, entry->nparams);
     for (int32_t p = 0; p < entry->nparams; p++) {
         if (decode_fast(L, p + 1, entry->types[p], &call->arg[p])) continue;

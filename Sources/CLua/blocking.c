@@ -34,7 +34,6 @@
  * unscheduled. socket:lines is the safe iterator.
  */
 #include "glue.h"
-#include <string.h>
 
 static const char current_task_key = 'T';
 extern int xpio_queue_kind;
@@ -63,13 +62,20 @@ int xpio_native_getCurrentTask(lua_State *L) {
 enum { TURN_FIRST = 0, TURN_NEXT = -1 }; /* FIFO slots: its first index, its next free one */
 static const char turn_mode_key = 'M';
 
+/* Whether `name` is `word` (compared byte by byte, stopping at the first
+ * difference: every blocking call asks, so no strcmp call). */
+static inline int same_name(const char *name, const char *word) {
+    while (*name && *name == *word) name++, word++;
+    return *name == *word;
+}
+
 /* 1 when `entry`'s calls take turns on reads, 2 on writes, 0 when not. */
 static int turn_direction(const xpio_entry *entry) {
     if (!entry->method || !entry->partner) return 0;
     const char *self = entry->types[0];
     if (self[0] != 'o' || self[1] - '@' != xpio_socket_kind) return 0;
-    if (strcmp(entry->partner, "when_read") == 0) return 1;
-    if (strcmp(entry->partner, "when_write") == 0) return 2;
+    if (same_name(entry->partner, "when_read")) return 1;
+    if (same_name(entry->partner, "when_write")) return 2;
     return 0;
 }
 
@@ -270,9 +276,19 @@ static int able_to_wait(lua_State *L) {
     return able;
 }
 
+/* 1 when this blocking read is to wait for readability before its first
+ * try: its socket holds no bytes and its last read was short, so asking
+ * the kernel now would most likely answer EAGAIN (libuv's and nginx's
+ * rule; Socket.readWouldFail). Only where the call can wait: outside a
+ * task a blocking read still just tries. try_ calls never come here. */
+static int read_waits_first(lua_State *L, const xpio_entry *entry, const xpio_call *call) {
+    if (turn_direction(entry) != 1 || call->arg[0].tag != XPIO_OBJECT || !call->arg[0].u.object) return 0;
+    return xpio_socket_read_would_fail(call->arg[0].u.object) && able_to_wait(L);
+}
+
 /* The continuation's context: the number of arguments in the low 4 bits
  * (at most XPIO_MAX_ARGS), and above them the bytes of a `whole` parameter
- * already written by earlier tries. */
+ * already moved by earlier tries (the body's call->progress). */
 #define CONTEXT(nargs, done) ((lua_KContext)(((lua_KContext)(done) << 4) | (nargs)))
 
 static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done);
@@ -311,8 +327,10 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
     return blocking_loop(L, NULL, done);
 }
 
-/* Tries the body; a `whole` entry tries again at once with the rest of its
- * string after a partial write, and its result counts every byte. Only
+/* Tries the body; a `whole` entry tries again at once after a partial
+ * write, telling the body how far it got (call->progress: the body knows
+ * what its parameter is, a string, an array of strings, a file's range),
+ * until the body says nothing remains; its result counts every byte. Only
  * when the body answers "retry" does the function need a coroutine and a
  * current task: it schedules the task with its when_ partner and yields. */
 static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
@@ -327,31 +345,27 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     /* Another task's call holds the turn: wait behind it, without trying
      * (unless this call could not wait at all: then it just tries). */
     int dir = 0;
-    int waiting_turn = 0;
+    int wait_untried = 0;
     if (entry->method) {
         lua_getiuservalue(L, 1, 1);
         int contended = lua_istable(L, -1);
         lua_pop(L, 1);
-        if (contended && (dir = turn_direction(entry)) && turn_taken(L, dir) && able_to_wait(L)) waiting_turn = 1;
+        if (contended && (dir = turn_direction(entry)) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
     }
-    if (!waiting_turn) {
+    if (!wait_untried && decoded && read_waits_first(L, entry, call)) wait_untried = 1;
+    if (!wait_untried) {
         xpio_make_objects(L, entry, call);
-        xpio_value *whole = entry->whole >= 0 ? &call->arg[entry->whole] : NULL;
-        const char *base = whole ? whole->u.string : NULL;
-        size_t full = whole ? whole->length : 0;
+        int whole = entry->whole >= 0;
         int status;
         for (;;) {
-            if (whole) {
-                whole->u.string = base + done;
-                whole->length = full - done;
-            }
+            call->progress = (int64_t)done;
             status = entry->body(call);
             if (status == XPIO_RETRY) break;
             if (!whole) return turn_done(L, entry, xpio_finish(L, call, status));
             if (status < 0) return turn_done(L, entry, with_done(L, xpio_finish(L, call, status), done));
-            lua_Integer wrote = call->result[0].u.integer;
-            if (wrote > 0) done += (size_t)wrote;
-            if (done >= full || wrote <= 0) {
+            lua_Integer moved = call->result[0].u.integer;
+            if (moved > 0) done += (size_t)moved;
+            if (call->remaining <= 0 || moved <= 0) {
                 call->result[0].u.integer = (lua_Integer)done;
                 return turn_done(L, entry, xpio_finish(L, call, status));
             }

@@ -64,6 +64,9 @@ int xpio_call_lua(lua_State *L);
 /* A socket's connection in the TLS engine (Sources/XPIO/TLSBinding.swift):
  * NULL when it has none; *closed set when the socket is closed. */
 void *xpio_socket_tls_connection(void *socket, int *closed);
+/* 1 when a blocking read of the socket should wait for readability before
+ * its first try (Socket.readWouldFail, Sources/XPIO/TLSBinding.swift). */
+int xpio_socket_read_would_fail(void *socket);
 /* Unschedules every task of the queue at `queue` without making it ready. */
 void xpio_drop_tasks(lua_State *L, int queue);
 /* Schedules the task at `task` ready at once on its _queue; 1, or 0. */

@@ -7,6 +7,12 @@ import CSystem
 ///
 /// One growable block (malloc'd); consumed bytes are reclaimed when more room is needed.
 /// Bytes handed out (`bytes`, `take`) stay valid until the next fill.
+///
+/// A buffer holds a block only while it holds bytes: one that `take`
+/// empties gives its block up to a single process-wide spare, which the
+/// next buffer to read takes (a fill, of any socket, comes after the bytes
+/// handed out were pushed). A server's idle connections hold no block, and
+/// in request/response traffic no read allocates.
 final class ReadBuffer {
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
@@ -34,8 +40,31 @@ final class ReadBuffer {
             start = 0
             end = 0
             scanned = 0
+            giveUpBlock()
         }
         return taken
+    }
+
+    /// The block an emptied buffer gave up, for the next one that reads.
+    nonisolated(unsafe) private static var spare: UnsafeMutableRawPointer?
+    nonisolated(unsafe) private static var spareCapacity = 0
+
+    /// Hands the (empty) block to the spare slot; the block there before was
+    /// given up by an earlier call, whose bytes were pushed long since.
+    private func giveUpBlock() {
+        guard let block = base else { return }
+        free(ReadBuffer.spare)
+        ReadBuffer.spare = block
+        ReadBuffer.spareCapacity = capacity
+        base = nil
+        capacity = 0
+    }
+
+    /// Frees the spare block (the last state using the module closes).
+    static func dropSpare() {
+        free(spare)
+        spare = nil
+        spareCapacity = 0
     }
 
     /// Where `delimiter` first occurs, or nil (remembering how far it looked).
@@ -73,31 +102,68 @@ final class ReadBuffer {
         scanned = 0
     }
 
-    /// One read from `socket` (its descriptor, or TLS) into the free room
-    /// (64 KiB, or more when the buffer is bigger); 0 at end of stream.
+    /// One read from `socket` (its descriptor, or TLS) into the free room;
+    /// 0 at end of stream. The block is the spare one when there is one, and
+    /// sized to the need, not to the largest read: it starts at 4 KiB and
+    /// doubles only when reads fill it (a long line, a big `readexactly`,
+    /// `readall`). A block bigger than 64 KiB left empty is given back
+    /// here. Room is made before the read, so a failure to make it
+    /// (ENOMEM) loses no byte.
     /// The corresponding C function is `read`.
     func fill(from socket: Socket, _ fd: CInt) throws(Failure) -> Int {
-        let chunk = 64 * 1024
-        if capacity - end < chunk {
-            if start > 0 {
-                // Reclaim the consumed front first.
-                if count > 0 { base!.copyMemory(from: base! + start, byteCount: count) }
-                end -= start
-                start = 0
-            }
-            if capacity - end < chunk {
-                // realloc, not Swift's allocator: that one traps when memory
-                // runs out, and a peer decides how much a readall holds.
-                // Failing keeps the bytes already here.
-                let bigger = max(capacity * 2, end + chunk)
-                guard let block = realloc(base, bigger) else { throw .system(ENOMEM) }
-                base = block
-                capacity = bigger
-            }
+        if base == nil, let block = ReadBuffer.spare {
+            base = block
+            capacity = ReadBuffer.spareCapacity
+            ReadBuffer.spare = nil
         }
-        let read = try socket.receive(fd, base! + end, capacity - end)
+        if isEmpty && capacity > ReadBuffer.largest { release() }
+        try reserve(ReadBuffer.smallest)
+        let read: Int
+        do throws(Failure) {
+            read = try socket.receive(fd, base! + end, capacity - end)
+        } catch {
+            // Nothing came (EAGAIN, mostly): a connection waiting for its
+            // peer holds no block while it waits.
+            if isEmpty { giveUpBlock() }
+            throw error
+        }
         end += read
+        if isEmpty { giveUpBlock() }
         return read
+    }
+
+    /// The least room a read gets, and the largest block kept when empty.
+    static let smallest = 4096
+    static let largest = 64 * 1024
+
+    /// Makes room for `more` bytes after the end: the consumed front is
+    /// reclaimed first, then the block grows (at least doubling, so a long
+    /// line costs O(n) copies).
+    private func reserve(_ more: Int) throws(Failure) {
+        guard capacity - end < more else { return }
+        if start > 0 {
+            if count > 0 { base!.copyMemory(from: base! + start, byteCount: count) }
+            end -= start
+            start = 0
+        }
+        guard capacity - end < more else { return }
+        // realloc, not Swift's allocator: that one traps when memory runs
+        // out, and a peer decides how much a readall holds. Failing keeps
+        // the bytes already here.
+        let bigger = max(capacity * 2, end + more)
+        guard let block = realloc(base, bigger) else { throw .system(ENOMEM) }
+        base = block
+        capacity = bigger
+    }
+
+    /// Gives the block back (the socket closes, or a big one is empty).
+    func release() {
+        free(base)
+        base = nil
+        capacity = 0
+        start = 0
+        end = 0
+        scanned = 0
     }
 }
 

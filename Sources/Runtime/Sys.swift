@@ -11,7 +11,7 @@ import CSystem
 ///
 /// | policy | calls | on EINTR |
 /// |---|---|---|
-/// | `.retried` | read, write, recv, send, readv, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
+/// | `.retried` | read, write, pread, recv, send, readv, writev, sendfile, splice, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
 /// | `.inProgress` | connect | not re-issued: the connection goes on; reported as retry |
 /// | `.closes` | close | counted as closed (never retried: the descriptor is gone) |
 /// | `.noEvents` | epoll_wait, poll | zero events; the caller recomputes the timeout |
@@ -121,6 +121,20 @@ enum Sys {
     /// build has SO_NOSIGPIPE or the SIGPIPE XPIO ignores at load).
     static func send(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
         perform("send", .retried) { xpio_send(fd, buffer, count) }
+    }
+
+    /// The corresponding C function is `writev`.
+    static func writev(_ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>) -> Result<Int, Failure> {
+        perform("writev", .retried) { CSystem.writev(fd, vectors.baseAddress, CInt(vectors.count)) }
+    }
+
+    /// The corresponding C function is `sendmsg` with the bytes of
+    /// `vectors` in order, MSG_DONTWAIT and MSG_NOSIGNAL where there is one (as `send`).
+    static func sendVectors(_ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>) -> Result<Int, Failure> {
+        var message = msghdr()
+        message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
+        message.msg_iovlen = vectors.count
+        return perform("sendmsg", .retried) { CSystem.sendmsg(fd, &message, CInt(MSG_DONTWAIT) | xpio_send_flags()) }
     }
 
     /// The corresponding C function is `pipe2` (non-blocking, close-on-exec;
@@ -282,6 +296,43 @@ enum Sys {
     /// The corresponding C function is `open` (close-on-exec).
     static func open(_ path: UnsafePointer<CChar>, _ flags: CInt) -> Result<CInt, Failure> {
         int("open", .retried) { xpio_open(path, flags | O_CLOEXEC) }
+    }
+
+    /// The corresponding C function is `open` (close-on-exec), with the
+    /// permissions of a file it creates.
+    static func open(_ path: UnsafePointer<CChar>, _ flags: CInt, _ mode: mode_t) -> Result<CInt, Failure> {
+        int("open", .retried) { xpio_open_mode(path, flags | O_CLOEXEC, mode) }
+    }
+
+    /// The corresponding C function is `sendfile` (Linux only; ENOSYS in the
+    /// portable build): at most `count`
+    /// bytes of `input` from `offset` (which it advances; the file's own
+    /// position is left alone) to `output`.
+    static func sendfile(_ output: CInt, _ input: CInt, _ offset: inout Int64, _ count: Int) -> Result<Int, Failure> {
+        perform("sendfile", .retried) { xpio_sendfile(output, input, &offset, count) }
+    }
+
+    /// The corresponding C function is `splice` (Linux only; ENOSYS in the
+    /// portable build), non-blocking on
+    /// the pipe side (SPLICE_F_NONBLOCK) and moving pages where it can.
+    static func splice(_ input: CInt, _ output: CInt, _ count: Int) -> Result<Int, Failure> {
+        perform("splice", .retried) { xpio_splice(input, output, count) }
+    }
+
+    /// The corresponding C function is `fcntl` with F_SETPIPE_SZ (Linux only):
+    /// a pipe's capacity.
+    static func growPipe(_ fd: CInt, _ size: CInt) -> Result<Void, Failure> {
+        none("fcntl", .retried) { xpio_pipe_grow(fd, size) }
+    }
+
+    /// The corresponding C function is `fstat`.
+    static func fstat(_ fd: CInt, _ status: inout stat) -> Result<Void, Failure> {
+        none("fstat", .cannot) { CSystem.fstat(fd, &status) }
+    }
+
+    /// The corresponding C function is `pread`.
+    static func pread(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Result<Int, Failure> {
+        perform("pread", .retried) { CSystem.pread(fd, buffer, count, off_t(offset)) }
     }
 
     /// The corresponding C function is `clock_gettime(CLOCK_MONOTONIC)`; it

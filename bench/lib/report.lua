@@ -20,9 +20,9 @@ local goals = require "goals"
 -- not run show "—".
 -- `portable` is XPIO's portable build (docs/PORTING.md), run for the
 -- pingpong, accept-storm and spawn rows only.
-local LIBS = { "xpio", "portable", "luv", "cqueues", "luasocket", "luasec", "floor", "C" }
-local COLUMN = { floor = "Lua floor", luasec = "LuaSec" }
-local PEERS = { "luv", "cqueues", "luasocket", "luasec" }
+local LIBS = { "xpio", "portable", "luv", "cqueues", "luasocket", "luasec", "nginx_lua", "floor", "C" }
+local COLUMN = { floor = "Lua floor", luasec = "LuaSec", nginx_lua = "nginx+Lua" }
+local PEERS = { "luv", "cqueues", "luasocket", "luasec", "nginx_lua" }
 
 local raw_path, out_path = assert(arg[1], "raw file expected"), arg[2]
 local meta, rows, runs, notes, row_by_id = {}, {}, {}, {}, {}
@@ -126,7 +126,9 @@ out("Lua floor: XPIO's try_/when_ loop on the thinnest C binding of the same API
 out("(bench/floor/), run for the pingpong rows only; LuaSec (TLS on LuaSocket) for the TLS")
 out("rows only, where luv, cqueues and LuaSocket are not run; portable: XPIO's portable build")
 out("(build/portable/xpio.so: poll, the SIGCHLD pipe, fcntl after creation), for the")
-out("pingpong, accept-storm and spawn rows only; —: not run.")
+out("pingpong, accept-storm and spawn rows only; —: not run. nginx+Lua: nginx")
+out("with content_by_lua_block (the OpenResty engine); in the HTTP and static-file rows the")
+out("C column is nginx itself (`return 200`, `sendfile on`), the ceiling.")
 local sorted = {}
 for note in pairs(notes) do sorted[#sorted + 1] = note end
 table.sort(sorted)
@@ -149,7 +151,7 @@ local function name(id)
 end
 
 out("")
-out("### Goals (issues 13, 20 and 25): XPIO over the other, or XPIO's value alone")
+out("### Goals (issues 13, 20, 24 and 25): XPIO over the other, or XPIO's value alone")
 out("")
 for _, line in ipairs(goals.lines(measured, name)) do out(line) end
 

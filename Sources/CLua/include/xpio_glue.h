@@ -78,6 +78,12 @@ typedef struct xpio_call {
     /* A failure's details (see the statuses below). Messages are static. */
     const char *message;
     int32_t code;
+    /* A `whole` entry (see xpio_entry.whole): C sets `progress` to the
+     * bytes earlier tries of this blocking call moved (0 for a try_ call
+     * and a first try); the body moves what follows them and sets
+     * `remaining` to what is still to move after this try (0: done). */
+    int64_t progress;
+    int64_t remaining;
 } xpio_call;
 
 /* What a body returns: n >= 0 results are in `result`, or a failure. */
@@ -152,8 +158,10 @@ typedef struct xpio_entry {
     xpio_body body;
     xpio_native native;         /* NATIVE: the C function */
     const char *partner;        /* BLOCKING: the when_ function */
-    int32_t whole;              /* BLOCKING: the string parameter written whole
-                                   (result 0 counts its bytes), or -1 */
+    int32_t whole;              /* BLOCKING: the parameter written whole, or -1:
+                                   the body is tried again with call->progress
+                                   advanced until call->remaining is 0, and
+                                   result 0 counts every byte */
     int32_t readiness;          /* WHEN: READABLE or WRITABLE */
     const char *objects;        /* the kinds of the objects returned, '@' + index */
     const char *lua;            /* LUA: the Lua module that implements it */

@@ -36,6 +36,7 @@ static inline void xpio_seterrno(int e) { errno = e; }
 
 static inline int xpio_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int xpio_open(const char *path, int flags) { return open(path, flags); }
+static inline int xpio_open_mode(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 
 /* Socket calls: with _GNU_SOURCE glibc declares their address parameters as
  * transparent unions, which Swift cannot pass. */

@@ -107,6 +107,8 @@ struct GlueEmitter {
                 guard mentions(expression, variable) else { continue }
                 statements.append("let \(variable) = " + param.type.reader("c.arg(\(offset))", spec, optional: param.optional, defaultValue: param.defaultValue))
             }
+            // A `whole` entry's body starts where earlier tries stopped.
+            if entry.whole != nil && mentions(expression, "progress") { statements.append("let progress = c.progress") }
             statements += resultStatements(function, expression)
             if statements.contains(where: { $0.contains("try ") }) {
                 out.line("do throws(Failure) {")
@@ -141,6 +143,8 @@ struct GlueEmitter {
 
     func resultStatements(_ function: Function, _ expression: String) -> [String] {
         if function.role == .when { return ["return c.pushTarget(\(expression))"] }
+        // A `whole` entry answers what it moved and what remains (`Moved`).
+        if function.entry.whole != nil { return ["return c.pushMoved(\(expression))"] }
         // Several alternatives: the Swift value says which (a `ResultSet`).
         if function.entry.results.alternatives.count > 1 { return ["return c.pushResults(\(expression))"] }
         let positions = function.entry.results.positions

@@ -77,8 +77,8 @@ enum Validator {
                     throw fail("blocking `\(entry.name)` names `\(entry.partner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
                 }
                 if let whole = entry.whole {
-                    guard entry.params.contains(where: { $0.name == whole && $0.type == .string && !$0.optional }) else {
-                        throw fail("`whole \(whole)` names no string parameter")
+                    guard entry.params.contains(where: { $0.name == whole && !$0.optional }) else {
+                        throw fail("`whole \(whole)` names no required parameter")
                     }
                     guard entry.results.positions.first == .integer, !entry.results.raw else {
                         throw fail("a `whole` entry returns the bytes written: `-> integer`")
