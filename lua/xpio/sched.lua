@@ -180,7 +180,7 @@ end
 --- on. The values stay in the task until its next wake: the run loop does
 --- not spend instructions clearing them.
 local function wake(task, a, b)
-  task.wait_cancel, task.wait_data = nil, nil
+  task.wait_cancel, task.wait_data = false, false
   task.ra, task.rb = a, b
   runnable[#runnable + 1] = task
 end
@@ -255,11 +255,20 @@ end
 
 local handler = report   -- sched.onerror's
 
--- What every end of a task does: off the queue and the heap, joiners woken.
+-- What every end of a task does: off the queue, the heap and whatever it
+-- was about to wait on (a task whose yield failed, out of memory, after its
+-- wait was set up: its timer must not resume the dead coroutine), joiners
+-- woken.
 local function ended(task)
   alive = alive - 1
   task.done = true
   task.cancel_reason, task.watch = nil, nil
+  local cancel = task.wait_cancel
+  if cancel then
+    task.wait_cancel = false
+    cancel(task.wait_data)
+    task.wait_data = false
+  end
   -- A task that ends while still scheduled must not come back from the
   -- queue, and the timer heap must not keep it.
   if task._dequeue then task:_dequeue() end
@@ -435,7 +444,10 @@ end
 --- Start `fn(...)` as a new task; returns the task.
 function sched.spawn(fn, ...)
   checktype(fn, "function", 1, "spawn")
-  local task = setmetatable({ _queue = queue }, Task)
+  -- The fields a wait, a wake-up and the end set exist from the start, so
+  -- setting them never grows the table: a memory error there would leave a
+  -- wait registered for a task that never yielded, or count its end twice.
+  local task = setmetatable({ _queue = queue, done = false, wait_cancel = false, wait_data = false }, Task)
   if select("#", ...) > 0 then
     local args = table.pack(...)
     task.co = coroutine.create(function() return finished(task, fn(unpack(args, 1, args.n))) end)
