@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.3;(experimentalCGen)
 // XPIO: Lua 5.4 bindings for networking and IPC.
 //
 // Layers import downward only:
@@ -51,7 +51,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
-        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude])]),
+        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude]), .headerSearchPath(".")],
+                plugins: ["XPIOGlue"]),
         .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: swiftSettings),
         // XPIO sees the C glue's xpio_glue.h only, not lua.h: Swift cannot
         // call the Lua API, so no Lua error can unwind a Swift frame.

@@ -12,12 +12,14 @@ struct XPIOGlue: BuildToolPlugin {
             .filter { $0.hasSuffix(".spec") }.sorted()
             .map { specDirectory.appending(path: $0) }
         let generator = try context.tool(named: "Generator").url
-        let output = context.pluginWorkDirectoryURL.appending(path: "Glue.swift")
+        // The C target gets the C half (Glue.c), the Swift one the Swift half.
+        let isC = target.name == "CLua"
+        let output = context.pluginWorkDirectoryURL.appending(path: isC ? "Glue.c" : "Glue.swift")
         return [
             .buildCommand(
-                displayName: "Generating the Lua glue from Spec/",
+                displayName: "Generating the Lua glue (\(isC ? "C" : "Swift")) from Spec/",
                 executable: generator,
-                arguments: ["glue", specDirectory.path, output.path],
+                arguments: [isC ? "glue-c" : "glue", specDirectory.path, output.path],
                 inputFiles: specFiles + [generator],
                 outputFiles: [output]
             )

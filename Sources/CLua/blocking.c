@@ -37,17 +37,14 @@
 #include <string.h>
 
 static const char current_task_key = 'T';
-extern int xpio_queue_kind;
-extern int xpio_socket_kind;
 
 void xpio_push_current_task(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_task_key);
 }
 
+/* The task (checked: a table, or left out). */
 int xpio_native_setCurrentTask(lua_State *L) {
-    xpio_call call;
-    xpio_decode(L, xpio_current_entry(L), &call);
-    if (call.arg[0].tag == XPIO_ABSENT) lua_pushnil(L);
+    if (!lua_istable(L, 1)) lua_pushnil(L);
     else lua_pushvalue(L, 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &current_task_key);
     return 0;
@@ -62,16 +59,6 @@ int xpio_native_getCurrentTask(lua_State *L) {
 
 enum { TURN_FIRST = 0, TURN_NEXT = -1 }; /* FIFO slots: its first index, its next free one */
 static const char turn_mode_key = 'M';
-
-/* 1 when `entry`'s calls take turns on reads, 2 on writes, 0 when not. */
-static int turn_direction(const xpio_entry *entry) {
-    if (!entry->method || !entry->partner) return 0;
-    const char *self = entry->types[0];
-    if (self[0] != 'o' || self[1] - '@' != xpio_socket_kind) return 0;
-    if (strcmp(entry->partner, "when_read") == 0) return 1;
-    if (strcmp(entry->partner, "when_write") == 0) return 2;
-    return 0;
-}
 
 static lua_Integer fifo_index(lua_State *L, int fifo, int slot) {
     lua_rawgeti(L, fifo, slot);
@@ -213,7 +200,7 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
         return;
     }
     lua_settop(L, top);
-    int dir = turn_direction(entry);
+    int dir = entry->turns;
     if (!dir || !push_fifo(L, dir, 0)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
@@ -263,7 +250,7 @@ static int able_to_wait(lua_State *L) {
     if (lua_istable(L, -1)) {
         lua_pushliteral(L, "_queue");
         lua_rawget(L, -2);
-        able = xpio_toobject(L, -1, xpio_queue_kind) != NULL;
+        able = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -275,7 +262,7 @@ static int able_to_wait(lua_State *L) {
  * already written by earlier tries. */
 #define CONTEXT(nargs, done) ((lua_KContext)(((lua_KContext)(done) << 4) | (nargs)))
 
-static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done);
+static int blocking_loop(lua_State *L, xpio_args *checked, size_t done);
 
 /* Unschedules the current task if it is still scheduled: task:_dequeue(). */
 static void dequeue_current_task(lua_State *L) {
@@ -301,7 +288,7 @@ static int with_done(lua_State *L, int n, size_t done) {
 
 static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
-    int nargs = (int)(ctx & 15);
+    int nargs = (int)(ctx & 15); /* (an entry has at most 15 parameters: Glue.c asserts it) */
     size_t done = (size_t)(ctx >> 4);
     if (lua_gettop(L) == nargs + 2 && lua_isnil(L, nargs + 1) && lua_type(L, nargs + 2) == LUA_TSTRING) {
         dequeue_current_task(L);
@@ -315,14 +302,16 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
  * string after a partial write, and its result counts every byte. Only
  * when the body answers "retry" does the function need a coroutine and a
  * current task: it schedules the task with its when_ partner and yields. */
-static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
+static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
     const xpio_entry *entry = xpio_current_entry(L);
-    xpio_call again;
-    xpio_call *call = decoded;
-    if (!call) {
-        call = &again;
-        int status = xpio_decode(L, entry, call);
-        if (status) return turn_done(L, entry, with_done(L, xpio_push_failure(L, call, status), done));
+    xpio_args again;
+    xpio_args *args = checked;
+    xpio_call answer;
+    xpio_call *call = &answer;
+    if (!args) {
+        args = &again;
+        const char *unknown = entry->check(L, args);
+        if (unknown) return turn_done(L, entry, with_done(L, xpio_push_unknown(L, unknown), done));
     }
     /* Another task's call holds the turn: wait behind it, without trying
      * (unless this call could not wait at all: then it just tries). */
@@ -332,20 +321,20 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
         lua_getiuservalue(L, 1, 1);
         int contended = lua_istable(L, -1);
         lua_pop(L, 1);
-        if (contended && (dir = turn_direction(entry)) && turn_taken(L, dir) && able_to_wait(L)) waiting_turn = 1;
+        if (contended && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) waiting_turn = 1;
     }
     if (!waiting_turn) {
         xpio_make_objects(L, entry, call);
-        xpio_value *whole = entry->whole >= 0 ? &call->arg[entry->whole] : NULL;
-        const char *base = whole ? whole->u.string : NULL;
+        xpio_bytes *whole = entry->whole >= 0 ? (xpio_bytes *)(void *)(args->bytes + entry->whole) : NULL;
+        const char *base = whole ? whole->bytes : NULL;
         size_t full = whole ? whole->length : 0;
         int status;
         for (;;) {
             if (whole) {
-                whole->u.string = base + done;
+                whole->bytes = base + done;
                 whole->length = full - done;
             }
-            status = entry->body(call);
+            status = entry->attempt(call, args);
             if (status == XPIO_RETRY) break;
             if (!whole) return turn_done(L, entry, xpio_finish(L, call, status));
             if (status < 0) return turn_done(L, entry, with_done(L, xpio_finish(L, call, status), done));
@@ -366,7 +355,7 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     if (has_task) {
         lua_pushliteral(L, "_queue");
         lua_rawget(L, -2);
-        has_queue = xpio_toobject(L, -1, xpio_queue_kind) != NULL;
+        has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);
         foreign = foreign_coroutine(L, lua_gettop(L));
     }
@@ -396,7 +385,7 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     if (!lua_toboolean(L, -2)) return turn_done(L, entry, with_done(L, 2, done)); /* the when_ partner failed: its nil, message */
     /* Only now, the task scheduled, does it take its place in the line: an
      * error raised before (by the partner) leaves no place behind. */
-    if (!dir) dir = turn_direction(entry);
+    if (!dir) dir = entry->turns;
     if (dir) take_place(L, dir);
     lua_settop(L, nargs);
     return lua_yieldk(L, 0, CONTEXT(nargs, done), blocking_continue);
@@ -407,8 +396,8 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
  * a known exit status, a closed socket all answer without one). */
 int xpio_call_blocking(lua_State *L) {
     const xpio_entry *entry = xpio_current_entry(L);
-    xpio_call call;
-    int status = xpio_decode(L, entry, &call);
-    if (status) return xpio_push_failure(L, &call, status);
-    return blocking_loop(L, &call, 0);
+    xpio_args args;
+    const char *unknown = entry->check(L, &args);
+    if (unknown) return xpio_push_unknown(L, unknown);
+    return blocking_loop(L, &args, 0);
 }

@@ -52,7 +52,7 @@ import Testing
         let spec = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data.bytes)" + when)
         #expect(spec.entries[0].partner == "when_w" && spec.entries[0].whole == "data")
         let function = spec.allFunctions.first { $0.qualifiedName == "tqueue:w" }!
-        #expect(GlueEmitter(spec: spec).entryLiteral(function).contains(", whole: 1"))
+        #expect(CGlueEmitter(spec: spec).entryLiteral(function).contains(".whole = offsetof(args_tqueue_try_w, data)"))
         #expect(error("blocking tqueue:w(data: integer) -> integer [when_w, whole data] = try this.w()" + when)
             == "Spec/test.spec:2: error: `whole data` names no string parameter")
         #expect(error("blocking tqueue:w(data: string) -> true [when_w, whole data] = try this.w()" + when)

@@ -1,14 +1,14 @@
 import Foundation
 
-/// Emits `Glue.swift`: one Swift body per Lua function, the Swift side of
-/// every enum and record, and the description of the module that C builds
-/// the Lua tables from (`xpio_module_description`).
+/// Emits `Glue.swift`, the Swift half of the glue: one `@_cdecl` body per
+/// Lua function, called by that function's C (Glue.c, `CGlueEmitter`) with
+/// its checked arguments as typed parameters (`Crossing`); the Swift side
+/// of every enum, record and union; the object kinds' metamethods.
 ///
-/// The division of labour with the C glue (Sources/CLua) is fixed: C checks
-/// and decodes arguments from the type codes emitted here, raises errors
-/// and yields; a Swift body reads decoded values, evaluates the entry's
-/// binding expression and stores its results. A body never raises: it
-/// returns a status (see xpio_glue.h).
+/// A body reads its parameters, evaluates the entry's binding expression
+/// and stores its results into the `xpio_call`. It never raises: it
+/// returns a status (see xpio_glue.h), and C raises or yields after it
+/// has returned.
 struct GlueEmitter {
     let spec: Spec
 
@@ -19,19 +19,21 @@ struct GlueEmitter {
         out.line("import CLua")
         out.line("import Runtime")
         out.line("")
-        for (index, enumType) in spec.enums.enumerated() { emitEnum(enumType, index: index, into: &out) }
+        for enumType in spec.enums { emitEnum(enumType, into: &out) }
         for record in spec.records { emitRecord(record, into: &out) }
-        for function in spec.allFunctions where function.role != .blocking && !function.entry.binding.isC {
-            emitBody(function, into: &out)
-        }
+        for union in unions { emitUnion(union, into: &out) }
+        for enumType in spec.enums where enumType.cases.contains(where: { $0.valueType != nil }) { emitValueOf(enumType, into: &out) }
+        for function in functions where function.hasSwiftBody { emitBody(function, into: &out) }
         for kind in spec.kinds { emitMetamethods(kind, into: &out) }
-        emitDescription(into: &out)
         return out.text
     }
 
-    // MARK: enums and records
+    var functions: [Function] { CGlueEmitter(spec: spec).functions }
 
-    func emitEnum(_ enumType: EnumType, index: Int, into out: inout Printer) {
+    // MARK: enums, records and unions
+
+    func emitEnum(_ enumType: EnumType, into out: inout Printer) {
+        let index = spec.enumIndex(enumType.name)
         out.line("extension \(enumType.swiftType): SpecEnum {")
         out.indent { out in
             out.line("init(specCase: Int32) {")
@@ -55,17 +57,15 @@ struct GlueEmitter {
     }
 
     func emitRecord(_ record: RecordType, into out: inout Printer) {
-        out.line("/// The `\(record.name)` record (Spec), its fields read raw by C.")
+        out.line("/// The `\(record.name)` record (Spec), as C checked it: every field optional.")
         out.line("struct \(record.swiftType) {")
         out.indent { out in
-            for field in record.fields { out.line("let \(field.name): \(field.type.swiftType(spec, optional: true))") }
+            for field in record.fields { out.line("let \(field.name): \(fieldType(field.type))") }
             out.line("")
-            out.line("init(_ value: Value)\(record.readerThrows(spec) ? " throws(Failure)" : "") {")
+            out.line("init(_ item: xpio_item) {")
             out.indent { out in
-                out.line("let fields = value.list")
-                out.line("func field(_ index: Int) -> Value { index < fields.count ? fields[index] : .absent }")
                 for (offset, field) in record.fields.enumerated() {
-                    out.line("\(field.name) = \(field.type.reader("field(\(offset))", spec, optional: true, defaultValue: nil))")
+                    out.line("\(field.name) = " + fieldReader(field.type, "item.field(\(offset))"))
                 }
             }
             out.line("}")
@@ -74,40 +74,191 @@ struct GlueEmitter {
         out.line("")
     }
 
-    // MARK: bodies
-
-    func swiftName(_ function: Function) -> String {
-        "glue_" + (function.owner ?? function.entry.module?.replacingOccurrences(of: ".", with: "_") ?? "xpio") + "_" + function.luaName
+    /// A record field's Swift type: lists are empty when left out, other
+    /// values nil.
+    func fieldType(_ type: LuaType) -> String {
+        switch type {
+        case .array, .map, .record: return itemType(type)
+        case .object: return itemType(type)
+        default: return itemType(type) + "?"
+        }
     }
 
-    /// The body of the blocking function's try_ partner, which both run.
-    func bodyName(_ function: Function) -> String {
-        function.role == .blocking ? swiftName(Function(entry: function.entry, luaName: "try_" + function.luaName, role: .attempt)) : swiftName(function)
+    func fieldReader(_ type: LuaType, _ item: String) -> String {
+        switch type {
+        case .array, .map, .record, .object: return itemReader(type, item)
+        default: return "\(item).ifPresent { \(itemReader(type, "$0")) }"
+        }
+    }
+
+    /// Every union a Swift body receives (in parameters, records, lists).
+    var unions: [LuaType] {
+        var list: [LuaType] = []
+        func visit(_ type: LuaType) {
+            switch type {
+            case .union(let members):
+                members.forEach(visit)
+                if !list.contains(type) { list.append(type) }
+            case .array(let element): visit(element)
+            case .map(let key, let value): visit(key); visit(value)
+            default: break
+            }
+        }
+        for record in spec.records { record.fields.forEach { visit($0.type) } }
+        for function in functions where function.hasSwiftBody { function.luaParams.forEach { visit($0.type) } }
+        return list
+    }
+
+    func unionName(_ type: LuaType) -> String {
+        guard case .union(let members) = type else { fatalError("not a union") }
+        return "Union_" + members.map(caseName).joined(separator: "_")
+    }
+
+    func caseName(_ member: LuaType) -> String {
+        switch member {
+        case .object(let name), .enumeration(let name), .record(let name): return name
+        case .falseValue: return "falseValue"
+        default: return member.mangled
+        }
+    }
+
+    func emitUnion(_ union: LuaType, into out: inout Printer) {
+        guard case .union(let members) = union else { return }
+        out.line("/// A value of `\(members.map { $0.luaLS(spec) }.joined(separator: "|"))`: the member C matched.")
+        out.line("enum \(unionName(union)) {")
+        out.indent { out in
+            for member in members { out.line("case \(caseName(member))(\(itemType(member)))") }
+            out.line("")
+            out.line("init(_ item: xpio_item) {")
+            out.line("    switch item.which {")
+            for (offset, member) in members.enumerated() {
+                let label = offset == members.count - 1 ? "default" : "case \(offset)"
+                out.line("    \(label): self = .\(caseName(member))(\(itemReader(member, "item")))")
+            }
+            out.line("    }")
+            out.line("}")
+        }
+        out.line("}")
+        out.line("")
+    }
+
+    /// The value an option takes, by the value type the spec gives its case.
+    func emitValueOf(_ enumType: EnumType, into out: inout Printer) {
+        out.line("/// The `\(enumType.name).value` C checked, by the value type of the case chosen.")
+        out.line("func valueOf_\(enumType.name)(_ specCase: Int32, _ item: xpio_item) -> OptionValue {")
+        out.indent { out in
+            out.line("switch \(enumType.swiftType)(specCase: specCase) {")
+            var types: [LuaType] = []
+            for item in enumType.cases { if let type = item.valueType, !types.contains(type) { types.append(type) } }
+            for type in types {
+                let cases = enumType.cases.filter { $0.valueType == type }.map { "." + $0.swiftName }
+                out.line("case \(cases.joined(separator: ", ")): return \(optionValue(type, "item"))")
+            }
+            if enumType.cases.contains(where: { $0.valueType == nil }) { out.line("default: return .flag(false)") }
+            out.line("}")
+        }
+        out.line("}")
+        out.line("")
+    }
+
+    func optionValue(_ type: LuaType, _ item: String) -> String {
+        switch type {
+        case .integer, .size: return ".integer(\(item).integer)"
+        case .falseValue: return ".flag(false)"
+        case .union(let members):
+            var text = optionValue(members.last!, item)
+            for (offset, member) in members.enumerated().dropLast().reversed() {
+                text = "\(item).which == \(offset) ? \(optionValue(member, item)) : \(text)"
+            }
+            return text
+        default: return ".flag(\(item).integer != 0)"
+        }
+    }
+
+    // MARK: values inside compound arguments
+
+    /// The Swift type of a checked item of this type.
+    func itemType(_ type: LuaType) -> String {
+        switch type {
+        case .string, .cstring, .name, .address: return "LuaString"
+        case .integer, .size: return "Int64"
+        case .number, .timeout: return "Double"
+        case .boolean, .falseValue, .trueValue: return "Bool"
+        case .object(let kind): return spec.kind(named: kind)!.swiftType + "?"
+        case .enumeration(let name): return spec.enumType(named: name)!.swiftType
+        case .record(let name): return spec.record(named: name)!.swiftType
+        case .array(let element): return "[\(itemType(element))]"
+        case .map(let key, let value): return "[(key: \(itemType(key)), value: \(itemType(value)))]"
+        case .union: return unionName(type)
+        case .valueOf: return "OptionValue"
+        case .table, .task, .any, .nilValue: fatalError("\(type) stays with C")
+        }
+    }
+
+    /// The Swift expression reading `item` (an `xpio_item`) as this type.
+    func itemReader(_ type: LuaType, _ item: String) -> String {
+        switch type {
+        case .string, .cstring, .name, .address: return "LuaString(\(item).string)"
+        case .integer, .size: return "\(item).integer"
+        case .number, .timeout: return "\(item).number"
+        case .boolean, .trueValue: return "(\(item).integer != 0)"
+        case .falseValue: return "false"
+        case .object(let kind): return "\(item).object(\(spec.kind(named: kind)!.swiftType).self)"
+        case .enumeration(let name): return "\(spec.enumType(named: name)!.swiftType)(specCase: Int32(\(item).integer))"
+        case .record(let name): return "\(spec.record(named: name)!.swiftType)(\(item))"
+        case .array(let element): return "\(item).list { \(itemReader(element, "$0")) }"
+        case .map(let key, let value): return "\(item).pairs({ \(itemReader(key, "$0")) }, { \(itemReader(value, "$0")) })"
+        case .union: return "\(unionName(type))(\(item))"
+        case .valueOf, .table, .task, .any, .nilValue: fatalError("\(type) is not read from an item")
+        }
+    }
+
+    // MARK: bodies
+
+    /// The Swift expression reading a body's parameter as its type.
+    func reader(_ crossing: Crossing, _ function: Function) -> String {
+        let raw = "raw_" + crossing.field
+        let param = crossing.param
+        let optional = param.optional && param.defaultValue == nil
+        switch param.type {
+        case .object(let kind):
+            let type = spec.kind(named: kind)!.swiftType
+            return optional ? "Arg.optionalObject(\(raw), \(type).self)" : "try Arg.object(\(raw), \(type).self, \"\(kind)\")"
+        case .integer, .size, .number, .timeout: return crossing.byPointer ? "\(raw)?.pointee" : raw
+        case .boolean, .trueValue, .falseValue: return crossing.byPointer ? "\(raw).map { $0.pointee != 0 }" : "(\(raw) != 0)"
+        case .string, .cstring, .name: return optional ? "LuaString(optional: \(raw))" : "LuaString(\(raw))"
+        case .address:
+            return optional ? "(\(raw).bytes == nil ? nil : try Endpoint.parse(LuaString(\(raw)).bytes))" : "try Endpoint.parse(LuaString(\(raw)).bytes)"
+        case .enumeration(let name):
+            let type = spec.enumType(named: name)!.swiftType
+            return optional ? "(\(raw) < 0 ? nil : \(type)(specCase: \(raw)))" : "\(type)(specCase: \(raw))"
+        case .union: return optional ? "\(raw)!.pointee.ifPresent { \(unionName(param.type))($0) }" : "\(unionName(param.type))(\(raw)!.pointee)"
+        case .valueOf(let chooser):
+            guard case .enumeration(let name) = function.luaParams.first(where: { $0.name == chooser })!.type else { fatalError("validated") }
+            return "valueOf_\(name)(raw_\(chooser), \(raw)!.pointee)"
+        default: return itemReader(param.type, "\(raw)!.pointee")
+        }
     }
 
     func emitBody(_ function: Function, into out: inout Printer) {
         let entry = function.entry
+        guard case .swift(let text) = entry.binding else { return }
+        let crossings = Crossing.of(function)
+        let name = function.cName
         out.line("/// \(function.qualifiedName)(\(entry.params.map(\.name).joined(separator: ", "))): \(entry.location)")
-        out.line("private func \(swiftName(function))(_ call: UnsafeMutablePointer<xpio_call>?) -> Int32 {")
+        out.line("@_cdecl(\"xpio_body_\(name)\")")
+        let params = crossings.map { ", _ raw_\($0.field): \($0.swiftType)" }.joined()
+        out.line("func body_\(name)(_ call: UnsafeMutablePointer<xpio_call>?\(params)) -> Int32 {")
         out.indent { out in
             out.line("let c = Call(call!)")
-            let expression: String
-            switch entry.binding {
-            case .pending:
-                out.line("return c.fail(.raise(\"xpio: \(entry.name) is not implemented yet\"))")
-                return
-            case .native, .lua:
-                return
-            case .swift(let text):
-                expression = argumentPositions(in: text, function)
-            }
+            let expression = argumentPositions(in: text, function)
             var statements: [String] = []
-            for (offset, param) in function.luaParams.enumerated() {
-                let variable = param.name == "self" ? "this" : param.name
+            for crossing in crossings {
+                let variable = crossing.field == "self" ? "this" : crossing.field
                 guard mentions(expression, variable) else { continue }
-                statements.append("let \(variable) = " + param.type.reader("c.arg(\(offset))", spec, optional: param.optional, defaultValue: param.defaultValue))
+                statements.append("let \(variable) = " + reader(crossing, function))
             }
-            statements += resultStatements(function, expression)
+            statements += resultStatements(function, expression, crossings)
             if statements.contains(where: { $0.contains("try ") }) {
                 out.line("do throws(Failure) {")
                 out.indent { out in for statement in statements { out.line(statement) } }
@@ -139,7 +290,7 @@ struct GlueEmitter {
         expression.range(of: "\\b\(NSRegularExpression.escapedPattern(for: name))\\b", options: .regularExpression) != nil
     }
 
-    func resultStatements(_ function: Function, _ expression: String) -> [String] {
+    func resultStatements(_ function: Function, _ expression: String, _ crossings: [Crossing]) -> [String] {
         if function.role == .when { return ["return c.pushTarget(\(expression))"] }
         // Several alternatives: the Swift value says which (a `ResultSet`).
         if function.entry.results.alternatives.count > 1 { return ["return c.pushResults(\(expression))"] }
@@ -152,7 +303,7 @@ struct GlueEmitter {
                 defer { objectIndex += 1 }
                 // A function may answer an object it was given (`tls.wrap`
                 // returns its socket): then the given value is the result.
-                let given = function.luaParams.indices.filter { function.luaParams[$0].type == .object(kind) }.map { String($0 + 1) }
+                let given = crossings.filter { $0.param.type == .object(kind) }.map { "(\($0.position), raw_\($0.field))" }
                 let sameAs = given.isEmpty ? "" : ", given: [\(given.joined(separator: ", "))]"
                 return "c.setObject(\(position), \(objectIndex), \(value)\(sameAs))"
             }
@@ -170,126 +321,17 @@ struct GlueEmitter {
     }
 
     func emitMetamethods(_ kind: ObjectKind, into out: inout Printer) {
-        let prefix = "glue_\(kind.name)_"
-        out.line("private func \(prefix)_close(_ call: UnsafeMutablePointer<xpio_call>?) -> Int32 {")
-        out.line("    Call(call!).arg(0).optionalObject(\(kind.swiftType).self)?.dispose()")
-        out.line("    return 0")
+        let object = "Unmanaged<\(kind.swiftType)>.fromOpaque(object!)"
+        out.line("@_cdecl(\"xpio_close_\(kind.name)\")")
+        out.line("func close_\(kind.name)(_ object: UnsafeMutableRawPointer?) { \(object).takeUnretainedValue().dispose() }")
+        out.line("")
+        out.line("@_cdecl(\"xpio_describe_\(kind.name)\")")
+        out.line("func describe_\(kind.name)(_ object: UnsafeMutableRawPointer?, _ call: UnsafeMutablePointer<xpio_call>?) -> Int32 {")
+        out.line("    Call(call!).pushSummary(\(object).takeUnretainedValue().summary)")
         out.line("}")
         out.line("")
-        out.line("private func \(prefix)_tostring(_ call: UnsafeMutablePointer<xpio_call>?) -> Int32 {")
-        out.line("    let c = Call(call!)")
-        out.line("    guard let summary = c.arg(0).optionalObject(\(kind.swiftType).self)?.summary else { return 0 }")
-        out.line("    c.set(0, summary.label)")
-        out.line("    guard let number = summary.number else { return 1 }")
-        out.line("    c.set(1, number)")
-        out.line("    return 2")
-        out.line("}")
+        out.line("@_cdecl(\"xpio_release_\(kind.name)\")")
+        out.line("func release_\(kind.name)(_ object: UnsafeMutableRawPointer?) { \(object).release() }")
         out.line("")
-        out.line("private func \(prefix)_release(_ object: UnsafeMutableRawPointer?) {")
-        out.line("    Unmanaged<\(kind.swiftType)>.fromOpaque(object!).release()")
-        out.line("}")
-        out.line("")
-    }
-
-    // MARK: the description C reads
-
-    func emitDescription(into out: inout Printer) {
-        out.line("/// What C builds the module from (`luaopen_xpio`).")
-        out.line("@_cdecl(\"xpio_module_description\")")
-        out.line("func moduleDescription() -> UnsafeRawPointer { UnsafeRawPointer(GlueDescription.module) }")
-        out.line("")
-        out.line("private enum GlueDescription {")
-        out.indent { out in
-            out.line("nonisolated(unsafe) static let module = Describe.module(")
-            out.indent { out in
-                out.line("functions: [")
-                out.indent { out in for function in ordered(spec.functions(of: nil)) { out.line(entryLiteral(function) + ",") } }
-                for field in spec.fields {
-                    out.indent { out in
-                        out.line("Describe.entry(\"\(field.name)\", types: [], params: [], role: Int32(XPIO_FIELD), native: xpio_native_\(field.name)),")
-                    }
-                }
-                out.line("],")
-                out.line("submodules: [")
-                out.indent { out in
-                    for submodule in spec.submodules where !submodule.inLua {
-                        out.line("Describe.submodule(\"\(submodule.name)\", functions: [")
-                        out.indent { out in for function in ordered(spec.functions(inModule: submodule.name)) { out.line(entryLiteral(function) + ",") } }
-                        out.line("]),")
-                    }
-                }
-                out.line("],")
-                out.line("kinds: [")
-                out.indent { out in
-                    for kind in spec.kinds {
-                        out.line("Describe.kind(\"\(kind.name)\", metatable: \"\(kind.metatable)\", holdsTasks: \(kind.holdsTasks), methods: [")
-                        out.indent { out in for function in ordered(spec.functions(of: kind.name)) { out.line(entryLiteral(function) + ",") } }
-                        out.line("], close: glue_\(kind.name)__close, describe: glue_\(kind.name)__tostring, release: glue_\(kind.name)__release),")
-                    }
-                }
-                out.line("],")
-                out.line("enums: [")
-                out.indent { out in
-                    for enumType in spec.enums {
-                        let names = enumType.cases.map { "\"\($0.name)\"" }.joined(separator: ", ")
-                        let values = enumType.cases.map { $0.valueType.map { "\"\($0.code(spec, params: []).escaped)\"" } ?? "nil" }.joined(separator: ", ")
-                        let prefix = enumType.prefix.map { "\"\($0)\"" } ?? "nil"
-                        let unknown = enumType.unknown.map { "\"\($0.escaped)\"" } ?? "nil"
-                        out.line("Describe.enumeration(\"\(enumType.name)\", cases: [\(names)], values: [\(values)], prefix: \(prefix), unknown: \(unknown)),")
-                    }
-                }
-                out.line("],")
-                out.line("records: [")
-                out.indent { out in
-                    for record in spec.records {
-                        let fields = record.fields.map { "\"\($0.name)\"" }.joined(separator: ", ")
-                        let types = record.fields.map { "\"\(("?" + $0.type.code(spec, params: [])).escaped)\"" }.joined(separator: ", ")
-                        out.line("Describe.record(\"\(record.name)\", fields: [\(fields)], types: [\(types)]),")
-                    }
-                }
-                out.line("]")
-            }
-            out.line(")")
-        }
-        out.line("}")
-    }
-
-    /// when_ partners first: a blocking function finds its partner in the
-    /// table being filled.
-    func ordered(_ functions: [Function]) -> [Function] {
-        functions.filter { $0.role == .when } + functions.filter { $0.role != .when }
-    }
-
-    func entryLiteral(_ function: Function) -> String {
-        let params = function.luaParams
-        let types = params.map { "\"\((($0.optional ? "?" : "") + $0.type.code(spec, params: params)).escaped)\"" }.joined(separator: ", ")
-        let names = params.map { "\"\($0.name)\"" }.joined(separator: ", ")
-        var text = "Describe.entry(\"\(function.luaName)\", types: [\(types)], params: [\(names)]"
-        let native = function.entry.binding == .native
-        switch function.role {
-        case _ where native: text += ", role: Int32(XPIO_NATIVE)"
-        case _ where function.entry.binding.isC: text += ", role: Int32(XPIO_LUA)"
-        case .blocking: text += ", role: Int32(XPIO_BLOCKING)"
-        case .when: text += ", role: Int32(XPIO_WHEN), readiness: Int32(\(function.entry.partner == "write" ? "XPIO_WRITABLE" : "XPIO_READABLE"))"
-        default: break
-        }
-        if function.isMethod { text += ", method: true" }
-        if native {
-            text += ", native: xpio_native_" + (function.owner.map { $0 + "_" } ?? "") + function.luaName
-        } else if case .lua(let module) = function.entry.binding {
-            text += ", lua: \"\(module)\""
-        } else {
-            text += ", body: \(bodyName(function))"
-        }
-        if function.role == .blocking { text += ", partner: \"\(function.entry.partner!)\"" }
-        if function.role == .blocking, let whole = function.entry.whole, let index = params.firstIndex(where: { $0.name == whole }) {
-            text += ", whole: \(index)"
-        }
-        let objects = function.entry.results.positions.compactMap { position -> String? in
-            if case .object(let kind) = position { return LuaType.indexCode(spec.kindIndex(kind)) }
-            return nil
-        }
-        if !objects.isEmpty && function.role != .when && !function.entry.binding.isC { text += ", objects: \"\(objects.joined().escaped)\"" }
-        return text + ")"
     }
 }

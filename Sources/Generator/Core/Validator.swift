@@ -1,7 +1,7 @@
 /// The rules that span entries: names resolve, triads are complete, the C
 /// glue's limits hold. Every error names the spec line.
 enum Validator {
-    static let maxArguments = 8   // XPIO_MAX_ARGS
+    static let maxArguments = 15  // a blocking call's continuation keeps the count in 4 bits (blocking.c)
     static let maxResults = 4     // XPIO_MAX_RESULTS
 
     static func validate(_ spec: Spec) throws {
