@@ -1,9 +1,11 @@
 import Foundation
 import PackagePlugin
 
-/// Runs the generator over `Spec/` before the XPIO target compiles, so the
-/// Lua glue always matches the spec. Spec lives outside the target, so every
-/// spec file is listed as an input: editing one rebuilds the glue.
+/// Runs the generator over `Spec/` before CLua and XPIO compile, so the Lua
+/// glue always matches the spec: Glue.c (each entry's C function) for CLua,
+/// Glue.swift (each entry's Swift body) for XPIO. Spec lives outside the
+/// targets, so every spec file is listed as an input: editing one rebuilds
+/// the glue.
 @main
 struct XPIOGlue: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {

@@ -88,7 +88,7 @@ extension BufferedRead: ResultSet {
     }
 }
 
-/// `xpio.spawn(args, env, files, attrs)`: the decoded tables (C has checked
+/// `xpio.spawn(args, env, files, attrs)`: the checked tables (C has checked
 /// every type, NULs and names) made into a `SpawnRequest`; the socket
 /// objects handed to the child are closed once it has started.
 enum SpawnBinding {

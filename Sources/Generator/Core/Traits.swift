@@ -228,7 +228,7 @@ extension LuaType {
         }
     }
 
-    /// What the decoder's type-mismatch message says was expected.
+    /// What a type-mismatch message says was expected (the conformance tests).
     func expectedName(_ spec: Spec) -> String? {
         switch self {
         case .string, .cstring, .name, .address, .enumeration: return "string"
