@@ -33,8 +33,9 @@
 
 /* How Lua calls an entry. PLAIN, NATIVE and LUA: `function` does it all.
  * BLOCKING: `attempt` is the try_ form; C waits with the when_ partner and
- * yields (blocking.c). WHEN: `attempt` answers what to wait on; C
- * schedules the task (tasks.c). FIELD: `function` pushes a value for the
+ * yields (blocking.c). WHEN: `attempt` answers what to wait on and for
+ * what (the spec's [read] or [write], or what TLS needs); C schedules the
+ * task (tasks.c). FIELD: `function` pushes a value for the
  * module table at load time. */
 enum { XPIO_PLAIN = 0, XPIO_BLOCKING, XPIO_WHEN, XPIO_NATIVE, XPIO_FIELD, XPIO_LUA };
 
@@ -65,7 +66,6 @@ typedef struct xpio_entry {
                                    bytes), or -1 */
     int32_t turns;              /* BLOCKING: 1 its calls take turns on self's
                                    reads, 2 on its writes, 0 not (blocking.c) */
-    int32_t readiness;          /* WHEN: READABLE or WRITABLE, as declared */
     const int32_t *objects;     /* the kinds of the objects returned */
     int32_t nobjects;
 } xpio_entry;

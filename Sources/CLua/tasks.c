@@ -129,7 +129,7 @@ int xpio_call_when(lua_State *L) {
     int status = entry->attempt(&call, &args);
     if (status < 0) return xpio_push_failure(L, &call, status);
     void *target = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
-    int readiness = status > 1 ? (int)call.result[1].u.integer : entry->readiness;
+    int readiness = target ? (int)call.result[1].u.integer : XPIO_READABLE; /* no target: ready at once */
 
     prepare(L, queue);
     int32_t waiter = xpio_queue_reserve(&call, *slot);

@@ -136,3 +136,5 @@ void xpio_signal_unwatch(int signo) {
     }
     w->active = 0;
 }
+
+int xpio_signal_highest(void) { return SIGRTMAX; }

@@ -60,7 +60,7 @@ enum ProcessBinding {
         switch value {
         case nil: return SIGKILL
         case .integer(let number)?:
-            guard number >= 0 && number <= Int64(Signal.highest) else { throw .badArgument(argument, "invalid signal number") }
+            guard number >= 0 && number <= Int64(xpio_signal_highest()) else { throw .badArgument(argument, "invalid signal number") }
             return CInt(number)
         case .signame(let name)?: return name.number
         }
@@ -88,63 +88,32 @@ extension BufferedRead: ResultSet {
     }
 }
 
-/// `xpio.spawn(args, env, files, attrs)`: the checked tables (C has checked
-/// every type, NULs and names) made into a `SpawnRequest`; the socket
-/// objects handed to the child are closed once it has started.
+/// `xpio.spawn(args, env, files, attrs)`: the checked tables made into a
+/// `SpawnRequest` (the runtime opens, aliases and hands over the files); the
+/// checks only Lua's argument numbers can report are here.
 enum SpawnBinding {
     /// `at`: the argument numbers of `args`, `files` and `attrs`, for errors.
     static func spawn(args: [LuaString], env: [(key: LuaString, value: LuaString)], files: [(key: Int64, value: Union_socket_size_fileshortcut)],
                       attrs: Record_attrs, at: (args: CInt, files: CInt, attrs: CInt)) throws(Failure) -> Process {
-        var argv: [UnsafeMutablePointer<CChar>?] = args.map { UnsafeMutablePointer(mutating: $0.cString) }
-        argv.append(nil)
-        guard let program = attrs.exe?.cString ?? argv.first.flatMap({ $0.map { UnsafePointer($0) } }) else {
+        guard let program = attrs.exe ?? args.first else {
             throw .badArgument(at.args, "args[1] or attrs.exe must name the program")
         }
-
-        // "NAME=value" strings, freed on return.
-        var envp: [UnsafeMutablePointer<CChar>?] = []
-        defer { for entry in envp { entry?.deallocate() } }
-        for (name, value) in env.map({ ($0.key.bytes, $0.value.bytes) }) {
-            let entry = UnsafeMutablePointer<CChar>.allocate(capacity: name.count + value.count + 2)
-            UnsafeMutableRawPointer(entry).copyMemory(from: name.baseAddress!, byteCount: name.count)
-            entry[name.count] = CChar(UInt8(ascii: "="))
-            if value.count > 0 {
-                UnsafeMutableRawPointer(entry + name.count + 1).copyMemory(from: value.baseAddress!, byteCount: value.count)
-            }
-            entry[name.count + 1 + value.count] = 0
-            envp.append(entry)
-        }
-        envp.append(nil)
-
-        // child descriptor -> socket object, parent descriptor, or a shortcut.
-        var map: [(target: CInt, source: CInt)] = []
-        var granted: [Socket] = []
-        var opened: [Descriptor] = []   // /dev/null, closed here once the child has it
-        var sameAsStdout: [CInt] = []
+        var request = SpawnRequest(program: program.cString, arguments: args.map { $0.cString },
+                                   environment: env.map { (name: $0.key.bytes, value: $0.value.bytes) })
         for (target, value) in files {
             guard target < 1 << 20 else { throw .badArgument(at.files, "file numbers must be below 2^20") }
             switch value {
-            case .size(let number):
-                map.append((CInt(target), try SocketBinding.descriptor(number)))
-            case .fileshortcut(.null):
-                let null = try Descriptor.openNull()
-                opened.append(null)
-                map.append((CInt(target), null.fd))
-            case .fileshortcut(.stdout):
-                sameAsStdout.append(CInt(target))
-            case .socket(let socket):
-                map.append((CInt(target), try SocketBinding.descriptor(of: socket)))
-                if let socket { granted.append(socket) }
+            case .size(let number): request.files.append((CInt(target), .descriptor(try SocketBinding.descriptor(number))))
+            case .fileshortcut(.null): request.files.append((CInt(target), .null))
+            case .fileshortcut(.stdout): request.files.append((CInt(target), .sameAsStdout))
+            case .socket(let socket?): request.files.append((CInt(target), .handOver(socket)))
+            case .socket(nil): throw .closed("socket")
             }
         }
-        if !sameAsStdout.isEmpty {
-            guard let stdout = map.first(where: { $0.target == 1 }) else {
-                throw .badArgument(at.files, "\"stdout\" needs files[1]")
-            }
-            for target in sameAsStdout { map.append((target, stdout.source)) }
+        if request.files.contains(where: { if case .sameAsStdout = $0.source { return true } else { return false } }),
+           !files.contains(where: { $0.key == 1 }) {
+            throw .badArgument(at.files, "\"stdout\" needs files[1]")
         }
-
-        var request = SpawnRequest(program: program, arguments: argv, environment: envp, files: map)
         request.directory = attrs.cwd?.cString
         switch attrs.pgroup {
         case .boolean(true)?: request.processGroup = 0
@@ -156,10 +125,6 @@ enum SpawnBinding {
             guard mask <= 0o777 else { throw .badArgument(at.attrs, "attrs.umask must be between 0 and 0777") }
             request.umask = mode_t(mask)
         }
-        let process = try Spawn.start(request, searchPath: strchr(program, CInt(UInt8(ascii: "/"))) == nil)
-        // Handed over: the child has them now; XPIO must not use them again.
-        for socket in granted where socket.isOpen { socket.dispose() }
-        withExtendedLifetime(opened) {}
-        return process
+        return try Spawn.start(request)
     }
 }

@@ -372,8 +372,7 @@ struct CGlueEmitter {
             let turns = function.owner == "socket" ? (entry.partner == "when_read" ? 1 : entry.partner == "when_write" ? 2 : 0) : 0
             if turns > 0 { fields.append(".turns = \(turns)") }
         case .when:
-            fields += [".role = XPIO_WHEN", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)",
-                       ".readiness = \(entry.partner == "write" ? "XPIO_WRITABLE" : "XPIO_READABLE")"]
+            fields += [".role = XPIO_WHEN", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)"]
         default:
             let role: String
             switch entry.binding {
