@@ -35,6 +35,14 @@ case $MODE in
   full)  REPS=5 PING=100000 IDLE_N=20000 IDLE_K="10 1000 10000" BULK=256 CONNS=20000 SPAWNS=2000 LOADS=100 PAIRS=10000 HANDSHAKES=2000 LIMIT=300 MICRO_N=200000 MICRO_ROUNDS=5 ;;
   *) echo "usage: $0 quick|full|smoke" >&2; exit 2 ;;
 esac
+# Issue 24's rows: seconds of wrk per HTTP and static-file run, the proxy's
+# MiB, the memory rows' bursts of connections.
+case $MODE in
+  smoke) HTTP_SECONDS=1 HTTP_CONNS="1"    STATIC_MIB="1"    PROXY=16  BURSTS=2  BURST=20 ;;
+  quick) HTTP_SECONDS=3 HTTP_CONNS="1 50" STATIC_MIB="1 64" PROXY=128 BURSTS=20 BURST=200 ;;
+  full)  HTTP_SECONDS=5 HTTP_CONNS="1 50" STATIC_MIB="1 64" PROXY=256 BURSTS=40 BURST=200 ;;
+esac
+[ "$MODE" = smoke ] && export HTTP_WARMUP=0
 
 mkdir -p "$OUT/logs"
 RAW=$OUT/raw-$MODE.tsv
@@ -52,6 +60,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 ||
     echo "warning: could not install ${missing[*]}; their columns will say so" >&2
 fi
+# wrk and nginx (with Debian's Lua module, the OpenResty engine) for the
+# HTTP and static-file rows: installed in quick and full modes when
+# missing; smoke mode never installs them (make test stays quick and
+# offline-safe): without them its cells say "cannot" and why.
+WEB_PACKAGES=(wrk nginx-light libnginx-mod-http-lua)
+web_missing=()
+for pkg in "${WEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || web_missing+=("$pkg")
+done
+if [ ${#web_missing[@]} -gt 0 ] && [ "$MODE" != smoke ]; then
+  echo "installing ${web_missing[*]}" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${web_missing[@]}"; } >&2 ||
+    echo "warning: could not install ${web_missing[*]}; the HTTP rows will say so" >&2
+fi
 declare -A MODULE=([xpio]=xpio [luv]=luv [cqueues]=cqueues [luasocket]=socket [luasec]=ssl)
 declare -A HAVE
 for lib in xpio luv cqueues luasocket luasec; do
@@ -65,7 +87,7 @@ fi
 
 # The C floor.
 HAVE[C]=1
-for prog in pingpong bulk accept spawn memory loadcost micro; do
+for prog in pingpong bulk accept spawn memory loadcost micro pump; do
   if ! cc -O2 -Wall -Wextra -o "$OUT/$prog" "$HERE/c/$prog.c" 2>"$OUT/logs/cc-$prog.log"; then
     echo "error: cannot build bench/c/$prog.c (see $OUT/logs/cc-$prog.log)" >&2
     exit 1
@@ -193,6 +215,99 @@ row tls_bulk "TLS bulk, 64 KiB I/O, $BULK MiB total (MiB/s)" higher
 tls_libs tls_bulk tls_bulk "$BULK"
 row tls_handshake "TLS handshakes, full, verified (handshakes/s)" higher
 tls_libs tls_handshake tls_handshake "$HANDSHAKES"
+
+# Issue 24: an HTTP/1.1 keep-alive server (12-byte body) per library and
+# nginx (content_by_lua_block: the nginx_lua column; `return 200`: the C
+# column, the ceiling) under wrk; static files with sendfile against
+# read/write in Lua; a splice proxy against a Lua forwarder; an echo
+# server's RSS after bursts of connections. Every server listens on a free
+# loopback port and is stopped by its PID (bench/lib/*_run.sh).
+HAVE[nginx_lua]=${HAVE[C]}
+web_reason=""
+command -v wrk > /dev/null || web_reason="wrk is not installed"
+command -v nginx > /dev/null || web_reason="${web_reason:+$web_reason; }nginx is not installed"
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || web_reason="${web_reason:+$web_reason; }libnginx-mod-http-lua is not installed"
+# web_cell ROW LIB FIELDS... -- CMD...: run lib/http_run.sh REPS times with
+# CMD, storing result field k (1: req/s, 2: p99 ms, 3: user µs/req, 4:
+# system µs/req, 5: MiB/s) as ROW's (or ROW_SUFFIX's) result.
+web_cell() {
+  local conns=$1 path=$2 lib=$3; shift 3
+  local -a rows=()
+  while [ "$1" != -- ]; do rows+=("$1"); shift; done
+  shift
+  local log="$OUT/logs/${rows[0]}-$lib.log" i result
+  local spec k
+  if [ -n "$web_reason" ] && { [ "$lib" = nginx_lua ] || [ "$lib" = C ] || ! command -v wrk > /dev/null; }; then
+    for spec in "${rows[@]}"; do printf 'res\t%s\t%s\tcannot: %s\n' "${spec%%:*}" "$lib" "$web_reason" >> "$RAW"; done
+    return
+  fi
+  if [ "${HAVE[$lib]}" != 1 ]; then
+    for spec in "${rows[@]}"; do printf 'res\t%s\t%s\tcannot: %s does not load\n' "${spec%%:*}" "$lib" "$lib" >> "$RAW"; done
+    return
+  fi
+  say "  ${rows[0]}: $lib"
+  for ((i = 1; i <= REPS; i++)); do
+    if result=$(HTTP_LOG="$log" timeout "$LIMIT" "$HERE/lib/http_run.sh" "$conns" "$HTTP_SECONDS" "$path" "$@" 2>>"$log"); then
+      local -a fields=($result)
+      for spec in "${rows[@]}"; do
+        k=${spec##*:}
+        printf 'res\t%s\t%s\t%s\n' "${spec%%:*}" "$lib" "${fields[$((k - 1))]}" >> "$RAW"
+      done
+    else
+      for spec in "${rows[@]}"; do printf 'res\t%s\t%s\terror\n' "${spec%%:*}" "$lib" >> "$RAW"; done
+      echo "error: ${rows[0]} for $lib; see $log" >&2
+      failed=1
+      return
+    fi
+  done
+}
+nginx_cmd() { echo "$HERE/http/nginx.sh" "$OUT/nginx-$1" "$1" ${2:+"$2"}; }
+
+say "http"
+for c in $HTTP_CONNS; do
+  row "http_c$c" "HTTP keep-alive, wrk -c$c (requests/s)" higher
+  row "http_c${c}_p99" "HTTP keep-alive, wrk -c$c: p99 latency (ms)" lower
+  row "http_c${c}_user" "HTTP keep-alive, wrk -c$c: server user CPU (µs/request)" lower
+  row "http_c${c}_sys" "HTTP keep-alive, wrk -c$c: server system CPU (µs/request)" lower
+  rows=("http_c$c:1" "http_c${c}_p99:2" "http_c${c}_user:3" "http_c${c}_sys:4")
+  for lib in xpio luv cqueues luasocket; do
+    web_cell "$c" / "$lib" "${rows[@]}" -- $LUA "$HERE/http/$lib.lua"
+  done
+  web_cell "$c" / nginx_lua "${rows[@]}" -- $(nginx_cmd lua)
+  web_cell "$c" / C "${rows[@]}" -- $(nginx_cmd plain)
+done
+
+say "static files"
+# Smoke mode checks the static-file servers with XPIO's alone (each wrk
+# run is a second at least).
+STATIC_PEERS=1
+[ "$MODE" = smoke ] && STATIC_PEERS=0
+for size in $STATIC_MIB; do
+  file=$OUT/static-$size.bin
+  [ -f "$file" ] && [ "$(stat -c %s "$file")" = $((size << 20)) ] || head -c $((size << 20)) /dev/urandom > "$file"
+  row "static_$size" "static file ${size} MiB, sendfile, wrk -c1 (MiB/s)" higher
+  web_cell 1 /file xpio "static_$size:5" -- $LUA "$HERE/http/xpio.lua" sendfile "$file"
+  if [ $STATIC_PEERS = 1 ]; then
+    web_cell 1 /file luv "static_$size:5" -- $LUA "$HERE/http/luv.lua" sendfile "$file"
+    web_cell 1 /file C "static_$size:5" -- $(nginx_cmd plain "$file")
+  fi
+  row "static_${size}_rw" "static file ${size} MiB, read/write in Lua, wrk -c1 (MiB/s)" higher
+  web_cell 1 /file xpio "static_${size}_rw:5" -- $LUA "$HERE/http/xpio.lua" rw "$file"
+  [ $STATIC_PEERS = 1 ] && web_cell 1 /file luv "static_${size}_rw:5" -- $LUA "$HERE/http/luv.lua" rw "$file"
+done
+
+say "proxy"
+row proxy "proxy, $PROXY MiB, splice (luv: its read/write forwarder) (MiB/s)" higher
+lua_proxy() { local row=$1 lib=$2 mode=$3; cell "$row" "$lib" "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" $LUA "$HERE/proxy/$lib.lua" "$mode"; }
+lua_proxy proxy xpio splice
+lua_proxy proxy luv rw
+row proxy_rw "proxy, $PROXY MiB, read/write through Lua strings (MiB/s)" higher
+lua_proxy proxy_rw xpio rw
+printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_gain "proxy: splice / read-write forwarder (ratio)" proxy proxy_rw >> "$RAW"
+
+say "echo memory"
+row echo_rss "echo server RSS after $BURSTS bursts of $BURST connections (KiB)" lower
+for lib in xpio luv; do cell echo_rss "$lib" "$HERE/lib/echo_rss.sh" "$OUT/pump" "$BURSTS" "$BURST" $LUA "$HERE/echo/$lib.lua"; done
 
 say "micro"
 micro=$OUT/micro-$MODE.md

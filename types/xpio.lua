@@ -131,6 +131,74 @@ function xpio.fdopen(fd, mode) end
 ---@return string? message the error
 function xpio.adopt(fd) end
 
+---Open a file (or a FIFO, a device: anything `open(2)` opens) and return
+---it as a socket object, close-on-exec and non-blocking, closed by
+---`close`, collection or a `<close>` variable, its number given by
+---`fileno`. `flags` is `io.open`'s mode: `"r"` (the default) reads, `"w"`
+---truncates or creates and writes, `"a"` appends, and a `+` (`"r+"`,
+---`"w+"`, `"a+"`) adds the other direction; a `b` is accepted and
+---ignored. `mode` gives a file it creates its permissions (default
+---`tonumber("666", 8)`, less the umask). The object reads and writes
+---with `read(2)` and `write(2)`; hand it to `socket:sendfile`, or to
+---`xpio.spawn`'s `files` (a child's standard input from a file, without
+---a shell). Returns `nil, message` when the file cannot be opened (`"No
+---such file or directory"`).
+---@param path string
+---@param flags? string
+---@param mode? integer
+---@return xpio.socket|nil
+---@return string? message the error
+function xpio.open(path, flags, mode) end
+
+---Move at most `count` bytes (default 1 MiB) from `from` to `to` (sockets
+---or pipe ends) without them entering Lua or user space: `splice(2)`
+---through a pipe XPIO keeps for `from` (closed with it). Returns the count
+---moved (at least 1; 0 only when `count` is 0), or a single `nil` at the
+---end of `from`'s stream, so that a forwarder is `while xpio.splice(a,
+---b) do end`. Bytes `from` already holds go first, in order: what its
+---buffered reads (`readline`, ...) kept, then what an earlier splice took
+---from it and `to` could not take yet, which waits in the pipe for the
+---next splice from `from` (a `read` does not see it). Through TLS, which
+---must see the bytes, it reads and writes (64 KiB per call). `try_splice`
+---answers `nil, "retry"` when nothing can move now, and `when_splice`
+---waits for what blocks it: `to` while bytes wait for it, else `from`.
+---@param from xpio.socket
+---@param to xpio.socket
+---@param count? integer
+---@return integer|nil
+---@return string? message the error
+function xpio.splice(from, to, count) end
+
+---Move at most `count` bytes (default 1 MiB) from `from` to `to` (sockets
+---or pipe ends) without them entering Lua or user space: `splice(2)`
+---through a pipe XPIO keeps for `from` (closed with it). Returns the count
+---moved (at least 1; 0 only when `count` is 0), or a single `nil` at the
+---end of `from`'s stream, so that a forwarder is `while xpio.splice(a,
+---b) do end`. Bytes `from` already holds go first, in order: what its
+---buffered reads (`readline`, ...) kept, then what an earlier splice took
+---from it and `to` could not take yet, which waits in the pipe for the
+---next splice from `from` (a `read` does not see it). Through TLS, which
+---must see the bytes, it reads and writes (64 KiB per call). `try_splice`
+---answers `nil, "retry"` when nothing can move now, and `when_splice`
+---waits for what blocks it: `to` while bytes wait for it, else `from`.
+---@param from xpio.socket
+---@param to xpio.socket
+---@param count? integer
+---@return integer|nil
+---@return string? message `"retry"` when it would block, else the error
+function xpio.try_splice(from, to, count) end
+
+---Schedule `task` on `task._queue` until `try_splice(from, to)` can move
+---bytes: until `to` is writable while bytes wait for it, else until
+---`from` is readable.
+---@param task table
+---@param from xpio.socket
+---@param to xpio.socket
+---@param count? integer
+---@return true|nil
+---@return string? message the error
+function xpio.when_splice(task, from, to, count) end
+
 ---Create a new task queue. Task queues keep track of tasks (Lua tables)
 ---waiting for events; "when" functions put tasks on a queue, and
 ---`tqueue:wait(timeout)` returns the tasks whose events have occurred.
@@ -673,6 +741,14 @@ function socket:try_accept() end
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---
+---A blocking read of a socket that holds no bytes and whose last read
+---from the kernel was short (the kernel had no more) waits for
+---readability before it reads, as libuv and nginx do: in request/response
+---traffic the read right after an answer would find nothing. Bytes the
+---socket holds (pipelined requests a `readline` read with the last one)
+---are served at once; `try_` calls, files, pipes and TLS sockets always
+---read at once.
+---
 ---Blocking reads of one socket from several tasks (`read`, `readline`,
 ---`readuntil`, `readexactly`, `readall`, `recvfrom`, `recvfds`, `accept`)
 ---take turns: they are served one at a time, in the order they were
@@ -697,6 +773,14 @@ function socket:read(size) end
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---
+---A blocking read of a socket that holds no bytes and whose last read
+---from the kernel was short (the kernel had no more) waits for
+---readability before it reads, as libuv and nginx do: in request/response
+---traffic the read right after an answer would find nothing. Bytes the
+---socket holds (pipelined requests a `readline` read with the last one)
+---are served at once; `try_` calls, files, pipes and TLS sockets always
+---read at once.
+---
 ---Blocking reads of one socket from several tasks (`read`, `readline`,
 ---`readuntil`, `readexactly`, `readall`, `recvfrom`, `recvfds`, `accept`)
 ---take turns: they are served one at a time, in the order they were
@@ -708,9 +792,15 @@ function socket:read(size) end
 ---@return string? message `"retry"` when it would block, else the error
 function socket:try_read(size) end
 
----Write `data` (a string, or a number converted to one). `try_write`
----makes one system call and returns the count it wrote, which may be
----less than `#data`. A failure after part was written includes
+---Write `data` (a string, or a number converted to one), or an array of
+---strings as if concatenated, without concatenating them: one `writev`
+---(`sendmsg`) takes them all (up to 1024 per system call). `i` and `j`
+---select bytes `i` to `j` of it as `string.sub` does (negative positions
+---count from the end; positions out of range are clamped; `i` past `j`
+---writes nothing), so a partial write goes on with `try_write(data, n + 1)`
+---instead of `data:sub(n + 1)`, as LuaSocket's `send(data, i, j)`.
+---`try_write` makes one system call and returns the count it wrote, which
+---may be less than what was selected. A failure after part was written includes
 ---`nil, "timeout"` from `sched.timeout`: the count written comes third,
 ---so that nothing is lost. Writing to a pipe or socket whose reader is
 ---gone gives `nil, "Broken pipe"`.
@@ -719,14 +809,22 @@ function socket:try_read(size) end
 ---`sendfds`, `connect`) take turns: each call's bytes go out contiguous,
 ---in the order the calls were made, never interleaved with another
 ---task's (as Go does for a `net.Conn`).
----@param data string
+---@param data string|string[]
+---@param i? integer
+---@param j? integer
 ---@return integer|nil
 ---@return string? message the error
-function socket:write(data) end
+function socket:write(data, i, j) end
 
----Write `data` (a string, or a number converted to one). `try_write`
----makes one system call and returns the count it wrote, which may be
----less than `#data`. A failure after part was written includes
+---Write `data` (a string, or a number converted to one), or an array of
+---strings as if concatenated, without concatenating them: one `writev`
+---(`sendmsg`) takes them all (up to 1024 per system call). `i` and `j`
+---select bytes `i` to `j` of it as `string.sub` does (negative positions
+---count from the end; positions out of range are clamped; `i` past `j`
+---writes nothing), so a partial write goes on with `try_write(data, n + 1)`
+---instead of `data:sub(n + 1)`, as LuaSocket's `send(data, i, j)`.
+---`try_write` makes one system call and returns the count it wrote, which
+---may be less than what was selected. A failure after part was written includes
 ---`nil, "timeout"` from `sched.timeout`: the count written comes third,
 ---so that nothing is lost. Writing to a pipe or socket whose reader is
 ---gone gives `nil, "Broken pipe"`.
@@ -735,10 +833,42 @@ function socket:write(data) end
 ---`sendfds`, `connect`) take turns: each call's bytes go out contiguous,
 ---in the order the calls were made, never interleaved with another
 ---task's (as Go does for a `net.Conn`).
----@param data string
+---@param data string|string[]
+---@param i? integer
+---@param j? integer
 ---@return integer|nil
 ---@return string? message `"retry"` when it would block, else the error
-function socket:try_write(data) end
+function socket:try_write(data, i, j) end
+
+---Send `count` bytes of `file` (an `xpio.open` file, say) from byte
+---`offset` (default 0), or without `count` everything up to the file's
+---end, with `sendfile(2)`: the kernel copies them from the page cache,
+---so they never become a Lua string. The file's own position is left
+---alone. `try_sendfile` makes one system call and returns the count it
+---sent (0 at the file's end). Through TLS, which must see the bytes, it
+---reads them into a buffer and writes them (64 KiB per call). Blocking
+---sends of one socket take turns with its writes.
+---@param file xpio.socket
+---@param offset? integer
+---@param count? integer
+---@return integer|nil
+---@return string? message the error
+function socket:sendfile(file, offset, count) end
+
+---Send `count` bytes of `file` (an `xpio.open` file, say) from byte
+---`offset` (default 0), or without `count` everything up to the file's
+---end, with `sendfile(2)`: the kernel copies them from the page cache,
+---so they never become a Lua string. The file's own position is left
+---alone. `try_sendfile` makes one system call and returns the count it
+---sent (0 at the file's end). Through TLS, which must see the bytes, it
+---reads them into a buffer and writes them (64 KiB per call). Blocking
+---sends of one socket take turns with its writes.
+---@param file xpio.socket
+---@param offset? integer
+---@param count? integer
+---@return integer|nil
+---@return string? message `"retry"` when it would block, else the error
+function socket:try_sendfile(file, offset, count) end
 
 ---Send `data` as one datagram to `addr` (an unconnected UDP socket's way to
 ---answer whoever sent to it; on a connected one the address must match

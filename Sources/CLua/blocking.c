@@ -34,7 +34,6 @@
  * unscheduled. socket:lines is the safe iterator.
  */
 #include "glue.h"
-#include <string.h>
 
 static const char current_task_key = 'T';
 
@@ -257,9 +256,20 @@ static int able_to_wait(lua_State *L) {
     return able;
 }
 
+/* 1 when this blocking read is to wait for readability before its first
+ * try: its socket holds no bytes and its last read was short, so asking
+ * the kernel now would most likely answer EAGAIN (libuv's and nginx's
+ * rule; Socket.readWouldFail). Only where the call can wait: outside a
+ * task a blocking read still just tries. try_ calls never come here. */
+static int read_waits_first(lua_State *L, const xpio_entry *entry) {
+    if (entry->turns != 1) return 0; /* a socket's blocking read: self, checked, at 1 */
+    void *socket = xpio_object_at(L, 1);
+    return socket && xpio_socket_read_would_fail(socket) && able_to_wait(L);
+}
+
 /* The continuation's context: the number of arguments in the low 4 bits
- * (at most XPIO_MAX_ARGS), and above them the bytes of a `whole` parameter
- * already written by earlier tries. */
+ * (an entry has at most 15: the Spec's validator), and above them the bytes of a `whole` parameter
+ * already moved by earlier tries (the body's call->progress). */
 #define CONTEXT(nargs, done) ((lua_KContext)(((lua_KContext)(done) << 4) | (nargs)))
 
 static int blocking_loop(lua_State *L, xpio_args *checked, size_t done);
@@ -288,7 +298,7 @@ static int with_done(lua_State *L, int n, size_t done) {
 
 static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
-    int nargs = (int)(ctx & 15); /* (an entry has at most 15 parameters: Glue.c asserts it) */
+    int nargs = (int)(ctx & 15);
     size_t done = (size_t)(ctx >> 4);
     if (lua_gettop(L) == nargs + 2 && lua_isnil(L, nargs + 1) && lua_type(L, nargs + 2) == LUA_TSTRING) {
         dequeue_current_task(L);
@@ -298,8 +308,10 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
     return blocking_loop(L, NULL, done);
 }
 
-/* Tries the body; a `whole` entry tries again at once with the rest of its
- * string after a partial write, and its result counts every byte. Only
+/* Tries the body; a `whole` entry tries again at once after a partial
+ * write, telling the body how far it got (call->progress: the body knows
+ * what its parameter is, a string, an array of strings, a file's range),
+ * until the body says nothing remains; its result counts every byte. Only
  * when the body answers "retry" does the function need a coroutine and a
  * current task: it schedules the task with its when_ partner and yields. */
 static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
@@ -316,31 +328,27 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
     /* Another task's call holds the turn: wait behind it, without trying
      * (unless this call could not wait at all: then it just tries). */
     int dir = 0;
-    int waiting_turn = 0;
+    int wait_untried = 0;
     if (entry->method) {
         lua_getiuservalue(L, 1, 1);
         int contended = lua_istable(L, -1);
         lua_pop(L, 1);
-        if (contended && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) waiting_turn = 1;
+        if (contended && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
     }
-    if (!waiting_turn) {
+    if (!wait_untried && checked && read_waits_first(L, entry)) wait_untried = 1;
+    if (!wait_untried) {
         xpio_make_objects(L, entry, call);
-        xpio_bytes *whole = entry->whole >= 0 ? (xpio_bytes *)(void *)(args->bytes + entry->whole) : NULL;
-        const char *base = whole ? whole->bytes : NULL;
-        size_t full = whole ? whole->length : 0;
+        int whole = entry->whole >= 0;
         int status;
         for (;;) {
-            if (whole) {
-                whole->bytes = base + done;
-                whole->length = full - done;
-            }
+            call->progress = (int64_t)done;
             status = entry->attempt(call, args);
             if (status == XPIO_RETRY) break;
             if (!whole) return turn_done(L, entry, xpio_finish(L, call, status));
             if (status < 0) return turn_done(L, entry, with_done(L, xpio_finish(L, call, status), done));
-            lua_Integer wrote = call->result[0].u.integer;
-            if (wrote > 0) done += (size_t)wrote;
-            if (done >= full || wrote <= 0) {
+            lua_Integer moved = call->result[0].u.integer;
+            if (moved > 0) done += (size_t)moved;
+            if (call->remaining <= 0 || moved <= 0) {
                 call->result[0].u.integer = (lua_Integer)done;
                 return turn_done(L, entry, xpio_finish(L, call, status));
             }

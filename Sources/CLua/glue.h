@@ -61,9 +61,10 @@ typedef struct xpio_entry {
     /* BLOCKING and WHEN: calls the Swift body with the checked arguments. */
     int32_t (*attempt)(xpio_call *call, xpio_args *args);
     const char *partner;        /* BLOCKING: the when_ function */
-    int32_t whole;              /* BLOCKING: the offset in the arguments of the
-                                   string written whole (result 0 counts its
-                                   bytes), or -1 */
+    int32_t whole;              /* BLOCKING: the parameter written whole, or -1:
+                                   the body is tried again with call->progress
+                                   advanced until call->remaining is 0, and
+                                   result 0 counts every byte */
     int32_t turns;              /* BLOCKING: 1 its calls take turns on self's
                                    reads, 2 on its writes, 0 not (blocking.c) */
     const int32_t *objects;     /* the kinds of the objects returned */
@@ -226,6 +227,13 @@ static inline void xpio_item_absent(xpio_item *item) {
     item->string.length = 0;
 }
 
+/* A string argument as a union's first member (which = 0). */
+static inline void xpio_item_string(lua_State *L, int arg, xpio_item *item) {
+    xpio_item_absent(item);
+    item->which = 0;
+    item->string.bytes = lua_tolstring(L, arg, &item->string.length);
+}
+
 /* 1 when argument `arg` is left out (none or nil, or false unless a
  * boolean is taken). */
 static inline int xpio_argument_absent(lua_State *L, int arg, int takes_false) {
@@ -258,6 +266,9 @@ int xpio_call_lua(lua_State *L, const char *module, int nparams);
 /* A socket's connection in the TLS engine (Sources/XPIO/TLSBinding.swift):
  * NULL when it has none; *closed set when the socket is closed. */
 void *xpio_socket_tls_connection(void *socket, int *closed);
+/* 1 when a blocking read of the socket should wait for readability before
+ * its first try (Socket.readWouldFail, Sources/XPIO/TLSBinding.swift). */
+int xpio_socket_read_would_fail(void *socket);
 /* Unschedules every task of the queue at `queue` without making it ready. */
 void xpio_drop_tasks(lua_State *L, int queue);
 /* Schedules the task at `task` ready at once on its _queue; 1, or 0. */

@@ -43,3 +43,16 @@ public struct EngineText: @unchecked Sendable {
     public let text: UnsafePointer<CChar>
     public init(_ text: UnsafePointer<CChar>) { self.text = text }
 }
+
+/// What one try of a transfer that may take several (a write of a range,
+/// `sendfile`, `splice`) moved, and how many bytes of what was asked are
+/// still to move: the blocking form tries again until none are.
+public struct Moved {
+    public let count: Int
+    public let remaining: Int64
+
+    public init(count: Int, remaining: Int64) {
+        self.count = count
+        self.remaining = remaining
+    }
+}

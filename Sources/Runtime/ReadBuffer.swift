@@ -73,31 +73,55 @@ final class ReadBuffer {
         scanned = 0
     }
 
-    /// One read from `socket` (its descriptor, or TLS) into the free room
-    /// (64 KiB, or more when the buffer is bigger); 0 at end of stream.
+    /// One read from `socket` (its descriptor, or TLS) into the free room;
+    /// 0 at end of stream. The block is sized to the need, not to the
+    /// largest read: it starts at 4 KiB and doubles only when reads fill it
+    /// (a long line, a big `readexactly`, `readall`), so a connection
+    /// waiting between requests holds 4 KiB, not 64. A block bigger than
+    /// 64 KiB left empty is given back here, at the next read (the bytes
+    /// `take` handed out stay valid until then). Room is made before the
+    /// read, so a failure to make it (ENOMEM) loses no byte.
     /// The corresponding C function is `read`.
     func fill(from socket: Socket, _ fd: CInt) throws(Failure) -> Int {
-        let chunk = 64 * 1024
-        if capacity - end < chunk {
-            if start > 0 {
-                // Reclaim the consumed front first.
-                if count > 0 { base!.copyMemory(from: base! + start, byteCount: count) }
-                end -= start
-                start = 0
-            }
-            if capacity - end < chunk {
-                // realloc, not Swift's allocator: that one traps when memory
-                // runs out, and a peer decides how much a readall holds.
-                // Failing keeps the bytes already here.
-                let bigger = max(capacity * 2, end + chunk)
-                guard let block = realloc(base, bigger) else { throw .system(ENOMEM) }
-                base = block
-                capacity = bigger
-            }
-        }
+        if isEmpty && capacity > ReadBuffer.largest { release() }
+        try reserve(ReadBuffer.smallest)
         let read = try socket.receive(fd, base! + end, capacity - end)
         end += read
         return read
+    }
+
+    /// The least room a read gets, and the largest block kept when empty.
+    static let smallest = 4096
+    static let largest = 64 * 1024
+
+    /// Makes room for `more` bytes after the end: the consumed front is
+    /// reclaimed first, then the block grows (at least doubling, so a long
+    /// line costs O(n) copies).
+    private func reserve(_ more: Int) throws(Failure) {
+        guard capacity - end < more else { return }
+        if start > 0 {
+            if count > 0 { base!.copyMemory(from: base! + start, byteCount: count) }
+            end -= start
+            start = 0
+        }
+        guard capacity - end < more else { return }
+        // realloc, not Swift's allocator: that one traps when memory runs
+        // out, and a peer decides how much a readall holds. Failing keeps
+        // the bytes already here.
+        let bigger = max(capacity * 2, end + more)
+        guard let block = realloc(base, bigger) else { throw .system(ENOMEM) }
+        base = block
+        capacity = bigger
+    }
+
+    /// Gives the block back (the socket closes, or a big one is empty).
+    func release() {
+        free(base)
+        base = nil
+        capacity = 0
+        start = 0
+        end = 0
+        scanned = 0
     }
 }
 

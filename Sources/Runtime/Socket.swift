@@ -30,13 +30,22 @@ public final class Socket: Descriptor {
     /// have no per-call MSG_DONTWAIT.
     private var notSocket = false
     /// The buffered reads' bytes, made on first use (most sockets never need one).
-    private var buffered: ReadBuffer?
+    private(set) var buffered: ReadBuffer?
+    /// The pipe `splice` moves this socket's bytes through (Splice.swift),
+    /// made on first use.
+    var splicePipe: SplicePipe?
     var inbox: ReadBuffer {
         if let buffered { return buffered }
         let made = ReadBuffer()
         buffered = made
         return made
     }
+
+    /// Whether the last read from the kernel got less than it asked for
+    /// (or nothing: EAGAIN): the kernel had no more then, so the next
+    /// blocking read had better wait for readability than ask at once and
+    /// get EAGAIN (`readWouldFail`).
+    private var lastReadShort = false
 
     /// TLS under the socket (`tls.wrap`): reads and writes go through it.
     public private(set) var secure: SecureChannel?
@@ -80,6 +89,11 @@ public final class Socket: Descriptor {
         nameConnection?.resolution.cancel()
         nameConnection = nil
         secure?.release()
+        // The buffered reads' bytes go with the descriptor, now: Lua's
+        // collector never sees their size, and a server closing its
+        // connections must not hold their buffers until it runs.
+        buffered = nil
+        splicePipe = nil
         guard blockingOnClose, fd >= 0 else { return }
         blockingOnClose = false
         _ = try? Descriptor.setBlocking(fd, true)
@@ -108,6 +122,16 @@ public final class Socket: Descriptor {
         var fds: (CInt, CInt) = (-1, -1)
         try withUnsafeMutableBytes(of: &fds) { Sys.pipe2($0.baseAddress!.assumingMemoryBound(to: CInt.self)) }.get()
         return (Socket(fd: fds.0, family: nil), Socket(fd: fds.1, family: nil))
+    }
+
+    /// A file opened with `flags` (O_RDONLY, O_CREAT...) and, when it is
+    /// created, `mode`: non-blocking (which a regular file ignores, and a
+    /// FIFO needs to be waited on) and close-on-exec.
+    /// The corresponding C function is `open`.
+    public static func open(path: UnsafePointer<CChar>, flags: CInt, mode: mode_t) throws(Failure) -> Socket {
+        let file = Socket(fd: try Sys.open(path, flags | O_NONBLOCK, mode).get(), family: nil)
+        file.notSocket = true
+        return file
     }
 
     /// A non-blocking, close-on-exec duplicate of descriptor `fd`.
@@ -160,14 +184,31 @@ public final class Socket: Descriptor {
     @inline(__always)
     func receive(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws(Failure) -> Int {
         if let secure { return try secure.read(into: buffer, count) }
+        lastReadShort = true   // until a read fills the buffer
         if !notSocket {
             switch Sys.recv(fd, buffer, count) {
-            case .success(let read): return read
+            case .success(let read):
+                lastReadShort = read < count
+                return read
             case .failure(.system(ENOTSOCK)): notSocket = true
             case .failure(let failure): throw failure
             }
         }
-        return try Sys.read(fd, buffer, count).get()
+        let read = try Sys.read(fd, buffer, count).get()
+        lastReadShort = read < count
+        return read
+    }
+
+    /// Whether a blocking read should wait for readability before asking
+    /// the kernel (libuv's and nginx's rule): in request/response traffic
+    /// a read right after a response finds nothing, and that EAGAIN is a
+    /// system call per request for nothing. True when the socket holds no
+    /// bytes (pipelined requests already read are served at once) and the
+    /// last read was short; never through TLS, which may hold decrypted
+    /// bytes, nor for files and pipes (epoll refuses regular files). `try_`
+    /// calls always ask the kernel.
+    public var readWouldFail: Bool {
+        fd >= 0 && secure == nil && !notSocket && lastReadShort && (buffered?.isEmpty ?? true)
     }
 
     /// The corresponding C functions are `send` (MSG_DONTWAIT, as for
@@ -185,6 +226,58 @@ public final class Socket: Descriptor {
             }
         }
         return try Sys.write(fd, base, bytes.count).get()
+    }
+
+    /// Writes the bytes of `vectors` in order with one system call (the
+    /// corresponding C functions are `sendmsg` with MSG_DONTWAIT, as
+    /// `write`'s `send`, and for a pipe `writev`); through TLS, the first
+    /// non-empty one alone (a partial write, as TLS writes record by record).
+    public func write(vectors: UnsafeBufferPointer<iovec>) throws(Failure) -> Int {
+        let fd = try descriptor()
+        if let secure {
+            guard let first = vectors.first(where: { $0.iov_len > 0 }) else { return 0 }
+            return try secure.write(UnsafeRawBufferPointer(start: first.iov_base, count: first.iov_len))
+        }
+        if !notSocket {
+            switch Sys.sendVectors(fd, vectors) {
+            case .success(let written): return written
+            case .failure(.system(ENOTSOCK)): notSocket = true
+            case .failure(let failure): throw failure
+            }
+        }
+        return try Sys.writev(fd, vectors).get()
+    }
+
+    /// Sends at most `count` bytes of `file` from `offset` with one system
+    /// call; 0 at the file's end. The kernel copies them from the page
+    /// cache: they never enter user space. Through TLS (which must see the
+    /// bytes), or where `sendfile` refuses the pair (EINVAL: a file it
+    /// cannot map), one `pread` into the shared read buffer and one write:
+    /// bytes read but not taken are read again next time, so none is lost.
+    /// The corresponding C functions are `sendfile` (Linux) and `pread`.
+    public func sendFile(from file: Socket, offset: Int64, count: Int) throws(Failure) -> Int {
+        let fd = try descriptor()
+        let input = try file.descriptor()
+        // A file sent into itself would grow as fast as it is read, for ever
+        // (`cat f >> f`): refused, as cat refuses it. Sockets XPIO made (they
+        // have a family) need no look.
+        if family == nil {
+            var ours = stat(), theirs = stat()
+            try Sys.fstat(fd, &ours).get()
+            try Sys.fstat(input, &theirs).get()
+            if ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino { throw .xpio("xpio: the file is the output itself") }
+        }
+        if secure == nil {
+            var position = offset
+            switch Sys.sendfile(fd, input, &position, count) {
+            case .success(let sent): return sent
+            case .failure(.system(EINVAL)), .failure(.system(ENOSYS)): break
+            case .failure(let failure): throw failure
+            }
+        }
+        let read = try Sys.pread(input, Socket.readBuffer.baseAddress!, min(count, Socket.readBuffer.count), offset).get()
+        guard read > 0 else { return 0 }
+        return try write(UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<read]))
     }
 
     // MARK: handing descriptors over

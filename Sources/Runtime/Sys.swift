@@ -11,7 +11,7 @@ import CSystem
 ///
 /// | policy | calls | on EINTR |
 /// |---|---|---|
-/// | `.retried` | read, write, recv, send, readv, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
+/// | `.retried` | read, write, pread, recv, send, readv, writev, sendfile, splice, sendto, recvfrom, sendmsg, recvmsg, accept4, fcntl, waitpid, ioctl | called again |
 /// | `.inProgress` | connect | not re-issued: the connection goes on; reported as retry |
 /// | `.closes` | close | counted as closed (never retried: the descriptor is gone) |
 /// | `.noEvents` | epoll_wait, poll | zero events; the caller recomputes the timeout |
@@ -118,6 +118,20 @@ enum Sys {
     /// and MSG_NOSIGNAL (a peer gone is EPIPE, never SIGPIPE).
     static func send(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
         perform("send", .retried) { CSystem.send(fd, buffer, count, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)) }
+    }
+
+    /// The corresponding C function is `writev`.
+    static func writev(_ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>) -> Result<Int, Failure> {
+        perform("writev", .retried) { CSystem.writev(fd, vectors.baseAddress, CInt(vectors.count)) }
+    }
+
+    /// The corresponding C function is `sendmsg` with the bytes of
+    /// `vectors` in order, MSG_DONTWAIT and MSG_NOSIGNAL (as `send`).
+    static func sendVectors(_ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>) -> Result<Int, Failure> {
+        var message = msghdr()
+        message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
+        message.msg_iovlen = vectors.count
+        return perform("sendmsg", .retried) { CSystem.sendmsg(fd, &message, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)) }
     }
 
     /// The corresponding C function is `pipe2` (non-blocking, close-on-exec).
@@ -265,6 +279,39 @@ enum Sys {
     /// The corresponding C function is `open` (close-on-exec).
     static func open(_ path: UnsafePointer<CChar>, _ flags: CInt) -> Result<CInt, Failure> {
         int("open", .retried) { xpio_open(path, flags | O_CLOEXEC) }
+    }
+
+    /// The corresponding C function is `open` (close-on-exec), with the
+    /// permissions of a file it creates.
+    static func open(_ path: UnsafePointer<CChar>, _ flags: CInt, _ mode: mode_t) -> Result<CInt, Failure> {
+        int("open", .retried) { xpio_open_mode(path, flags | O_CLOEXEC, mode) }
+    }
+
+    /// The corresponding C function is `sendfile` (Linux): at most `count`
+    /// bytes of `input` from `offset` (which it advances; the file's own
+    /// position is left alone) to `output`.
+    static func sendfile(_ output: CInt, _ input: CInt, _ offset: inout Int64, _ count: Int) -> Result<Int, Failure> {
+        var position = off_t(offset)
+        defer { offset = Int64(position) }
+        return perform("sendfile", .retried) { CSystem.sendfile(output, input, &position, count) }
+    }
+
+    /// The corresponding C function is `splice` (Linux), non-blocking on
+    /// the pipe side (SPLICE_F_NONBLOCK) and moving pages where it can.
+    static func splice(_ input: CInt, _ output: CInt, _ count: Int) -> Result<Int, Failure> {
+        perform("splice", .retried) {
+            CSystem.splice(input, nil, output, nil, count, UInt32(SPLICE_F_NONBLOCK | SPLICE_F_MOVE))
+        }
+    }
+
+    /// The corresponding C function is `fstat`.
+    static func fstat(_ fd: CInt, _ status: inout stat) -> Result<Void, Failure> {
+        none("fstat", .cannot) { CSystem.fstat(fd, &status) }
+    }
+
+    /// The corresponding C function is `pread`.
+    static func pread(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Result<Int, Failure> {
+        perform("pread", .retried) { CSystem.pread(fd, buffer, count, off_t(offset)) }
     }
 
     /// The corresponding C function is `clock_gettime(CLOCK_MONOTONIC)`; it

@@ -46,10 +46,91 @@ enum SocketBinding {
         throw .badArgument(argument, "\"r\" or \"w\" expected")
     }
 
+    /// `socket:write(data, i, j)`: `data` (a string, or an array of strings
+    /// taken as their concatenation) from byte `i` to byte `j` as
+    /// `string.sub` reads them, starting `progress` bytes in (a blocking
+    /// write's earlier tries): one `send`, or one `sendmsg`/`writev` for an
+    /// array (at most `IOV_MAX` strings per call).
+    static func write(_ socket: Socket, _ data: Union_string_array_string, _ i: Int64?, _ j: Int64?, progress: Int64) throws(Failure) -> Moved {
+        let parts: [UnsafeRawBufferPointer]
+        switch data {
+        case .string(let text):
+            let range = substring(length: text.bytes.count, i, j)
+            let from = range.lowerBound + Int(progress)
+            let written = try socket.write(UnsafeRawBufferPointer(rebasing: text.bytes[from..<range.upperBound]))
+            return Moved(count: written, remaining: Int64(range.upperBound - from - written))
+        case .array_string(let strings):
+            parts = strings.map { $0.bytes }
+        }
+        let range = substring(length: parts.reduce(0) { $0 + $1.count }, i, j)
+        // The vectors of bytes from..<upper of the concatenation.
+        let from = range.lowerBound + Int(progress), upper = range.upperBound
+        var used = 0, offset = 0
+        for part in parts where used < vectorCapacity {
+            defer { offset += part.count }
+            let start = max(from, offset), end = min(upper, offset + part.count)
+            guard start < end else { continue }
+            vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(mutating: part.baseAddress! + (start - offset)), iov_len: end - start)
+            used += 1
+        }
+        // Nothing selected: an empty write all the same (an empty datagram).
+        let written = used == 0 ? try socket.write(UnsafeRawBufferPointer(start: nil, count: 0))
+                                : try socket.write(vectors: UnsafeBufferPointer(start: vectors, count: used))
+        return Moved(count: written, remaining: Int64(upper - from - written))
+    }
+
+    /// `socket:sendfile(file, offset, count)`, `progress` bytes in: `count`
+    /// bytes, or (without one) up to the file's end, which a send of
+    /// nothing tells.
+    static func sendfile(_ socket: Socket, _ file: Socket, _ offset: Int64?, _ count: Int64?, progress: Int64) throws(Failure) -> Moved {
+        let left = count.map { $0 - progress } ?? Int64(Int32.max)
+        let sent = try socket.sendFile(from: file, offset: (offset ?? 0) + progress, count: Int(min(left, 0x7fff_f000)))
+        return Moved(count: sent, remaining: count == nil ? (sent > 0 ? 1 : 0) : left - Int64(sent))
+    }
+
+    /// The byte range `string.sub(s, i, j)` takes of `length` bytes:
+    /// negative positions count from the end, out-of-range ones are
+    /// clamped, and `i` past `j` is empty.
+    static func substring(length: Int, _ i: Int64?, _ j: Int64?) -> Range<Int> {
+        let size = Int64(length)
+        var first = i ?? 1, last = j ?? -1
+        if first < 0 { first = first >= -size ? size + first + 1 : 1 } else if first == 0 { first = 1 }
+        if last < 0 { last = last >= -size ? size + last + 1 : 0 } else if last > size { last = size }
+        guard first <= last else { return 0..<0 }
+        return Int(first - 1)..<Int(last)
+    }
+
+    /// The scratch `iovec`s of vectored writes: at most IOV_MAX per call
+    /// (the rest go in the blocking form's next try, or the caller's).
+    static let vectorCapacity = 1024
+    nonisolated(unsafe) static let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: vectorCapacity)
+
     /// A readuntil delimiter: any bytes but none.
     static func delimiter(_ text: LuaString, argument: CInt) throws(Failure) -> UnsafeRawBufferPointer {
         guard text.bytes.count > 0 else { throw .badArgument(argument, "the delimiter must not be empty") }
         return text.bytes
+    }
+}
+
+enum FileBinding {
+    /// `xpio.open(path, flags, mode)`: `flags` as `io.open` spells them.
+    static func open(_ path: LuaString, _ flags: LuaString?, _ mode: Int64?, at: (flags: CInt, mode: CInt)) throws(Failure) -> Socket {
+        var letters = flags?.bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        while let last = letters.last, last == UInt8(ascii: "b") { letters = UnsafeRawBufferPointer(rebasing: letters.dropLast()) }
+        let update = letters.count == 2 && letters[1] == UInt8(ascii: "+")
+        guard letters.count == (update ? 2 : 1) || flags == nil else {
+            throw .badArgument(at.flags, "\"r\", \"w\", \"a\", \"r+\", \"w+\" or \"a+\" expected")
+        }
+        var bits: CInt
+        switch letters.first ?? UInt8(ascii: "r") {
+        case UInt8(ascii: "r"): bits = update ? O_RDWR : O_RDONLY
+        case UInt8(ascii: "w"): bits = (update ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC
+        case UInt8(ascii: "a"): bits = (update ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND
+        default: throw .badArgument(at.flags, "\"r\", \"w\", \"a\", \"r+\", \"w+\" or \"a+\" expected")
+        }
+        let permissions = mode ?? 0o666
+        guard permissions <= 0o7777 else { throw .badArgument(at.mode, "mode must be between 0 and 07777") }
+        return try Socket.open(path: path.cString, flags: bits, mode: mode_t(permissions))
     }
 }
 

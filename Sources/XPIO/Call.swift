@@ -60,6 +60,18 @@ struct Call {
         value.pointee.u.list = UnsafeMutableRawPointer(ObjectList.slots).assumingMemoryBound(to: xpio_value.self)
     }
 
+    /// Where a `whole` entry's try starts: the bytes earlier tries of the
+    /// same blocking call moved (0 for a `try_` call).
+    var progress: Int64 { raw.pointee.progress }
+
+    /// What a `whole` entry's body answers: the bytes this try moved (its
+    /// result) and how many are still to move (the blocking form tries
+    /// again until none are).
+    func pushMoved(_ moved: Moved) -> Int32 {
+        raw.pointee.remaining = moved.remaining
+        return push(Int64(moved.count))
+    }
+
     /// Results of an entry with several alternatives: the value stores itself.
     func pushResults<T: ResultSet>(_ results: T) -> Int32 { results.store(in: self) }
 

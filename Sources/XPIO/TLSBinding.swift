@@ -122,3 +122,11 @@ func socketTLSConnection(_ object: UnsafeMutableRawPointer?, _ closed: UnsafeMut
     }
     return socket.secure?.handle
 }
+
+/// Whether a blocking read of the socket waits for readability before its
+/// first try (Sources/CLua/blocking.c; `Socket.readWouldFail`).
+@_cdecl("xpio_socket_read_would_fail")
+func socketReadWouldFail(_ object: UnsafeMutableRawPointer?) -> CInt {
+    guard let object else { return 0 }
+    return Unmanaged<Socket>.fromOpaque(object).takeUnretainedValue().readWouldFail ? 1 : 0
+}

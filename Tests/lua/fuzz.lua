@@ -38,7 +38,8 @@
 -- only processes from the kind's example constructor are signalled; fdopen
 -- only gets descriptors the fuzzer owns (or numbers that are not open),
 -- adopt only numbers that are not open (two owners would close each other's
--- reused numbers), and a descriptor `detach` gave up is adopted back into
+-- reused numbers); open makes and writes files in the fuzzer's directory
+-- only (or opens /dev/null), and a descriptor `detach` gave up is adopted back into
 -- the pool (so that nothing leaks);
 -- addresses given to connect and bind are rewritten to loopback (and connect
 -- only to the fuzzer's own listeners or to port 1); host names, in addresses
@@ -663,6 +664,8 @@ local function typed_value(fn, param)
     return safe_address(a, fn.name == "connect" or fn.name == "try_connect")
   elseif t == "string" or t == "cstring" or t == "name" then
     if name == "what" then return chance(0.8) and pick({ "r", "w", "rw", "wr", "", "x", "RW", "w\0r" }) or random_string()
+    elseif name == "flags" then
+      return chance(0.8) and pick({ "r", "w", "a", "r+", "w+", "a+", "rb", "wb+", "rw", "", "x" }) or random_string()
     elseif name == "data" then
       local r = random(6)
       if r == 1 then return "" elseif r == 2 then return LONG elseif r == 3 then return random(-5, 1000) end
@@ -1093,6 +1096,11 @@ local function fuzz_call(fn)
         local own = false
         for _, fd in ipairs(pool_fds()) do if fd == v then own = true end end
         if not own then args[1] = random(15000, 19999) end
+      end
+    elseif fn.name == "open" and n >= 1 then
+      -- files are made and written in the fuzzer's own directory only
+      if type(args[1]) == "string" or type(args[1]) == "number" then
+        args[1] = pick({ UNIX_DIR .. "/file" .. random(0, 3), UNIX_DIR, UNIX_DIR .. "/no/such/file", "/dev/null" })
       end
     elseif fn.name == "adopt" and n >= 1 then
       local v = args[1]

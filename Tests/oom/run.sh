@@ -131,6 +131,7 @@ case $mode in
     run resolve default "" $PRELOAD -w 300 # no children: a short settle
     run readline default "" $PRELOAD
     run recvfds default "" $PRELOAD
+    run transfer default "XPIO_OOM_FILE=$out/transfer.txt" $PRELOAD
     run signals default "" $PRELOAD
     run load default "" -P -p -
     # TLS: certificates made once for every run of the scenario.

@@ -1,4 +1,5 @@
--- bulk MIB: MIB MiB over TCP loopback with 64 KiB writes and reads, both
+-- bulk MIB: MIB MiB over TCP loopback with 64 KiB writes (try_write(chunk, i)
+-- after a partial write, as LuaSocket's send(data, i)) and reads, both
 -- ends driven through XPIO's task queue. Prints MiB/s.
 local xpio = require "xpio"
 local bench = require "bench"
@@ -26,19 +27,20 @@ while not srv do await(server, "when_read"); srv = server:try_accept() end
 while not cli:try_connect(address) do await(cli, "when_write") end
 
 local chunk = string.rep("x", bench.CHUNK)
-local pending, left = chunk, total
+local at, left = 1, total   -- where the chunk's next write starts: try_write(chunk, at), no re-slicing
 local received, finished = 0, false
 local writer, reader = { _queue = q }, { _queue = q }
 
 function writer.run()
   while left > 0 do
-    local sent, e = cli:try_write(pending)
+    local sent, e = cli:try_write(chunk, at, math.min(#chunk, at + left - 1))
     if not sent then
       assert(e == "retry", e)
       return assert(cli:when_write(writer))
     end
     left = left - sent
-    pending = sent < #pending and pending:sub(sent + 1) or chunk
+    at = at + sent
+    if at > #chunk then at = 1 end
   end
   assert(cli:shutdown("w"))
 end

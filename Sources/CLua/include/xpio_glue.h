@@ -101,6 +101,12 @@ typedef struct xpio_call {
     /* A failure's details (see the statuses below). Messages are static. */
     const char *message;
     int32_t code;
+    /* A `whole` entry (glue.h, xpio_entry.whole): C sets `progress` to the
+     * bytes earlier tries of this blocking call moved (0 for a try_ call
+     * and a first try); the body moves what follows them and sets
+     * `remaining` to what is still to move after this try (0: done). */
+    int64_t progress;
+    int64_t remaining;
 } xpio_call;
 
 /* What a body returns: n >= 0 results are in `result`, or a failure. */

@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -38,6 +39,7 @@ static inline void xpio_seterrno(int e) { errno = e; }
 
 static inline int xpio_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int xpio_open(const char *path, int flags) { return open(path, flags); }
+static inline int xpio_open_mode(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 
 /* pidfd_open(2) through syscall(2): the glibc wrapper is 2.36+. */
 static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {

@@ -173,6 +173,7 @@ struct CGlueEmitter {
                 out.line("return luaL_error(L, \"xpio: \(entry.name) is not implemented yet\");")
             case .swift:
                 out.line("xpio_call call;")
+                if entry.whole != nil { out.line("call.progress = call.remaining = 0;   /* a try_ call: one try, from the start */") }
                 if !objects(function).isEmpty { out.line("xpio_make_objects(L, xpio_current_entry(L), &call);") }
                 out.line("return xpio_finish(L, &call, attempt_\(name)(&call, &args));")
             }
@@ -233,6 +234,11 @@ struct CGlueEmitter {
             switch crossing?.passing {
             case .item?:
                 check = ["xpio_check_argument(&c, \(position), \(label), check_\(type.mangled), &\(field));"]
+                // A union whose first member is a string: a string takes the fast path.
+                if case .union(let members) = type, members.first == .string {
+                    check = ["if (lua_type(L, \(position)) == LUA_TSTRING) xpio_item_string(L, \(position), &\(field));",
+                             "else " + check[0]]
+                }
             case .number?:
                 check = ["{ xpio_item item; xpio_check_argument(&c, \(position), \(label), check_\(type.mangled), &item); \(field) = item.number; }"]
             case .boolean?, .enumCase?:
@@ -368,7 +374,9 @@ struct CGlueEmitter {
         case .blocking:
             fields += [".role = XPIO_BLOCKING", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)",
                        ".partner = \"\(entry.partner!)\""]
-            if let whole = entry.whole { fields.append(".whole = offsetof(args_\(attempt), \(whole))") }
+            if let whole = entry.whole, let index = function.luaParams.firstIndex(where: { $0.name == whole }) {
+                fields.append(".whole = \(index)")
+            }
             let turns = function.owner == "socket" ? (entry.partner == "when_read" ? 1 : entry.partner == "when_write" ? 2 : 0) : 0
             if turns > 0 { fields.append(".turns = \(turns)") }
         case .when:

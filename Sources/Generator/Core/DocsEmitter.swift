@@ -110,7 +110,7 @@ struct DocsEmitter {
             out.line("Blocking: it tries at once, and when it has to wait it needs a coroutine with a current task (`xpio.setCurrentTask`). Its partners are `try_\(entry.name)` and `\(entry.partner!)`.")
             if let whole = entry.whole {
                 out.line("")
-                out.line("It writes all of `\(whole)`, waiting as often as it must, and returns `#\(whole)`; a failure after some bytes were written returns `nil, message, count`. `try_\(entry.name)` writes what fits at once.")
+                out.line("It writes all of `\(whole)` (what the other arguments select of it), waiting as often as it must, and returns the count of bytes; a failure after some bytes were written returns `nil, message, count`. `try_\(entry.name)` writes what fits at once and returns its count.")
             }
             out.line("")
             out.line(entry.doc)

@@ -270,13 +270,15 @@ struct GlueEmitter {
             var statements: [String] = []
             // A when entry's declared [read] or [write], for its binding.
             if function.role == .when && expression.range(of: "(?<![.\\w])readiness\\b", options: .regularExpression) != nil {
-                statements.append("let readiness = Readiness.\(entry.partner == "write" ? "write" : "read")")
+                statements.append("let readiness = Readiness.\(entry.readiness == "write" ? "write" : "read")")
             }
             for crossing in crossings {
                 let variable = crossing.field == "self" ? "this" : crossing.field
                 guard mentions(expression, variable) else { continue }
                 statements.append("let \(variable) = " + reader(crossing, function))
             }
+            // A `whole` entry's body starts where earlier tries stopped.
+            if entry.whole != nil && mentions(expression, "progress") { statements.append("let progress = c.progress") }
             statements += resultStatements(function, expression, crossings)
             if statements.contains(where: { $0.contains("try ") }) {
                 out.line("do throws(Failure) {")
@@ -311,6 +313,8 @@ struct GlueEmitter {
 
     func resultStatements(_ function: Function, _ expression: String, _ crossings: [Crossing]) -> [String] {
         if function.role == .when { return ["return c.pushTarget(\(expression))"] }
+        // A `whole` entry answers what it moved and what remains (`Moved`).
+        if function.entry.whole != nil { return ["return c.pushMoved(\(expression))"] }
         // Several alternatives: the Swift value says which (a `ResultSet`).
         if function.entry.results.alternatives.count > 1 { return ["return c.pushResults(\(expression))"] }
         let positions = function.entry.results.positions

@@ -207,8 +207,10 @@ public struct Entry {
     var name: String
     var params: [Param]
     var results: Results
-    /// blocking: the `when_` partner; when: the readiness ("read"/"write").
+    /// blocking: its `when_` partner's name (`[when_read]`).
     var partner: String?
+    /// when: the readiness it waits for, "read" or "write" (`[read]`).
+    var readiness: String? = nil
     /// blocking: the string parameter its blocking form writes whole, trying
     /// again with the rest after a partial write (`[when_write, whole data]`).
     var whole: String? = nil

@@ -77,8 +77,8 @@ enum Validator {
                     throw fail("blocking `\(entry.name)` names `\(entry.partner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
                 }
                 if let whole = entry.whole {
-                    guard entry.params.contains(where: { $0.name == whole && $0.type == .string && !$0.optional }) else {
-                        throw fail("`whole \(whole)` names no string parameter")
+                    guard entry.params.contains(where: { $0.name == whole && !$0.optional }) else {
+                        throw fail("`whole \(whole)` names no required parameter")
                     }
                     guard entry.results.positions.first == .integer, !entry.results.raw else {
                         throw fail("a `whole` entry returns the bytes written: `-> integer`")
@@ -86,7 +86,7 @@ enum Validator {
                 }
             case .when:
                 guard entry.name.hasPrefix("when_") else { throw fail("a when entry's name starts with when_") }
-                guard entry.partner == "read" || entry.partner == "write" else { throw fail("readiness is [read] or [write]") }
+                guard entry.readiness == "read" || entry.readiness == "write" else { throw fail("readiness is [read] or [write]") }
                 guard entry.params.first?.type == .task else { throw fail("a when entry takes the task first: (task: task, ...)") }
                 guard entry.results.positions == [.trueValue], !entry.results.raw else { throw fail("a when entry returns `true`") }
             default: break

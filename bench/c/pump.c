@@ -1,0 +1,79 @@
+/* pump sink | pump source PORT MIB | pump bursts PORT BURSTS CONNS: the
+ * outside ends of the proxy and memory rows, in C so that they cost the
+ * measured process nothing.
+ *   sink: listens on a free loopback port, prints it, accepts one
+ *     connection, reads it to the end, prints MiB/s from the first byte.
+ *   source: connects to PORT and writes MIB MiB (64 KiB writes), then closes.
+ *   bursts: BURSTS times, opens CONNS connections to PORT at once, sends a
+ *     line on each, reads its echo, closes them all. */
+#include "common.h"
+#include <netinet/tcp.h>
+#include <fcntl.h>
+
+#define CHUNK 65536
+
+static int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  static char buffer[CHUNK];
+  if (argc >= 2 && strcmp(argv[1], "sink") == 0) {
+    struct sockaddr_in addr;
+    int lst = tcp_listener(&addr);
+    CHECK(fcntl(lst, F_SETFL, 0) == 0);   /* a blocking accept: one connection, nothing else to do */
+    printf("%d\n", ntohs(addr.sin_port));
+    fflush(stdout);
+    int fd = accept(lst, NULL, NULL);
+    CHECK(fd >= 0);
+    long long got = 0;
+    double t0 = 0;
+    for (;;) {
+      ssize_t r = read(fd, buffer, sizeof buffer);
+      CHECK(r >= 0);
+      if (r == 0) break;
+      if (got == 0) t0 = now();
+      got += r;
+    }
+    printf("%.6g\n", (double)got / 1048576.0 / (now() - t0));
+    fprintf(stderr, "sink: %lld bytes\n", got);
+    return 0;
+  }
+  if (argc >= 4 && strcmp(argv[1], "source") == 0) {
+    int fd = connect_to(atoi(argv[2]));
+    long long left = atoll(argv[3]) << 20;
+    memset(buffer, 'p', sizeof buffer);
+    while (left > 0) {
+      ssize_t w = write(fd, buffer, left < CHUNK ? (size_t)left : CHUNK);
+      CHECK(w > 0);
+      left -= w;
+    }
+    close(fd);
+    return 0;
+  }
+  if (argc >= 5 && strcmp(argv[1], "bursts") == 0) {
+    int port = atoi(argv[2]), bursts = atoi(argv[3]), conns = atoi(argv[4]);
+    int *fds = calloc((size_t)conns, sizeof *fds);
+    CHECK(fds != NULL);
+    for (int b = 0; b < bursts; b++) {
+      for (int i = 0; i < conns; i++) fds[i] = connect_to(port);
+      for (int i = 0; i < conns; i++) CHECK(write(fds[i], "ping\n", 5) == 5);
+      for (int i = 0; i < conns; i++) {
+        size_t have = 0;
+        while (have < 5) {
+          ssize_t r = read(fds[i], buffer + have, 5 - have);
+          CHECK(r > 0);
+          have += (size_t)r;
+        }
+        close(fds[i]);
+      }
+    }
+    return 0;
+  }
+  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS\n");
+  return 2;
+}

@@ -1,0 +1,16 @@
+-- echo/luv.lua: the same echo server on luv (it echoes what it reads).
+local uv = require "luv"
+
+local server = uv.new_tcp()
+assert(server:bind("127.0.0.1", 0))
+assert(server:listen(1024, function()
+  local c = uv.new_tcp()
+  server:accept(c)
+  c:read_start(function(err, data)
+    if err or not data then return c:close() end
+    c:write(data)
+  end)
+end))
+print(server:getsockname().port)
+io.stdout:flush()
+uv.run()
