@@ -2,7 +2,7 @@
 -- and children misbehave, when signals interrupt a wait, and when user code
 -- fails or walks away between scheduling and waiting.
 --
--- Every expectation is from xpio-seed.txt, xpio-semantics.md and Spec/*.spec.
+-- Every expectation is from the documentation: Spec/*.spec (docs/API.md).
 local xpio = require "xpio"
 local helper = require "helper"
 
