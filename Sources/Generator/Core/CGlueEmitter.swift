@@ -243,9 +243,10 @@ struct CGlueEmitter {
                 check = ["{ xpio_item item; xpio_check_argument(&c, \(position), \(label), check_\(type.mangled), &item); \(field) = item.number; }"]
             case .boolean?, .enumCase?:
                 check = ["{ xpio_item item; xpio_check_argument(&c, \(position), \(label), check_\(type.mangled), &item); \(field) = (int32_t)item.integer; }"]
-            default:   // stays with C: checked only
+            default:   // stays with C: checked only (a table on its fast path)
                 if type == .any { check = [] } else {
-                    check = ["{ xpio_item item; xpio_check_argument(&c, \(position), \(label), check_\(type.mangled), &item); }"]
+                    let guardTable = type == .table || type == .task ? "if (lua_type(L, \(position)) != LUA_TTABLE) " : ""
+                    check = [guardTable + "{ xpio_item item; xpio_check_argument(&c, \(position), \(label), check_\(type.mangled), &item); }"]
                 }
             }
         }
