@@ -8,7 +8,13 @@
 #   make docs       regenerate docs/API.md and types/xpio.lua from Spec/
 #   make install    LUA_CDIR/xpio.so and LUA_LDIR/xpio/*.lua (DESTDIR, PREFIX)
 #   make bench      benchmarks against luv, cqueues, LuaSocket and C
+#   make portable   build/portable/xpio.so: the POSIX fallbacks of the
+#                   platform layer compiled on Linux (docs/PORTING.md)
+#   make test-portable  the whole Lua suite, hostile peers and the OOM sweep
+#                   against it, and the checks that it makes none of Linux's
+#                   own calls
 #   EMBEDDED=0      ordinary Swift with the static standard library (fallback)
+#   PORTABLE=1      what `make portable` sets: XPIO_PORTABLE=1 for the build
 #   XPIO_PREBUILT=1 use build/xpio.so as it is (never start a Swift build)
 #
 # LuaRocks (rockspecs/xpio-scm-1.rockspec) runs `make` and `make install`
@@ -20,9 +26,13 @@ LUA_LDIR ?= $(PREFIX)/share/lua/5.4
 LUA      ?= lua5.4
 LUA_INCDIR ?= /usr/include/lua5.4
 EMBEDDED ?= 1
+PORTABLE ?= 0
 FUZZ_SECONDS ?= 600
 
-ifeq ($(EMBEDDED),0)
+ifeq ($(PORTABLE),1)
+SCRATCH  := .build-portable
+OUT      := build/portable
+else ifeq ($(EMBEDDED),0)
 SCRATCH  := .build-full
 OUT      := build/full
 else
@@ -31,7 +41,7 @@ OUT      := build
 endif
 
 # LuaRocks passes CC and CFLAGS for C modules; the Swift build ignores them.
-SWIFT_BUILD := env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=$(EMBEDDED) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
+SWIFT_BUILD := env -u CC -u CFLAGS -u LDFLAGS XPIO_EMBEDDED=$(EMBEDDED) XPIO_PORTABLE=$(PORTABLE) XPIO_LUA_INCDIR=$(LUA_INCDIR) swift build -c release --scratch-path $(SCRATCH)
 GEN      := $(SCRATCH)/release/Generator-tool
 MODULE   := $(OUT)/xpio.so
 TLS_MODULE := $(OUT)/xpio/tls.so
@@ -39,7 +49,7 @@ SOURCES  := Package.swift $(wildcard Spec/*.spec Sources/*/*.swift Sources/*/*/*
 LUA_ENV  := LUA_CPATH="$(CURDIR)/$(OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;"
 BUSTED   := busted --lua=$(LUA) --helper=Tests/lua/helper.lua
 
-.PHONY: rock bench-redis all demo test test-tls-engine test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
+.PHONY: portable test-portable rock bench-redis all demo test test-tls-engine test-hostile check-hostile check-asan test-oom check-oom bench-smoke test-swift test-lua test-embedded-fallback lint docs docs-check fuzz check-memory install uninstall bench bench-quick deps test-deps clean
 
 all: $(MODULE) $(TLS_MODULE)
 
@@ -71,7 +81,7 @@ deps:
 # libraries the embedding and signal tests drive XPIO from (luv, luaposix),
 # and the real software xpio.luasocket is checked with (LuaSocket itself,
 # redis-lua against redis-server, LuaSec against openssl s_server).
-TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix lua-socket lua-redis redis-server lua-sec openssl
+TEST_PACKAGES := lua-busted lua-check luarocks lua-luv lua-posix lua-socket lua-redis redis-server lua-sec openssl strace
 test-deps: deps
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -86,7 +96,7 @@ build/gen/conformance_spec.lua build/gen/fuzz_cases.lua: $(MODULE)
 	$(GEN) conformance Spec build/gen/conformance_spec.lua
 	$(GEN) fuzz Spec build/gen/fuzz_cases.lua
 
-test: test-deps lint test-swift test-tls-engine test-lua test-oom test-hostile bench-smoke docs-check test-embedded-fallback
+test: test-deps lint test-swift test-tls-engine test-lua test-portable test-oom test-hostile bench-smoke docs-check test-embedded-fallback
 	@echo "make test: all passed"
 
 test-swift:
@@ -111,6 +121,39 @@ test-lua: $(MODULE) $(TLS_MODULE) build/gen/conformance_spec.lua build/gen/fuzz_
 	@echo "== xpio/tls.so needs OpenSSL and libc alone, and loads beside xpio.so"
 	! ldd $(TLS_MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux|libssl\.so|libcrypto\.so' | grep .
 	env -i $(LUA) -e "package.cpath='$(CURDIR)/$(OUT)/?.so' assert(require('xpio.tls').client)"
+
+# The portable build (docs/PORTING.md): the platform layer's POSIX
+# fallbacks compiled on Linux, in a scratch path and directory of its own.
+PORTABLE_OUT := build/portable
+PORTABLE_MODULE := $(PORTABLE_OUT)/xpio.so
+# XPIO_BACKEND=poll and XPIO_NO_PIDFD=1 change nothing in that module (it
+# has no epoll and no pidfds): they tell tests that read the environment
+# what it does.
+PORTABLE_ENV := LUA_CPATH="$(CURDIR)/$(PORTABLE_OUT)/?.so;;" LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/Tests/lua/?.lua;;" \
+  XPIO_BACKEND=poll XPIO_NO_PIDFD=1
+# Linux's own calls, which the portable module must never make.
+LINUX_ONLY_CALLS := epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait epoll_pwait2 \
+  pidfd_open pidfd_send_signal pidfd_getfd signalfd signalfd4 eventfd eventfd2 timerfd_create timerfd_settime \
+  accept4 pipe2 close_range
+# The test files traced with their stacks (Tests/check-portable-calls.sh):
+# sockets, names, streams, descriptor passing, processes and their files,
+# signals; not the timing-bound ones (the stacks slow every traced call).
+STRACE_SPECS := Tests/lua/network_spec.lua Tests/lua/streams_spec.lua Tests/lua/handover_spec.lua \
+  Tests/lua/process_spec.lua Tests/lua/process_files_spec.lua Tests/lua/signals_spec.lua
+
+portable:
+	$(MAKE) PORTABLE=1 all
+
+test-portable: portable build/gen/conformance_spec.lua build/gen/fuzz_cases.lua test-deps
+	@echo "== the portable build: Lua tests (poll, the SIGCHLD pipe, self-pipes)"
+	$(PORTABLE_ENV) $(LUA) -e "assert(require('xpio').platform() == 'posix')"
+	! ldd $(PORTABLE_MODULE) | grep -Ev 'linux-vdso|libc\.so|ld-linux' | grep .
+	$(PORTABLE_ENV) $(BUSTED) Tests/lua build/gen
+	@echo "== the portable build: hostile peers, and the out-of-memory sweep"
+	$(PORTABLE_ENV) $(PYTHON) Tests/hostile/hostile.py
+	$(PORTABLE_ENV) LUA=$(LUA) OOM_DEBUG_LIB=.build-portable/release/libxpio.so Tests/oom/run.sh quick
+	@echo "== the portable module links none of Linux's own calls, and makes none"
+	$(PORTABLE_ENV) Tests/check-portable-calls.sh $(PORTABLE_MODULE) $(LINUX_ONLY_CALLS) -- $(BUSTED) $(STRACE_SPECS)
 
 lint: test-deps
 	luacheck --quiet lua Tests/lua examples bench Tests/hostile
@@ -193,14 +236,15 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_CDIR)/xpio
 	rm -rf $(DESTDIR)$(LUA_LDIR)/xpio
 
-bench: $(MODULE) $(TLS_MODULE)
+# The portable build's column (docs/PORTING.md) needs `make portable`.
+bench: $(MODULE) $(TLS_MODULE) portable
 	$(LUA_ENV) bench/run.sh full
 
-bench-quick: $(MODULE) $(TLS_MODULE)
+bench-quick: $(MODULE) $(TLS_MODULE) portable
 	$(LUA_ENV) bench/run.sh quick
 
 # Every benchmark script once with tiny counts, so none of them can rot.
-bench-smoke: $(MODULE) $(TLS_MODULE)
+bench-smoke: $(MODULE) $(TLS_MODULE) portable
 	$(LUA_ENV) bench/run.sh smoke
 	$(LUA_ENV) bench/redis/run.sh smoke >/dev/null
 
@@ -210,4 +254,4 @@ bench-redis: $(MODULE)
 	$(LUA_ENV) bench/redis/run.sh full
 
 clean:
-	rm -rf build .build .build-full .build-asan
+	rm -rf build .build .build-full .build-asan .build-portable

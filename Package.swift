@@ -20,6 +20,10 @@ let embedded = environment["XPIO_EMBEDDED"] != "0"
 /// Where lua.h is: Debian's liblua5.4-dev by default; the Makefile passes
 /// LuaRocks' LUA_INCDIR through.
 let luaInclude = environment["XPIO_LUA_INCDIR"] ?? "/usr/include/lua5.4"
+/// `XPIO_PORTABLE=1` (what `make portable` sets): the platform layer
+/// (Sources/CSystem/platform.c) compiles its POSIX fallbacks instead of
+/// Linux's facilities, so they can be tested on Linux (docs/PORTING.md).
+let portable = environment["XPIO_PORTABLE"] == "1"
 
 // Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
 let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
@@ -58,7 +62,7 @@ let package = Package(
         .library(name: "xpio_tls", type: .dynamic, targets: ["TLS"]),
     ],
     targets: [
-        .target(name: "CSystem"),
+        .target(name: "CSystem", cSettings: portable ? [.define("XPIO_PORTABLE")] : []),
         // CLua compiles the generated Glue.c, which includes its private glue.h.
         .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude]), .headerSearchPath(".")],
                 plugins: ["XPIOGlue"]),

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh MODE: XPIO against luv, cqueues, LuaSocket, a Lua floor and a
 # C floor (TLS: against LuaSec and a C floor on OpenSSL), then a per-call
-# micro-benchmark (micro.lua) of XPIO and the Lua floor.
+# micro-benchmark (micro.lua) of XPIO and the Lua floor. The portable build
+# (build/portable/xpio.so, `make portable`; XPIO_PORTABLE_DIR to point
+# elsewhere) runs XPIO's pingpong, accept-storm and spawn scripts in a
+# column of its own, the price of the POSIX fallbacks (docs/PORTING.md).
 #
 #   MODE = quick   small counts, under a minute
 #          full    the issue's counts, a few minutes
@@ -79,6 +82,13 @@ declare -A HAVE
 for lib in xpio luv cqueues luasocket luasec; do
   if $LUA -e "require '${MODULE[$lib]}'" 2>"$OUT/logs/require-$lib.log"; then HAVE[$lib]=1; else HAVE[$lib]=0; fi
 done
+PORTABLE_DIR=${XPIO_PORTABLE_DIR:-$ROOT/build/portable}
+PORTABLE_CPATH="$OUT/?.so;$PORTABLE_DIR/?.so;;"
+if LUA_CPATH=$PORTABLE_CPATH $LUA -e "assert(require('xpio').platform() == 'posix', 'not the portable build')" 2>"$OUT/logs/require-portable.log"; then
+  HAVE[portable]=1
+else
+  HAVE[portable]=0
+fi
 failed=0
 if [ "${HAVE[xpio]}" != 1 ]; then
   echo "error: require 'xpio' fails with LUA_CPATH=$LUA_CPATH (see $OUT/logs/require-xpio.log)" >&2
@@ -150,6 +160,8 @@ cell() {
 }
 row() { printf 'row\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
 lua_cell() { local row=$1 lib=$2 script=$3; shift 3; cell "$row" "$lib" $LUA "$HERE/$lib/$script.lua" "$@"; }
+# portable_cell ROW SCRIPT ARGS...: XPIO's script on the portable build.
+portable_cell() { local row=$1 script=$2; shift 2; cell "$row" portable env LUA_CPATH="$PORTABLE_CPATH" $LUA "$HERE/xpio/$script.lua" "$@"; }
 # each_lib ROW SCRIPT ARGS...: every library, the Lua floor where it has SCRIPT, C.
 each_lib() {
   local row=$1 script=$2; shift 2
@@ -162,12 +174,14 @@ printf 'meta\t%s\n' "## XPIO benchmarks ($MODE)" >> "$RAW"
 printf 'meta\t%s\n' "" >> "$RAW"
 printf 'meta\t%s\n' "$(nproc) CPUs, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), $($LUA -v 2>&1 | cut -d' ' -f1-2); $REPS run(s) per cell." >> "$RAW"
 printf 'meta\t%s\n' "xpio $($LUA -e 'print(require("xpio").version() .. " from " .. package.searchpath("xpio", package.cpath))' 2>/dev/null || echo '?')" >> "$RAW"
+printf 'meta\t%s\n' "portable column: $([ "${HAVE[portable]}" = 1 ] && echo "$PORTABLE_DIR/xpio.so (the POSIX fallbacks)" || echo "not run ($PORTABLE_DIR/xpio.so does not load: make portable)")" >> "$RAW"
 printf 'meta\t%s\n' "" >> "$RAW"
 printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N round trips; bulk $BULK MiB; accept $CONNS connections; spawn $SPAWNS; load $LOADS runs; memory $PAIRS pairs; TLS bulk $BULK MiB; TLS handshakes $HANDSHAKES; micro $MICRO_N calls x $MICRO_ROUNDS rounds." >> "$RAW"
 
 say "pingpong"
 row pingpong "pingpong (round trips/s)" higher
 each_lib pingpong pingpong "$PING"
+portable_cell pingpong pingpong "$PING"
 row pingpong_sched "pingpong, xpio.sched (round trips/s)" higher pingpong
 lua_cell pingpong_sched xpio pingpong_sched "$PING"
 
@@ -186,12 +200,15 @@ each_lib bulk bulk "$BULK"
 say "accept-storm"
 row accept "accept-storm (conn/s)" higher
 each_lib accept accept "$CONNS"
+portable_cell accept accept "$CONNS"
 
 say "spawn"
 row spawn "spawn /bin/true + wait (spawns/s)" higher
 each_lib spawn spawn "$SPAWNS"
+portable_cell spawn spawn "$SPAWNS"
 row spawn_pipes "spawn, stdin/stdout pipes (spawns/s)" higher
 each_lib spawn_pipes spawn "$SPAWNS" pipes
+portable_cell spawn_pipes spawn "$SPAWNS" pipes
 
 say "load"
 row load "load: require over bare lua (ms)" lower

@@ -202,8 +202,9 @@ function xpio.when_splice(task, from, to, count) end
 ---Create a new task queue. Task queues keep track of tasks (Lua tables)
 ---waiting for events; "when" functions put tasks on a queue, and
 ---`tqueue:wait(timeout)` returns the tasks whose events have occurred.
----The queue uses epoll; `XPIO_BACKEND=poll` in the environment when the module
----is loaded selects a poll(2) backend instead.
+---The queue uses epoll (Linux only); `XPIO_BACKEND=poll` in the environment
+---when the module is loaded selects a poll(2) backend instead, the only one
+---where `xpio.platform()` is `"posix"`.
 ---@return xpio.tqueue|nil
 ---@return string? message the error
 function xpio.tqueue() end
@@ -329,10 +330,11 @@ function xpio.when_resolve(task, host, service, family) end
 
 ---Watch a signal (a number or a name: `"USR1"`, `"SIGTERM"`): return a
 ---signal object whose `wait` returns each delivery, in a task, as any
----other event. On the epoll backend the signal is blocked in this thread
----and read from a signalfd: its disposition is left alone, and a handler
+---other event. On the epoll backend (Linux only) the signal is blocked in
+---this thread and read from a signalfd: its disposition is left alone, and a handler
 ---the program installed does not run while XPIO watches the signal. On
----the poll backend a handler writes to a self-pipe and the previous
+---the poll backend (and where `xpio.platform()` is `"posix"`) a handler
+---writes to a self-pipe and the previous
 ---disposition is put back when the object is closed. Closing (or
 ---collecting) the object discards deliveries still pending and puts the
 ---signal mask back as it was.
@@ -387,6 +389,16 @@ function xpio.run(args, opts) end
 ---Return the XPIO version string.
 ---@return string
 function xpio.version() end
+
+---Which system facilities this build uses: `"linux"` for Linux's own
+---(epoll, pidfds, signalfd, eventfd, timerfd, flags at descriptor
+---creation, abstract Unix names), `"posix"` for the POSIX fallbacks alone
+---(poll, a SIGCHLD self-pipe, self-pipes, `fcntl` after creation): the
+---build for macOS and the BSDs, or `XPIO_PORTABLE=1` on Linux
+---(docs/PORTING.md). There, what the reference marks "Linux only" answers
+---`nil, "xpio: not supported on this system"`.
+---@return string
+function xpio.platform() end
 
 ---Start a task running `fn(...)`, and return it (a table, for `join`,
 ---`cancel` and `traceback`). It runs at the next turn of the scheduler.
@@ -465,7 +477,8 @@ function sched.raise(err) end
 function sched.step(timeout) end
 
 ---A descriptor that is readable when `step` has tasks to collect (the
----task queue's epoll descriptor), or `nil, message` on the poll backend.
+---task queue's epoll descriptor: Linux only), or `nil, message` on the
+---poll backend and the `"posix"` platform.
 ---@return integer|nil
 ---@return string? message the error
 function sched.pollfd() end
@@ -629,7 +642,7 @@ function process:when_stop(task) end
 
 ---Schedule `task` on `task._queue` to become ready when the process has
 ---exited, i.e. when `try_wait` should be called again. Without pidfds
----(Linux before 5.3) the task waits on XPIO's SIGCHLD pipe, which any of
+---(Linux before 5.3, the `"posix"` platform) the task waits on XPIO's SIGCHLD pipe, which any of
 ---XPIO's children exiting makes readable: the task can then come back
 ---while this child still runs, `try_wait` answers `nil, "retry"`, and the
 ---task is scheduled again (the blocking `wait` does this itself).
@@ -1068,6 +1081,8 @@ function socket:try_recvfds(size, max) end
 
 ---Return the process id, user id and group id of the peer of a connected
 ---Unix socket (SO_PEERCRED): the credentials it had when it connected.
+---Where the system has no SO_PEERCRED (macOS, the BSDs: `getpeereid`) the
+---process id is -1 when it cannot be learnt.
 ---@return integer|nil
 ---@return integer|string message the error
 ---@return integer?
@@ -1289,14 +1304,16 @@ function tqueue:wait(timeout) end
 function tqueue:isEmpty() end
 
 ---Return a descriptor that is readable when `wait(0)` would return tasks
----(the epoll descriptor), so a queue can be driven from another event loop
+---(the epoll descriptor: Linux only), so a queue can be driven from another event loop
 ---(luv, cqueues, copas). Once a `wait` has returned every ready task, it
 ---stops being readable until another event comes for a waiting task: from
 ---the first `fileno` call on, the queue takes the interest in a
 ---descriptor out of the kernel set as soon as it wakes the descriptor's
 ---waiters (a queue never embedded keeps it, so that a read–wait–read loop
 ---costs no `epoll_ctl`). Returns `nil, message` for a queue on the poll
----backend, which has no such descriptor.
+---backend, which has no such descriptor, and
+---`nil, "xpio: not supported on this system"` where `xpio.platform()` is
+---`"posix"`.
 ---@return integer|nil
 ---@return string? message the error
 function tqueue:fileno() end

@@ -1,11 +1,12 @@
 /*
  * Name resolution off the Lua thread: getaddrinfo on a small pool of worker
- * threads. A request's completion is an eventfd the worker writes once, so
+ * threads. A request's completion is a wake-up (an eventfd; a pipe in the
+ * portable build, xpio_platform.h) the worker writes once, so
  * a task queue can wait on it like on any descriptor.
  *
  * A request has two owners, the submitter (Swift's Resolution) and the
  * worker, counted in `owners`: whichever lets go last frees it, closes its
- * eventfd and frees the results. So a socket or queue dropped while a name
+ * wake-up and frees the results. So a socket or queue dropped while a name
  * is being resolved leaks nothing, and the worker never writes to a
  * descriptor number that has been closed (and maybe reused).
  *
@@ -24,7 +25,7 @@ struct xpio_resolution {
     char *service;           /* NULL: no service */
     int family;
     int passive;
-    int eventfd;
+    int wakeup[2];           /* [0] to wait on, [1] the worker writes */
     atomic_int owners;
     atomic_int done;
     int error;               /* an EAI_ code, 0 for success */
@@ -46,7 +47,7 @@ static int workers, idle_workers;
 static void release(struct xpio_resolution *r) {
     if (atomic_fetch_sub(&r->owners, 1) != 1) return;
     if (r->result) freeaddrinfo(r->result);
-    if (r->eventfd >= 0) close(r->eventfd);
+    xpio_wakeup_close(r->wakeup);
     free(r->host);
     free(r->service);
     free(r);
@@ -81,8 +82,7 @@ static void *worker(void *unused) {
             if (r->error == EAI_SYSTEM) r->system_error = errno;
         }
         atomic_store(&r->done, 1);
-        uint64_t one = 1;
-        (void)!write(r->eventfd, &one, sizeof one);
+        xpio_wakeup_signal(r->wakeup[1]);
         release(r);
 
         pthread_mutex_lock(&lock);
@@ -105,7 +105,7 @@ struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length,
                                            size_t service_length, int family, int passive) {
     struct xpio_resolution *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->eventfd = -1;
+    r->wakeup[0] = r->wakeup[1] = -1;
     r->family = family;
     r->passive = passive;
     atomic_init(&r->owners, 1);
@@ -115,8 +115,7 @@ struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length,
         errno = ENOMEM;
         return NULL;
     }
-    r->eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (r->eventfd < 0) {
+    if (xpio_wakeup_open(r->wakeup) != 0) {
         int saved = errno;
         release(r);
         errno = saved;
@@ -129,17 +128,7 @@ struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length,
     queue_tail = r;
     int err = 0;
     if (idle_workers == 0 && workers < XPIO_RESOLVERS) {
-        pthread_attr_t attr;
-        pthread_t thread;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        err = pthread_create(&thread, &attr, worker, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
+        err = xpio_start_thread(worker, NULL, 256 * 1024);
         if (err == 0) workers++;
     }
     if (err != 0 && workers == 0) {
@@ -156,7 +145,7 @@ struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length,
     return r;
 }
 
-int xpio_resolve_eventfd(const struct xpio_resolution *r) { return r->eventfd; }
+int xpio_resolve_descriptor(const struct xpio_resolution *r) { return r->wakeup[0]; }
 int xpio_resolve_done(struct xpio_resolution *r) { return atomic_load(&r->done); }
 int xpio_resolve_error(const struct xpio_resolution *r) { return r->error; }
 int xpio_resolve_system_error(const struct xpio_resolution *r) { return r->system_error; }

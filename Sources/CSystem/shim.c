@@ -1,15 +1,6 @@
 #include "xpio_sys.h"
 #include <pthread.h>
 
-int xpio_spawn_closefrom(posix_spawn_file_actions_t *actions, int from) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    return posix_spawn_file_actions_addclosefrom_np(actions, from);
-#else
-    (void)actions; (void)from;
-    return ENOSYS;
-#endif
-}
-
 int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
     return posix_spawn_file_actions_addchdir_np(actions, path);
@@ -26,21 +17,23 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
-int xpio_reap_detached(pid_t pid) {
+int xpio_start_thread(void *(*body)(void *), void *argument, size_t stack) {
     pthread_attr_t attr;
     pthread_t thread;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setstacksize(&attr, stack);
     /* The thread must not take signals meant for the Lua thread. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&thread, &attr, reaper, (void *)(intptr_t)pid);
+    int err = pthread_create(&thread, &attr, body, argument);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return err;
 }
+
+int xpio_reap_detached(pid_t pid) { return xpio_start_thread(reaper, (void *)(intptr_t)pid, 64 * 1024); }
 
 static int sigchld_pipe[2] = { -1, -1 };
 static struct sigaction previous_sigchld;
@@ -56,18 +49,90 @@ static void on_sigchld(int sig, siginfo_t *info, void *context) {
     }
 }
 
+/* Deadlines of `stop`s where there is no timerfd (the portable build):
+ * one thread writes a byte to the SIGCHLD pipe once each has passed, so a
+ * task waiting there wakes and try_stop sends SIGKILL. A byte in that pipe
+ * only ever means "check your child again", so an extra one is harmless;
+ * none is written before its deadline (on the monotonic clock). The thread
+ * holds no descriptor: it sleeps on a condition variable, at most a second
+ * at a time, since pthread_cond_timedwait counts on the realtime clock,
+ * which can be set back (pthread_condattr_setclock is not on macOS). */
+#define XPIO_DEADLINES 1024
+static pthread_mutex_t deadline_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t deadline_added = PTHREAD_COND_INITIALIZER;
+static double deadlines[XPIO_DEADLINES];
+static int deadline_count;
+static int waker_started;
+
+static double clock_seconds(clockid_t clock) {
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void *waker(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&deadline_lock);
+    for (;;) {
+        double now = clock_seconds(CLOCK_MONOTONIC), next = -1;
+        int passed = 0;
+        for (int i = 0; i < deadline_count;) {
+            if (deadlines[i] <= now) {
+                deadlines[i] = deadlines[--deadline_count];
+                passed = 1;
+            } else {
+                if (next < 0 || deadlines[i] < next) next = deadlines[i];
+                i++;
+            }
+        }
+        if (passed && sigchld_pipe[1] >= 0) (void)!write(sigchld_pipe[1], "", 1);
+        if (next < 0) {
+            pthread_cond_wait(&deadline_added, &deadline_lock);
+            continue;
+        }
+        double wait = next - now;
+        if (wait > 1) wait = 1;
+        double until = clock_seconds(CLOCK_REALTIME) + wait;
+        struct timespec at = { (time_t)until, (long)((until - (double)(time_t)until) * 1e9) };
+        pthread_cond_timedwait(&deadline_added, &deadline_lock, &at);
+    }
+    return NULL;
+}
+
+int xpio_sigchld_wake_at(double deadline) {
+    pthread_mutex_lock(&deadline_lock);
+    int err = 0;
+    if (!waker_started) {
+        err = xpio_start_thread(waker, NULL, 64 * 1024);
+        if (err == 0) waker_started = 1;
+    }
+    if (err == 0 && deadline_count == XPIO_DEADLINES) err = ENOMEM;
+    if (err == 0) {
+        deadlines[deadline_count++] = deadline;
+        pthread_cond_signal(&deadline_added);
+    }
+    pthread_mutex_unlock(&deadline_lock);
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
 /* The last Lua state using XPIO has closed: the previous SIGCHLD handler
  * comes back and the write end closes (the caller closes the read end). */
 void xpio_sigchld_release(void) {
     if (sigchld_pipe[0] < 0) return;
     sigaction(SIGCHLD, &previous_sigchld, NULL);
+    pthread_mutex_lock(&deadline_lock);
     close(sigchld_pipe[1]);
     sigchld_pipe[0] = sigchld_pipe[1] = -1;
+    pthread_mutex_unlock(&deadline_lock);
 }
 
 int xpio_sigchld_pipe(void) {
     if (sigchld_pipe[0] >= 0) return sigchld_pipe[0];
-    if (pipe2(sigchld_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    if (xpio_pipe(sigchld_pipe) != 0) return -1;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_sigchld;
@@ -105,7 +170,7 @@ ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, i
         header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
         memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
     }
-    return sendmsg(fd, &message, MSG_NOSIGNAL);
+    return sendmsg(fd, &message, xpio_send_flags());
 }
 
 /* recvmsg taking SCM_RIGHTS descriptors (close-on-exec as they arrive),
@@ -123,7 +188,7 @@ ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int 
     message.msg_controllen = sizeof control.buffer;
     *count = 0;
     *truncated = 0;
-    ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    ssize_t n = xpio_recvmsg_cloexec(fd, &message);
     if (n < 0) return n;
     if (message.msg_flags & MSG_CTRUNC) *truncated = 1;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&message); h; h = CMSG_NXTHDR(&message, h)) {

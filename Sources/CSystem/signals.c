@@ -7,7 +7,8 @@
  *   handler the program installed is neither replaced nor run while XPIO
  *   watches the signal.
  *
- *   a self-pipe (the poll backend, for systems without signalfd): a handler
+ *   a self-pipe (the poll backend, and the portable build: systems without
+ *   signalfd): a handler
  *   writes one record per delivery to a pipe; the previous disposition is
  *   kept and put back.
  *
@@ -16,7 +17,6 @@
  * block a watched signal too (XPIO's own threads block every signal).
  */
 #include "xpio_sys.h"
-#include <sys/signalfd.h>
 
 #define XPIO_SIGNALS 65
 
@@ -60,7 +60,7 @@ int xpio_signal_watch(int signo, int use_signalfd) {
         sigset_t set, old;
         sigemptyset(&set);
         sigaddset(&set, signo);
-        int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        int fd = xpio_signalfd_open(signo);
         if (fd < 0) return -1;
         pthread_sigmask(SIG_BLOCK, &set, &old);
         w->was_blocked = sigismember(&old, signo);
@@ -70,7 +70,7 @@ int xpio_signal_watch(int signo, int use_signalfd) {
         return fd;
     }
     int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    if (xpio_pipe(fds) != 0) return -1;
     w->write_fd = fds[1];
     struct sigaction action;
     memset(&action, 0, sizeof action);
@@ -97,14 +97,7 @@ int xpio_signal_next(int signo, int fd, int *pid) {
         errno = EBADF;
         return -1;
     }
-    if (watches[signo].uses_signalfd) {
-        struct signalfd_siginfo info;
-        ssize_t n;
-        while ((n = read(fd, &info, sizeof info)) < 0 && errno == EINTR) {}
-        if (n < 0) return (errno == EAGAIN) ? 0 : -1;
-        *pid = (int)info.ssi_pid;
-        return (int)info.ssi_signo;
-    }
+    if (watches[signo].uses_signalfd) return xpio_signalfd_read(fd, pid);
     struct record record;
     ssize_t n;
     while ((n = read(fd, &record, sizeof record)) < 0 && errno == EINTR) {}
@@ -123,12 +116,13 @@ void xpio_signal_unwatch(int signo) {
     if (signo <= 0 || signo >= XPIO_SIGNALS || !watches[signo].active) return;
     struct watch *w = &watches[signo];
     if (w->uses_signalfd) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, signo);
-        struct timespec now = { 0, 0 };
-        while (sigtimedwait(&set, NULL, &now) == signo) {}
-        if (!w->was_blocked) pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        xpio_signalfd_discard(signo);
+        if (!w->was_blocked) {
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, signo);
+            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        }
     } else {
         sigaction(signo, &w->previous, NULL);
         close(w->write_fd);

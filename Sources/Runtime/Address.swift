@@ -329,6 +329,8 @@ public enum Endpoint {
         if text.count >= 5, text[0] == UInt8(ascii: "u"), text[1] == UInt8(ascii: "n"), text[2] == UInt8(ascii: "i"),
            text[3] == UInt8(ascii: "x"), text[4] == UInt8(ascii: ":") {
             guard let address = Address.parseUnix(text) else { throw .malformedAddress }
+            // A well-formed abstract name (`unix:@name`) is Linux's alone.
+            if !Platform.linux, text.count > 5, text[5] == UInt8(ascii: "@") { throw Platform.unsupported }
             return .address(address)
         }
         if text.first == UInt8(ascii: "[") {

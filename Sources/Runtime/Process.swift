@@ -34,19 +34,21 @@ public final class Process {
     public nonisolated(unsafe) static var pidfdDisabled = false
     /// Whether pidfds work here: nil until a pidfd_open gives a definite
     /// answer. Only ENOSYS (Linux before 5.3) and EPERM (a seccomp filter)
-    /// mean no; a transient failure such as EMFILE decides nothing.
-    nonisolated(unsafe) static var pidfdsWork: Bool?
+    /// mean no; a transient failure such as EMFILE decides nothing. The
+    /// portable build has none.
+    nonisolated(unsafe) static var pidfdsWork: Bool? = Platform.linux ? nil : false
 
     /// Installs the SIGCHLD fallback before a child exists, so no exit can
-    /// be missed; nothing when pidfds work.
-    static func prepareFallback() {
+    /// be missed; nothing when pidfds work. Throws when it is needed and
+    /// cannot be installed (no descriptor left), so that no child is started
+    /// that could not be waited for.
+    static func prepareFallback() throws(Failure) {
         guard sigchldPipe == nil else { return }
         if !pidfdDisabled && pidfdsWork == nil {
             if case .success(let fd) = openPidfd(Sys.getpid()) { _ = Sys.close(fd) }
         }
         guard pidfdDisabled || pidfdsWork == false else { return }
-        let fd = xpio_sigchld_pipe()
-        if fd >= 0 { sigchldPipe = Descriptor(fd) }
+        sigchldPipe = Descriptor(try Sys.sigchldPipe().get())
     }
 
     /// The last Lua state using XPIO has closed (its processes are gone):
@@ -86,7 +88,7 @@ public final class Process {
             }
         }
         let installedNow = Process.sigchldPipe == nil
-        Process.prepareFallback()
+        try Process.prepareFallback()
         guard let pipe = Process.sigchldPipe else { throw .system(EMFILE) }
         pidfd = pipe
         // A child that exited before the handler existed wrote nothing to
@@ -179,7 +181,13 @@ public final class Process {
     public func stopTarget() throws(Failure) -> WaitTarget? {
         guard !closed else { throw .closed("process") }
         guard status == nil, let stopping else { return nil }
-        return WaitTarget(stopping.group, .read)
+        guard let group = stopping.group else {
+            // The portable build: the SIGCHLD pipe, which the deadline
+            // writes to as well; ready at once when there is news already.
+            if !stopping.killed && Clock.now() >= stopping.deadline { return nil }
+            return try waitTarget(.read)
+        }
+        return WaitTarget(group, .read)
     }
 
     /// The child's pid, while the object is open: once closed, the pid may
@@ -233,19 +241,30 @@ public final class Process {
 /// A `stop` under way: its deadline as a timerfd, and one descriptor that
 /// is readable when either the child exits or the deadline passes (an epoll
 /// set of the two, which a task queue can wait on like any descriptor).
+/// The portable build has neither: the child's exit is news in the SIGCHLD
+/// pipe, and the deadline writes a byte there too (`Sys.sigchldWake`), so
+/// the waiter waits on that pipe alone (`group` and `timer` are nil).
 final class Stopping {
     let deadline: Double
-    let timer: Descriptor
-    let group: Descriptor
+    let timer: Descriptor?
+    let group: Descriptor?
     private(set) var killed = false
 
     init(grace seconds: Double, exit: Descriptor) throws(Failure) {
         // NaN, negative: no grace; beyond a year: a year (a timerfd takes seconds as an integer).
         let grace = seconds.isNaN || seconds < 0 ? 0 : min(seconds, 365 * 86400)
         deadline = Clock.now() + grace
-        timer = Descriptor(try Sys.timerfd_create().get())
+        guard Platform.linux else {
+            try Sys.sigchldWake(at: deadline).get()
+            timer = nil
+            group = nil
+            return
+        }
+        let timer = Descriptor(try Sys.timerfd_create().get())
+        self.timer = timer
         try Sys.timerfd_settime(timer.fd, grace).get()
-        group = Descriptor(try Sys.epoll_create1().get())
+        let group = Descriptor(try Sys.epoll_create1().get())
+        self.group = group
         var event = epoll_event()
         for fd in [timer.fd, exit.fd] where fd >= 0 {
             xpio_epoll_set(&event, EPOLLIN.rawValue, UInt64(UInt32(bitPattern: fd)))
@@ -257,6 +276,7 @@ final class Stopping {
     /// from now on only the exit wakes the waiter.
     func expire() {
         killed = true
+        guard let timer else { return }
         var count: UInt64 = 0
         _ = Sys.read(timer.fd, &count, 8)
     }

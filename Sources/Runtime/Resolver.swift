@@ -1,7 +1,8 @@
 import CSystem
 
 /// One name being resolved by getaddrinfo on a worker thread (resolver.c).
-/// Its completion descriptor (a duplicate of the request's eventfd) becomes
+/// Its completion descriptor (a duplicate of the request's wake-up: an
+/// eventfd, or a pipe's read end in the portable build) becomes
 /// readable when the answer is there, so a task can wait on it.
 ///
 /// `localhost` and names under `.localhost` are loopback by RFC 6761 and
@@ -21,12 +22,8 @@ public final class Resolution {
             answer = Result { () throws(Failure) in try Resolver.loopback(service: service, family: family, passive: passive) }
             return
         }
-        guard let started = xpio_resolve_start(host.baseAddress?.assumingMemoryBound(to: CChar.self), host.count,
-                                               service.baseAddress?.assumingMemoryBound(to: CChar.self), service.count,
-                                               family.map { $0.domain } ?? AF_UNSPEC, passive ? 1 : 0) else {
-            throw Failure.errno(xpio_errno() == EAGAIN ? ENOMEM : xpio_errno())
-        }
-        switch Sys.fcntl(xpio_resolve_eventfd(started), F_DUPFD_CLOEXEC, 0) {
+        let started = try Sys.resolveStart(host, service, family.map { $0.domain } ?? AF_UNSPEC, passive: passive).get()
+        switch Sys.fcntl(xpio_resolve_descriptor(started), F_DUPFD_CLOEXEC, 0) {
         case .success(let fd):
             request = started
             completion = Descriptor(fd)
@@ -206,11 +203,7 @@ public enum Resolver {
         // (a name is labels and a service has no NUL: checked when parsed)
         guard let hostText = cString(host), let serviceText = cString(service) else { throw .resolution(EAI_NONAME) }
         var list: UnsafeMutablePointer<addrinfo>?
-        let code = Sys.getaddrinfo(host.isEmpty ? nil : hostText, service.isEmpty ? nil : serviceText, &hints, &list)
-        guard code == 0 else {
-            if code == EAI_SYSTEM { throw Failure.errno(xpio_errno()) }
-            throw .resolution(code)
-        }
+        try Sys.getaddrinfo(host.isEmpty ? nil : hostText, service.isEmpty ? nil : serviceText, &hints, &list).get()
         defer { freeaddrinfo(list) }
         return addresses(list)
     }

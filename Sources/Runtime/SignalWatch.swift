@@ -22,7 +22,7 @@ public final class SignalWatch {
     /// process:wait (and to the fallback's handler where pidfds are missing).
     public static func watch(_ number: CInt) throws(Failure) -> SignalWatch {
         if number == SIGCHLD { throw .xpio("xpio: SIGCHLD belongs to process:wait") }
-        switch Sys.signalWatch(number, signalfd: !TaskQueue.defaultBackendIsPoll) {
+        switch Sys.signalWatch(number, signalfd: TaskQueue.epollByDefault) {
         case .success(let fd): return SignalWatch(number: number, fd: fd)
         case .failure(.system(EBUSY)): throw .xpio("xpio: the signal is already watched")
         case .failure(let failure): throw failure

@@ -524,14 +524,14 @@ public final class Socket: Descriptor {
     }
 
     /// The peer's credentials on a Unix socket: (pid, uid, gid).
-    /// The corresponding C function is `getsockopt(SO_PEERCRED)`.
+    /// The corresponding C function is `getsockopt(SO_PEERCRED)` (or
+    /// `getpeereid` where the system has no SO_PEERCRED: the pid is then -1).
     public func peerCredentials() throws(Failure) -> (CInt, CInt, CInt) {
-        var credentials = ucred()
-        var length = socklen_t(MemoryLayout<ucred>.size)
+        var pid: CInt = 0, uid: CInt = 0, gid: CInt = 0
         let fd = try descriptor()
         try requireUnix()
-        try Sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length).get()
-        return (credentials.pid, CInt(bitPattern: credentials.uid), CInt(bitPattern: credentials.gid))
+        try Sys.peerCredentials(fd, &pid, &uid, &gid).get()
+        return (pid, uid, gid)
     }
 
     // MARK: datagrams

@@ -50,7 +50,8 @@ public enum Spawn {
     /// source), and dup2 onto a different number clears close-on-exec without
     /// relying on the dup2(n, n) behaviour glibc changed in 2.29. Everything
     /// else is closed in the child: the numbers below the highest target one
-    /// by one, the rest with closefrom. Sources are made blocking (the flag
+    /// by one, the rest with closefrom (the portable build: see
+    /// `xpio_spawn_close_rest`). Sources are made blocking (the flag
     /// belongs to the open file, which the child shares).
     ///
     /// Signals: all dispositions reset to default (SIGPIPE included: the
@@ -88,7 +89,7 @@ public enum Spawn {
     }
 
     private static func start(_ request: SpawnRequest, files: [(target: CInt, source: CInt)]) throws(Failure) -> Process {
-        Process.prepareFallback()
+        try Process.prepareFallback()
         let highest = files.map { $0.target }.max() ?? -1
         var duplicates: [CInt] = []
         var restoreNonBlocking: [CInt] = []   // duplicates whose file was non-blocking
@@ -120,10 +121,11 @@ public enum Spawn {
                 code = posix_spawn_file_actions_addclose(&actions, fd)
             }
         }
-        if code == 0 { code = xpio_spawn_closefrom(&actions, highest + 1) }
+        var closeFlags: Int16 = 0
+        if code == 0 { code = xpio_spawn_close_rest(&actions, &closeFlags, highest + 1) }
         if code == 0, let directory = request.directory { code = xpio_spawn_chdir(&actions, directory) }
 
-        var flags = CInt(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
+        var flags = CInt(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) | CInt(closeFlags)
         var defaults = sigset_t()
         xpio_sigset_everything(&defaults)
         var mask = sigset_t()
@@ -145,8 +147,9 @@ public enum Spawn {
 
         // One descriptor held for the child's pidfd, released just before
         // pidfd_open: a process out of descriptors fails here, before a
-        // child exists, rather than with a child it cannot wait for.
-        let reserve = try Sys.eventfd().get()
+        // child exists, rather than with a child it cannot wait for. (The
+        // portable build has no pidfd: its SIGCHLD pipe is already open.)
+        let reserve = Platform.linux ? try Sys.eventfd().get() : -1
         var pid: pid_t = 0
         // argv and envp ("NAME=value"), NULL-terminated; the pairs are
         // joined here and freed on return.
@@ -159,7 +162,7 @@ public enum Spawn {
                 Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
             }
         }
-        _ = Sys.close(reserve)
+        if reserve >= 0 { _ = Sys.close(reserve) }
         try spawned.get()
         started = true
         let group: pid_t? = request.newSession ? pid : request.processGroup.map { $0 == 0 ? pid : $0 }

@@ -17,6 +17,11 @@ import CSystem
 /// | `.noEvents` | epoll_wait, poll | zero events; the caller recomputes the timeout |
 /// | `.cannot` | the others (socket, bind, listen, getsockopt, epoll_ctl, ...) | does not happen |
 ///
+/// The Linux-only calls go through the platform layer (Platform.swift,
+/// Sources/CSystem/platform.c), which compiles either them or their POSIX
+/// fallbacks; a Linux-only call in a build without it fails with ENOSYS
+/// before reaching the kernel, and its callers ask `Platform.linux` first.
+///
 /// Debug builds can make a named call fail before it reaches the kernel
 /// (`faults`), so every row has a test; release builds compile it out.
 enum Sys {
@@ -84,9 +89,6 @@ enum Sys {
         }
     }
 
-    static let cloexec = CInt(SOCK_CLOEXEC.rawValue)
-    static let nonblocking = CInt(SOCK_NONBLOCK.rawValue)
-
     // MARK: descriptors
 
     /// The corresponding C function is `close`. EINTR counts as closed.
@@ -115,9 +117,10 @@ enum Sys {
     }
 
     /// The corresponding C function is `send`, with MSG_DONTWAIT (as `recv`)
-    /// and MSG_NOSIGNAL (a peer gone is EPIPE, never SIGPIPE).
+    /// and MSG_NOSIGNAL (a peer gone is EPIPE, never SIGPIPE; the portable
+    /// build has SO_NOSIGPIPE or the SIGPIPE XPIO ignores at load).
     static func send(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int) -> Result<Int, Failure> {
-        perform("send", .retried) { CSystem.send(fd, buffer, count, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)) }
+        perform("send", .retried) { xpio_send(fd, buffer, count) }
     }
 
     /// The corresponding C function is `writev`.
@@ -134,31 +137,34 @@ enum Sys {
         return perform("sendmsg", .retried) { CSystem.sendmsg(fd, &message, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)) }
     }
 
-    /// The corresponding C function is `pipe2` (non-blocking, close-on-exec).
+    /// The corresponding C function is `pipe2` (non-blocking, close-on-exec;
+    /// portable: `pipe` and `fcntl`).
     static func pipe2(_ fds: UnsafeMutablePointer<CInt>) -> Result<Void, Failure> {
-        none("pipe2", .cannot) { CSystem.pipe2(fds, O_NONBLOCK | O_CLOEXEC) }
+        none("pipe2", .cannot) { xpio_pipe(fds) }
     }
 
-    /// The corresponding C function is `eventfd` (non-blocking, close-on-exec).
+    /// The corresponding C function is `eventfd` (non-blocking, close-on-exec). Linux only.
     static func eventfd() -> Result<CInt, Failure> {
-        int("eventfd", .cannot) { CSystem.eventfd(0, CInt(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        int("eventfd", .cannot) { xpio_eventfd() }
     }
 
     // MARK: sockets
 
-    /// The corresponding C function is `socket` (non-blocking, close-on-exec).
+    /// The corresponding C function is `socket` (non-blocking, close-on-exec:
+    /// flags at creation; portable: `fcntl` after).
     static func socket(_ domain: CInt, _ type: CInt, _ proto: CInt) -> Result<CInt, Failure> {
-        int("socket", .cannot) { CSystem.socket(domain, type | nonblocking | cloexec, proto) }
+        int("socket", .cannot) { xpio_socket(domain, type, proto) }
     }
 
-    /// The corresponding C function is `socketpair` (non-blocking, close-on-exec).
+    /// The corresponding C function is `socketpair` (non-blocking, close-on-exec, as `socket`).
     static func socketpair(_ domain: CInt, _ type: CInt, _ fds: UnsafeMutablePointer<CInt>) -> Result<Void, Failure> {
-        none("socketpair", .cannot) { CSystem.socketpair(domain, type | nonblocking | cloexec, 0, fds) }
+        none("socketpair", .cannot) { xpio_socketpair(domain, type, fds) }
     }
 
-    /// The corresponding C function is `accept4` (non-blocking, close-on-exec).
+    /// The corresponding C function is `accept4` (non-blocking, close-on-exec;
+    /// portable: `accept` and `fcntl`).
     static func accept4(_ fd: CInt) -> Result<CInt, Failure> {
-        int("accept4", .retried) { xpio_accept4(fd, nonblocking | cloexec) }
+        int("accept4", .retried) { xpio_accept(fd) }
     }
 
     /// The corresponding C function is `bind`.
@@ -221,6 +227,13 @@ enum Sys {
         none("getsockopt", .cannot) { CSystem.getsockopt(fd, level, name, value, length) }
     }
 
+    /// The corresponding C function is `getsockopt(SO_PEERCRED)` (or
+    /// `getpeereid`, platform.c): pid, uid, gid.
+    static func peerCredentials(_ fd: CInt, _ pid: UnsafeMutablePointer<CInt>, _ uid: UnsafeMutablePointer<CInt>,
+                                _ gid: UnsafeMutablePointer<CInt>) -> Result<Void, Failure> {
+        none("getsockopt", .cannot) { xpio_peer_credentials(fd, pid, uid, gid) }
+    }
+
     /// The corresponding C function is `setsockopt`.
     static func setsockopt(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: UnsafeRawPointer,
                            _ length: socklen_t) -> Result<Void, Failure> {
@@ -229,20 +242,20 @@ enum Sys {
 
     // MARK: readiness
 
-    /// The corresponding C function is `epoll_create1` (close-on-exec).
+    /// The corresponding C function is `epoll_create1` (close-on-exec). Linux only.
     static func epoll_create1() -> Result<CInt, Failure> {
-        int("epoll_create1", .cannot) { CSystem.epoll_create1(CInt(EPOLL_CLOEXEC)) }
+        int("epoll_create1", .cannot) { xpio_epoll_create() }
     }
 
-    /// The corresponding C function is `epoll_ctl`.
+    /// The corresponding C function is `epoll_ctl`. Linux only.
     static func epoll_ctl(_ epfd: CInt, _ op: CInt, _ fd: CInt, _ event: UnsafeMutablePointer<epoll_event>) -> Result<Void, Failure> {
-        none("epoll_ctl", .cannot) { CSystem.epoll_ctl(epfd, op, fd, event) }
+        none("epoll_ctl", .cannot) { xpio_epoll_ctl(epfd, op, fd, event) }
     }
 
-    /// The corresponding C function is `epoll_wait`. EINTR is zero events.
+    /// The corresponding C function is `epoll_wait`. EINTR is zero events. Linux only.
     static func epoll_wait(_ epfd: CInt, _ events: UnsafeMutablePointer<epoll_event>, _ capacity: CInt,
                            _ milliseconds: CInt) -> Result<Int, Failure> {
-        perform("epoll_wait", .noEvents) { Int(CSystem.epoll_wait(epfd, events, capacity, milliseconds)) }
+        perform("epoll_wait", .noEvents) { Int(xpio_epoll_wait(epfd, events, capacity, milliseconds)) }
     }
 
     /// The corresponding C function is `poll`. EINTR is zero events.
@@ -261,19 +274,23 @@ enum Sys {
         int("signal_next", .retried) { xpio_signal_next(signal, fd, pid) }
     }
 
-    /// The corresponding C function is `timerfd_create` (monotonic, non-blocking, close-on-exec).
+    /// The corresponding C function is `timerfd_create` (monotonic, non-blocking, close-on-exec). Linux only.
     static func timerfd_create() -> Result<CInt, Failure> {
-        int("timerfd_create", .cannot) { CSystem.timerfd_create(CLOCK_MONOTONIC, CInt(TFD_NONBLOCK | TFD_CLOEXEC)) }
+        int("timerfd_create", .cannot) { xpio_timer_open() }
     }
 
-    /// The corresponding C function is `timerfd_settime`: once, `seconds` from now.
+    /// The corresponding C function is `timerfd_settime`: once, `seconds` from now. Linux only.
     static func timerfd_settime(_ fd: CInt, _ seconds: Double) -> Result<Void, Failure> {
         let whole = seconds > 0 ? Int(seconds) : 0
         let nanoseconds = seconds > 0 ? Int((seconds - Double(whole)) * 1e9) : 0
-        var value = itimerspec()
-        value.it_value.tv_sec = whole
-        value.it_value.tv_nsec = max(nanoseconds, whole == 0 ? 1 : 0)   // 0 would disarm it
-        return none("timerfd_settime", .cannot) { CSystem.timerfd_settime(fd, 0, &value, nil) }
+        // 0 would disarm it.
+        return none("timerfd_settime", .cannot) { xpio_timer_arm(fd, whole, max(nanoseconds, whole == 0 ? 1 : 0)) }
+    }
+
+    /// A byte in the SIGCHLD self-pipe once the monotonic clock reaches
+    /// `deadline`: a stop's grace period without timerfd (shim.c).
+    static func sigchldWake(at deadline: Double) -> Result<Void, Failure> {
+        none("sigchld_wake", .cannot) { xpio_sigchld_wake_at(deadline) }
     }
 
     /// The corresponding C function is `open` (close-on-exec).
@@ -341,14 +358,39 @@ enum Sys {
         none("kill", .cannot) { CSystem.kill(pid, signal) }
     }
 
-    /// The corresponding C function is `pidfd_open` (through syscall(2)).
+    /// The corresponding C function is `pidfd_open` (through syscall(2)). Linux only.
     static func pidfd_open(_ pid: pid_t) -> Result<CInt, Failure> {
-        int("pidfd_open", .cannot) { xpio_pidfd_open(pid, 0) }
+        int("pidfd_open", .cannot) { xpio_pidfd_open(pid) }
     }
 
-    /// The corresponding C function is `pidfd_send_signal` (through syscall(2)).
+    /// The SIGCHLD self-pipe's read end, shared (the fallback without
+    /// pidfds); the corresponding C functions are `pipe2` and `sigaction`
+    /// (shim.c).
+    static func sigchldPipe() -> Result<CInt, Failure> {
+        int("sigchld_pipe", .cannot) { xpio_sigchld_pipe() }
+    }
+
+    /// The corresponding C function is `pidfd_send_signal` (through syscall(2)). Linux only.
     static func pidfd_send_signal(_ pidfd: CInt, _ signal: CInt) -> Result<Void, Failure> {
         none("pidfd_send_signal", .cannot) { xpio_pidfd_send_signal(pidfd, signal) }
+    }
+
+    /// Starts resolving a name on a worker thread (resolver.c); ENOMEM rather
+    /// than EAGAIN when no thread could start, which is no "try again".
+    static func resolveStart(_ host: UnsafeRawBufferPointer, _ service: UnsafeRawBufferPointer, _ family: CInt,
+                             passive: Bool) -> Result<OpaquePointer, Failure> {
+        var started: OpaquePointer?
+        let result = none("resolve_start", .cannot) {
+            started = xpio_resolve_start(host.baseAddress?.assumingMemoryBound(to: CChar.self), host.count,
+                                         service.baseAddress?.assumingMemoryBound(to: CChar.self), service.count,
+                                         family, passive ? 1 : 0)
+            if started == nil && xpio_errno() == EAGAIN { xpio_seterrno(ENOMEM) }
+            return started == nil ? -1 : 0
+        }
+        switch result {
+        case .success: return .success(started!)
+        case .failure(let failure): return .failure(failure)
+        }
     }
 
     /// The corresponding C functions are `posix_spawn` and `posix_spawnp`,
@@ -369,10 +411,13 @@ enum Sys {
 
 extension Sys {
     /// The corresponding C function is `getaddrinfo`; it answers an EAI_
-    /// code (EAI_SYSTEM: see errno), not -1.
+    /// code, not -1: a failure is `.resolution(code)`, or errno's failure
+    /// for EAI_SYSTEM (read right after the call).
     static func getaddrinfo(_ host: UnsafePointer<CChar>?, _ service: UnsafePointer<CChar>?,
-                            _ hints: UnsafePointer<addrinfo>, _ result: UnsafeMutablePointer<UnsafeMutablePointer<addrinfo>?>) -> CInt {
-        if injectedFault("getaddrinfo") != nil { return EAI_AGAIN }
-        return CSystem.getaddrinfo(host, service, hints, result)
+                            _ hints: UnsafePointer<addrinfo>, _ result: UnsafeMutablePointer<UnsafeMutablePointer<addrinfo>?>) -> Result<Void, Failure> {
+        if injectedFault("getaddrinfo") != nil { return .failure(.resolution(EAI_AGAIN)) }
+        let code = CSystem.getaddrinfo(host, service, hints, result)
+        if code == 0 { return .success(()) }
+        return .failure(code == EAI_SYSTEM ? .errno(xpio_errno()) : .resolution(code))
     }
 }

@@ -62,8 +62,12 @@ public final class TaskQueue {
     /// The backend for new queues; `XPIO_BACKEND=poll` selects poll(2) at load.
     public nonisolated(unsafe) static var defaultBackendIsPoll = false
 
+    /// Whether new queues use epoll: on Linux unless poll was asked for;
+    /// never in the portable build.
+    static var epollByDefault: Bool { Platform.linux && !defaultBackendIsPoll }
+
     public init() throws(Failure) {
-        selector = try Selector(backend: TaskQueue.defaultBackendIsPoll ? .poll : .epoll)
+        selector = try Selector(backend: TaskQueue.epollByDefault ? .epoll : .poll)
     }
 
     deinit { readyBuffer.deallocate() }
@@ -102,6 +106,7 @@ public final class TaskQueue {
     /// so the first call adds an eventfd to the set that is signalled for them.
     public func embeddingDescriptor() throws(Failure) -> CInt {
         guard !isClosed else { throw .closed("tqueue") }
+        guard Platform.linux else { throw Platform.unsupported }
         guard selector.backend == .epoll else { throw .xpio("xpio: a poll-backend queue has no descriptor") }
         if wakeFD < 0 {
             let fd = try Sys.eventfd().get()

@@ -177,7 +177,7 @@ out("done", "yes")
       assert.is_true(ok, string.format("the child died (%s %s):\n%s", tostring(how), tostring(code), output))
       local r = parse_lines(output)
       assert.same("Too many open files", r.exhausted and r.exhausted[2], output)
-      if os.getenv("XPIO_BACKEND") == "poll" then
+      if helper.poll_backend() then
         assert.same({ "tqueue" }, r.tqueue, output)           -- no descriptor needed
       else
         assert.same({ "nil", "Too many open files" }, r.tqueue, output)

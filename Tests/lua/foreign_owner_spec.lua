@@ -5,7 +5,7 @@
 local xpio = require "xpio"
 local helper = require "helper"
 
-local POLL = os.getenv("XPIO_BACKEND") == "poll"
+local POLL = helper.poll_backend()
 
 -- Runs `script` in a child lua5.4 (same LUA_PATH/LUA_CPATH) killed after
 -- `limit` seconds; returns its output.

@@ -19,6 +19,29 @@ function helper.luv()
   return registry[key] or nil
 end
 
+--- Whether the module under test is the portable build (`xpio.platform()`
+--- is "posix": docs/PORTING.md): poll, the SIGCHLD pipe and self-pipes
+--- always, and the Linux-only features answer `helper.UNSUPPORTED`.
+--- Asked of the module itself, not of the environment, so a test cannot
+--- believe it runs the Linux path when it does not.
+function helper.portable()
+  return require("xpio").platform() == "posix"
+end
+
+--- What a Linux-only feature answers in the portable build.
+helper.UNSUPPORTED = "xpio: not supported on this system"
+
+--- Whether task queues use poll(2): XPIO_BACKEND=poll, or the portable build.
+function helper.poll_backend()
+  return os.getenv("XPIO_BACKEND") == "poll" or helper.portable()
+end
+
+--- Whether children are waited for through the SIGCHLD self-pipe rather
+--- than pidfds: XPIO_NO_PIDFD=1, or the portable build.
+function helper.sigchld_pipe()
+  return os.getenv("XPIO_NO_PIDFD") == "1" or helper.portable()
+end
+
 --- The interpreter for child interpreters the tests start: XPIO_LUA
 --- (check-memory points it at lua5.4 under valgrind), else lua5.4.
 helper.LUA = os.getenv("XPIO_LUA") or "lua5.4"

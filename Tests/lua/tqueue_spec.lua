@@ -6,7 +6,7 @@ local helper = require "helper"
 
 local open_fds = helper.open_fds
 
-local POLL = os.getenv("XPIO_BACKEND") == "poll"
+local POLL = helper.poll_backend()
 
 local fill, drain = helper.fill, helper.drain
 local contains = helper.contains

@@ -18,7 +18,9 @@ local goals = require "goals"
 -- which runs only some workloads, and `luasec` (LuaSec, TLS on LuaSocket)
 -- runs only the TLS rows, where luv, cqueues and LuaSocket do not: cells
 -- not run show "—".
-local LIBS = { "xpio", "luv", "cqueues", "luasocket", "luasec", "nginx_lua", "floor", "C" }
+-- `portable` is XPIO's portable build (docs/PORTING.md), run for the
+-- pingpong, accept-storm and spawn rows only.
+local LIBS = { "xpio", "portable", "luv", "cqueues", "luasocket", "luasec", "nginx_lua", "floor", "C" }
 local COLUMN = { floor = "Lua floor", luasec = "LuaSec", nginx_lua = "nginx+Lua" }
 local PEERS = { "luv", "cqueues", "luasocket", "luasec", "nginx_lua" }
 
@@ -122,7 +124,9 @@ out("in rates (/s) and in the idle-scale ratio, worse in ms and bytes, where the
 out("the lowest. (above): one idiomatic pingpong per peer; the sched row's ratios use it.")
 out("Lua floor: XPIO's try_/when_ loop on the thinnest C binding of the same API")
 out("(bench/floor/), run for the pingpong rows only; LuaSec (TLS on LuaSocket) for the TLS")
-out("rows only, where luv, cqueues and LuaSocket are not run; —: not run. nginx+Lua: nginx")
+out("rows only, where luv, cqueues and LuaSocket are not run; portable: XPIO's portable build")
+out("(build/portable/xpio.so: poll, the SIGCHLD pipe, fcntl after creation), for the")
+out("pingpong, accept-storm and spawn rows only; —: not run. nginx+Lua: nginx")
 out("with content_by_lua_block (the OpenResty engine); in the HTTP and static-file rows the")
 out("C column is nginx itself (`return 200`, `sendfile on`), the ceiling.")
 local sorted = {}
@@ -147,7 +151,7 @@ local function name(id)
 end
 
 out("")
-out("### Goals (issues 13, 20 and 24): XPIO over the other, or XPIO's value alone")
+out("### Goals (issues 13, 20, 24 and 25): XPIO over the other, or XPIO's value alone")
 out("")
 for _, line in ipairs(goals.lines(measured, name)) do out(line) end
 

@@ -22,17 +22,15 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/epoll.h>
 #include <sys/sendfile.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+
+#include "xpio_platform.h"
 
 static inline int xpio_errno(void) { return errno; }
 static inline void xpio_seterrno(int e) { errno = e; }
@@ -41,30 +39,10 @@ static inline int xpio_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cm
 static inline int xpio_open(const char *path, int flags) { return open(path, flags); }
 static inline int xpio_open_mode(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 
-/* pidfd_open(2) through syscall(2): the glibc wrapper is 2.36+. */
-static inline int xpio_pidfd_open(pid_t pid, unsigned flags) {
-#ifdef SYS_pidfd_open
-    return (int)syscall(SYS_pidfd_open, pid, flags);
-#else
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-static inline int xpio_pidfd_send_signal(int pidfd, int sig) {
-#ifdef SYS_pidfd_send_signal
-    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-#else
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
 /* Socket calls: with _GNU_SOURCE glibc declares their address parameters as
  * transparent unions, which Swift cannot pass. */
 static inline int xpio_bind(int fd, const struct sockaddr *a, socklen_t n) { return bind(fd, a, n); }
 static inline int xpio_connect(int fd, const struct sockaddr *a, socklen_t n) { return connect(fd, a, n); }
-static inline int xpio_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
 static inline int xpio_getsockname(int fd, struct sockaddr *a, socklen_t *n) { return getsockname(fd, a, n); }
 static inline int xpio_getpeername(int fd, struct sockaddr *a, socklen_t *n) { return getpeername(fd, a, n); }
 
@@ -73,17 +51,7 @@ static inline int xpio_wexitstatus(int s) { return WEXITSTATUS(s); }
 static inline int xpio_wifsignaled(int s) { return WIFSIGNALED(s); }
 static inline int xpio_wtermsig(int s) { return WTERMSIG(s); }
 
-/* epoll_event is packed on x86-64; build and read it in C. */
-static inline void xpio_epoll_set(struct epoll_event *e, uint32_t events, uint64_t data) {
-    e->events = events;
-    e->data.u64 = data;
-}
-static inline uint32_t xpio_epoll_events(const struct epoll_event *e) { return e->events; }
-static inline uint64_t xpio_epoll_data(const struct epoll_event *e) { return e->data.u64; }
-
-/* Spawn helpers: one that also closes every descriptor from `closefrom` up
- * (glibc 2.34+ has the file action), one that changes directory. */
-int xpio_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
+/* Spawn helper: the file action that changes directory. */
 int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
 
 /* signal(SIGPIPE, SIG_IGN): SIG_IGN is a cast Swift cannot import. */
@@ -94,11 +62,18 @@ static inline void xpio_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
  * non-blocking, close-on-exec pipe. Returns the pipe's read end, or -1. */
 int xpio_sigchld_pipe(void);
 void xpio_sigchld_release(void);
+/* A byte in the SIGCHLD pipe once the monotonic clock reaches `deadline`
+ * (seconds): a stop's grace period without timerfd. 0, or -1 with errno. */
+int xpio_sigchld_wake_at(double deadline);
 
 /* Every signal, glibc's internal ones (32, 33) included, which sigfillset
  * leaves out: posix_spawn would otherwise set those to SIG_IGN in the child,
  * and an ignored disposition survives exec. */
 static inline void xpio_sigset_everything(sigset_t *set) { memset(set, 0xff, sizeof *set); }
+
+/* Starts a detached thread that blocks every signal (they stay the Lua
+ * thread's); 0 or an errno. */
+int xpio_start_thread(void *(*body)(void *), void *argument, size_t stack);
 
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
@@ -123,7 +98,7 @@ static inline void *xpio_memmem(const void *haystack, size_t n, const void *need
 struct xpio_resolution;
 struct xpio_resolution *xpio_resolve_start(const char *host, size_t host_length, const char *service,
                                            size_t service_length, int family, int passive);
-int xpio_resolve_eventfd(const struct xpio_resolution *r);
+int xpio_resolve_descriptor(const struct xpio_resolution *r);
 int xpio_resolve_done(struct xpio_resolution *r);
 int xpio_resolve_error(const struct xpio_resolution *r);
 int xpio_resolve_system_error(const struct xpio_resolution *r);
