@@ -134,7 +134,7 @@ PORTABLE_ENV := LUA_CPATH="$(CURDIR)/$(PORTABLE_OUT)/?.so;;" LUA_PATH="$(CURDIR)
 # Linux's own calls, which the portable module must never make.
 LINUX_ONLY_CALLS := epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait epoll_pwait2 \
   pidfd_open pidfd_send_signal pidfd_getfd signalfd signalfd4 eventfd eventfd2 timerfd_create timerfd_settime \
-  accept4 pipe2 close_range
+  accept4 pipe2 close_range sendfile sendfile64 splice
 # The test files traced with their stacks (Tests/check-portable-calls.sh):
 # sockets, names, streams, descriptor passing, processes and their files,
 # signals; not the timing-bound ones (the stacks slow every traced call).

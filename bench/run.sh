@@ -252,7 +252,7 @@ web_cell() {
   local -a rows=()
   while [ "$1" != -- ]; do rows+=("$1"); shift; done
   shift
-  local log="$OUT/logs/${rows[0]}-$lib.log" i result
+  local log="$OUT/logs/${rows[0]%%:*}-$lib.log" i result
   local spec k
   if [ -n "$web_reason" ] && { [ "$lib" = nginx_lua ] || [ "$lib" = C ] || ! command -v wrk > /dev/null; }; then
     for spec in "${rows[@]}"; do printf 'res\t%s\t%s\tcannot: %s\n' "${spec%%:*}" "$lib" "$web_reason" >> "$RAW"; done
@@ -262,7 +262,7 @@ web_cell() {
     for spec in "${rows[@]}"; do printf 'res\t%s\t%s\tcannot: %s does not load\n' "${spec%%:*}" "$lib" "$lib" >> "$RAW"; done
     return
   fi
-  say "  ${rows[0]}: $lib"
+  say "  ${rows[0]%%:*}: $lib"
   for ((i = 1; i <= REPS; i++)); do
     if result=$(HTTP_LOG="$log" timeout "$LIMIT" "$HERE/lib/http_run.sh" "$conns" "$HTTP_SECONDS" "$path" "$@" 2>>"$log"); then
       local -a fields=($result)

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #ifdef __linux__
 #include <sys/eventfd.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -243,6 +244,16 @@ int xpio_epoll_wait(int epfd, struct epoll_event *events, int capacity, int mill
 }
 int xpio_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 int xpio_timer_open(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); }
+ssize_t xpio_sendfile(int output, int input, int64_t *offset, size_t count) {
+    off_t position = (off_t)*offset;
+    ssize_t sent = sendfile(output, input, &position, count);
+    *offset = (int64_t)position;
+    return sent;
+}
+ssize_t xpio_splice(int input, int output, size_t count) {
+    return splice(input, NULL, output, NULL, count, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+}
+int xpio_pipe_grow(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 int xpio_timer_arm(int fd, long seconds, long nanoseconds) {
     struct itimerspec value;
     memset(&value, 0, sizeof value);
@@ -310,6 +321,18 @@ int xpio_epoll_wait(int epfd, struct epoll_event *events, int capacity, int mill
 }
 int xpio_eventfd(void) { return unsupported(); }
 int xpio_timer_open(void) { return unsupported(); }
+ssize_t xpio_sendfile(int output, int input, int64_t *offset, size_t count) {
+    (void)output; (void)input; (void)offset; (void)count;
+    return unsupported();
+}
+ssize_t xpio_splice(int input, int output, size_t count) {
+    (void)input; (void)output; (void)count;
+    return unsupported();
+}
+int xpio_pipe_grow(int fd, int size) {
+    (void)fd; (void)size;
+    return unsupported();
+}
 int xpio_timer_arm(int fd, long seconds, long nanoseconds) {
     (void)fd; (void)seconds; (void)nanoseconds;
     return unsupported();

@@ -7,6 +7,12 @@ import CSystem
 ///
 /// One growable block (malloc'd); consumed bytes are reclaimed when more room is needed.
 /// Bytes handed out (`bytes`, `take`) stay valid until the next fill.
+///
+/// A buffer holds a block only while it holds bytes: one that `take`
+/// empties gives its block up to a single process-wide spare, which the
+/// next buffer to read takes (a fill, of any socket, comes after the bytes
+/// handed out were pushed). A server's idle connections hold no block, and
+/// in request/response traffic no read allocates.
 final class ReadBuffer {
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0
@@ -34,8 +40,31 @@ final class ReadBuffer {
             start = 0
             end = 0
             scanned = 0
+            giveUpBlock()
         }
         return taken
+    }
+
+    /// The block an emptied buffer gave up, for the next one that reads.
+    nonisolated(unsafe) private static var spare: UnsafeMutableRawPointer?
+    nonisolated(unsafe) private static var spareCapacity = 0
+
+    /// Hands the (empty) block to the spare slot; the block there before was
+    /// given up by an earlier call, whose bytes were pushed long since.
+    private func giveUpBlock() {
+        guard let block = base else { return }
+        free(ReadBuffer.spare)
+        ReadBuffer.spare = block
+        ReadBuffer.spareCapacity = capacity
+        base = nil
+        capacity = 0
+    }
+
+    /// Frees the spare block (the last state using the module closes).
+    static func dropSpare() {
+        free(spare)
+        spare = nil
+        spareCapacity = 0
     }
 
     /// Where `delimiter` first occurs, or nil (remembering how far it looked).
@@ -74,19 +103,32 @@ final class ReadBuffer {
     }
 
     /// One read from `socket` (its descriptor, or TLS) into the free room;
-    /// 0 at end of stream. The block is sized to the need, not to the
-    /// largest read: it starts at 4 KiB and doubles only when reads fill it
-    /// (a long line, a big `readexactly`, `readall`), so a connection
-    /// waiting between requests holds 4 KiB, not 64. A block bigger than
-    /// 64 KiB left empty is given back here, at the next read (the bytes
-    /// `take` handed out stay valid until then). Room is made before the
-    /// read, so a failure to make it (ENOMEM) loses no byte.
+    /// 0 at end of stream. The block is the spare one when there is one, and
+    /// sized to the need, not to the largest read: it starts at 4 KiB and
+    /// doubles only when reads fill it (a long line, a big `readexactly`,
+    /// `readall`). A block bigger than 64 KiB left empty is given back
+    /// here. Room is made before the read, so a failure to make it
+    /// (ENOMEM) loses no byte.
     /// The corresponding C function is `read`.
     func fill(from socket: Socket, _ fd: CInt) throws(Failure) -> Int {
+        if base == nil, let block = ReadBuffer.spare {
+            base = block
+            capacity = ReadBuffer.spareCapacity
+            ReadBuffer.spare = nil
+        }
         if isEmpty && capacity > ReadBuffer.largest { release() }
         try reserve(ReadBuffer.smallest)
-        let read = try socket.receive(fd, base! + end, capacity - end)
+        let read: Int
+        do throws(Failure) {
+            read = try socket.receive(fd, base! + end, capacity - end)
+        } catch {
+            // Nothing came (EAGAIN, mostly): a connection waiting for its
+            // peer holds no block while it waits.
+            if isEmpty { giveUpBlock() }
+            throw error
+        }
         end += read
+        if isEmpty { giveUpBlock() }
         return read
     }
 

@@ -208,8 +208,12 @@ public final class Socket: Descriptor {
     /// bytes, nor for files and pipes (epoll refuses regular files). `try_`
     /// calls always ask the kernel.
     public var readWouldFail: Bool {
-        fd >= 0 && secure == nil && !notSocket && lastReadShort && (buffered?.isEmpty ?? true)
+        Socket.readsWaitFirst && fd >= 0 && secure == nil && !notSocket && lastReadShort && (buffered?.isEmpty ?? true)
     }
+
+    /// Whether blocking reads wait first at all (`XPIO_WAIT_FIRST=0` turns
+    /// the rule off, for measuring it).
+    nonisolated(unsafe) public static var readsWaitFirst = true
 
     /// The corresponding C functions are `send` (MSG_DONTWAIT, as for
     /// `receive`) and, for a pipe, `write`; through TLS when the socket has it.
@@ -267,7 +271,7 @@ public final class Socket: Descriptor {
             try Sys.fstat(input, &theirs).get()
             if ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino { throw .xpio("xpio: the file is the output itself") }
         }
-        if secure == nil {
+        if secure == nil && Platform.linux {
             var position = offset
             switch Sys.sendfile(fd, input, &position, count) {
             case .success(let sent): return sent
@@ -313,6 +317,10 @@ public final class Socket: Descriptor {
         try Descriptor.setBlocking(number, false)
         return Socket(fd: number, family: nil)
     }
+
+    /// Frees the block emptied buffered reads leave for the next one
+    /// (ReadBuffer's spare).
+    public static func dropSpareReadBlock() { ReadBuffer.dropSpare() }
 
     /// How many bytes the socket holds that the kernel no longer has.
     public func bufferedCount() throws(Failure) -> Int64 {

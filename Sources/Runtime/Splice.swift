@@ -17,7 +17,7 @@ final class SplicePipe {
         writeEnd = fds.1
         // A bigger pipe moves more per call (1 MiB, Linux's unprivileged
         // limit); the default 64 KiB stays when the kernel refuses.
-        _ = Sys.fcntl(writeEnd, F_SETPIPE_SZ, 1 << 20)
+        _ = Sys.growPipe(writeEnd, 1 << 20)
     }
 
     deinit {
@@ -34,14 +34,15 @@ extension Socket {
     /// splice left in the pipe, then the kernel's. Through TLS (which must
     /// see the bytes), or where the kernel refuses to splice (EINVAL), the
     /// bytes are read into the buffered reads' store and written from there,
-    /// so nothing read is lost when the output is full.
+    /// so nothing read is lost when the output is full; so too in the
+    /// portable build, which has no `splice`.
     /// The corresponding C functions are `splice` (Linux) and `write`.
     public func splice(to output: Socket, count: Int) throws(Failure) -> Int? {
         let fd = try descriptor()
         let out = try output.descriptor()
         if count == 0 { return 0 }
         if let kept = buffered, !kept.isEmpty { return try output.give(kept, count) }
-        if secure == nil && output.secure == nil {
+        if secure == nil && output.secure == nil && Platform.linux {
             let pipe: SplicePipe
             if let made = splicePipe { pipe = made } else { pipe = try SplicePipe(); splicePipe = pipe }
             if pipe.held == 0 {

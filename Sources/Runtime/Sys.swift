@@ -129,12 +129,12 @@ enum Sys {
     }
 
     /// The corresponding C function is `sendmsg` with the bytes of
-    /// `vectors` in order, MSG_DONTWAIT and MSG_NOSIGNAL (as `send`).
+    /// `vectors` in order, MSG_DONTWAIT and MSG_NOSIGNAL where there is one (as `send`).
     static func sendVectors(_ fd: CInt, _ vectors: UnsafeBufferPointer<iovec>) -> Result<Int, Failure> {
         var message = msghdr()
         message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
         message.msg_iovlen = vectors.count
-        return perform("sendmsg", .retried) { CSystem.sendmsg(fd, &message, CInt(MSG_DONTWAIT) | CInt(MSG_NOSIGNAL)) }
+        return perform("sendmsg", .retried) { CSystem.sendmsg(fd, &message, CInt(MSG_DONTWAIT) | xpio_send_flags()) }
     }
 
     /// The corresponding C function is `pipe2` (non-blocking, close-on-exec;
@@ -304,21 +304,25 @@ enum Sys {
         int("open", .retried) { xpio_open_mode(path, flags | O_CLOEXEC, mode) }
     }
 
-    /// The corresponding C function is `sendfile` (Linux): at most `count`
+    /// The corresponding C function is `sendfile` (Linux only; ENOSYS in the
+    /// portable build): at most `count`
     /// bytes of `input` from `offset` (which it advances; the file's own
     /// position is left alone) to `output`.
     static func sendfile(_ output: CInt, _ input: CInt, _ offset: inout Int64, _ count: Int) -> Result<Int, Failure> {
-        var position = off_t(offset)
-        defer { offset = Int64(position) }
-        return perform("sendfile", .retried) { CSystem.sendfile(output, input, &position, count) }
+        perform("sendfile", .retried) { xpio_sendfile(output, input, &offset, count) }
     }
 
-    /// The corresponding C function is `splice` (Linux), non-blocking on
+    /// The corresponding C function is `splice` (Linux only; ENOSYS in the
+    /// portable build), non-blocking on
     /// the pipe side (SPLICE_F_NONBLOCK) and moving pages where it can.
     static func splice(_ input: CInt, _ output: CInt, _ count: Int) -> Result<Int, Failure> {
-        perform("splice", .retried) {
-            CSystem.splice(input, nil, output, nil, count, UInt32(SPLICE_F_NONBLOCK | SPLICE_F_MOVE))
-        }
+        perform("splice", .retried) { xpio_splice(input, output, count) }
+    }
+
+    /// The corresponding C function is `fcntl` with F_SETPIPE_SZ (Linux only):
+    /// a pipe's capacity.
+    static func growPipe(_ fd: CInt, _ size: CInt) -> Result<Void, Failure> {
+        none("fcntl", .retried) { xpio_pipe_grow(fd, size) }
     }
 
     /// The corresponding C function is `fstat`.

@@ -11,6 +11,7 @@ func start() {
     if let backend = getenv("XPIO_BACKEND") { TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0 }
     if let flag = getenv("XPIO_NO_PIDFD") { Process.pidfdDisabled = strcmp(flag, "1") == 0 }
     if let delay = getenv("XPIO_RESOLVER_DELAY") { xpio_set_resolver_delay(atoi(delay)) }
+    if let flag = getenv("XPIO_WAIT_FIRST") { Socket.readsWaitFirst = strcmp(flag, "0") != 0 }
 }
 
 /// A Lua state loaded the module for the first time (loading it again,
@@ -21,12 +22,15 @@ func stateOpened() { Module.states += 1 }
 /// A state that loaded the module is closing (Sources/CLua/module.c): the
 /// resolver's requests go (another state's pending ones would be started
 /// again by their next call); when it was the last one, the SIGCHLD
-/// fallback goes too.
+/// fallback and the buffered reads' spare block go too.
 @_cdecl("xpio_stop")
 func stop() {
     Resolver.forgetAll()
     Module.states -= 1
-    if Module.states == 0 { Process.releaseFallback() }
+    if Module.states == 0 {
+        Process.releaseFallback()
+        Socket.dropSpareReadBlock()
+    }
 }
 
 enum Module {

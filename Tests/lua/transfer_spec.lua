@@ -38,6 +38,13 @@ local function adler32(s)
   return b * 65536 + a
 end
 
+--- Makes the file at `path` hold `content`.
+local function write_file(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+end
+
 --- `n` bytes that differ at every position of a period longer than any buffer.
 local function patterned(n)
   local parts, made = {}, 0
@@ -238,9 +245,7 @@ describe("xpio.open", function()
   end)
 
   it("gives a child a file as its standard input, without a shell", function()
-    local f = assert(io.open(path, "w"))
-    f:write("from a file\n")
-    f:close()
+    write_file(path, "from a file\n")
     local input = assert(xpio.open(path))
     local r, w = assert(xpio.pipe())
     local out
@@ -259,9 +264,7 @@ describe("socket:sendfile", function()
   local SIZE = 6 * 1024 * 1024 + 123
   local content = patterned(SIZE)
   setup(function()
-    local f = assert(io.open(path, "wb"))
-    f:write(content)
-    f:close()
+    write_file(path, content)
   end)
   teardown(function() os.remove(path) end)
 
@@ -490,9 +493,7 @@ describe("blocking reads after a short read", function()
 
   it("do not wait on a file, which cannot be waited on", function()
     local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write("abc")
-    f:close()
+    write_file(path, "abc")
     local file = assert(xpio.open(path))
     local got = {}
     run_tasks(5, function()

@@ -3,8 +3,7 @@
 local cqueues = require "cqueues"
 local socket = require "cqueues.socket"
 
-local BODY = "hello world\n"
-local SMALL = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " .. #BODY .. "\r\n\r\n" .. BODY
+local SMALL = require("http_responses").SMALL
 
 local cq = cqueues.new()
 local server = socket.listen("127.0.0.1", 0)

@@ -2,8 +2,7 @@
 -- select, a coroutine per connection resumed when its socket is readable.
 local socket = require "socket"
 
-local BODY = "hello world\n"
-local SMALL = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " .. #BODY .. "\r\n\r\n" .. BODY
+local SMALL = require("http_responses").SMALL
 
 local server = assert(socket.bind("127.0.0.1", 0, 1024))
 server:settimeout(0)

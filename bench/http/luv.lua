@@ -3,16 +3,16 @@
 -- GET /file: FILE with fs_sendfile (MODE "sendfile") or fs_read/write ("rw").
 local uv = require "luv"
 
+-- libuv leaves SIGPIPE alone: a client gone mid-write would kill the
+-- server. A handler (doing nothing) keeps it alive, as servers on luv do.
+local sigpipe = uv.new_signal()
+sigpipe:start("sigpipe", function() end)
+sigpipe:unref()
+
 local mode, path = arg[1] or "sendfile", arg[2]
-local size = 0
-if path then
-  local f = assert(io.open(path, "rb"))
-  size = f:seek("end")
-  f:close()
-end
-local BODY = "hello world\n"
-local SMALL = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " .. #BODY .. "\r\n\r\n" .. BODY
-local FILE_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " .. size .. "\r\n\r\n"
+local responses = require "http_responses"
+local SMALL = responses.SMALL
+local size, FILE_HEAD = responses.file(path)
 
 local function send_file(c, done)
   local fd = assert(uv.fs_open(path, "r", 0))
@@ -21,20 +21,23 @@ local function send_file(c, done)
     local sock = c:fileno()
     local offset = 0
     local function step()
+      if c:is_closing() then uv.fs_close(fd) return end   -- the client went away mid-file
       uv.fs_sendfile(sock, fd, offset, size - offset, function(err, sent)
         if err and not err:find("EAGAIN") then uv.fs_close(fd) return done(false) end
         offset = offset + (sent or 0)
         if offset >= size then uv.fs_close(fd) return done(true) end
         -- the socket is full: wait until it is writable (a poll handle on it)
         local p = uv.new_poll(sock)
-        p:start("w", function() p:stop() p:close() step() end)
+        p:start("w", function() p:stop() p:close() step() end)   -- an error wakes it too: step sees it
       end)
     end
     step()
   else
     local offset = 0
     local function step()
+      if c:is_closing() then uv.fs_close(fd) return end
       uv.fs_read(fd, 65536, offset, function(err, data)
+        if c:is_closing() then uv.fs_close(fd) return end
         if err or not data or #data == 0 then uv.fs_close(fd) return done(not err) end
         offset = offset + #data
         c:write(data, function(werr) if werr then uv.fs_close(fd) return done(false) end step() end)

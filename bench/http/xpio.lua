@@ -7,15 +7,9 @@ local xpio = require "xpio"
 local sched = require "xpio.sched"
 
 local mode, path = arg[1] or "sendfile", arg[2]
-local size = 0
-if path then
-  local f = assert(io.open(path, "rb"))
-  size = f:seek("end")
-  f:close()
-end
-local BODY = "hello world\n"
-local SMALL = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " .. #BODY .. "\r\n\r\n" .. BODY
-local FILE_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " .. size .. "\r\n\r\n"
+local responses = require "http_responses"
+local SMALL = responses.SMALL
+local size, FILE_HEAD = responses.file(path)
 
 local function send_file(c)
   local file <close> = assert(xpio.open(path))

@@ -2,6 +2,12 @@
 -- writing each chunk on, reading paused while the upstream's queue is long.
 local uv = require "luv"
 
+-- libuv leaves SIGPIPE alone: a client gone mid-write would kill the
+-- server. A handler (doing nothing) keeps it alive, as servers on luv do.
+local sigpipe = uv.new_signal()
+sigpipe:start("sigpipe", function() end)
+sigpipe:unref()
+
 local upstream = assert(tonumber(arg[2]), "upstream port expected")
 local server = uv.new_tcp()
 assert(server:bind("127.0.0.1", 0))

@@ -91,6 +91,13 @@ int xpio_epoll_create(void);
 int xpio_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
 int xpio_epoll_wait(int epfd, struct epoll_event *events, int capacity, int milliseconds);
 int xpio_eventfd(void);
+/* sendfile(2): at most `count` bytes of `input` from *offset (advanced) to
+ * `output`; the portable build's callers read and write instead. */
+ssize_t xpio_sendfile(int output, int input, int64_t *offset, size_t count);
+/* splice(2) with SPLICE_F_NONBLOCK | SPLICE_F_MOVE; one end is a pipe. */
+ssize_t xpio_splice(int input, int output, size_t count);
+/* F_SETPIPE_SZ: a pipe's capacity. */
+int xpio_pipe_grow(int fd, int size);
 int xpio_timer_open(void);
 int xpio_timer_arm(int fd, long seconds, long nanoseconds);
 int xpio_pidfd_open(pid_t pid);
