@@ -119,6 +119,17 @@ int xpio_sigchld_wake_at(double deadline) {
     return 0;
 }
 
+void xpio_sigchld_wake_cancel(double deadline) {
+    pthread_mutex_lock(&deadline_lock);
+    for (int i = 0; i < deadline_count; i++) {
+        if (deadlines[i] == deadline) {
+            deadlines[i] = deadlines[--deadline_count];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&deadline_lock);
+}
+
 /* The last Lua state using XPIO has closed: the previous SIGCHLD handler
  * comes back and the write end closes (the caller closes the read end). */
 void xpio_sigchld_release(void) {

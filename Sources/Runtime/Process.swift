@@ -272,6 +272,13 @@ final class Stopping {
         }
     }
 
+    /// A stop that ended before its deadline takes the portable build's
+    /// wake-up back: a byte written later would wake every task waiting on
+    /// the shared SIGCHLD pipe for nothing.
+    deinit {
+        if timer == nil && !killed { Sys.sigchldWakeCancel(at: deadline) }
+    }
+
     /// The deadline has passed: the timer stops being readable, so that
     /// from now on only the exit wakes the waiter.
     func expire() {

@@ -293,6 +293,11 @@ enum Sys {
         none("sigchld_wake", .cannot) { xpio_sigchld_wake_at(deadline) }
     }
 
+    /// Takes back a `sigchldWake` whose deadline has not passed.
+    static func sigchldWakeCancel(at deadline: Double) {
+        xpio_sigchld_wake_cancel(deadline)
+    }
+
     /// The corresponding C function is `open` (close-on-exec).
     static func open(_ path: UnsafePointer<CChar>, _ flags: CInt) -> Result<CInt, Failure> {
         int("open", .retried) { xpio_open(path, flags | O_CLOEXEC) }

@@ -548,7 +548,10 @@ local function refill_processes()
   local p = kinds.process.example(xpio)
   if p then
     add(processes, p, 6, function(old)
-      if chance(0.5) then finish_process(old, true) end   -- else: dropped while it may run
+      -- else: dropped while it may run, and reaped when it exits; a STOP the
+      -- fuzz sent may have caught it before it exited, and a stopped child
+      -- never exits, so it is continued first
+      if chance(0.5) then finish_process(old, true) else pcall(old.kill, old, "CONT") end
     end)
   end
 end

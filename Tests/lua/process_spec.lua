@@ -553,12 +553,12 @@ describe("process:when_wait", function()
     while #helper.children(true) > 0 and xpio.gettime() < limit do helper.nap(0.05) end
     local q = xpio.tqueue()
     local other = assert(xpio.spawn({ "true" }, xpio.env))
-    -- other has exited (a zombie, not reaped): without pidfds its news waits
-    -- in the SIGCHLD pipe. Waited for, not guessed: a loaded machine may take
-    -- longer than any fixed nap to run it.
+    -- other has exited (a zombie, not reaped): without pidfds its news
+    -- waits in the SIGCHLD pipe before p is waited on
     local exited_by = xpio.gettime() + 10
-    while not helper.has_exited(other:pid()) and xpio.gettime() < exited_by do helper.nap(0.02) end
-    helper.nap(0.05) -- and its SIGCHLD handled
+    while not helper.has_exited(other:pid()) and xpio.gettime() < exited_by do helper.nap(0.01) end
+    assert.is_true(helper.has_exited(other:pid()))
+    helper.nap(0.05) -- (the signal is pending once it is a zombie: delivered by now)
     local p = assert(xpio.spawn({ "sleep", "0.5" }, xpio.env))
     local task = { _queue = q }
     assert.is_true(p:when_wait(task))

@@ -64,6 +64,9 @@ void xpio_sigchld_release(void);
 /* A byte in the SIGCHLD pipe once the monotonic clock reaches `deadline`
  * (seconds): a stop's grace period without timerfd. 0, or -1 with errno. */
 int xpio_sigchld_wake_at(double deadline);
+/* Takes back one such deadline not yet passed (its stop ended first), so
+ * no stray byte later wakes every waiter on the pipe. */
+void xpio_sigchld_wake_cancel(double deadline);
 
 /* Every signal, glibc's internal ones (32, 33) included, which sigfillset
  * leaves out: posix_spawn would otherwise set those to SIG_IGN in the child,
