@@ -1,10 +1,13 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.3;(experimentalCGen)
 // XPIO: Lua 5.4 bindings for networking and IPC.
 //
-// Layers import downward only:
-//   Spec/ --(Generator, run by the XPIOGlue plugin)--> generated glue in XPIO
+// Layers import downward only (docs/ARCHITECTURE.md):
+//   Spec/ --(Generator, run by the XPIOGlue plugin)--> Glue.c in CLua, Glue.swift in XPIO
 //   XPIO (the Lua module)  ->  Runtime (no Lua)  ->  CSystem (libc headers)
-//   XPIO                   ->  CLua (Lua headers + the C trampolines)
+//   XPIO                   ->  CLua (the C glue: the only code that sees lua.h)
+//
+// The tools version's `experimentalCGen` lets a build-tool plugin add a
+// .c file to a C target (Glue.c); without it SwiftPM ignores the file.
 //
 // Release builds compile Runtime and XPIO as Embedded Swift, so libxpio.so
 // needs libc alone. `XPIO_EMBEDDED=0` (what `make EMBEDDED=0` sets) keeps
@@ -35,15 +38,20 @@ var linkerSettings: [LinkerSetting] = [
 if embedded {
     swiftSettings = [
         .enableExperimentalFeature("Embedded", .when(configuration: .release)),
-        // No dynamic exclusivity checks in release: the runtime is single-
-        // threaded (each Lua state drives its own objects), and the checks
-        // cost about a tenth of the per-call time in the glue.
+        // No dynamic exclusivity checks in release: a Lua state and its
+        // objects are used from one thread at a time (the contract,
+        // docs/ARCHITECTURE.md), and the checks cost about a tenth of the
+        // per-call time in the glue.
         .unsafeFlags(["-wmo", "-Xfrontend", "-disable-stack-protector", "-enforce-exclusivity=unchecked"],
                      .when(configuration: .release)),
     ]
 } else {
     linkerSettings.append(.unsafeFlags(["-static-stdlib"], .when(configuration: .release)))
 }
+// xpio.so's Swift optimized for size: a tenth smaller module, per-call
+// times within the machine's noise (bench/micro). (tls.so grows with it.)
+let moduleSettings = swiftSettings + [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 
 let package = Package(
     name: "xpio",
@@ -55,15 +63,17 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem", cSettings: portable ? [.define("XPIO_PORTABLE")] : []),
-        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude])]),
-        .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: swiftSettings),
+        // CLua compiles the generated Glue.c, which includes its private glue.h.
+        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude]), .headerSearchPath(".")],
+                plugins: ["XPIOGlue"]),
+        .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: moduleSettings),
         // XPIO sees the C glue's xpio_glue.h only, not lua.h: Swift cannot
         // call the Lua API, so no Lua error can unwind a Swift frame.
         .target(
             name: "XPIO",
             dependencies: ["Runtime", "CLua", "CSystem", "CTLSABI"],
             exclude: ["exports.map"],   // the linker's version script (linkerSettings), not a source
-            swiftSettings: swiftSettings,
+            swiftSettings: moduleSettings,
             linkerSettings: linkerSettings,
             plugins: ["XPIOGlue"]
         ),

@@ -827,6 +827,7 @@ function socket:try_read(size) end
 ---@param j? integer
 ---@return integer|nil
 ---@return string? message the error
+---@return integer?
 function socket:write(data, i, j) end
 
 ---Write `data` (a string, or a number converted to one), or an array of
@@ -866,6 +867,7 @@ function socket:try_write(data, i, j) end
 ---@param count? integer
 ---@return integer|nil
 ---@return string? message the error
+---@return integer?
 function socket:sendfile(file, offset, count) end
 
 ---Send `count` bytes of `file` (an `xpio.open` file, say) from byte

@@ -1,9 +1,11 @@
 import Foundation
 import PackagePlugin
 
-/// Runs the generator over `Spec/` before the XPIO target compiles, so the
-/// Lua glue always matches the spec. Spec lives outside the target, so every
-/// spec file is listed as an input: editing one rebuilds the glue.
+/// Runs the generator over `Spec/` before CLua and XPIO compile, so the Lua
+/// glue always matches the spec: Glue.c (each entry's C function) for CLua,
+/// Glue.swift (each entry's Swift body) for XPIO. Spec lives outside the
+/// targets, so every spec file is listed as an input: editing one rebuilds
+/// the glue.
 @main
 struct XPIOGlue: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
@@ -12,12 +14,14 @@ struct XPIOGlue: BuildToolPlugin {
             .filter { $0.hasSuffix(".spec") }.sorted()
             .map { specDirectory.appending(path: $0) }
         let generator = try context.tool(named: "Generator").url
-        let output = context.pluginWorkDirectoryURL.appending(path: "Glue.swift")
+        // The C target gets the C half (Glue.c), the Swift one the Swift half.
+        let isC = target.name == "CLua"
+        let output = context.pluginWorkDirectoryURL.appending(path: isC ? "Glue.c" : "Glue.swift")
         return [
             .buildCommand(
-                displayName: "Generating the Lua glue from Spec/",
+                displayName: "Generating the Lua glue (\(isC ? "C" : "Swift")) from Spec/",
                 executable: generator,
-                arguments: ["glue", specDirectory.path, output.path],
+                arguments: [isC ? "glue-c" : "glue", specDirectory.path, output.path],
                 inputFiles: specFiles + [generator],
                 outputFiles: [output]
             )

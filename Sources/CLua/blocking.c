@@ -36,17 +36,14 @@
 #include "glue.h"
 
 static const char current_task_key = 'T';
-extern int xpio_queue_kind;
-extern int xpio_socket_kind;
 
 void xpio_push_current_task(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_task_key);
 }
 
+/* The task (checked: a table, or left out). */
 int xpio_native_setCurrentTask(lua_State *L) {
-    xpio_call call;
-    xpio_decode(L, xpio_current_entry(L), &call);
-    if (call.arg[0].tag == XPIO_ABSENT) lua_pushnil(L);
+    if (!lua_istable(L, 1)) lua_pushnil(L);
     else lua_pushvalue(L, 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &current_task_key);
     return 0;
@@ -61,23 +58,6 @@ int xpio_native_getCurrentTask(lua_State *L) {
 
 enum { TURN_FIRST = 0, TURN_NEXT = -1 }; /* FIFO slots: its first index, its next free one */
 static const char turn_mode_key = 'M';
-
-/* Whether `name` is `word` (compared byte by byte, stopping at the first
- * difference: every blocking call asks, so no strcmp call). */
-static inline int same_name(const char *name, const char *word) {
-    while (*name && *name == *word) name++, word++;
-    return *name == *word;
-}
-
-/* 1 when `entry`'s calls take turns on reads, 2 on writes, 0 when not. */
-static int turn_direction(const xpio_entry *entry) {
-    if (!entry->method || !entry->partner) return 0;
-    const char *self = entry->types[0];
-    if (self[0] != 'o' || self[1] - '@' != xpio_socket_kind) return 0;
-    if (same_name(entry->partner, "when_read")) return 1;
-    if (same_name(entry->partner, "when_write")) return 2;
-    return 0;
-}
 
 static lua_Integer fifo_index(lua_State *L, int fifo, int slot) {
     lua_rawgeti(L, fifo, slot);
@@ -219,7 +199,7 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
         return;
     }
     lua_settop(L, top);
-    int dir = turn_direction(entry);
+    int dir = entry->turns;
     if (!dir || !push_fifo(L, dir, 0)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
@@ -269,7 +249,7 @@ static int able_to_wait(lua_State *L) {
     if (lua_istable(L, -1)) {
         lua_pushliteral(L, "_queue");
         lua_rawget(L, -2);
-        able = xpio_toobject(L, -1, xpio_queue_kind) != NULL;
+        able = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -281,17 +261,18 @@ static int able_to_wait(lua_State *L) {
  * the kernel now would most likely answer EAGAIN (libuv's and nginx's
  * rule; Socket.readWouldFail). Only where the call can wait: outside a
  * task a blocking read still just tries. try_ calls never come here. */
-static int read_waits_first(lua_State *L, const xpio_entry *entry, const xpio_call *call) {
-    if (turn_direction(entry) != 1 || call->arg[0].tag != XPIO_OBJECT || !call->arg[0].u.object) return 0;
-    return xpio_socket_read_would_fail(call->arg[0].u.object) && able_to_wait(L);
+static int read_waits_first(lua_State *L, const xpio_entry *entry) {
+    if (entry->turns != 1) return 0; /* a socket's blocking read: self, checked, at 1 */
+    void *socket = xpio_object_at(L, 1);
+    return socket && xpio_socket_read_would_fail(socket) && able_to_wait(L);
 }
 
 /* The continuation's context: the number of arguments in the low 4 bits
- * (at most XPIO_MAX_ARGS), and above them the bytes of a `whole` parameter
+ * (an entry has at most 15: the Spec's validator), and above them the bytes of a `whole` parameter
  * already moved by earlier tries (the body's call->progress). */
 #define CONTEXT(nargs, done) ((lua_KContext)(((lua_KContext)(done) << 4) | (nargs)))
 
-static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done);
+static int blocking_loop(lua_State *L, xpio_args *checked, size_t done);
 
 /* Unschedules the current task if it is still scheduled: task:_dequeue(). */
 static void dequeue_current_task(lua_State *L) {
@@ -333,14 +314,16 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
  * until the body says nothing remains; its result counts every byte. Only
  * when the body answers "retry" does the function need a coroutine and a
  * current task: it schedules the task with its when_ partner and yields. */
-static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
+static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
     const xpio_entry *entry = xpio_current_entry(L);
-    xpio_call again;
-    xpio_call *call = decoded;
-    if (!call) {
-        call = &again;
-        int status = xpio_decode(L, entry, call);
-        if (status) return turn_done(L, entry, with_done(L, xpio_push_failure(L, call, status), done));
+    xpio_args again;
+    xpio_args *args = checked;
+    xpio_call answer;
+    xpio_call *call = &answer;
+    if (!args) {
+        args = &again;
+        const char *unknown = entry->check(L, args);
+        if (unknown) return turn_done(L, entry, with_done(L, xpio_push_unknown(L, unknown), done));
     }
     /* Another task's call holds the turn: wait behind it, without trying
      * (unless this call could not wait at all: then it just tries). */
@@ -350,16 +333,16 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
         lua_getiuservalue(L, 1, 1);
         int contended = lua_istable(L, -1);
         lua_pop(L, 1);
-        if (contended && (dir = turn_direction(entry)) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
+        if (contended && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
     }
-    if (!wait_untried && decoded && read_waits_first(L, entry, call)) wait_untried = 1;
+    if (!wait_untried && checked && read_waits_first(L, entry)) wait_untried = 1;
     if (!wait_untried) {
         xpio_make_objects(L, entry, call);
         int whole = entry->whole >= 0;
         int status;
         for (;;) {
             call->progress = (int64_t)done;
-            status = entry->body(call);
+            status = entry->attempt(call, args);
             if (status == XPIO_RETRY) break;
             if (!whole) return turn_done(L, entry, xpio_finish(L, call, status));
             if (status < 0) return turn_done(L, entry, with_done(L, xpio_finish(L, call, status), done));
@@ -380,7 +363,7 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     if (has_task) {
         lua_pushliteral(L, "_queue");
         lua_rawget(L, -2);
-        has_queue = xpio_toobject(L, -1, xpio_queue_kind) != NULL;
+        has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);
         foreign = foreign_coroutine(L, lua_gettop(L));
     }
@@ -410,7 +393,7 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
     if (!lua_toboolean(L, -2)) return turn_done(L, entry, with_done(L, 2, done)); /* the when_ partner failed: its nil, message */
     /* Only now, the task scheduled, does it take its place in the line: an
      * error raised before (by the partner) leaves no place behind. */
-    if (!dir) dir = turn_direction(entry);
+    if (!dir) dir = entry->turns;
     if (dir) take_place(L, dir);
     lua_settop(L, nargs);
     return lua_yieldk(L, 0, CONTEXT(nargs, done), blocking_continue);
@@ -421,8 +404,8 @@ static int blocking_loop(lua_State *L, xpio_call *decoded, size_t done) {
  * a known exit status, a closed socket all answer without one). */
 int xpio_call_blocking(lua_State *L) {
     const xpio_entry *entry = xpio_current_entry(L);
-    xpio_call call;
-    int status = xpio_decode(L, entry, &call);
-    if (status) return xpio_push_failure(L, &call, status);
-    return blocking_loop(L, &call, 0);
+    xpio_args args;
+    const char *unknown = entry->check(L, &args);
+    if (unknown) return xpio_push_unknown(L, unknown);
+    return blocking_loop(L, &args, 0);
 }

@@ -44,11 +44,8 @@ static int lines_next(lua_State *L) {
 }
 
 int xpio_native_socket_lines(lua_State *L) {
-    xpio_call call;
-    int status = xpio_decode(L, xpio_current_entry(L), &call);
-    if (status) return xpio_push_failure(L, &call, status);
     lua_pushvalue(L, 1);
-    lua_pushboolean(L, call.arg[1].tag != XPIO_ABSENT && call.arg[1].u.integer);
+    lua_pushboolean(L, lua_toboolean(L, 2));
     lua_pushcclosure(L, lines_next, 2);
     return 1;
 }

@@ -1,13 +1,9 @@
 /*
  * luaopen_xpio: builds the module table and one metatable per object kind
- * from the description the generator emitted from Spec/ (Glue.swift).
+ * from the description the generator emitted from Spec/ (Glue.c).
  */
 #include "glue.h"
 #include <string.h>
-
-const xpio_module *xpio_description;
-int xpio_queue_kind = -1;
-int xpio_socket_kind = -1; /* its blocking reads and writes take turns (blocking.c) */
 
 /* Pushes the Lua function for `entry`; `kinds` is the metatables array and
  * `table` the table being filled (where a blocking entry finds its when_
@@ -21,9 +17,7 @@ static void push_function(lua_State *L, const xpio_entry *entry, int kinds, int 
         lua_pushcclosure(L, xpio_call_blocking, 3);
         break;
     case XPIO_WHEN: lua_pushcclosure(L, xpio_call_when, 2); break;
-    case XPIO_LUA: lua_pushcclosure(L, xpio_call_lua, 2); break;
-    case XPIO_NATIVE: case XPIO_FIELD: lua_pushcclosure(L, entry->native, 2); break;
-    default: lua_pushcclosure(L, xpio_call_function, 2); break;
+    default: lua_pushcclosure(L, entry->function, 2); break;
     }
 }
 
@@ -39,7 +33,7 @@ static void fill(lua_State *L, const xpio_entry *entries, int32_t count, int kin
  * already collected); the kind is upvalue 1. */
 static void *self_object(lua_State *L, const xpio_kind **kind, void ***slot) {
     *kind = (const xpio_kind *)lua_touserdata(L, lua_upvalueindex(1));
-    *slot = xpio_toobject(L, 1, (int)(*kind - xpio_description->kinds));
+    *slot = xpio_toobject(L, 1, (int)(*kind - xpio_description.kinds));
     return *slot ? **slot : NULL;
 }
 
@@ -51,10 +45,7 @@ static int dispose(lua_State *L, int release) {
     void *object = self_object(L, &kind, &slot);
     if (!object) return 0;
     if (kind->holds_tasks) xpio_drop_tasks(L, 1);
-    xpio_call call;
-    call.arg[0].tag = XPIO_OBJECT;
-    call.arg[0].u.object = object;
-    kind->close(&call);
+    kind->close(object);
     if (release) {
         *slot = NULL;
         kind->release(object);
@@ -70,9 +61,8 @@ static int meta_tostring(lua_State *L) {
     const xpio_kind *kind;
     void **slot;
     xpio_call call;
-    call.arg[0].tag = XPIO_OBJECT;
-    call.arg[0].u.object = self_object(L, &kind, &slot);
-    int status = call.arg[0].u.object ? kind->describe(&call) : 0;
+    void *object = self_object(L, &kind, &slot);
+    int status = object ? kind->describe(object, &call) : 0;
     if (status < 1 || call.result[0].tag != XPIO_STRING) lua_pushfstring(L, "%s: closed", kind->metatable);
     else if (status > 1 && call.result[1].tag == XPIO_INTEGER)
         lua_pushfstring(L, "%s: %s %I", kind->metatable, call.result[0].u.string, (lua_Integer)call.result[1].u.integer);
@@ -103,7 +93,7 @@ static int module_closing(lua_State *L) {
 
 /* The table of submodule `name`, its functions made like the module's. */
 static void push_submodule(lua_State *L, const char *name, int kinds) {
-    const xpio_module *m = xpio_description;
+    const xpio_module *m = &xpio_description;
     for (int32_t i = 0; i < m->nsubmodules; i++) {
         if (strcmp(m->submodules[i].name, name) != 0) continue;
         lua_createtable(L, 0, m->submodules[i].nfunctions);
@@ -129,8 +119,7 @@ static int install_tls(lua_State *L) {
 
 int luaopen_xpio(lua_State *L) {
     xpio_start();
-    xpio_description = xpio_module_description();
-    const xpio_module *m = xpio_description;
+    const xpio_module *m = &xpio_description;
     lua_createtable(L, 4, 0);
     const char *anchored[] = { "_queue", "_dequeue", "_dequeuedata", "retry" };
     for (int i = 0; i < 4; i++) {
@@ -155,8 +144,6 @@ int luaopen_xpio(lua_State *L) {
     for (int32_t k = 0; k < m->nkinds; k++) {
         luaL_newmetatable(L, m->kinds[k].metatable);
         lua_rawseti(L, kinds, k + 1);
-        if (m->kinds[k].holds_tasks) xpio_queue_kind = k;
-        if (strcmp(m->kinds[k].name, "socket") == 0) xpio_socket_kind = k;
     }
     for (int32_t k = 0; k < m->nkinds; k++) {
         const xpio_kind *kind = &m->kinds[k];
@@ -204,16 +191,12 @@ static int lua_finish(lua_State *L, int status, lua_KContext ctx) {
     return lua_gettop(L);
 }
 
-int xpio_call_lua(lua_State *L) {
-    const xpio_entry *entry = xpio_current_entry(L);
-    xpio_call call;
-    int status = xpio_decode(L, entry, &call);
-    if (status) return xpio_push_failure(L, &call, status);
-    lua_settop(L, entry->nparams);
-    if (lua_getglobal(L, "require") != LUA_TFUNCTION) return luaL_error(L, "%s: needs require", entry->lua);
-    lua_pushstring(L, entry->lua);
+int xpio_call_lua(lua_State *L, const char *module, int nparams) {
+    lua_settop(L, nparams);
+    if (lua_getglobal(L, "require") != LUA_TFUNCTION) return luaL_error(L, "%s: needs require", module);
+    lua_pushstring(L, module);
     lua_call(L, 1, 1);
     lua_insert(L, 1);
-    lua_callk(L, entry->nparams, LUA_MULTRET, 0, lua_finish);
+    lua_callk(L, nparams, LUA_MULTRET, 0, lua_finish);
     return lua_finish(L, LUA_OK, 0);
 }

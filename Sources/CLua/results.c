@@ -11,10 +11,9 @@
 /* Every object has a user value: a queue three (tasks.c), any other one,
  * for the turns of a socket's blocking calls (blocking.c). */
 void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call) {
-    const char *objects = entry->objects;
-    for (int i = 0; objects && objects[i]; i++) {
-        int kind = objects[i] - '@';
-        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 1);
+    for (int i = 0; i < entry->nobjects; i++) {
+        int kind = entry->objects[i];
+        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 3 : 1);
         *slot = NULL;
         lua_rawgeti(L, XPIO_KINDS_UPVALUE, kind + 1);
         lua_setmetatable(L, -2);
@@ -49,7 +48,7 @@ static int needs_copy(const xpio_call *call, int status) {
 static void release_objects(const xpio_value *v) {
     void **list = (void **)v->u.list;
     for (int32_t i = 0; i < v->count; i++) {
-        if (list[i]) xpio_description->kinds[v->length].release(list[i]);
+        if (list[i]) xpio_description.kinds[v->length].release(list[i]);
         list[i] = NULL;
     }
 }
@@ -123,7 +122,7 @@ static int make_copied(lua_State *L) {
                 push_value(L, call, &v->u.list[j]);
             } else {
                 int kind = (int)v->length;
-                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description->kinds[kind].holds_tasks ? 3 : 1);
+                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 3 : 1);
                 *slot = NULL;
                 lua_rawgeti(L, 3, kind + 1);
                 lua_setmetatable(L, -2);
@@ -176,8 +175,8 @@ static void push_value(lua_State *L, const xpio_call *call, const xpio_value *va
     case XPIO_NUMBER: lua_pushnumber(L, (lua_Number)value->u.number); break;
     case XPIO_STRING: lua_pushlstring(L, value->u.string, value->length); break;
     case XPIO_OBJECT: lua_pushvalue(L, call->object_slot[value->count]); break;
-    case XPIO_CASE: lua_pushstring(L, xpio_description->enums[value->length].cases[value->count]); break;
-    case XPIO_SLOT: lua_pushvalue(L, value->u.index); break;
+    case XPIO_CASE: lua_pushstring(L, xpio_description.enums[value->length]->cases[value->count]); break;
+    case XPIO_ARGUMENT: lua_pushvalue(L, value->u.index); break;
     /* (lists are made by push_copied) */
     default: lua_pushnil(L); break;
     }
@@ -209,11 +208,8 @@ int xpio_finish(lua_State *L, xpio_call *call, int status) {
     return status;
 }
 
-int xpio_call_function(lua_State *L) {
-    const xpio_entry *entry = xpio_current_entry(L);
-    xpio_call call;
-    int status = xpio_decode(L, entry, &call);
-    if (status) return xpio_push_failure(L, &call, status);
-    xpio_make_objects(L, entry, &call);
-    return xpio_finish(L, &call, entry->body(&call));
+int xpio_push_unknown(lua_State *L, const char *message) {
+    lua_pushnil(L);
+    lua_pushstring(L, message);
+    return 2;
 }

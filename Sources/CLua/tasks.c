@@ -13,8 +13,6 @@
  */
 #include "glue.h"
 
-extern int xpio_queue_kind;
-
 static void clear_fields(lua_State *L, int task) {
     lua_pushliteral(L, "_dequeue");
     lua_pushnil(L);
@@ -110,14 +108,15 @@ static int store_task(lua_State *L) {
  * the task is scheduled on its _queue until then. */
 int xpio_call_when(lua_State *L) {
     const xpio_entry *entry = xpio_current_entry(L);
+    xpio_args args;
     xpio_call call;
-    int status = xpio_decode(L, entry, &call);
-    if (status) return xpio_push_failure(L, &call, status);
+    const char *unknown = entry->check(L, &args);
+    if (unknown) return xpio_push_unknown(L, unknown);
     int task = entry->method ? 2 : 1;
     lua_pushliteral(L, "_queue");
     lua_rawget(L, task);
     int queue = lua_gettop(L);
-    void **slot = xpio_toobject(L, queue, xpio_queue_kind);
+    void **slot = xpio_toobject(L, queue, xpio_description.queue_kind);
     if (!slot) return xpio_argerror(L, task, "task._queue is not a tqueue");
     lua_pushliteral(L, "_dequeue");
     if (lua_rawget(L, task) != LUA_TNIL) return luaL_error(L, "xpio: task is already scheduled");
@@ -127,10 +126,10 @@ int xpio_call_when(lua_State *L) {
         return xpio_push_failure(L, &call, XPIO_CLOSED);
     }
 
-    status = entry->body(&call);
+    int status = entry->attempt(&call, &args);
     if (status < 0) return xpio_push_failure(L, &call, status);
-    void *target = status > 0 && call.result[0].tag == XPIO_OBJECT ? call.result[0].u.object : NULL;
-    int readiness = status > 1 ? (int)call.result[1].u.integer : entry->readiness;
+    void *target = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
+    int readiness = target ? (int)call.result[1].u.integer : XPIO_READABLE; /* no target: ready at once */
 
     prepare(L, queue);
     int32_t waiter = xpio_queue_reserve(&call, *slot);
@@ -175,7 +174,7 @@ int xpio_schedule_now(lua_State *L, int task) {
     lua_pushliteral(L, "_queue");
     lua_rawget(L, task);
     int queue = lua_gettop(L);
-    void **slot = xpio_toobject(L, queue, xpio_queue_kind);
+    void **slot = xpio_toobject(L, queue, xpio_description.queue_kind);
     lua_pushliteral(L, "_dequeue");
     int scheduled = lua_rawget(L, task) != LUA_TNIL;
     if (!slot || !*slot || scheduled) {
@@ -217,15 +216,13 @@ int xpio_schedule_now(lua_State *L, int task) {
  * queue returns the same tasks at the next wait. */
 int xpio_native_tqueue_wait(lua_State *L) {
     xpio_call call;
-    int status = xpio_decode(L, xpio_current_entry(L), &call);
-    if (status) return xpio_push_failure(L, &call, status);
-    void *object = call.arg[0].u.object;
+    void *object = xpio_object_at(L, 1);
     if (!object) {
         call.message = "tqueue";
         return xpio_push_failure(L, &call, XPIO_CLOSED);
     }
-    int has_timeout = call.arg[1].tag == XPIO_NUMBER;
-    status = xpio_queue_wait(&call, object, has_timeout ? call.arg[1].u.number : 0, has_timeout);
+    int has_timeout = lua_isnumber(L, 2); /* checked: a number, or left out */
+    int status = xpio_queue_wait(&call, object, has_timeout ? lua_tonumber(L, 2) : 0, has_timeout);
     if (status < 0) return xpio_push_failure(L, &call, status);
     if (status == 0) {
         lua_pushnil(L);
@@ -290,9 +287,7 @@ void xpio_drop_tasks(lua_State *L, int queue) {
 /* tqueue:close(): the same as __close, but it answers. */
 int xpio_native_tqueue_close(lua_State *L) {
     xpio_call call;
-    int status = xpio_decode(L, xpio_current_entry(L), &call);
-    if (status) return xpio_push_failure(L, &call, status);
-    void *object = call.arg[0].u.object;
+    void *object = xpio_object_at(L, 1);
     if (!object || xpio_queue_is_closed(object)) {
         call.message = "tqueue";
         return xpio_push_failure(L, &call, XPIO_CLOSED);

@@ -13,17 +13,13 @@ const xpio_tls_provider *xpio_tls;
 
 /* The TLS connection of the socket at 1, after the entry's argument
  * checks; NULL with `nil, message` pushed (2 results) when there is none. */
-static void *connection_of(lua_State *L, xpio_call *call, int *results) {
-    int status = xpio_decode(L, xpio_current_entry(L), call);
-    if (status) {
-        *results = xpio_push_failure(L, call, status);
-        return NULL;
-    }
+static void *connection_of(lua_State *L, int *results) {
+    void *socket = xpio_object_at(L, 1);
     int closed = 0;
-    void *connection = call->arg[0].u.object ? xpio_socket_tls_connection(call->arg[0].u.object, &closed) : NULL;
+    void *connection = socket ? xpio_socket_tls_connection(socket, &closed) : NULL;
     if (!connection) {
         lua_pushnil(L);
-        if (closed || !call->arg[0].u.object) lua_pushliteral(L, "xpio: socket is closed");
+        if (closed || !socket) lua_pushliteral(L, "xpio: socket is closed");
         else lua_pushliteral(L, "xpio: tls: not a TLS socket");
         *results = 2;
     }
@@ -38,9 +34,8 @@ static void set_string(lua_State *L, const char *name, const char *value) {
 
 /* socket:tlsinfo() */
 int xpio_native_socket_tlsinfo(lua_State *L) {
-    xpio_call call;
     int results = 0;
-    void *connection = connection_of(L, &call, &results);
+    void *connection = connection_of(L, &results);
     if (!connection) return results;
     xpio_tls_info info = { 0 };
     xpio_tls->info(connection, &info);
@@ -162,11 +157,10 @@ static int push_certificates(lua_State *L) {
 
 /* socket:peer_certificate([chain]) */
 int xpio_native_socket_peer_certificate(lua_State *L) {
-    xpio_call call;
     int results = 0;
-    void *connection = connection_of(L, &call, &results);
+    void *connection = connection_of(L, &results);
     if (!connection) return results;
-    int chain = call.arg[1].tag == XPIO_BOOLEAN && call.arg[1].u.integer;
+    int chain = lua_toboolean(L, 2);
     certificates all = { 0 };
     xpio_tls->peer_certificates(connection, chain, copy_certificate, &all);
     if (all.failed) {

@@ -151,9 +151,3 @@ int xpio_resolve_error(const struct xpio_resolution *r) { return r->error; }
 int xpio_resolve_system_error(const struct xpio_resolution *r) { return r->system_error; }
 const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r) { return r->result; }
 void xpio_resolve_release(struct xpio_resolution *r) { release(r); }
-int xpio_resolver_threads(void) {
-    pthread_mutex_lock(&lock);
-    int n = workers;
-    pthread_mutex_unlock(&lock);
-    return n;
-}

@@ -130,3 +130,11 @@ void xpio_signal_unwatch(int signo) {
     }
     w->active = 0;
 }
+
+int xpio_signal_highest(void) {
+#ifdef SIGRTMAX
+    return SIGRTMAX;
+#else
+    return NSIG - 1;
+#endif
+}

@@ -98,10 +98,6 @@ public struct Address {
     // MARK: parsing
 
     /// Parses an address literal of any form; names are not addresses.
-    public static func parse(_ text: UnsafeRawBufferPointer) throws(Failure) -> Address {
-        guard case .address(let address) = try Endpoint.parse(text) else { throw .malformedAddress }
-        return address
-    }
 
     static func parseIPv4(_ text: UnsafeRawBufferPointer) -> Address? {
         var colon = text.count
@@ -178,11 +174,7 @@ public struct Address {
         var address = Address()
         let parsed: Bool = address.edit(sockaddr_in6.self) { six in
             six.pointee.sin6_family = sa_family_t(AF_INET6)
-            var host = [CChar](repeating: 0, count: 64)
-            for i in 0..<hostLength {
-                guard text[start + i] != 0 else { return false }
-                host[i] = CChar(bitPattern: text[start + i])
-            }
+            guard let host = cString(text[start..<(start + hostLength)]) else { return false }
             guard inet_pton(AF_INET6, host, &six.pointee.sin6_addr) == 1 else { return false }
             if scopeAt < end {
                 guard let scope = parseScope(text, scopeAt + 1, end) else { return false }
@@ -208,12 +200,8 @@ public struct Address {
             }
             return UInt32(value)
         }
-        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-        for i in start..<end {
-            // an interface's name; not an alias label ("lo:0"), which ioctl would also take
-            guard text[i] != 0, text[i] != UInt8(ascii: ":") else { return nil }
-            name[i - start] = CChar(bitPattern: text[i])
-        }
+        // an interface's name; not an alias label ("lo:0"), which ioctl would also take
+        guard !text[start..<end].contains(UInt8(ascii: ":")), let name = cString(text[start..<end]) else { return nil }
         let index = if_nametoindex(name)
         return index == 0 ? nil : index
     }

@@ -86,9 +86,3 @@ public struct WaitTarget {
         self.readiness = readiness
     }
 }
-
-/// What a task can wait on: the target, or nil for "at once" (the answer
-/// is already there).
-public protocol Waitable: AnyObject {
-    func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget?
-}

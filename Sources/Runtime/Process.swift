@@ -13,7 +13,7 @@ public typealias ExitStatus = (kind: ExitKind, code: CInt)
 /// `XPIO_NO_PIDFD=1` forces it for tests, readiness falls back to a SIGCHLD
 /// self-pipe shared by every process: each wake-up re-checks its own child
 /// with `waitpid(pid, WNOHANG)`, still never `waitpid(-1)`.
-public final class Process: Waitable {
+public final class Process {
     public let pid: pid_t
     /// The child's own process group, when it got one (attrs.pgroup or
     /// attrs.setsid); nil when it shares this process's.

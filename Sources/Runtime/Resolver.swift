@@ -8,7 +8,7 @@ import CSystem
 /// `localhost` and names under `.localhost` are loopback by RFC 6761 and
 /// never leave the process: 127.0.0.1 and ::1, whatever /etc/hosts says;
 /// they are answered at once, without a thread.
-public final class Resolution: Waitable {
+public final class Resolution {
     private var request: OpaquePointer?
     public private(set) var completion: Descriptor?
     private var answer: Result<[Address], Failure>?
@@ -117,9 +117,6 @@ public enum Resolver {
     /// them when their lookups end.
     public static func forgetAll() { requests.removeAll() }
 
-    /// How many worker threads exist (they park when idle; tests count them).
-    public static var threads: Int { Int(xpio_resolver_threads()) }
-    public static var pendingRequests: Int { requests.count }
 
     static func forgetFinished() {
         guard !requests.isEmpty else { return }
@@ -148,9 +145,7 @@ public enum Resolver {
     }
 
     static func isNumericHost(_ host: UnsafeRawBufferPointer) -> Bool {
-        guard host.count > 0, host.count < 64, !host.contains(0) else { return false }
-        var text = [CChar](repeating: 0, count: 65)
-        for (i, byte) in host.enumerated() { text[i] = CChar(bitPattern: byte) }
+        guard host.count > 0, host.count < 64, var text = cString(host) else { return false }
         var scratch = sockaddr_storage()
         if let percent = host.firstIndex(of: UInt8(ascii: "%")) {
             // An IPv6 address with a scope id (`fe80::1%lo`, `fe80::1%2`):
@@ -166,13 +161,8 @@ public enum Resolver {
     /// A service given as a number must be a port (0...65535): getaddrinfo
     /// would wrap 65536 to 0.
     static func isValidService(_ service: UnsafeRawBufferPointer?) -> Bool {
-        guard let service, !service.isEmpty, service.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return true }
-        var value = 0
-        for digit in service {
-            value = value * 10 + Int(digit - UInt8(ascii: "0"))
-            if value > 65535 { return false }
-        }
-        return true
+        guard let service, !service.isEmpty, service.allSatisfy(isDigit) else { return true }
+        return Address.parsePort(service, from: -1) != nil   // the one port check
     }
 
     /// The address an endpoint names, resolving a name now (blocking the
@@ -210,10 +200,8 @@ public enum Resolver {
         hints.ai_family = family.map { $0.domain } ?? AF_UNSPEC
         hints.ai_flags = (passive ? AI_PASSIVE : 0) | (numeric ? AI_NUMERICHOST : 0)
         hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
-        var hostText = [CChar](repeating: 0, count: host.count + 1)
-        for (i, byte) in host.enumerated() { hostText[i] = CChar(bitPattern: byte) }
-        var serviceText = [CChar](repeating: 0, count: service.count + 1)
-        for (i, byte) in service.enumerated() { serviceText[i] = CChar(bitPattern: byte) }
+        // (a name is labels and a service has no NUL: checked when parsed)
+        guard let hostText = cString(host), let serviceText = cString(service) else { throw .resolution(EAI_NONAME) }
         var list: UnsafeMutablePointer<addrinfo>?
         try Sys.getaddrinfo(host.isEmpty ? nil : hostText, service.isEmpty ? nil : serviceText, &hints, &list).get()
         defer { freeaddrinfo(list) }

@@ -6,7 +6,7 @@ import CSystem
 /// treats the mask and the disposition). Standard signals coalesce: a
 /// signal sent again before the first delivery is read counts once, as the
 /// kernel keeps one instance pending.
-public final class SignalWatch: Waitable {
+public final class SignalWatch {
     public let number: CInt
     let handle: Descriptor
     private var watching = true

@@ -12,7 +12,7 @@ public enum DescriptorMode { case dup, own }
 /// object. It is a `Descriptor` (one allocation per socket, not two: idle
 /// sockets are what servers hold most of), so a closed socket answers every
 /// call with `.closed` and never touches a reused number.
-public final class Socket: Descriptor, Waitable {
+public final class Socket: Descriptor {
     /// The address family, for sockets XPIO made; nil for pipes and
     /// fdopen'd descriptors (the kernel then decides).
     public let family: AddressFamily?

@@ -1,15 +1,27 @@
 import CSystem
 
-/// What to start: everything as C strings and descriptor numbers, already
-/// checked by the caller (no NULs, no `=` in names).
+/// What a child's descriptor is made from (`SpawnRequest.files`).
+public enum SpawnFile {
+    /// A descriptor number of the parent's, which stays open there.
+    case descriptor(CInt)
+    /// A socket object's descriptor, handed over: the object is closed once
+    /// the child has started (the child owns the file now).
+    case handOver(Socket)
+    /// /dev/null, opened for reading and writing.
+    case null
+    /// The same file as the child's descriptor 1 (which `files` must map).
+    case sameAsStdout
+}
+
+/// What to start, as the caller was given it: C strings already checked
+/// (no NULs, no `=` in names), the environment as name and value bytes, the
+/// files as what each child descriptor is made from.
 public struct SpawnRequest {
+    /// The program: a path, or a name without `/` searched in `PATH`.
     public var program: UnsafePointer<CChar>
-    /// argv, NULL-terminated.
-    public var arguments: [UnsafeMutablePointer<CChar>?]
-    /// envp ("NAME=value"), NULL-terminated.
-    public var environment: [UnsafeMutablePointer<CChar>?]
-    /// (child descriptor, parent descriptor) pairs.
-    public var files: [(target: CInt, source: CInt)]
+    public var arguments: [UnsafePointer<CChar>]
+    public var environment: [(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)]
+    public var files: [(target: CInt, source: SpawnFile)]
     public var directory: UnsafePointer<CChar>?
     /// nil: inherit; 0: a new group led by the child; n: join group n.
     public var processGroup: pid_t?
@@ -17,8 +29,9 @@ public struct SpawnRequest {
     /// The child's umask; nil: inherited.
     public var umask: mode_t?
 
-    public init(program: UnsafePointer<CChar>, arguments: [UnsafeMutablePointer<CChar>?],
-                environment: [UnsafeMutablePointer<CChar>?], files: [(target: CInt, source: CInt)]) {
+    public init(program: UnsafePointer<CChar>, arguments: [UnsafePointer<CChar>],
+                environment: [(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)] = [],
+                files: [(target: CInt, source: SpawnFile)] = []) {
         self.program = program
         self.arguments = arguments
         self.environment = environment
@@ -46,9 +59,38 @@ public enum Spawn {
     /// mask.
     ///
     /// The corresponding C functions are `posix_spawn` and `posix_spawnp`.
-    public static func start(_ request: SpawnRequest, searchPath: Bool) throws(Failure) -> Process {
+    public static func start(_ request: SpawnRequest) throws(Failure) -> Process {
+        // What each child descriptor is: /dev/null opened here (closed once
+        // the child has it), a handed-over socket's number (the socket is
+        // closed once the child has started).
+        var files: [(target: CInt, source: CInt)] = []
+        var opened: [Descriptor] = []
+        var stdoutAliases: [CInt] = []
+        for (target, source) in request.files {
+            switch source {
+            case .descriptor(let fd): files.append((target, fd))
+            case .handOver(let socket): files.append((target, try socket.descriptor()))
+            case .null:
+                let null = try Descriptor.openNull()
+                opened.append(null)
+                files.append((target, null.fd))
+            case .sameAsStdout: stdoutAliases.append(target)
+            }
+        }
+        if !stdoutAliases.isEmpty {
+            guard let stdout = files.first(where: { $0.target == 1 }) else { throw .xpio("xpio: \"stdout\" needs files[1]") }
+            for target in stdoutAliases { files.append((target, stdout.source)) }
+        }
+        let process = try start(request, files: files)
+        withExtendedLifetime(opened) {}
+        // Handed over: the child has them now; XPIO must not use them again.
+        for case (_, .handOver(let socket)) in request.files where socket.isOpen { socket.dispose() }
+        return process
+    }
+
+    private static func start(_ request: SpawnRequest, files: [(target: CInt, source: CInt)]) throws(Failure) -> Process {
         try Process.prepareFallback()
-        let highest = request.files.map { $0.target }.max() ?? -1
+        let highest = files.map { $0.target }.max() ?? -1
         var duplicates: [CInt] = []
         var restoreNonBlocking: [CInt] = []   // duplicates whose file was non-blocking
         var started = false
@@ -57,7 +99,7 @@ public enum Spawn {
             if !started { for fd in restoreNonBlocking { _ = try? Descriptor.setBlocking(fd, false) } }
             for fd in duplicates { _ = Sys.close(fd) }
         }
-        for (_, source) in request.files {
+        for (_, source) in files {
             let copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, highest + 1).get()
             duplicates.append(copy)
             if try Descriptor.setBlocking(copy, true) { restoreNonBlocking.append(copy) }
@@ -71,11 +113,11 @@ public enum Spawn {
         defer { posix_spawnattr_destroy(&attributes) }
 
         var code: CInt = 0
-        for (index, file) in request.files.enumerated() where code == 0 {
+        for (index, file) in files.enumerated() where code == 0 {
             code = posix_spawn_file_actions_adddup2(&actions, duplicates[index], file.target)
         }
         if highest >= 0 {
-            for fd in 0...highest where code == 0 && !request.files.contains(where: { $0.target == fd }) {
+            for fd in 0...highest where code == 0 && !files.contains(where: { $0.target == fd }) {
                 code = posix_spawn_file_actions_addclose(&actions, fd)
             }
         }
@@ -109,8 +151,12 @@ public enum Spawn {
         // portable build has no pidfd: its SIGCHLD pipe is already open.)
         let reserve = Platform.linux ? try Sys.eventfd().get() : -1
         var pid: pid_t = 0
-        var arguments = request.arguments
-        var environment = request.environment
+        // argv and envp ("NAME=value"), NULL-terminated; the pairs are
+        // joined here and freed on return.
+        var arguments: [UnsafeMutablePointer<CChar>?] = request.arguments.map { UnsafeMutablePointer(mutating: $0) } + [nil]
+        var environment: [UnsafeMutablePointer<CChar>?] = request.environment.map { joined($0.name, $0.value) } + [nil]
+        defer { for entry in environment { entry?.deallocate() } }
+        let searchPath = strchr(request.program, CInt(UInt8(ascii: "/"))) == nil
         let spawned = arguments.withUnsafeMutableBufferPointer { argv in
             environment.withUnsafeMutableBufferPointer { envp in
                 Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
@@ -121,5 +167,15 @@ public enum Spawn {
         started = true
         let group: pid_t? = request.newSession ? pid : request.processGroup.map { $0 == 0 ? pid : $0 }
         return Process(pid: pid, group: group)
+    }
+
+    /// "NAME=value", NUL-terminated, allocated (the caller frees it).
+    private static func joined(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> UnsafeMutablePointer<CChar> {
+        let entry = UnsafeMutablePointer<CChar>.allocate(capacity: name.count + value.count + 2)
+        if name.count > 0 { UnsafeMutableRawPointer(entry).copyMemory(from: name.baseAddress!, byteCount: name.count) }
+        entry[name.count] = CChar(UInt8(ascii: "="))
+        if value.count > 0 { UnsafeMutableRawPointer(entry + name.count + 1).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+        entry[name.count + 1 + value.count] = 0
+        return entry
     }
 }

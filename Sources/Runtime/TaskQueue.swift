@@ -53,7 +53,6 @@ public final class TaskQueue {
     /// a wait that finds them undelivered (the caller failed to take them)
     /// returns them again.
     public var readyWaiters: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: readyBuffer, count: readyCount) }
-    public var ready: [Int32] { Array(readyWaiters) }
     private var readyBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
     private var readyCapacity = 64
     private var readyCount = 0
@@ -145,19 +144,6 @@ public final class TaskQueue {
         guard !isClosed else { throw .closed("tqueue") }
         let id = allocateWaiter()
         waiters[Int(id)].state = .reserved
-        return id
-    }
-
-    /// Reserves and schedules at once: the waiter's id.
-    @discardableResult
-    public func schedule(_ target: Descriptor?, _ readiness: Readiness) throws(Failure) -> Int32 {
-        let id = try reserve()
-        do {
-            try schedule(id, on: target, readiness)
-        } catch {
-            cancel(id)
-            throw error
-        }
         return id
     }
 

@@ -6,18 +6,28 @@ import Runtime
 
 enum SocketBinding {
     /// `files`: socket objects or descriptor numbers (which stay open here).
-    static func sendDescriptors(_ socket: Socket, _ data: LuaString, _ files: [Value]) throws(Failure) -> Int {
+    static func sendDescriptors(_ socket: Socket, _ data: LuaString, _ files: [Union_socket_size]) throws(Failure) -> Int {
         var fds: [CInt] = []
-        for file in files { fds.append(try descriptor(file)) }
+        for file in files {
+            switch file {
+            case .socket(let socket): fds.append(try descriptor(of: socket))
+            case .size(let number): fds.append(try descriptor(number))
+            }
+        }
         return try socket.sendDescriptors(data.bytes, fds)
     }
 
-    /// A `socket|size` value as a descriptor number: the socket's, or the
-    /// number (one no descriptor can have is EBADF, as the kernel says).
-    static func descriptor(_ value: Value) throws(Failure) -> CInt {
-        guard let number = value.optionalInteger else { return try value.object(Socket.self, "socket").descriptor() }
+    /// A descriptor number given as such: one no descriptor can have is
+    /// EBADF, as the kernel says.
+    static func descriptor(_ number: Int64) throws(Failure) -> CInt {
         guard number <= Int64(CInt.max) else { throw .system(EBADF) }
         return CInt(number)
+    }
+
+    /// A socket given for its descriptor (nil: collected, so closed).
+    static func descriptor(of socket: Socket?) throws(Failure) -> CInt {
+        guard let socket else { throw .closed("socket") }
+        return try socket.descriptor()
     }
 
     /// `what`: a `w` in it shuts down writing, an `r` reading.
@@ -41,14 +51,17 @@ enum SocketBinding {
     /// `string.sub` reads them, starting `progress` bytes in (a blocking
     /// write's earlier tries): one `send`, or one `sendmsg`/`writev` for an
     /// array (at most `IOV_MAX` strings per call).
-    static func write(_ socket: Socket, _ data: Value, _ i: Int64?, _ j: Int64?, progress: Int64) throws(Failure) -> Moved {
-        if let text = data.optionalString {
+    static func write(_ socket: Socket, _ data: Union_string_array_string, _ i: Int64?, _ j: Int64?, progress: Int64) throws(Failure) -> Moved {
+        let parts: [UnsafeRawBufferPointer]
+        switch data {
+        case .string(let text):
             let range = substring(length: text.bytes.count, i, j)
             let from = range.lowerBound + Int(progress)
             let written = try socket.write(UnsafeRawBufferPointer(rebasing: text.bytes[from..<range.upperBound]))
             return Moved(count: written, remaining: Int64(range.upperBound - from - written))
+        case .array_string(let strings):
+            parts = strings.map { $0.bytes }
         }
-        let parts = data.list.map { $0.string.bytes }
         let range = substring(length: parts.reduce(0) { $0 + $1.count }, i, j)
         // The vectors of bytes from..<upper of the concatenation.
         let from = range.lowerBound + Int(progress), upper = range.upperBound
@@ -124,13 +137,14 @@ enum FileBinding {
 enum ProcessBinding {
     /// A signal given as a number, a name (`signal` enum) or nothing (SIGKILL).
     /// 0 sends nothing and probes whether the process is there (POSIX).
-    static func signalNumber(_ value: Value, argument: CInt) throws(Failure) -> CInt {
-        if value.isAbsent { return SIGKILL }
-        if let number = value.optionalInteger {
-            guard number >= 0 && number <= Int64(Signal.highest) else { throw .badArgument(argument, "invalid signal number") }
+    static func signalNumber(_ value: Union_integer_signame?, argument: CInt) throws(Failure) -> CInt {
+        switch value {
+        case nil: return SIGKILL
+        case .integer(let number)?:
+            guard number >= 0 && number <= Int64(xpio_signal_highest()) else { throw .badArgument(argument, "invalid signal number") }
             return CInt(number)
+        case .signame(let name)?: return name.number
         }
-        return value.enumCase(Signal.self).number
     }
 }
 
@@ -155,85 +169,43 @@ extension BufferedRead: ResultSet {
     }
 }
 
-/// `xpio.spawn(args, env, files, attrs)`: the decoded tables (C has checked
-/// every type, NULs and names) made into a `SpawnRequest`; the socket
-/// objects handed to the child are closed once it has started.
+/// `xpio.spawn(args, env, files, attrs)`: the checked tables made into a
+/// `SpawnRequest` (the runtime opens, aliases and hands over the files); the
+/// checks only Lua's argument numbers can report are here.
 enum SpawnBinding {
     /// `at`: the argument numbers of `args`, `files` and `attrs`, for errors.
-    static func spawn(args: [Value], env: [Value], files: [Value], attrs: Record_attrs,
-                      at: (args: CInt, files: CInt, attrs: CInt)) throws(Failure) -> Process {
-        var argv: [UnsafeMutablePointer<CChar>?] = args.map { UnsafeMutablePointer(mutating: $0.string.cString) }
-        argv.append(nil)
-        guard let program = attrs.exe?.cString ?? argv.first.flatMap({ $0.map { UnsafePointer($0) } }) else {
+    static func spawn(args: [LuaString], env: [(key: LuaString, value: LuaString)], files: [(key: Int64, value: Union_socket_size_fileshortcut)],
+                      attrs: Record_attrs, at: (args: CInt, files: CInt, attrs: CInt)) throws(Failure) -> Process {
+        guard let program = attrs.exe ?? args.first else {
             throw .badArgument(at.args, "args[1] or attrs.exe must name the program")
         }
-
-        // "NAME=value" strings, freed on return.
-        var envp: [UnsafeMutablePointer<CChar>?] = []
-        defer { for entry in envp { entry?.deallocate() } }
-        var pair = 0
-        while pair + 1 < env.count {
-            let name = env[pair].string.bytes, value = env[pair + 1].string.bytes
-            let entry = UnsafeMutablePointer<CChar>.allocate(capacity: name.count + value.count + 2)
-            UnsafeMutableRawPointer(entry).copyMemory(from: name.baseAddress!, byteCount: name.count)
-            entry[name.count] = CChar(UInt8(ascii: "="))
-            if value.count > 0 {
-                UnsafeMutableRawPointer(entry + name.count + 1).copyMemory(from: value.baseAddress!, byteCount: value.count)
-            }
-            entry[name.count + 1 + value.count] = 0
-            envp.append(entry)
-            pair += 2
-        }
-        envp.append(nil)
-
-        // child descriptor -> socket object, parent descriptor, or a shortcut.
-        var map: [(target: CInt, source: CInt)] = []
-        var granted: [Socket] = []
-        var opened: [Descriptor] = []   // /dev/null, closed here once the child has it
-        var sameAsStdout: [CInt] = []
-        pair = 0
-        while pair + 1 < files.count {
-            let target = files[pair].integer
+        var request = SpawnRequest(program: program.cString, arguments: args.map { $0.cString },
+                                   environment: env.map { (name: $0.key.bytes, value: $0.value.bytes) })
+        for (target, value) in files {
             guard target < 1 << 20 else { throw .badArgument(at.files, "file numbers must be below 2^20") }
-            let value = files[pair + 1]
-            pair += 2
-            if value.optionalInteger != nil {
-                map.append((CInt(target), try SocketBinding.descriptor(value)))
-            } else if let shortcut = value.optionalEnumCase(FileShortcut.self) {
-                switch shortcut {
-                case .null:
-                    let null = try Descriptor.openNull()
-                    opened.append(null)
-                    map.append((CInt(target), null.fd))
-                case .stdout:
-                    sameAsStdout.append(CInt(target))
-                }
-            } else {
-                let socket = try value.object(Socket.self, "socket")
-                map.append((CInt(target), try socket.descriptor()))
-                granted.append(socket)
+            switch value {
+            case .size(let number): request.files.append((CInt(target), .descriptor(try SocketBinding.descriptor(number))))
+            case .fileshortcut(.null): request.files.append((CInt(target), .null))
+            case .fileshortcut(.stdout): request.files.append((CInt(target), .sameAsStdout))
+            case .socket(let socket?): request.files.append((CInt(target), .handOver(socket)))
+            case .socket(nil): throw .closed("socket")
             }
         }
-        if !sameAsStdout.isEmpty {
-            guard let stdout = map.first(where: { $0.target == 1 }) else {
-                throw .badArgument(at.files, "\"stdout\" needs files[1]")
-            }
-            for target in sameAsStdout { map.append((target, stdout.source)) }
+        if request.files.contains(where: { if case .sameAsStdout = $0.source { return true } else { return false } }),
+           !files.contains(where: { $0.key == 1 }) {
+            throw .badArgument(at.files, "\"stdout\" needs files[1]")
         }
-
-        var request = SpawnRequest(program: program, arguments: argv, environment: envp, files: map)
         request.directory = attrs.cwd?.cString
-        if attrs.pgroup.optionalBoolean == true { request.processGroup = 0 }
-        if let leader = attrs.pgroup.optionalObject(Process.self) { request.processGroup = leader.pid }
+        switch attrs.pgroup {
+        case .boolean(true)?: request.processGroup = 0
+        case .process(let leader?)?: request.processGroup = leader.pid
+        default: break
+        }
         request.newSession = attrs.setsid ?? false
         if let mask = attrs.umask {
             guard mask <= 0o777 else { throw .badArgument(at.attrs, "attrs.umask must be between 0 and 0777") }
             request.umask = mode_t(mask)
         }
-        let process = try Spawn.start(request, searchPath: strchr(program, CInt(UInt8(ascii: "/"))) == nil)
-        // Handed over: the child has them now; XPIO must not use them again.
-        for socket in granted where socket.isOpen { socket.dispose() }
-        withExtendedLifetime(opened) {}
-        return process
+        return try Spawn.start(request)
     }
 }

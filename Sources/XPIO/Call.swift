@@ -2,21 +2,18 @@ import CLua
 import CSystem
 import Runtime
 
-/// One call from Lua as the C glue decoded it (`xpio_call`,
-/// Sources/CLua/include/xpio_glue.h): what generated bodies read their
-/// arguments from and write their results into. Used by generated code
+/// One call's answer (`xpio_call`, Sources/CLua/include/xpio_glue.h):
+/// what generated bodies write their results into. Used by generated code
 /// (`Glue.swift`) and the few handwritten bindings only.
 ///
 /// There is no Lua state here, so nothing a body does can raise a Lua
-/// error: argument types were checked in C before the body runs, results
-/// are pushed by C after it returns, and failures travel back as a status.
+/// error: its arguments were checked in C before it runs (and arrive as
+/// its parameters), results are pushed by C after it returns, and failures
+/// travel back as a status.
 struct Call {
     let raw: UnsafeMutablePointer<xpio_call>
 
     init(_ raw: UnsafeMutablePointer<xpio_call>) { self.raw = raw }
-
-    /// Argument `index` (self is 0 in a method).
-    func arg(_ index: Int32) -> Value { Value(xpio_argument(raw, index)) }
 
     // MARK: results
 
@@ -36,16 +33,14 @@ struct Call {
     }
 
     /// Stores `object` as result `position`; when it is one of the objects
-    /// given as arguments `given` (Lua argument numbers), that argument is
-    /// the result, not a second userdata holding the same object (whose
-    /// collection would close it under the first).
-    func setObject<T: AnyObject>(_ position: Int32, _ index: Int32, _ object: T, given: [Int32]) {
+    /// given as arguments (`given`: Lua argument numbers and the objects
+    /// there), that argument is the result, not a second userdata holding
+    /// the same object (whose collection would close it under the first).
+    func setObject<T: AnyObject>(_ position: Int32, _ index: Int32, _ object: T, given: [(Int32, UnsafeMutableRawPointer?)]) {
         let pointer = Unmanaged.passUnretained(object).toOpaque()
-        for number in given {
-            let argument = xpio_argument(raw, number - 1)!
-            guard argument.pointee.tag == Int32(XPIO_OBJECT), argument.pointee.u.object == pointer else { continue }
+        for (number, argument) in given where argument == pointer {
             let result = xpio_result(raw, position)!
-            result.pointee.tag = Int32(XPIO_SLOT)
+            result.pointee.tag = Int32(XPIO_ARGUMENT)
             result.pointee.u.index = number
             return
         }
@@ -88,9 +83,19 @@ struct Call {
             value.pointee.tag = Int32(XPIO_NIL)
             return 1
         }
-        value.pointee.tag = Int32(XPIO_OBJECT)
+        value.pointee.tag = Int32(XPIO_TARGET)
         value.pointee.u.object = Unmanaged.passUnretained(target.descriptor).toOpaque()
         set(1, Int32(target.readiness == .write ? XPIO_WRITABLE : XPIO_READABLE))
+        return 2
+    }
+
+    /// What `tostring` shows after the metatable's name: a label and a
+    /// number, or nothing ("closed").
+    func pushSummary(_ summary: (label: StaticString, number: Int64?)?) -> Int32 {
+        guard let summary else { return 0 }
+        set(0, summary.label)
+        guard let number = summary.number else { return 1 }
+        set(1, number)
         return 2
     }
 
@@ -131,69 +136,45 @@ struct Call {
     }
 }
 
-/// A decoded Lua value (`xpio_value`): an argument, a record's field, a
-/// list's element.
-struct Value {
-    let raw: UnsafeMutablePointer<xpio_value>
-
-    init(_ raw: UnsafeMutablePointer<xpio_value>?) { self.raw = raw! }
-
-    /// An absent value: what a record's missing field reads as.
-    nonisolated(unsafe) static let absent: Value = {
-        let value = UnsafeMutablePointer<xpio_value>.allocate(capacity: 1)
-        value.initialize(to: xpio_value())
-        return Value(value)
-    }()
-
-    var tag: Int32 { raw.pointee.tag }
-    var isAbsent: Bool { tag == Int32(XPIO_ABSENT) || tag == Int32(XPIO_NIL) }
-
-    var string: LuaString {
-        LuaString(bytes: UnsafeRawBufferPointer(start: raw.pointee.u.string, count: raw.pointee.length))
-    }
-    var optionalString: LuaString? { tag == Int32(XPIO_STRING) ? string : nil }
-
-    var integer: Int64 { raw.pointee.u.integer }
-    var optionalInteger: Int64? { tag == Int32(XPIO_INTEGER) ? integer : nil }
-    func integer(default value: Int64) -> Int64 { optionalInteger ?? value }
-
-    var number: Double { raw.pointee.u.number }
-    var optionalNumber: Double? { tag == Int32(XPIO_NUMBER) ? number : nil }
-
-    var boolean: Bool { tag == Int32(XPIO_BOOLEAN) && raw.pointee.u.integer != 0 }
-    var optionalBoolean: Bool? { tag == Int32(XPIO_BOOLEAN) ? boolean : nil }
-
+/// Reading the object arguments of a body (unretained pointers to the
+/// objects of userdata Lua keeps alive for the call; NULL once collected).
+enum Arg {
     /// The object, or `.closed(kind)` when its userdata has been collected.
-    func object<T: AnyObject>(_ type: T.Type, _ kind: StaticString) throws(Failure) -> T {
-        guard let object = optionalObject(type) else { throw .closed(kind) }
-        return object
-    }
-
-    func optionalObject<T: AnyObject>(_ type: T.Type) -> T? {
-        guard tag == Int32(XPIO_OBJECT), let pointer = raw.pointee.u.object else { return nil }
+    static func object<T: AnyObject>(_ pointer: UnsafeMutableRawPointer?, _ type: T.Type, _ kind: StaticString) throws(Failure) -> T {
+        guard let pointer else { throw .closed(kind) }
         return Unmanaged<T>.fromOpaque(pointer).takeUnretainedValue()
     }
 
-    /// An enum's case (C has matched the name; the unknown ones never reach Swift).
-    func enumCase<E: SpecEnum>(_ type: E.Type) -> E { E(specCase: raw.pointee.count) }
-    func optionalEnumCase<E: SpecEnum>(_ type: E.Type) -> E? {
-        tag == Int32(XPIO_CASE) && raw.pointee.count >= 0 ? E(specCase: raw.pointee.count) : nil
+    static func optionalObject<T: AnyObject>(_ pointer: UnsafeMutableRawPointer?, _ type: T.Type) -> T? {
+        pointer.map { Unmanaged<T>.fromOpaque($0).takeUnretainedValue() }
+    }
+}
+
+/// A value of a compound argument, as C checked it (`xpio_item`): the
+/// generated readers (Glue.swift) take it apart by its type.
+extension xpio_item {
+    /// An absent record field or list: what a missing one reads as.
+    nonisolated(unsafe) static let absent: xpio_item = {
+        var item = xpio_item()
+        item.which = -1
+        return item
+    }()
+
+    /// The value, unless it was left out.
+    func ifPresent<T>(_ read: (xpio_item) -> T) -> T? { which < 0 ? nil : read(self) }
+
+    /// A record's field `index` (absent when the record is).
+    func field(_ index: Int) -> xpio_item { which < 0 || items == nil ? .absent : items[index] }
+
+    /// An array's elements.
+    func list<T>(_ read: (xpio_item) -> T) -> [T] { (0..<Int(count)).map { read(items[$0]) } }
+
+    /// A map's entries (C lists keys and values in turn).
+    func pairs<K, V>(_ key: (xpio_item) -> K, _ value: (xpio_item) -> V) -> [(key: K, value: V)] {
+        stride(from: 0, to: Int(count), by: 2).map { (key: key(items[$0]), value: value(items[$0 + 1])) }
     }
 
-    /// An address or a name to resolve; `nil, "xpio: mal-formed address"`
-    /// for anything else.
-    var endpoint: Endpoint { get throws(Failure) { try Endpoint.parse(string.bytes) } }
-
-    /// A list's elements (an array's values; a map's keys and values in turn).
-    var list: [Value] {
-        guard tag == Int32(XPIO_LIST) else { return [] }
-        return (0..<Int(raw.pointee.count)).map { Value(raw.pointee.u.list! + $0) }
-    }
-
-    /// An option's value, as C checked it against the option's type.
-    var optionValue: OptionValue {
-        tag == Int32(XPIO_INTEGER) ? .integer(integer) : .flag(boolean)
-    }
+    func object<T: AnyObject>(_ type: T.Type) -> T? { Arg.optionalObject(object, type) }
 }
 
 /// A Lua string argument: bytes that stay valid while the call runs, and
@@ -201,6 +182,14 @@ struct Value {
 struct LuaString {
     let bytes: UnsafeRawBufferPointer
     var cString: UnsafePointer<CChar> { bytes.baseAddress!.assumingMemoryBound(to: CChar.self) }
+
+    init(_ raw: xpio_bytes) { bytes = UnsafeRawBufferPointer(start: raw.bytes, count: raw.length) }
+
+    /// nil for an optional string left out.
+    init?(optional raw: xpio_bytes) {
+        guard raw.bytes != nil else { return nil }
+        self.init(raw)
+    }
 }
 
 /// A spec enum's Swift type: the generator maps case indexes (spec order)

@@ -3,7 +3,7 @@ import CSystem
 import CTLSABI
 import Runtime
 
-/// The TLS entries of Spec/tls.spec: their decoded arguments turned into
+/// The TLS entries of Spec/tls.spec: their checked arguments turned into
 /// the engine's plain C structures (Sources/CTLSABI), and the socket's
 /// TLS operations. The engine itself is xpio/tls.so's; it is reached only
 /// through the table `require "xpio.tls"` installed (`xpio_tls`).
@@ -33,16 +33,12 @@ enum TLSBinding {
         config.verify_client = options.verify_client.map { $0 == .require ? 2 : 1 } ?? 0
         config.tickets = options.tickets == false ? 0 : 1
         // The SNI map: name, cert, key, as three parallel lists.
-        let pairs = options.certs
         var names: [UnsafePointer<CChar>?] = [], certs: [UnsafePointer<CChar>?] = [], keys: [UnsafePointer<CChar>?] = []
-        var index = 0
-        while index + 1 < pairs.count {
-            let pair = Record_tlskeypair(pairs[index + 1])
+        for (name, pair) in options.certs {
             guard let cert = pair.cert, let key = pair.key else { throw .xpio("xpio: tls: each of certs needs cert and key") }
-            names.append(pairs[index].string.cString)
+            names.append(name.cString)
             certs.append(cert.cString)
             keys.append(key.cString)
-            index += 2
         }
         return try names.withUnsafeBufferPointer { names throws(Failure) -> TLSContext in
             try certs.withUnsafeBufferPointer { certs throws(Failure) -> TLSContext in
@@ -60,7 +56,7 @@ enum TLSBinding {
 
     /// What both kinds of context take.
     private static func make(_ config: inout xpio_tls_config, cert: LuaString?, key: LuaString?, password: LuaString?,
-                             alpn: [Value], versions: (LuaString?, LuaString?), ciphers: (LuaString?, LuaString?)) throws(Failure) -> TLSContext {
+                             alpn: [LuaString], versions: (LuaString?, LuaString?), ciphers: (LuaString?, LuaString?)) throws(Failure) -> TLSContext {
         let engine = try engine()
         config.cert = cert?.cString
         config.key = key?.cString
@@ -69,7 +65,7 @@ enum TLSBinding {
         config.max_version = versions.1?.cString
         config.ciphers = ciphers.0?.cString
         config.ciphersuites = ciphers.1?.cString
-        let protocols: [UnsafePointer<CChar>?] = alpn.map { $0.string.cString }
+        let protocols: [UnsafePointer<CChar>?] = alpn.map { $0.cString }
         return try protocols.withUnsafeBufferPointer { list throws(Failure) -> TLSContext in
             config.alpn = list.baseAddress
             config.nalpn = CInt(list.count)
@@ -81,7 +77,7 @@ enum TLSBinding {
 
     static func wrap(_ socket: Socket, _ context: TLSContext, _ options: Record_tlswrap) throws(Failure) -> Socket {
         let engine = try engine()
-        let protocols: [UnsafePointer<CChar>?] = options.alpn.map { $0.string.cString }
+        let protocols: [UnsafePointer<CChar>?] = options.alpn.map { $0.cString }
         try protocols.withUnsafeBufferPointer { list throws(Failure) in
             try socket.startTLS(engine: engine, context: context, host: options.host?.cString,
                                 alpn: list.isEmpty ? nil : list.baseAddress, alpnCount: list.count, session: options.session?.bytes)

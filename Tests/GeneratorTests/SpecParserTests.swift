@@ -52,7 +52,7 @@ import Testing
         let spec = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data.bytes)" + when)
         #expect(spec.entries[0].partner == "when_w" && spec.entries[0].whole == "data")
         let function = spec.allFunctions.first { $0.qualifiedName == "tqueue:w" }!
-        #expect(GlueEmitter(spec: spec).entryLiteral(function).contains(", whole: 1"))
+        #expect(CGlueEmitter(spec: spec).entryLiteral(function).contains(".whole = 1"))
         // Its body starts where earlier tries stopped and says what remains.
         let resumed = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data, progress)" + when)
         let glue = GlueEmitter(spec: resumed).emit()

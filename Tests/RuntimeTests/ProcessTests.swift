@@ -15,8 +15,8 @@ import Testing
     func spawn(_ script: String) throws -> Process {
         let words = ["/bin/sh", "-c", script].map { $0.withCString { strdup($0) } }
         defer { for word in words { free(word) } }
-        let request = SpawnRequest(program: words[0]!, arguments: words + [nil], environment: [nil], files: [])
-        return try Spawn.start(request, searchPath: false)
+        let request = SpawnRequest(program: words[0]!, arguments: words.map { UnsafePointer($0!) })
+        return try Spawn.start(request)
     }
 
     /// Waits on `process` as a task would: its wait target, then `poll`.

@@ -1,5 +1,5 @@
---- The address format as the documents state it (xpio-seed.txt,
---- xpio-semantics.md, Spec/socket.spec), written from those rules and not
+--- The address format as the documentation states it (the socket object's
+--- doc in Spec/socket.spec, docs/API.md), written from those rules and not
 --- from XPIO's code, so that the fuzz driver can judge random and mutated
 --- addresses and compare its verdict with `bind` and `getsockname`.
 ---

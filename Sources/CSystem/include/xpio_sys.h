@@ -89,6 +89,8 @@ ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int 
 int xpio_signal_watch(int signo, int use_signalfd);
 int xpio_signal_next(int signo, int fd, int *pid);
 void xpio_signal_unwatch(int signo);
+/* The highest signal number there is (SIGRTMAX: a function call in glibc). */
+int xpio_signal_highest(void);
 
 static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
     return memmem(haystack, n, needle, m);
@@ -104,7 +106,6 @@ int xpio_resolve_error(const struct xpio_resolution *r);
 int xpio_resolve_system_error(const struct xpio_resolution *r);
 const struct addrinfo *xpio_resolve_result(const struct xpio_resolution *r);
 void xpio_resolve_release(struct xpio_resolution *r);
-int xpio_resolver_threads(void);
 void xpio_set_resolver_delay(int milliseconds);
 
 /* sendto/recvfrom: transparent unions again. */

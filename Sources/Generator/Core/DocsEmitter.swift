@@ -121,7 +121,7 @@ struct DocsEmitter {
     }
 
     func returnsText(_ function: Function) -> String {
-        let results = function.entry.results
+        let results = function.results
         var text: String
         if results.positions.isEmpty {
             text = "nothing"

@@ -38,7 +38,7 @@ struct FuzzCasesEmitter {
                 let params = function.entry.params.map {
                     "{ name = \"\($0.name)\", type = \($0.type.fuzzDescriptor(spec)), optional = \($0.optional) }"
                 }
-                var shapes = function.entry.results.shapes.map { shape in
+                var shapes = function.results.shapes.map { shape in
                     "{ " + shape.map { "\"\($0.shapeName(spec))\"" }.joined(separator: ", ") + " }"
                 }
                 // A whole write that fails part-way says how much it wrote.

@@ -207,8 +207,10 @@ public struct Entry {
     var name: String
     var params: [Param]
     var results: Results
-    /// blocking: the `when_` partner; when: the readiness ("read"/"write").
+    /// blocking: its `when_` partner's name (`[when_read]`).
     var partner: String?
+    /// when: the readiness it waits for, "read" or "write" (`[read]`).
+    var readiness: String? = nil
     /// blocking: the string parameter its blocking form writes whole, trying
     /// again with the rest after a partial write (`[when_write, whole data]`).
     var whole: String? = nil
@@ -242,6 +244,15 @@ struct Function {
         (isMethod ? [Param(name: "self", type: .object(entry.owner!), optional: false, defaultValue: nil)] : []) + entry.params
     }
     var canRetry: Bool { role == .attempt || role == .blocking }
+    /// What it returns: its entry's results, and for the blocking form of a
+    /// `whole` entry also `nil, message, count` (a failure after part of it
+    /// was moved: blocking.c adds the count).
+    var results: Results {
+        guard role == .blocking, entry.whole != nil else { return entry.results }
+        var results = entry.results
+        results.alternatives.append([.nilValue, .string, .integer])
+        return results
+    }
     /// "socket:read", "xpio.gettime": how docs and messages name it.
     var qualifiedName: String { (entry.owner.map { $0 + ":" } ?? (entry.module ?? "xpio") + ".") + luaName }
 }

@@ -252,7 +252,9 @@ public enum SpecParser {
         }
         let results = try readResults(resultText, names: names, location: location)
         guard let binding else { throw fail("an entry names what implements it: `= try Swift.expression(...)`, `= native`, `= lua MODULE` or `= pending`") }
-        return Entry(kind: kind, owner: owner, name: fullName, params: params, results: results, partner: partner,
+        // One bracket, two meanings by kind: a blocking entry's partner, a when entry's readiness.
+        return Entry(kind: kind, owner: owner, name: fullName, params: params, results: results,
+                     partner: kind == .blocking ? partner : nil, readiness: kind == .when ? partner : nil,
                      whole: whole, binding: binding, doc: doc, location: location)
     }
 

@@ -1,35 +1,108 @@
 /// What each type means to each emitter: the one table of type traits.
 /// Adding a type means adding it here once (and, when it needs a check of
-/// its own, a letter to the C decoder's codes in xpio_glue.h); the glue,
+/// its own, a named check in Sources/CLua/checks.c); the C and Swift glue,
 /// docs, editor types, conformance tests and fuzz cases follow.
 extension LuaType {
-    /// The C type code the argument decoder reads (Sources/CLua/include/xpio_glue.h).
-    /// `params` are the function's Lua parameters, self first (for `valueOf`).
-    func code(_ spec: Spec, params: [Param]) -> String {
+    // MARK: C
+
+    /// The type's name in generated C and Swift identifiers: `array_cstring`,
+    /// `union_socket_size`.
+    var mangled: String {
         switch self {
-        case .string, .address: return "s"
-        case .cstring: return "c"
-        case .name: return "N"
-        case .integer: return "i"
-        case .size: return "u"
-        case .number, .timeout: return "n"
-        case .boolean, .trueValue: return "b"
-        case .falseValue: return "F"
-        case .table, .nilValue: return "t"
-        case .task: return "k"
-        case .any: return "a"
-        case .object(let kind): return "o" + LuaType.indexCode(spec.kindIndex(kind))
-        case .enumeration(let name): return "e" + LuaType.indexCode(spec.enumIndex(name))
-        case .record(let name): return "r" + LuaType.indexCode(spec.recordIndex(name))
-        case .array(let element): return "[" + element.code(spec, params: params)
-        case .map(let key, let value): return "{" + key.code(spec, params: params) + value.code(spec, params: params)
-        case .union(let members): return "|\(members.count)" + members.map { $0.code(spec, params: params) }.joined()
-        case .valueOf(let param): return "v" + LuaType.indexCode(params.firstIndex { $0.name == param }!)
+        case .string, .address: return "string"
+        case .cstring: return "cstring"
+        case .name: return "name"
+        case .integer: return "integer"
+        case .size: return "size"
+        case .number, .timeout: return "number"
+        case .boolean, .trueValue: return "boolean"
+        case .falseValue: return "false"
+        case .table, .task, .nilValue: return "table"
+        case .any, .valueOf: return "any"
+        case .object(let kind): return "object_" + kind
+        case .enumeration(let name): return "enum_" + name
+        case .record(let name): return "record_" + name
+        case .array(let element): return "array_" + element.mangled
+        case .map(let key, let value): return "map_" + key.mangled + "_" + value.mangled
+        case .union(let members): return "union_" + members.map(\.mangled).joined(separator: "_")
         }
     }
 
-    /// '@' + index: how codes name kinds, enums, records and parameters.
-    static func indexCode(_ index: Int) -> String { String(Character(Unicode.Scalar(UInt8(64 + index)))) }
+    /// The C expression checking the value at `index` into item `out` (the
+    /// body of this type's `xpio_check` in Glue.c).
+    func cCheck(_ spec: Spec) -> String {
+        switch self {
+        case .string, .address: return "xpio_check_string(c, index, XPIO_ANY_STRING, out)"
+        case .cstring: return "xpio_check_string(c, index, XPIO_CSTRING, out)"
+        case .name: return "xpio_check_string(c, index, XPIO_NAME, out)"
+        case .integer: return "xpio_check_integer(c, index, 0, out)"
+        case .size: return "xpio_check_integer(c, index, 1, out)"
+        case .number, .timeout: return "xpio_check_number(c, index, out)"
+        case .boolean, .trueValue: return "xpio_check_boolean(c, index, out)"
+        case .falseValue: return "xpio_check_false(c, index, out)"
+        case .table, .task, .nilValue: return "xpio_check_table(c, index, out)"
+        case .any, .valueOf: return "xpio_check_any(c, index, out)"
+        case .object(let kind): return "xpio_check_object(c, index, KIND_\(kind), out)"
+        case .enumeration(let name): return "xpio_check_enum(c, index, &enum_\(name), out)"
+        case .record(let name):
+            let count = spec.record(named: name)!.fields.count
+            return "xpio_check_record(c, index, \(count), fields_\(name), checks_\(name), out)"
+        case .array(let element): return "xpio_check_array(c, index, check_\(element.mangled), out)"
+        case .map(let key, let value): return "xpio_check_map(c, index, check_\(key.mangled), check_\(value.mangled), out)"
+        case .union(let members):
+            return "xpio_check_union(c, index, \(members.count), members_\(mangled), \"\(cExpected(spec))\", out)"
+        }
+    }
+
+    /// What a type-mismatch message says was expected.
+    func cExpected(_ spec: Spec) -> String {
+        switch self {
+        case .string, .cstring, .name, .address, .enumeration: return "string"
+        case .integer, .size, .number, .timeout: return "number"
+        case .boolean, .trueValue: return "boolean"
+        case .falseValue: return "false"
+        case .object(let kind): return spec.kind(named: kind)!.metatable
+        case .union(let members):
+            let names = members.map { $0.cExpected(spec) }
+            return names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " or " + names.last!
+        default: return "table"
+        }
+    }
+
+    /// The checks this type's check calls: its elements, members, and a
+    /// record's fields (each optional).
+    func parts(_ spec: Spec) -> [(type: LuaType, optional: Bool)] {
+        switch self {
+        case .array(let element): return [(element, false)]
+        case .map(let key, let value): return [(key, false), (value, false)]
+        case .union(let members): return members.map { ($0, false) }
+        case .record(let name): return spec.record(named: name)!.fields.map { ($0.type, true) }
+        default: return []
+        }
+    }
+
+    /// Where a check that may find the value left out also takes `false`.
+    var takesFalse: Bool { self == .boolean || self == .trueValue }
+
+    /// How an argument of this type travels from C to Swift: the field in
+    /// the entry's argument struct and the Swift body's parameter. Scalars
+    /// by value (an optional one by pointer, NULL when left out); strings
+    /// as `xpio_bytes`; compound values as a checked `xpio_item`. Tables,
+    /// tasks and any-values stay with C (`nil`).
+    enum Passing { case object, integer, number, boolean, bytes, enumCase, item }
+
+    var passing: Passing? {
+        switch self {
+        case .object: return .object
+        case .integer, .size: return .integer
+        case .number, .timeout: return .number
+        case .boolean, .trueValue, .falseValue: return .boolean
+        case .string, .cstring, .name, .address: return .bytes
+        case .enumeration: return .enumCase
+        case .record, .array, .map, .union, .valueOf: return .item
+        case .table, .task, .any, .nilValue: return nil
+        }
+    }
 
     /// The type as LuaLS (lua-language-server) annotations spell it.
     func luaLS(_ spec: Spec) -> String {
@@ -155,7 +228,7 @@ extension LuaType {
         }
     }
 
-    /// What the decoder's type-mismatch message says was expected.
+    /// What a type-mismatch message says was expected (the conformance tests).
     func expectedName(_ spec: Spec) -> String? {
         switch self {
         case .string, .cstring, .name, .address, .enumeration: return "string"

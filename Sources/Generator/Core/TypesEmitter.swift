@@ -42,7 +42,7 @@ struct TypesEmitter {
         for param in entry.params { out.line("---@param \(param.name)\(param.optional ? "?" : "") \(param.type.luaLS(spec))") }
         // The alternatives merged by position; the failure pair shares the
         // first two positions.
-        let results = entry.results
+        let results = function.results
         let width = results.alternatives.map(\.count).max() ?? 0
         var positions: [[String]] = Array(repeating: [], count: max(width, results.raw ? 0 : 2))
         for alternative in results.alternatives {

@@ -1,7 +1,7 @@
 /// The rules that span entries: names resolve, triads are complete, the C
 /// glue's limits hold. Every error names the spec line.
 enum Validator {
-    static let maxArguments = 8   // XPIO_MAX_ARGS
+    static let maxArguments = 15  // a blocking call's continuation keeps the count in 4 bits (blocking.c)
     static let maxResults = 4     // XPIO_MAX_RESULTS
 
     static func validate(_ spec: Spec) throws {
@@ -86,7 +86,7 @@ enum Validator {
                 }
             case .when:
                 guard entry.name.hasPrefix("when_") else { throw fail("a when entry's name starts with when_") }
-                guard entry.partner == "read" || entry.partner == "write" else { throw fail("readiness is [read] or [write]") }
+                guard entry.readiness == "read" || entry.readiness == "write" else { throw fail("readiness is [read] or [write]") }
                 guard entry.params.first?.type == .task else { throw fail("a when entry takes the task first: (task: task, ...)") }
                 guard entry.results.positions == [.trueValue], !entry.results.raw else { throw fail("a when entry returns `true`") }
             default: break

@@ -3,7 +3,8 @@ import GeneratorCore
 
 /// xpio-gen: derives everything the spec determines.
 ///
-///     Generator glue SPEC_DIR OUT.swift          (run by the XPIOGlue build plugin)
+///     Generator glue SPEC_DIR OUT.swift          (run by the XPIOGlue build plugin: Swift half)
+///     Generator glue-c SPEC_DIR OUT.c            (run by the XPIOGlue build plugin: C half)
 ///     Generator docs SPEC_DIR OUT.md             (make docs: docs/API.md)
 ///     Generator types SPEC_DIR OUT.lua           (make docs: types/xpio.lua)
 ///     Generator conformance SPEC_DIR OUT.lua     (make test: the API-conformance tests)
