@@ -115,7 +115,7 @@ static int push_fifo(lua_State *L, int dir, int create) {
  * coroutine has ended (returned or raised): a task that died inside a
  * call (an error raised there) cannot hold a turn. */
 static int task_ended(lua_State *L, int task) {
-    lua_pushliteral(L, "_thread");
+    xpio_push_name(L, XPIO_NAME_THREAD);
     lua_rawget(L, task);
     lua_State *co = lua_tothread(L, -1);
     lua_pop(L, 1);
@@ -214,7 +214,7 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
             fifo_head(L, fifo);
             if (lua_istable(L, -1)) {
                 int next = lua_gettop(L);
-                lua_pushliteral(L, "_dequeue");
+                xpio_push_name(L, XPIO_NAME_DEQUEUE);
                 if (lua_rawget(L, next) == LUA_TFUNCTION) {
                     lua_pushvalue(L, next);
                     lua_call(L, 1, 0);
@@ -234,7 +234,7 @@ static int turn_done(lua_State *L, const xpio_entry *entry, int n) {
 
 /* 1 when the current task names its coroutine and it is not this one. */
 static int foreign_coroutine(lua_State *L, int task) {
-    lua_pushliteral(L, "_thread");
+    xpio_push_name(L, XPIO_NAME_THREAD);
     int foreign = lua_rawget(L, task) == LUA_TTHREAD && lua_tothread(L, -1) != L;
     lua_pop(L, 1);
     return foreign;
@@ -247,7 +247,7 @@ static int able_to_wait(lua_State *L) {
     xpio_push_current_task(L);
     int able = 0;
     if (lua_istable(L, -1)) {
-        lua_pushliteral(L, "_queue");
+        xpio_push_name(L, XPIO_NAME_QUEUE);
         lua_rawget(L, -2);
         able = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);
@@ -278,7 +278,7 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done);
 static void dequeue_current_task(lua_State *L) {
     xpio_push_current_task(L);
     if (lua_istable(L, -1)) {
-        lua_pushliteral(L, "_dequeue");
+        xpio_push_name(L, XPIO_NAME_DEQUEUE);
         if (lua_rawget(L, -2) == LUA_TFUNCTION) {
             lua_pushvalue(L, -2);
             lua_call(L, 1, 0);
@@ -361,7 +361,7 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
     int has_queue = 0;
     int foreign = 0;
     if (has_task) {
-        lua_pushliteral(L, "_queue");
+        xpio_push_name(L, XPIO_NAME_QUEUE);
         lua_rawget(L, -2);
         has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);

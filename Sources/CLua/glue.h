@@ -23,11 +23,21 @@
 #include <lauxlib.h>
 
 /* Upvalues of every XPIO function: its entry (light userdata) and the
- * metatables of the object kinds, an array indexed by kind + 1. A blocking
- * function has its when_ partner as a third. */
+ * metatables of the object kinds, an array indexed by kind + 1, followed
+ * by the glue's names (below). A blocking function has its when_ partner
+ * as a third. */
 #define XPIO_ENTRY_UPVALUE lua_upvalueindex(1)
 #define XPIO_KINDS_UPVALUE lua_upvalueindex(2)
 #define XPIO_PARTNER_UPVALUE lua_upvalueindex(3)
+
+/* The strings the glue uses as task fields and as a result, kept in the
+ * kinds upvalue after the metatables. Pushing one is an array read: a
+ * lua_pushliteral compares the C string with Lua's string cache (a strcmp)
+ * on every push, which was a tenth of a when_read. Being kept alive, a
+ * name also never allocates, so clearing task fields in a finalizer or
+ * undoing a failed schedule cannot fail. */
+enum { XPIO_NAME_QUEUE, XPIO_NAME_DEQUEUE, XPIO_NAME_DEQUEUEDATA, XPIO_NAME_THREAD, XPIO_NAME_RETRY, XPIO_NNAMES };
+#define XPIO_NAMES { "_queue", "_dequeue", "_dequeuedata", "_thread", "retry" }
 
 /* ---------------------------------------------------------- descriptions */
 
@@ -112,6 +122,12 @@ typedef struct xpio_module {
 
 /* The module as the spec describes it (Glue.c). */
 extern const xpio_module xpio_description;
+
+/* Pushes a name; only from a function that has the kinds upvalue (every
+ * entry, metatable method and continuation; `_dequeue` closures too). */
+static inline void xpio_push_name(lua_State *L, int name) {
+    lua_rawgeti(L, XPIO_KINDS_UPVALUE, (lua_Integer)xpio_description.nkinds + 1 + name);
+}
 
 static inline const xpio_entry *xpio_current_entry(lua_State *L) {
     return (const xpio_entry *)lua_touserdata(L, XPIO_ENTRY_UPVALUE);

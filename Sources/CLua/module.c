@@ -77,10 +77,6 @@ static void set_metamethod(lua_State *L, const xpio_kind *kind, int kinds, const
     lua_setfield(L, -2, name);
 }
 
-/* The strings the glue pushes while it must not allocate (clearing task
- * fields in a finalizer, undoing a failed schedule): kept alive here, a
- * push of one finds it interned and allocates nothing. */
-static const char anchors_key = 'A';
 static const char closing_key = 'C';
 
 /* The state is closing (a sentinel's __gc): let go of what XPIO keeps for
@@ -120,13 +116,6 @@ static int install_tls(lua_State *L) {
 int luaopen_xpio(lua_State *L) {
     xpio_start();
     const xpio_module *m = &xpio_description;
-    lua_createtable(L, 4, 0);
-    const char *anchored[] = { "_queue", "_dequeue", "_dequeuedata", "retry" };
-    for (int i = 0; i < 4; i++) {
-        lua_pushstring(L, anchored[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &anchors_key);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &closing_key) == LUA_TNIL) {
         lua_newuserdatauv(L, 1, 0);
         lua_createtable(L, 0, 1);
@@ -139,11 +128,16 @@ int luaopen_xpio(lua_State *L) {
         lua_rawsetp(L, LUA_REGISTRYINDEX, &closing_key);
     }
     lua_pop(L, 1);
-    lua_createtable(L, m->nkinds, 0);
+    lua_createtable(L, m->nkinds + XPIO_NNAMES, 0);
     int kinds = lua_gettop(L);
     for (int32_t k = 0; k < m->nkinds; k++) {
         luaL_newmetatable(L, m->kinds[k].metatable);
         lua_rawseti(L, kinds, k + 1);
+    }
+    const char *names[] = XPIO_NAMES;
+    for (int i = 0; i < XPIO_NNAMES; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, kinds, m->nkinds + 1 + i);
     }
     for (int32_t k = 0; k < m->nkinds; k++) {
         const xpio_kind *kind = &m->kinds[k];

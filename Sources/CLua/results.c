@@ -13,7 +13,7 @@
 void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call) {
     for (int i = 0; i < entry->nobjects; i++) {
         int kind = entry->objects[i];
-        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 3 : 1);
+        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 2 : 1);
         *slot = NULL;
         lua_rawgeti(L, XPIO_KINDS_UPVALUE, kind + 1);
         lua_setmetatable(L, -2);
@@ -122,7 +122,7 @@ static int make_copied(lua_State *L) {
                 push_value(L, call, &v->u.list[j]);
             } else {
                 int kind = (int)v->length;
-                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 3 : 1);
+                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 2 : 1);
                 *slot = NULL;
                 lua_rawgeti(L, 3, kind + 1);
                 lua_setmetatable(L, -2);
@@ -184,7 +184,7 @@ static void push_value(lua_State *L, const xpio_call *call, const xpio_value *va
 
 int xpio_push_failure(lua_State *L, xpio_call *call, int status) {
     switch (status) {
-    case XPIO_RETRY: lua_pushnil(L); lua_pushliteral(L, "retry"); return 2;
+    case XPIO_RETRY: lua_pushnil(L); xpio_push_name(L, XPIO_NAME_RETRY); return 2;
     case XPIO_ERRNO: lua_pushnil(L); lua_pushstring(L, strerror(call->code)); return 2;
     case XPIO_MESSAGE: lua_pushnil(L); lua_pushstring(L, call->message); return 2;
     case XPIO_CLOSED: lua_pushnil(L); lua_pushfstring(L, "xpio: %s is closed", call->message); return 2;

@@ -1,9 +1,10 @@
 /*
  * Tasks on task queues: the Lua half. The runtime's queue knows waiters by
- * id; a queue's userdata keeps three user values:
- *   1. waiter id + 1 -> the task (a table)
- *   2. waiter id + 1 -> the object waited on, kept alive while the task waits
- *   3. the queue's _dequeue function
+ * id; a queue's userdata keeps two user values:
+ *   1. the waiters: for waiter id w, the task at 2w + 1 and the object it
+ *      waits on at 2w + 2 (kept alive while the task waits); one table, so
+ *      storing and forgetting a waiter reads one user value
+ *   2. the queue's _dequeue function
  * Task fields are read and written raw: a queue never runs user code.
  *
  * Every change that allocates (and so can fail with a memory error) comes
@@ -14,23 +15,30 @@
 #include "glue.h"
 
 static void clear_fields(lua_State *L, int task) {
-    lua_pushliteral(L, "_dequeue");
+    xpio_push_name(L, XPIO_NAME_DEQUEUE);
     lua_pushnil(L);
     lua_rawset(L, task);
-    lua_pushliteral(L, "_dequeuedata");
+    xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
     lua_pushnil(L);
     lua_rawset(L, task);
 }
 
-/* Clears entry `key` of user values 1 and 2. */
+/* Where waiter `key` (its id + 1, the task's _dequeuedata) keeps its task
+ * in the waiters table; its object is at the next index. */
+static lua_Integer task_index(lua_Integer key) { return 2 * key - 1; }
+
+/* Clears waiter `key` in the waiters table at `waiters`. */
+static void forget_in(lua_State *L, int waiters, lua_Integer key) {
+    lua_pushnil(L);
+    lua_rawseti(L, waiters, task_index(key));
+    lua_pushnil(L);
+    lua_rawseti(L, waiters, task_index(key) + 1);
+}
+
+/* Clears waiter `key` of the queue at `queue`. */
 static void forget_key(lua_State *L, int queue, lua_Integer key) {
-    for (int n = 1; n <= 2; n++) {
-        if (lua_getiuservalue(L, queue, n) == LUA_TTABLE) {
-            lua_pushnil(L);
-            lua_rawseti(L, -2, key);
-        }
-        lua_pop(L, 1);
-    }
+    if (lua_getiuservalue(L, queue, 1) == LUA_TTABLE) forget_in(L, lua_gettop(L), key);
+    lua_pop(L, 1);
 }
 
 static void *queue_object(lua_State *L, int index) {
@@ -39,7 +47,8 @@ static void *queue_object(lua_State *L, int index) {
 }
 
 /* task:_dequeue(), or task._dequeue(task._dequeuedata): the queue is
- * upvalue 1, the data the task's waiter key. Returns true, or nothing when
+ * upvalue 1 and the kinds (with the names) upvalue 2, as in every entry;
+ * the data is the task's waiter key. Returns true, or nothing when
  * the task is not scheduled on this queue. Anything else as the argument
  * is an error: a silent no-op would leave the task scheduled. */
 static int dequeue(lua_State *L) {
@@ -49,7 +58,7 @@ static int dequeue(lua_State *L) {
     if (!by_task && !lua_isinteger(L, 1)) return luaL_typeerror(L, 1, "task or task._dequeuedata");
     if (!object) return 0;
     if (by_task) {
-        lua_pushliteral(L, "_dequeuedata");
+        xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
         lua_rawget(L, 1);
     } else {
         lua_pushvalue(L, 1);
@@ -58,7 +67,7 @@ static int dequeue(lua_State *L) {
     lua_Integer key = lua_tointegerx(L, -1, &isinteger);
     if (!isinteger || key < 1 || key > INT32_MAX) return 0;
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) return 0;
-    if (lua_rawgeti(L, -1, key) != LUA_TTABLE) return 0;
+    if (lua_rawgeti(L, -1, task_index(key)) != LUA_TTABLE) return 0;
     if (by_task && !lua_rawequal(L, -1, 1)) return 0;
     int task = lua_gettop(L);
     xpio_queue_cancel(object, (int32_t)(key - 1));
@@ -70,36 +79,34 @@ static int dequeue(lua_State *L) {
 
 /* Makes the queue's user values on first use. */
 static void prepare(lua_State *L, int queue) {
-    if (lua_getiuservalue(L, queue, 3) == LUA_TFUNCTION) {
+    if (lua_getiuservalue(L, queue, 2) == LUA_TFUNCTION) {
         lua_pop(L, 1);
         return;
     }
     lua_pop(L, 1);
     lua_newtable(L);
     lua_setiuservalue(L, queue, 1);
-    lua_newtable(L);
-    lua_setiuservalue(L, queue, 2);
     lua_pushvalue(L, queue);
-    lua_pushcclosure(L, dequeue, 1);
-    lua_setiuservalue(L, queue, 3);
+    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
+    lua_pushcclosure(L, dequeue, 2);
+    lua_setiuservalue(L, queue, 2);
 }
 
-/* The task under its waiter key in the queue's user values, the object it
- * waits on beside it, and its _dequeuedata and _dequeue fields: the steps
- * of scheduling that allocate. Arguments: queue, task, object, key. */
+/* The task and the object it waits on under its waiter key, and its
+ * _dequeuedata and _dequeue fields: the steps of scheduling that allocate.
+ * Arguments: queue, task, object, key, and the kinds (for the names). */
 static int store_task(lua_State *L) {
     lua_Integer key = lua_tointeger(L, 4);
     lua_getiuservalue(L, 1, 1);
     lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, key);
-    lua_getiuservalue(L, 1, 2);
+    lua_rawseti(L, -2, task_index(key));
     lua_pushvalue(L, 3);
-    lua_rawseti(L, -2, key);
-    lua_pushliteral(L, "_dequeuedata");
+    lua_rawseti(L, -2, task_index(key) + 1);
+    lua_rawgeti(L, 5, (lua_Integer)xpio_description.nkinds + 1 + XPIO_NAME_DEQUEUEDATA);
     lua_pushinteger(L, key);
     lua_rawset(L, 2);
-    lua_pushliteral(L, "_dequeue");
-    lua_getiuservalue(L, 1, 3);
+    lua_rawgeti(L, 5, (lua_Integer)xpio_description.nkinds + 1 + XPIO_NAME_DEQUEUE);
+    lua_getiuservalue(L, 1, 2);
     lua_rawset(L, 2);
     return 0;
 }
@@ -113,12 +120,12 @@ int xpio_call_when(lua_State *L) {
     const char *unknown = entry->check(L, &args);
     if (unknown) return xpio_push_unknown(L, unknown);
     int task = entry->method ? 2 : 1;
-    lua_pushliteral(L, "_queue");
+    xpio_push_name(L, XPIO_NAME_QUEUE);
     lua_rawget(L, task);
     int queue = lua_gettop(L);
     void **slot = xpio_toobject(L, queue, xpio_description.queue_kind);
     if (!slot) return xpio_argerror(L, task, "task._queue is not a tqueue");
-    lua_pushliteral(L, "_dequeue");
+    xpio_push_name(L, XPIO_NAME_DEQUEUE);
     if (lua_rawget(L, task) != LUA_TNIL) return luaL_error(L, "xpio: task is already scheduled");
     lua_pop(L, 1);
     if (!*slot) {
@@ -143,7 +150,8 @@ int xpio_call_when(lua_State *L) {
     if (entry->method) lua_pushvalue(L, 1);
     else lua_pushnil(L);
     lua_pushinteger(L, key);
-    if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
+    if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
         xpio_queue_cancel(*slot, waiter);
         forget_key(L, queue, key);
         clear_fields(L, task);
@@ -171,11 +179,11 @@ int xpio_call_when(lua_State *L) {
 int xpio_schedule_now(lua_State *L, int task) {
     int top = lua_gettop(L);
     task = lua_absindex(L, task);
-    lua_pushliteral(L, "_queue");
+    xpio_push_name(L, XPIO_NAME_QUEUE);
     lua_rawget(L, task);
     int queue = lua_gettop(L);
     void **slot = xpio_toobject(L, queue, xpio_description.queue_kind);
-    lua_pushliteral(L, "_dequeue");
+    xpio_push_name(L, XPIO_NAME_DEQUEUE);
     int scheduled = lua_rawget(L, task) != LUA_TNIL;
     if (!slot || !*slot || scheduled) {
         lua_settop(L, top);
@@ -194,7 +202,8 @@ int xpio_schedule_now(lua_State *L, int task) {
     lua_pushvalue(L, task);
     lua_pushnil(L);
     lua_pushinteger(L, key);
-    if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
+    if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
         xpio_queue_cancel(*slot, waiter);
         forget_key(L, queue, key);
         clear_fields(L, task);
@@ -239,17 +248,17 @@ int xpio_native_tqueue_wait(lua_State *L) {
     const int32_t *ready = xpio_queue_ready(object, &count);
     if (count > 0) {
         lua_getiuservalue(L, 1, 1);
-        int tasks = lua_gettop(L);
+        int waiters = lua_gettop(L);
         lua_Integer n = 0;
         for (int32_t i = 0; i < count; i++) {
             lua_Integer key = (lua_Integer)ready[i] + 1;
-            if (lua_rawgeti(L, tasks, key) == LUA_TTABLE) {
+            if (lua_rawgeti(L, waiters, task_index(key)) == LUA_TTABLE) {
                 clear_fields(L, lua_gettop(L));
                 lua_rawseti(L, result, ++n);
             } else {
                 lua_pop(L, 1);
             }
-            forget_key(L, 1, key);
+            forget_in(L, waiters, key);
         }
     }
     xpio_queue_delivered(object);
@@ -261,24 +270,15 @@ void xpio_drop_tasks(lua_State *L, int queue) {
     int top = lua_gettop(L);
     queue = lua_absindex(L, queue);
     if (lua_getiuservalue(L, queue, 1) == LUA_TTABLE) {
-        int tasks = lua_gettop(L);
+        int waiters = lua_gettop(L);
         lua_pushnil(L);
-        while (lua_next(L, tasks)) {
+        while (lua_next(L, waiters)) {
+            /* Tasks are at the odd indices; the objects beside them are never tables. */
             if (lua_istable(L, -1)) clear_fields(L, lua_gettop(L));
             lua_pop(L, 1);
             lua_pushvalue(L, -1);
             lua_pushnil(L);
-            lua_rawset(L, tasks); /* clearing a field during next is allowed */
-        }
-    }
-    if (lua_getiuservalue(L, queue, 2) == LUA_TTABLE) {
-        int objects = lua_gettop(L);
-        lua_pushnil(L);
-        while (lua_next(L, objects)) {
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            lua_pushnil(L);
-            lua_rawset(L, objects);
+            lua_rawset(L, waiters); /* clearing a field during next is allowed */
         }
     }
     lua_settop(L, top);

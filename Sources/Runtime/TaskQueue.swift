@@ -219,7 +219,8 @@ public final class TaskQueue {
         if !delivered { return true }
         if isEmpty && timeout == nil { return false }
         var remaining = timeout.map { $0 > 0 ? $0 : 0 }
-        let deadline = remaining.map { Clock.now() + $0 }
+        // A zero timeout never needs the clock: the loop below ends after one poll.
+        let deadline = remaining.flatMap { $0 > 0 ? Clock.now() + $0 : nil }
         if !pendingReady.isEmpty { remaining = 0 }
         while true {
             let count = try selector.wait(milliseconds: TaskQueue.milliseconds(remaining))

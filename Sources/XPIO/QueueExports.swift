@@ -9,19 +9,35 @@ private func queue(_ pointer: UnsafeMutableRawPointer?) -> TaskQueue {
     Unmanaged<TaskQueue>.fromOpaque(pointer!).takeUnretainedValue()
 }
 
+/// Runs `body` on the queue without retaining it: Lua holds the queue for
+/// the call, and these are the calls every when_ and wait makes (a retain
+/// and a release are two atomic operations each time).
+private func withQueue<R>(_ pointer: UnsafeMutableRawPointer?, _ body: (TaskQueue) -> R) -> R {
+    Unmanaged<TaskQueue>.fromOpaque(pointer!)._withUnsafeGuaranteedRef(body)
+}
+
 @_cdecl("xpio_queue_reserve")
 func queueReserve(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?) -> Int32 {
-    do throws(Failure) { return try queue(pointer).reserve() } catch { return Call(call!).fail(error) }
+    withQueue(pointer) { queue in
+        do throws(Failure) { return try queue.reserve() } catch { return Call(call!).fail(error) }
+    }
 }
 
 @_cdecl("xpio_queue_schedule")
 func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?, _ waiter: Int32,
                    _ target: UnsafeMutableRawPointer?, _ readiness: Int32) -> Int32 {
-    let descriptor = target.map { Unmanaged<Descriptor>.fromOpaque($0).takeUnretainedValue() }
-    do throws(Failure) {
-        try queue(pointer).schedule(waiter, on: descriptor, readiness == Int32(XPIO_WRITABLE) ? .write : .read)
-        return 0
-    } catch { return Call(call!).fail(error) }
+    let direction: Readiness = readiness == Int32(XPIO_WRITABLE) ? .write : .read
+    return withQueue(pointer) { queue in
+        do throws(Failure) {
+            guard let target else {
+                try queue.schedule(waiter, on: nil, direction)
+                return 0
+            }
+            let descriptor = Unmanaged<Descriptor>.fromOpaque(target).takeUnretainedValue()
+            try queue.schedule(waiter, on: descriptor, direction)
+            return 0
+        } catch { return Call(call!).fail(error) }
+    }
 }
 
 @_cdecl("xpio_queue_cancel")
@@ -33,9 +49,11 @@ func queueCancel(_ pointer: UnsafeMutableRawPointer?, _ waiter: Int32) -> Int32 
 @_cdecl("xpio_queue_wait")
 func queueWait(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?, _ timeout: Double,
                _ hasTimeout: Int32) -> Int32 {
-    do throws(Failure) {
-        return try queue(pointer).wait(timeout: hasTimeout != 0 ? timeout : nil) ? 1 : 0
-    } catch { return Call(call!).fail(error) }
+    withQueue(pointer) { queue in
+        do throws(Failure) {
+            return try queue.wait(timeout: hasTimeout != 0 ? timeout : nil) ? 1 : 0
+        } catch { return Call(call!).fail(error) }
+    }
 }
 
 @_cdecl("xpio_queue_ready")
