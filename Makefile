@@ -58,16 +58,23 @@ ifeq ($(XPIO_PREBUILT),1)
 $(MODULE) $(TLS_MODULE):
 	@test -f $@ || { echo "XPIO_PREBUILT=1 but $@ is missing: run make first"; exit 1; }
 else
+# Stripped, and without unwind tables (.eh_frame and its index, a sixth of
+# the file): nothing unwinds through these modules' frames. Lua raises with
+# longjmp, Swift's errors are return values, and neither module has C++ or
+# a caller that throws through it. The unstripped
+# $(SCRATCH)/release/lib*.so keep them, for perf and gdb.
+STRIP := strip --strip-unneeded --remove-section=.eh_frame --remove-section=.eh_frame_hdr
+
 $(MODULE): $(SOURCES) | deps
 	$(SWIFT_BUILD) --product xpio
 	mkdir -p $(OUT)
-	strip --strip-unneeded -o $@ $(SCRATCH)/release/libxpio.so
+	$(STRIP) -o $@ $(SCRATCH)/release/libxpio.so
 
 # xpio/tls.so: the TLS engine over OpenSSL 3 (require "xpio.tls").
 $(TLS_MODULE): $(SOURCES) | deps
 	$(SWIFT_BUILD) --product xpio_tls
 	mkdir -p $(OUT)/xpio
-	strip --strip-unneeded -o $@ $(SCRATCH)/release/libxpio_tls.so
+	$(STRIP) -o $@ $(SCRATCH)/release/libxpio_tls.so
 endif
 
 # lua5.4 and its headers, OpenSSL 3's headers (for xpio/tls.so alone) and
