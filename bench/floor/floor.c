@@ -17,6 +17,15 @@
  *   first wanted and again only when an event arrives for a direction
  *   nobody waits on (then the interest shrinks);
  * - wait returns a fresh array of the ready tasks.
+ * With task_fields(true), it also keeps the part of the tasks' contract
+ * that any binding of this API must keep (xpio-seed.txt: "task._dequeue
+ * ... is assigned when the task is scheduled ... and should be nil when the
+ * task is not currently scheduled", with _dequeuedata beside it; a
+ * scheduler's timeouts and cancellation use them): when_ reads the queue
+ * from task._queue, refuses a task already scheduled, and sets the two
+ * fields; wait clears them. That is the floor for XPIO's when_ and wait
+ * rows that pays for what the user is promised; without it the floor
+ * stores the task in one table and nothing more.
  * Not for use outside the benchmarks: a descriptor a queue watches must not
  * be closed while the queue lives (nothing forgets it).
  */
@@ -62,6 +71,14 @@ typedef struct queue {
     int filled;  /* the last wait filled the buffer: grow before the next */
     int waiting; /* tasks stored */
 } queue;
+
+/* task_fields(on): see the header. Upvalues of every function: the names
+ * "_queue", "_dequeue", "_dequeuedata" (pushing a literal would compare it
+ * with Lua's string cache each time). */
+static int task_fields;
+#define NAME_QUEUE lua_upvalueindex(1)
+#define NAME_DEQUEUE lua_upvalueindex(2)
+#define NAME_DEQUEUEDATA lua_upvalueindex(3)
 
 /* One buffer for every read, as XPIO has: a read copies it into a string. */
 static char read_buffer[MAX_READ];
@@ -202,6 +219,16 @@ static int l_gettime(lua_State *L) {
     return 1;
 }
 
+/* cputime(): this thread's CPU time in seconds: the micro-benchmark's clock
+ * when the machine is busy (MICRO_CLOCK=cpu), where wall time counts the
+ * slices other processes took. */
+static int l_cputime(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 /* ---- the queue ---- */
 
 static queue *check_queue(lua_State *L) {
@@ -210,9 +237,11 @@ static queue *check_queue(lua_State *L) {
     return q;
 }
 
+static int l_dequeue(lua_State *L);
+
 /* queue(): a new queue (an epoll set and its tasks). */
 static int l_queue(lua_State *L) {
-    queue *q = lua_newuserdatauv(L, sizeof *q, 1);
+    queue *q = lua_newuserdatauv(L, sizeof *q, 2);
     memset(q, 0, sizeof *q);
     q->epfd = -1;
     luaL_setmetatable(L, QUEUE_META);
@@ -223,6 +252,12 @@ static int l_queue(lua_State *L) {
     if (q->epfd < 0) return push_failure(L, errno);
     lua_newtable(L);
     lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, NAME_QUEUE);
+    lua_pushvalue(L, NAME_DEQUEUE);
+    lua_pushvalue(L, NAME_DEQUEUEDATA);
+    lua_pushvalue(L, -4);
+    lua_pushcclosure(L, l_dequeue, 4);
+    lua_setiuservalue(L, -2, 2);
     return 1;
 }
 
@@ -284,12 +319,78 @@ static int schedule(lua_State *L, uint32_t flag, uint32_t wanted) {
     return 1;
 }
 
-static int l_when_read(lua_State *L) { return schedule(L, WAITS_READ, READ_BITS); }
-static int l_when_write(lua_State *L) { return schedule(L, WAITS_WRITE, EPOLLOUT); }
+/* The task-fields mode's when_: the queue from task._queue (moved to 1,
+ * where schedule finds it), the task not scheduled yet; then schedule, and
+ * the fields. The dequeue function is the queue's user value 2. */
+static int schedule_with_fields(lua_State *L, uint32_t flag, uint32_t wanted) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushvalue(L, NAME_QUEUE);
+    lua_rawget(L, 3);
+    lua_replace(L, 1);
+    lua_pushvalue(L, NAME_DEQUEUE);
+    if (lua_rawget(L, 3) != LUA_TNIL) return luaL_error(L, "floor: the task is already scheduled");
+    lua_pop(L, 1);
+    lua_pushvalue(L, NAME_DEQUEUEDATA);
+    lua_pushinteger(L, 2 * lua_tointeger(L, 2) + (flag == WAITS_READ ? 1 : 2)); /* schedule checks both */
+    lua_rawset(L, 3);
+    lua_pushvalue(L, NAME_DEQUEUE);
+    lua_getiuservalue(L, 1, 2);
+    lua_rawset(L, 3);
+    int n = schedule(L, flag, wanted);
+    if (!lua_toboolean(L, -n)) {
+        lua_pushvalue(L, NAME_DEQUEUE);
+        lua_pushnil(L);
+        lua_rawset(L, 3);
+        lua_pushvalue(L, NAME_DEQUEUEDATA);
+        lua_pushnil(L);
+        lua_rawset(L, 3);
+    }
+    return n;
+}
+
+static void clear_fields(lua_State *L, int task) {
+    lua_pushvalue(L, NAME_DEQUEUE);
+    lua_pushnil(L);
+    lua_rawset(L, task);
+    lua_pushvalue(L, NAME_DEQUEUEDATA);
+    lua_pushnil(L);
+    lua_rawset(L, task);
+}
+
+/* task:_dequeue() (upvalue 4: the queue): forgets the task. */
+static int l_dequeue(lua_State *L) {
+    queue *q = lua_touserdata(L, lua_upvalueindex(4));
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, NAME_DEQUEUEDATA);
+    lua_Integer key = lua_rawget(L, 1) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+    lua_getiuservalue(L, lua_upvalueindex(4), 1);
+    if (key < 1 || lua_rawgeti(L, -1, key) != LUA_TTABLE || !lua_rawequal(L, -1, 1)) return 0;
+    lua_pushnil(L);
+    lua_rawseti(L, -3, key);
+    int fd = (int)((key - 1) / 2);
+    q->watches[fd].waiting &= ~(key % 2 ? WAITS_READ : WAITS_WRITE);
+    q->waiting--;
+    clear_fields(L, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_when_read(lua_State *L) {
+    return task_fields ? schedule_with_fields(L, WAITS_READ, READ_BITS) : schedule(L, WAITS_READ, READ_BITS);
+}
+static int l_when_write(lua_State *L) {
+    return task_fields ? schedule_with_fields(L, WAITS_WRITE, EPOLLOUT) : schedule(L, WAITS_WRITE, EPOLLOUT);
+}
+
+static int l_task_fields(lua_State *L) {
+    task_fields = lua_toboolean(L, 1);
+    return 0;
+}
 
 /* Moves the task at `key` of the table at `tasks` to the end of `ready`. */
 static void take(lua_State *L, int tasks, int ready, lua_Integer key, lua_Integer *count) {
     lua_rawgeti(L, tasks, key);
+    if (task_fields) clear_fields(L, lua_gettop(L));
     lua_rawseti(L, ready, ++*count);
     lua_pushnil(L);
     lua_rawseti(L, tasks, key);
@@ -388,6 +489,7 @@ int luaopen_floor(lua_State *L) {
         {"queue", l_queue},             {"socketpair", l_socketpair}, {"tcp_socket", l_tcp_socket},
         {"listen_loopback", l_listen_loopback}, {"try_connect", l_try_connect}, {"try_accept", l_try_accept},
         {"nodelay", l_nodelay},         {"close", l_close},           {"gettime", l_gettime},
+        {"cputime", l_cputime},         {"task_fields", l_task_fields},
         {NULL, NULL},
     };
     signal(SIGPIPE, SIG_IGN); /* as XPIO: a write to a closed peer fails, it does not kill */
@@ -396,6 +498,10 @@ int luaopen_floor(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    luaL_newlib(L, functions);
+    luaL_newlibtable(L, functions);
+    lua_pushliteral(L, "_queue");
+    lua_pushliteral(L, "_dequeue");
+    lua_pushliteral(L, "_dequeuedata");
+    luaL_setfuncs(L, functions, 3);
     return 1;
 }

@@ -37,13 +37,13 @@ local function drain(s)
 end
 
 -- `count` socket pairs, each with a byte waiting in its second end, and a
--- task per pair (the floor's tasks need no fields).
-local function readable_pairs(count)
+-- task per pair on queue `q` (read only in the task-fields mode).
+local function readable_pairs(q, count)
   local ends, tasks = {}, {}
   for i = 1, count do
     local a, b = assert(floor.socketpair())
     assert(floor.try_write(a, "x") == 1)
-    ends[i], tasks[i] = { a, b }, {}
+    ends[i], tasks[i] = { a, b }, { _queue = q }
   end
   return ends, tasks
 end
@@ -56,7 +56,8 @@ local function close_pairs(pairs)
   end
 end
 
-function M.cases(clock)
+-- `fields`: run on the floor's task-fields mode (bench/floor/floor.c).
+function M.cases(clock, fields)
   local cases = {}
 
   function cases.read_eagain(n)
@@ -108,7 +109,7 @@ function M.cases(clock)
   -- when_read on 64 readable pairs, timed; the wait that takes the tasks back is not.
   function cases.when_read(n)
     local q = floor.queue()
-    local ends, tasks = readable_pairs(64)
+    local ends, tasks = readable_pairs(q, 64)
     local dt, done, segments = 0, 0, 0
     while done < n do
       local m = math.min(64, n - done)
@@ -125,7 +126,7 @@ function M.cases(clock)
   -- wait(0) returning `width` ready tasks, timed; the when_read calls before it are not.
   local function wait_ready(n, width)
     local q = floor.queue()
-    local ends, tasks = readable_pairs(width)
+    local ends, tasks = readable_pairs(q, width)
     local dt, ready = 0, nil
     for _ = 1, n do
       for i = 1, width do floor.when_read(q, ends[i][2], tasks[i]) end
@@ -144,7 +145,7 @@ function M.cases(clock)
   -- One block-and-wake: when_read then wait(0) returning the task.
   function cases.cycle(n)
     local q = floor.queue()
-    local ends, tasks = readable_pairs(1)
+    local ends, tasks = readable_pairs(q, 1)
     local s, task, ready = ends[1][2], tasks[1], nil
     local t0 = clock()
     for _ = 1, n do
@@ -157,6 +158,12 @@ function M.cases(clock)
     return dt, 1
   end
 
+  for id, case in pairs(cases) do
+    cases[id] = function(n)
+      floor.task_fields(fields)
+      return case(n)
+    end
+  end
   return cases
 end
 
