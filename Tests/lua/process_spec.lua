@@ -585,11 +585,18 @@ describe("process:close", function()
       assert.are.same({ nil, "xpio: process is closed" }, { p[call](p, task) }, call)
       assert.is_nil(task._dequeue, call .. " scheduled a task of a closed process")
     end
-    helper.nap(0.3)
-    local f = io.open("/proc/" .. pid .. "/stat")
-    local state = f and f:read("a"):match("^%d+ %b() (%a)")
-    if f then f:close() end
-    assert.are_not.equal("Z", state, "the closed child was left a zombie")
+    -- Reaped means gone from /proc: a zombie stays until someone reaps it.
+    -- Up to 10 s, for a loaded machine, where `true` may not have run yet
+    -- when close handed it to the reaper thread.
+    local state
+    local deadline = xpio.gettime() + 10
+    repeat
+      helper.nap(0.02)
+      local f = io.open("/proc/" .. pid .. "/stat")
+      state = f and f:read("a"):match("^%d+ %b() (%a)")
+      if f then f:close() end
+    until state == nil or xpio.gettime() > deadline
+    assert.is_nil(state, "the closed child was not reaped (state " .. tostring(state) .. ")")
   end)
 end)
 
