@@ -6,7 +6,7 @@ import Testing
     @Test func closedSocketsRefuseEverything() throws {
         let socket = try Socket.open(type: .TCP)
         try socket.close()
-        #expect(!socket.isOpen)
+        #expect(socket.isClosed)
         #expect(throws: Failure.self) { try socket.close() }
         #expect(throws: Failure.self) { _ = try socket.descriptor() }
         #expect(throws: Failure.self) { _ = try socket.read(size: 1) }
