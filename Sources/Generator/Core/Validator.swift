@@ -73,8 +73,8 @@ enum Validator {
             }
             switch entry.kind {
             case .blocking:
-                guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.partner }) else {
-                    throw fail("blocking `\(entry.name)` names `\(entry.partner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
+                guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.whenPartner }) else {
+                    throw fail("blocking `\(entry.name)` names `\(entry.whenPartner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
                 }
                 if let whole = entry.whole {
                     guard entry.params.contains(where: { $0.name == whole && !$0.optional }) else {
