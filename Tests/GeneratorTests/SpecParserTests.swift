@@ -56,7 +56,7 @@ import Testing
         // Its body starts where earlier tries stopped and says what remains.
         let resumed = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data, progress)" + when)
         let glue = GlueEmitter(spec: resumed).emit()
-        #expect(glue.contains("let progress = c.progress") && glue.contains("return c.pushMoved(try this.w(data, progress))"))
+        #expect(glue.contains("let progress = c.progress") && glue.contains("return c.answerMoved(try this.w(data, progress))"))
         #expect(error("blocking tqueue:w(data: string?) -> integer [when_w, whole data] = try this.w()" + when)
             == "Spec/test.spec:2: error: `whole data` names no required parameter")
         #expect(error("blocking tqueue:w(data: string) -> true [when_w, whole data] = try this.w()" + when)

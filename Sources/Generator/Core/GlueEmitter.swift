@@ -67,7 +67,7 @@ struct GlueEmitter {
         }
         out.line("}")
         let usedInResults = spec.entries.contains { $0.results.alternatives.joined().contains(.enumeration(enumType.name)) }
-        if usedInResults { out.line("extension \(enumType.swiftType): Pushable {}") }
+        if usedInResults { out.line("extension \(enumType.swiftType): ResultValue {}") }
         out.line("")
     }
 
@@ -312,14 +312,14 @@ struct GlueEmitter {
     }
 
     func resultStatements(_ function: Function, _ expression: String, _ crossings: [Crossing]) -> [String] {
-        if function.role == .when { return ["return c.pushTarget(\(expression))"] }
+        if function.role == .when { return ["return c.answerTarget(\(expression))"] }
         // A `whole` entry answers what it moved and what remains (`Moved`).
-        if function.entry.whole != nil { return ["return c.pushMoved(\(expression))"] }
+        if function.entry.whole != nil { return ["return c.answerMoved(\(expression))"] }
         // Several alternatives: the Swift value says which (a `ResultSet`).
-        if function.entry.results.alternatives.count > 1 { return ["return c.pushResults(\(expression))"] }
+        if function.entry.results.alternatives.count > 1 { return ["return c.answerResults(\(expression))"] }
         let positions = function.entry.results.positions
         if positions.isEmpty { return ["_ = \(expression)", "return 0"] }
-        if positions == [.trueValue] { return ["_ = \(expression)", "return c.pushTrue()"] }
+        if positions == [.trueValue] { return ["_ = \(expression)", "return c.answerTrue()"] }
         var objectIndex = 0
         func store(_ position: Int, _ value: String) -> String {
             if case .object(let kind) = positions[position] {
@@ -338,7 +338,7 @@ struct GlueEmitter {
         if positions.count == 1 {
             if positions[0].objectKind != nil { return [store(0, expression), "return 1"] }
             if case .array(.object) = positions[0] { return [store(0, expression), "return 1"] }
-            return ["return c.push(\(expression))"]
+            return ["return c.answer(\(expression))"]
         }
         return ["let results = \(expression)"] + positions.indices.map { store($0, "results.\($0)") } + ["return \(positions.count)"]
     }
@@ -350,7 +350,7 @@ struct GlueEmitter {
         out.line("")
         out.line("@_cdecl(\"xpio_describe_\(kind.name)\")")
         out.line("func describe_\(kind.name)(_ object: UnsafeMutableRawPointer?, _ call: UnsafeMutablePointer<xpio_call>?) -> Int32 {")
-        out.line("    Call(call!).pushSummary(\(object).takeUnretainedValue().summary)")
+        out.line("    Call(call!).answerSummary(\(object).takeUnretainedValue().summary)")
         out.line("}")
         out.line("")
         out.line("@_cdecl(\"xpio_release_\(kind.name)\")")
