@@ -276,6 +276,21 @@ extension Address: ResultValue {
     nonisolated(unsafe) static var nextBuffer = 0
 }
 
+extension OptionValue {
+    /// As a `boolean` option's value (what the spec says it is): the
+    /// integer the kernel holds is on when it is not 0.
+    var asFlag: OptionValue {
+        if case .integer(let number) = self { return .flag(number != 0) }
+        return self
+    }
+
+    /// As an `integer` or `size` option's value.
+    var asInteger: OptionValue {
+        if case .flag(let flag) = self { return .integer(flag ? 1 : 0) }
+        return self
+    }
+}
+
 extension OptionValue: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         switch self {

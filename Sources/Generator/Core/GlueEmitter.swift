@@ -24,6 +24,7 @@ struct GlueEmitter {
         for record in spec.records { emitRecord(record, into: &out) }
         for union in unions { emitUnion(union, into: &out) }
         for enumType in spec.enums where enumType.cases.contains(where: { $0.valueType != nil }) { emitValueOf(enumType, into: &out) }
+        for enumType in spec.enums where resultsHoldValues(of: enumType) { emitResultOf(enumType, into: &out) }
         for function in functions where function.hasSwiftBody { emitBody(function, into: &out) }
         for kind in spec.kinds { emitMetamethods(kind, into: &out) }
         return out.text
@@ -176,6 +177,42 @@ struct GlueEmitter {
         out.line("")
     }
 
+    /// Whether an entry returns the value of one of this enum's cases (`-> option.value`).
+    func resultsHoldValues(of enumType: EnumType) -> Bool {
+        spec.entries.contains { entry in
+            entry.results.alternatives.joined().contains { type in
+                guard case .valueOf(let chooser) = type,
+                      case .enumeration(let name)? = entry.params.first(where: { $0.name == chooser })?.type else { return false }
+                return name == enumType.name
+            }
+        }
+    }
+
+    /// A value the runtime read, as the spec types the case it was read
+    /// for: the spec is the one place that says which option is a flag.
+    func emitResultOf(_ enumType: EnumType, into out: inout Printer) {
+        out.line("/// A result of `\(enumType.name).value`, fitted to the value type the spec gives the case chosen.")
+        out.line("func resultOf_\(enumType.name)(_ chosen: \(enumType.swiftType), _ value: OptionValue) -> OptionValue {")
+        out.indent { out in
+            out.line("switch chosen {")
+            var groups: [(fitted: String, cases: [String])] = []
+            for item in enumType.cases {
+                let fitted: String
+                switch item.valueType {
+                case .boolean?: fitted = "value.asFlag"
+                case .integer?, .size?: fitted = "value.asInteger"
+                default: fitted = "value"   // a union (`size|false`) or none: as read
+                }
+                if let index = groups.firstIndex(where: { $0.fitted == fitted }) { groups[index].cases.append("." + item.swiftName) }
+                else { groups.append((fitted, ["." + item.swiftName])) }
+            }
+            for group in groups { out.line("case \(group.cases.joined(separator: ", ")): return \(group.fitted)") }
+            out.line("}")
+        }
+        out.line("}")
+        out.line("")
+    }
+
     func optionValue(_ type: LuaType, _ item: String) -> String {
         switch type {
         case .integer, .size: return ".integer(\(item).integer)"
@@ -266,7 +303,7 @@ struct GlueEmitter {
         out.line("func body_\(name)(_ call: UnsafeMutablePointer<xpio_call>?\(params)) -> Int32 {")
         out.indent { out in
             out.line("let c = Call(call!)")
-            let expression = argumentPositions(in: text, function)
+            let expression = resultsFitted(argumentPositions(in: text, function), function)
             var statements: [String] = []
             // A when entry's declared [read] or [write], for its binding.
             if function.role == .when && expression.range(of: "(?<![.\\w])readiness\\b", options: .regularExpression) != nil {
@@ -304,6 +341,15 @@ struct GlueEmitter {
                                              options: .regularExpression)
         }
         return text
+    }
+
+    /// The expression, its value fitted to the spec's type when the entry
+    /// returns an enum case's value (`-> option.value`: `resultOf_option`).
+    func resultsFitted(_ expression: String, _ function: Function) -> String {
+        let positions = function.entry.results.positions
+        guard function.entry.results.alternatives.count == 1, positions.count == 1, case .valueOf(let chooser) = positions[0],
+              case .enumeration(let name)? = function.entry.params.first(where: { $0.name == chooser })?.type else { return expression }
+        return "resultOf_\(name)(\(chooser), \(expression))"
     }
 
     /// Whether `name` occurs in `expression` as a whole word.
