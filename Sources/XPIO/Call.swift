@@ -131,13 +131,19 @@ struct Call {
         case .closed(let kind):
             raw.pointee.message = kind.cString
             return Int32(XPIO_CLOSED)
+        }
+    }
+
+    /// A binding's failure: an argument error to raise, or the runtime's
+    /// failure as above.
+    func fail(_ failure: BindingFailure, retries: Bool = true) -> Int32 {
+        switch failure {
+        case .runtime(let failure):
+            return fail(failure, retries: retries)
         case .badArgument(let index, let reason):
             raw.pointee.code = index
             raw.pointee.message = reason.cString
             return Int32(XPIO_ARGERROR)
-        case .raise(let message):
-            raw.pointee.message = message.cString
-            return Int32(XPIO_RAISE)
         }
     }
 }

@@ -304,27 +304,45 @@ struct GlueEmitter {
         out.indent { out in
             out.line("let c = Call(call!)")
             let expression = resultsFitted(argumentPositions(in: text, function), function)
-            var statements: [String] = []
+            var readers: [String] = []
             // A when entry's declared [read] or [write], for its binding.
             if function.role == .when && expression.range(of: "(?<![.\\w])readiness\\b", options: .regularExpression) != nil {
-                statements.append("let readiness = Readiness.\(entry.readiness == "write" ? "write" : "read")")
+                readers.append("let readiness = Readiness.\(entry.readiness == "write" ? "write" : "read")")
             }
             for crossing in crossings {
                 let variable = crossing.field == "self" ? "this" : crossing.field
                 guard mentions(expression, variable) else { continue }
-                statements.append("let \(variable) = " + reader(crossing, function))
+                readers.append("let \(variable) = " + reader(crossing, function))
             }
             // A `whole` entry's body starts where earlier tries stopped.
-            if entry.whole != nil && mentions(expression, "progress") { statements.append("let progress = c.progress") }
-            statements += resultStatements(function, expression, crossings)
-            if statements.contains(where: { $0.contains("try ") }) {
-                out.line("do throws(Failure) {")
-                out.indent { out in for statement in statements { out.line(statement) } }
-                // Only a try_ body may answer "retry" (its blocking partner
-                // then waits); anywhere else a would-block errno is an error.
-                out.line(function.canRetry ? "} catch { return c.fail(error) }" : "} catch { return c.fail(error, retries: false) }")
+            if entry.whole != nil && mentions(expression, "progress") { readers.append("let progress = c.progress") }
+            let results = resultStatements(function, expression, crossings)
+            // Only a try_ body may answer "retry" (its blocking partner
+            // then waits); anywhere else a would-block errno is an error.
+            let fail = function.canRetry ? "} catch { return c.fail(error) }" : "} catch { return c.fail(error, retries: false) }"
+            // Readers throw the runtime's Failure (a closed object, a bad
+            // address); a binding that checks its arguments (`@name`)
+            // throws BindingFailure, caught on its own.
+            func guarded(_ statements: [String], _ failure: String, _ out: inout Printer, inner: (inout Printer) -> Void = { _ in }) {
+                out.line("do throws(\(failure)) {")
+                out.indent { out in
+                    for statement in statements { out.line(statement) }
+                    inner(&out)
+                }
+                out.line(fail)
+            }
+            if checksArguments(text, function) {
+                let emitResults: (inout Printer) -> Void = { out in guarded(results, "BindingFailure", &out) }
+                if readers.contains(where: { $0.contains("try ") }) {
+                    guarded(readers, "Failure", &out, inner: emitResults)
+                } else {
+                    for statement in readers { out.line(statement) }
+                    emitResults(&out)
+                }
+            } else if (readers + results).contains(where: { $0.contains("try ") }) {
+                guarded(readers + results, "Failure", &out)
             } else {
-                for statement in statements { out.line(statement) }
+                for statement in readers + results { out.line(statement) }
             }
         }
         out.line("}")
@@ -350,6 +368,12 @@ struct GlueEmitter {
         guard function.entry.results.alternatives.count == 1, positions.count == 1, case .valueOf(let chooser) = positions[0],
               case .enumeration(let name)? = function.entry.params.first(where: { $0.name == chooser })?.type else { return expression }
         return "resultOf_\(name)(\(chooser), \(expression))"
+    }
+
+    /// Whether the binding passes an argument's number (`@name`): it is a
+    /// call of a binding that checks arguments and throws BindingFailure.
+    func checksArguments(_ binding: String, _ function: Function) -> Bool {
+        function.luaParams.contains { binding.range(of: "@\(NSRegularExpression.escapedPattern(for: $0.name))\\b", options: .regularExpression) != nil }
     }
 
     /// Whether `name` occurs in `expression` as a whole word.
