@@ -17,7 +17,8 @@ public class Descriptor {
     /// A descriptor dropped without `close` still leaves its queues first.
     deinit { if fd >= 0 { _ = Sys.close(take()) } }
 
-    public var isOpen: Bool { fd >= 0 }
+    /// Closed, or given up (`take`): the number is -1.
+    public var isClosed: Bool { fd < 0 }
 
     /// Gives up the number without closing it (spawn hands it to a child);
     /// waiting tasks wake as for a close.
@@ -34,7 +35,7 @@ public class Descriptor {
     /// The corresponding C function is `close`.
     @discardableResult
     public func closeDescriptor() throws(Failure) -> Bool {
-        guard fd >= 0 else { return false }
+        guard !isClosed else { return false }
         try Sys.close(take()).get()
         return true
     }
@@ -49,7 +50,7 @@ public class Descriptor {
     /// Reads at most `buffer.count` bytes; 0 means end of stream.
     /// The corresponding C function is `read`.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(Failure) -> Int {
-        guard fd >= 0 else { throw .closed("descriptor") }
+        guard !isClosed else { throw .closed("descriptor") }
         return try Sys.read(fd, buffer.baseAddress!, buffer.count).get()
     }
 

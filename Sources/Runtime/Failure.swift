@@ -2,6 +2,8 @@ import CSystem
 
 /// Why an operation did not succeed. One type for the whole runtime, so the
 /// Lua edge turns every failure into results in one place (`Call.fail`).
+/// It holds only what the runtime finds: argument errors are the Lua
+/// edge's (`BindingFailure`, Sources/XPIO).
 ///
 /// Messages are static: strings are made only at the Lua edge, from an
 /// errno (`strerror`) or from these texts.
@@ -20,12 +22,6 @@ public enum Failure: Error {
     case resolution(CInt)
     /// The object (named by its kind, e.g. "socket") has been closed.
     case closed(StaticString)
-    /// A Lua argument error: argument number (self counts) and reason
-    /// (raised, not returned). Thrown by the bindings (Sources/XPIO), which
-    /// get the number from the spec's `@name`; never by the runtime itself.
-    case badArgument(CInt, StaticString)
-    /// A Lua error with this message (raised, not returned).
-    case raise(StaticString)
 
     /// The one place where an errno becomes a failure: the would-block class
     /// is `retry`, everything else is `system`.

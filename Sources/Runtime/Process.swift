@@ -20,14 +20,19 @@ public final class Process {
     public let group: pid_t?
     /// A `stop` under way.
     private var stopping: Stopping?
-    /// Readable when the child exits; nil once it is reaped.
-    public private(set) var pidfd: Descriptor?
+    /// What tells this child's exit: a descriptor readable once it has
+    /// exited, nil once it is reaped. It is the child's pidfd where pidfds
+    /// work, and otherwise (the portable build, Linux before 5.3, seccomp,
+    /// `XPIO_NO_PIDFD=1`) the shared SIGCHLD pipe, readable on any child's
+    /// exit (`usesFallback`): so it is named for what it is for, not for
+    /// one of the two things it can be.
+    public private(set) var exitWatch: Descriptor?
     public private(set) var status: ExitStatus?
 
     /// The object was closed (or collected): the child was reaped or went
     /// to a reaper thread, so its pid may belong to another process now and
     /// every call answers `.closed`.
-    public private(set) var closed = false
+    public private(set) var isClosed = false
 
     /// The SIGCHLD self-pipe's read end, shared; never closed.
     nonisolated(unsafe) static var sigchldPipe: Descriptor?
@@ -79,30 +84,30 @@ public final class Process {
 
     /// Opens what tells this child's exit: its pidfd or, where pidfds do
     /// not work, the shared SIGCHLD pipe. When that fails (no descriptor
-    /// left), `pidfd` stays nil and the next wait tries again.
+    /// left), `exitWatch` stays nil and the next wait tries again.
     private func openReadiness() throws(Failure) {
         if !Process.pidfdDisabled && Process.pidfdsWork != false {
             switch Process.openPidfd(pid) {
-            case .success(let fd): pidfd = Descriptor(fd); return
+            case .success(let fd): exitWatch = Descriptor(fd); return
             case .failure(let failure): if Process.pidfdsWork != false { throw failure }
             }
         }
         let installedNow = Process.sigchldPipe == nil
         try Process.prepareFallback()
         guard let pipe = Process.sigchldPipe else { throw .system(EMFILE) }
-        pidfd = pipe
+        exitWatch = pipe
         // A child that exited before the handler existed wrote nothing to
         // the pipe: check it once.
         if installedNow { _ = try? poll() }
     }
 
     /// True when readiness comes from the shared SIGCHLD pipe.
-    var usesFallback: Bool { pidfd != nil && pidfd === Process.sigchldPipe }
+    var usesFallback: Bool { exitWatch != nil && exitWatch === Process.sigchldPipe }
 
     /// The status, reaping the child if it has exited; `.retry` while it runs.
     /// The corresponding C function is `waitpid(WNOHANG)`.
     public func poll() throws(Failure) -> ExitStatus {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         if let status { return status }
         var raw: CInt = 0
         if usesFallback { drainSignalPipe() }
@@ -121,7 +126,7 @@ public final class Process {
     /// only an exit from now on wakes the task: one of this child, or of
     /// another (then `try_wait` answers retry and the task waits again).
     public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         guard status == nil, let exit = try exitDescriptor() else { return nil }
         if usesFallback, (try? poll()) != nil { return nil }
         return WaitTarget(exit, .read)
@@ -130,18 +135,18 @@ public final class Process {
     /// The descriptor readable once the child has exited, opened now if it
     /// could not be at spawn time; nil once the child is reaped.
     private func exitDescriptor() throws(Failure) -> Descriptor? {
-        guard !closed else { throw .closed("process") }
-        if let pidfd { return pidfd }
+        guard !isClosed else { throw .closed("process") }
+        if let exitWatch { return exitWatch }
         if status == nil { try openReadiness() }
-        return pidfd
+        return exitWatch
     }
 
     /// Sends `signal`; an exited child gives ESRCH ("No such process").
     /// The corresponding C function is `pidfd_send_signal` (or `kill`).
     public func kill(_ signal: CInt) throws(Failure) {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         if (try? poll()) != nil { throw .system(ESRCH) }
-        if let pidfd, pidfd.fd >= 0, !usesFallback {
+        if let pidfd = exitWatch, pidfd.fd >= 0, !usesFallback {
             switch Sys.pidfd_send_signal(pidfd.fd, signal) {
             case .success: return
             case .failure(.system(ENOSYS)): break
@@ -155,7 +160,7 @@ public final class Process {
     /// it started that stayed in its group, even once the child has exited.
     /// The corresponding C function is `kill(-group)`.
     public func killGroup(_ signal: CInt) throws(Failure) {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         guard let group else { throw .xpio("xpio: the process shares this process's group (spawn it with attrs.pgroup or attrs.setsid)") }
         try Sys.kill(-group, signal).get()
     }
@@ -179,7 +184,7 @@ public final class Process {
 
     /// What when_stop waits on: the exit or the deadline, whichever first.
     public func stopTarget() throws(Failure) -> WaitTarget? {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         guard status == nil, let stopping else { return nil }
         guard let group = stopping.group else {
             // The portable build: the SIGCHLD pipe, which the deadline
@@ -193,30 +198,30 @@ public final class Process {
     /// The child's pid, while the object is open: once closed, the pid may
     /// be another process's.
     public func processID() throws(Failure) -> pid_t {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         return pid
     }
 
     /// `process:close()`: what `<close>` and collection do, as a method;
     /// a second close answers `.closed`.
     public func close() throws(Failure) {
-        guard !closed else { throw .closed("process") }
+        guard !isClosed else { throw .closed("process") }
         abandon()
     }
 
     /// The object is closed or going away: reap the child now if it has
     /// exited, otherwise on a detached thread once it does. It is never killed.
     public func abandon() {
-        guard !closed else { return }
+        guard !isClosed else { return }
         if status == nil, (try? poll()) == nil { _ = xpio_reap_detached(pid) }
-        closed = true
+        isClosed = true
         releaseReadiness()
         stopping = nil
     }
 
     private func releaseReadiness() {
-        if !usesFallback { _ = try? pidfd?.closeDescriptor() }
-        pidfd = nil
+        if !usesFallback { _ = try? exitWatch?.closeDescriptor() }
+        exitWatch = nil
     }
 
     /// Empties the shared SIGCHLD pipe before checking: a signal that comes
@@ -225,7 +230,7 @@ public final class Process {
     /// another, would then sleep on an empty pipe: so whoever takes bytes
     /// wakes every task waiting on the pipe, and each checks its own child.
     private func drainSignalPipe() {
-        guard let pipe = pidfd else { return }
+        guard let pipe = exitWatch else { return }
         var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         var taken = 0
         withUnsafeMutableBytes(of: &bytes) { buffer in

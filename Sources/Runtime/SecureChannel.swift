@@ -34,10 +34,10 @@ public final class TLSContext {
 
     deinit { dispose() }
 
-    public var isOpen: Bool { context != nil }
+    public var isClosed: Bool { context == nil }
 
     public func close() throws(Failure) {
-        guard context != nil else { throw .closed("tls context") }
+        guard !isClosed else { throw .closed("tls context") }
         dispose()
     }
 
@@ -100,7 +100,7 @@ public final class SecureChannel {
         let connection = try open()
         var count = 0
         let status = engine.pointee.read(connection, buffer, size, &count)
-        if status == Int32(XPIO_TLS_CLOSED) { return 0 }
+        if status == Int32(XPIO_TLS_PEER_CLOSED) { return 0 }
         try check(status, .read)
         return count
     }
@@ -120,7 +120,7 @@ public final class SecureChannel {
 
     public func shutdown(waitForPeer: Bool) throws(Failure) {
         let status = engine.pointee.shutdown(try open(), waitForPeer ? 1 : 0)
-        if status == Int32(XPIO_TLS_CLOSED) { return }
+        if status == Int32(XPIO_TLS_PEER_CLOSED) { return }
         try check(status, .shutdown)
     }
 
@@ -148,7 +148,7 @@ public final class SecureChannel {
         case Int32(XPIO_TLS_WANT_WRITE):
             wants[operation.rawValue] = .write
             throw .retry
-        case Int32(XPIO_TLS_CLOSED):
+        case Int32(XPIO_TLS_PEER_CLOSED):
             throw .xpio("xpio: tls: connection closed by the peer")
         default:
             var code: CInt = 0

@@ -9,7 +9,8 @@ import CSystem
 public final class SignalWatch {
     public let number: CInt
     let handle: Descriptor
-    private var watching = true
+    /// Closed (or collected): the signal is no longer watched.
+    public private(set) var isClosed = false
 
     private init(number: CInt, fd: CInt) {
         self.number = number
@@ -32,7 +33,7 @@ public final class SignalWatch {
     /// The next delivery: the signal's number and the sender's process id
     /// (0 when the kernel sent it); `.retry` until one comes.
     public func next() throws(Failure) -> (CInt, CInt) {
-        guard watching, handle.fd >= 0 else { throw .closed("signal") }
+        guard !isClosed else { throw .closed("signal") }
         var pid: CInt = 0
         let got = try Sys.signalNext(number, handle.fd, &pid).get()
         guard got > 0 else { throw .retry }
@@ -40,28 +41,26 @@ public final class SignalWatch {
     }
 
     public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
-        guard watching, handle.fd >= 0 else { throw .closed("signal") }
+        guard !isClosed else { throw .closed("signal") }
         return WaitTarget(handle, .read)
     }
 
     /// Stops watching and puts the mask or disposition back.
     public func close() throws(Failure) {
-        guard watching else { throw .closed("signal") }
+        guard !isClosed else { throw .closed("signal") }
         dispose()
     }
 
     public func dispose() {
-        guard watching else { return }
-        watching = false
+        guard !isClosed else { return }
+        isClosed = true
         xpio_signal_unwatch(number)
         _ = try? handle.closeDescriptor()
     }
 
-    public var isWatching: Bool { watching }
-
     /// The signal's number, or `.closed`.
     public func watchedNumber() throws(Failure) -> CInt {
-        guard watching else { throw .closed("signal") }
+        guard !isClosed else { throw .closed("signal") }
         return number
     }
 }

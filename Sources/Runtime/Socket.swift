@@ -12,6 +12,9 @@ public enum DescriptorMode { case dup, own }
 /// object. It is a `Descriptor` (one allocation per socket, not two: idle
 /// sockets are what servers hold most of), so a closed socket answers every
 /// call with `.closed` and never touches a reused number.
+///
+/// One thread: a socket is used only from the thread of the Lua state that
+/// made it, and never from the resolver's (docs/ARCHITECTURE.md); it has no locks.
 public final class Socket: Descriptor {
     /// The address family, for sockets XPIO made; nil for pipes and
     /// fdopen'd descriptors (the kernel then decides).

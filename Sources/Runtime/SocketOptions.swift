@@ -30,17 +30,15 @@ public enum SocketOption {
         case .nonBlocking: return (0, 0)
         }
     }
-
-    var isFlag: Bool {
-        switch self {
-        case .tcpNoDelay, .keepAlive, .reuseAddress, .reusePort, .broadcast, .nonBlocking, .v6Only: return true
-        default: return false
-        }
-    }
 }
 
 /// An option's value: a flag or an integer (a size, a count, seconds).
 /// SO_LINGER is `false` when off and its seconds when on.
+///
+/// Which one an option takes is the Spec's to say (its `option` enum gives
+/// each case a value type, and the Lua edge fits values to it): the runtime
+/// reads what the kernel holds, an `int`, as an integer (O_NONBLOCK, a file
+/// status bit, as a flag), and sets an `int` option from either.
 public enum OptionValue {
     case flag(Bool)
     case integer(Int64)
@@ -60,8 +58,7 @@ extension Socket {
             return value.l_onoff != 0 ? .integer(Int64(value.l_linger)) : .flag(false)
         default:
             let (level, name) = option.level
-            let value = try intOption(level, name)
-            return option.isFlag ? .flag(value != 0) : .integer(Int64(value))
+            return .integer(Int64(try intOption(level, name)))
         }
     }
 
@@ -73,21 +70,25 @@ extension Socket {
             throw .xpio("xpio: SO_ERROR is read-only")
         case (.nonBlocking, .flag(let flag)):
             try Descriptor.setBlocking(fd, !flag)
-        case (.linger, .flag(false)), (.linger, .integer):
+        case (.nonBlocking, .integer(let number)):
+            try Descriptor.setBlocking(fd, number == 0)
+        case (.linger, .flag(false)), (.linger, .integer(0...)):
             var raw = linger()
             if case .integer(let seconds) = value {
                 raw.l_onoff = 1
                 raw.l_linger = CInt(clamping: seconds)
             }
             try Sys.setsockopt(fd, SOL_SOCKET, SO_LINGER, &raw, socklen_t(MemoryLayout<linger>.size)).get()
-        case (_, .flag(let flag)) where option.isFlag:
+        case (.linger, .flag(true)), (.linger, .integer):
+            throw .xpio("xpio: bad option value")   // on, but for how long?
+        case (_, .flag(let flag)):
             try setIntOption(fd, option, flag ? 1 : 0)
-        case (_, .integer(let number)) where !option.isFlag && option != .linger && number >= 0:
+        case (_, .integer(let number)) where number >= 0:
             // Beyond INT_MAX is INT_MAX: the kernel caps buffer sizes, and
             // refuses a TTL that big as it would any other.
             try setIntOption(fd, option, CInt(clamping: number))
-        default:
-            // The glue checked the value's type against the option's.
+        case (_, .integer):
+            // The glue checked the value against the option's type (a size is not negative).
             throw .xpio("xpio: bad option value")
         }
     }

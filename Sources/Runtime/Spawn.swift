@@ -84,7 +84,7 @@ public enum Spawn {
         let process = try start(request, files: files)
         withExtendedLifetime(opened) {}
         // Handed over: the child has them now; XPIO must not use them again.
-        for case (_, .handOver(let socket)) in request.files where socket.isOpen { socket.dispose() }
+        for case (_, .handOver(let socket)) in request.files where !socket.isClosed { socket.dispose() }
         return process
     }
 

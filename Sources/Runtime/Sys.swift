@@ -3,11 +3,16 @@ import CSystem
 /// Every system call of the runtime that can set errno, wrapped once. Each
 /// wrapper reads errno right after the call, before anything else can
 /// change it, and applies the EINTR policy of its row in this table;
-/// nothing else in the runtime calls these C functions. Library functions
-/// that are not system calls are called where they are used:
-/// `inet_pton`/`inet_ntop`/`if_nametoindex` (`Address`), `freeaddrinfo`
-/// (`Resolver`), the `posix_spawn_*` set-up calls, which return their
-/// error (`Spawn`).
+/// nothing else in the runtime calls these C functions. Called where they
+/// are used instead: library functions that are not system calls
+/// (`inet_pton`/`inet_ntop`/`if_nametoindex` in `Address`, `freeaddrinfo`
+/// in `Resolver`); calls that return their error rather than set errno
+/// (the `posix_spawn_*` set-up calls in `Spawn`, `xpio_reap_detached` in
+/// `Process`); and C shims that report nothing: the teardowns
+/// `xpio_sigchld_release` (`Process`), `xpio_signal_unwatch`
+/// (`SignalWatch`), `xpio_resolve_release` and a finished resolution's
+/// accessors (`Resolver`). What they start goes through here
+/// (`sigchldPipe`, `signalWatch`, `resolveStart`).
 ///
 /// | policy | calls | on EINTR |
 /// |---|---|---|

@@ -7,6 +7,9 @@ public enum Readiness { case read, write }
 /// wait that returns the ids whose readiness has come. The Lua half
 /// (`Sources/CLua/tasks.c`) maps ids to task tables.
 ///
+/// One thread: a queue is used only from the thread of the Lua state that
+/// made it, and never from the resolver's (docs/ARCHITECTURE.md); it has no locks.
+///
 /// Cost model, the reason for the layout:
 /// - Registrations are an array indexed by descriptor number and waiters an
 ///   array with a free list, each waiter linked into its descriptor's list

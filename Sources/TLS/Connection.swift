@@ -322,7 +322,7 @@ final class Connection {
             let r = withUnsafeMutableBytes(of: &scratch) { SSL_read_ex(ssl, $0.baseAddress, $0.count, &n) }
             if r == 1 { continue }
             let status = answer(SSL_get_error(ssl, 0), .shutdown)
-            if status == Status.closed {
+            if status == Status.peerClosed {
                 peerClosed = true
                 _ = SSL_shutdown(ssl)   // records the exchange as complete; nothing left to send
                 ERR_clear_error()

@@ -21,7 +21,7 @@ extension Connection {
         case SSL_ERROR_ZERO_RETURN:
             if operation == .read || operation == .shutdown {
                 peerClosed = true
-                return Status.closed
+                return Status.peerClosed
             }
             return fail("xpio: tls: closed by the peer")
         case SSL_ERROR_SYSCALL:
@@ -113,6 +113,6 @@ enum Status {
     static var ok: Int32 { Int32(XPIO_TLS_OK) }
     static var wantRead: Int32 { Int32(XPIO_TLS_WANT_READ) }
     static var wantWrite: Int32 { Int32(XPIO_TLS_WANT_WRITE) }
-    static var closed: Int32 { Int32(XPIO_TLS_CLOSED) }
+    static var peerClosed: Int32 { Int32(XPIO_TLS_PEER_CLOSED) }
     static var error: Int32 { Int32(XPIO_TLS_ERROR) }
 }

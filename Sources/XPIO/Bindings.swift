@@ -3,6 +3,9 @@ import Runtime
 
 // The few entries whose Lua arguments need more than a type's reader
 // before the runtime can take them; the spec binds them here by name.
+// Those that find argument errors (their spec binding passes `@name`,
+// the argument's number) throw `BindingFailure`: the runtime's `Failure`
+// knows nothing of Lua's arguments.
 
 enum SocketBinding {
     /// `files`: socket objects or descriptor numbers (which stay open here).
@@ -31,15 +34,27 @@ enum SocketBinding {
     }
 
     /// `what`: a `w` in it shuts down writing, an `r` reading.
-    static func shutdown(_ socket: Socket, _ what: LuaString, argument: CInt) throws(Failure) {
+    static func shutdown(_ socket: Socket, _ what: LuaString, argument: CInt) throws(BindingFailure) {
         let read = what.bytes.contains(UInt8(ascii: "r"))
         let write = what.bytes.contains(UInt8(ascii: "w"))
         guard read || write else { throw .badArgument(argument, "\"r\", \"w\" or \"rw\" expected") }
-        try socket.shutdown(read: read, write: write)
+        do throws(Failure) { try socket.shutdown(read: read, write: write) } catch { throw .runtime(error) }
+    }
+
+    /// `socket:wait(what)`: until the socket is ready for `what`.
+    static func wait(_ socket: Socket, _ what: LuaString, argument: CInt) throws(BindingFailure) {
+        let readiness = try readiness(what, argument: argument)
+        do throws(Failure) { try socket.ready(readiness) } catch { throw .runtime(error) }
+    }
+
+    /// `socket:when_wait(task, what)`: what to wait on for `what`.
+    static func waitTarget(_ socket: Socket, _ what: LuaString, argument: CInt) throws(BindingFailure) -> WaitTarget? {
+        let readiness = try readiness(what, argument: argument)
+        do throws(Failure) { return try socket.readinessTarget(readiness) } catch { throw .runtime(error) }
     }
 
     /// `"r"` or `"w"`: the readiness `wait` and `when_wait` take.
-    static func readiness(_ what: LuaString, argument: CInt) throws(Failure) -> Readiness {
+    static func readiness(_ what: LuaString, argument: CInt) throws(BindingFailure) -> Readiness {
         let bytes = what.bytes
         if bytes.count == 1 && bytes[0] == UInt8(ascii: "r") { return .read }
         if bytes.count == 1 && bytes[0] == UInt8(ascii: "w") { return .write }
@@ -105,16 +120,16 @@ enum SocketBinding {
     static let vectorCapacity = 1024
     nonisolated(unsafe) static let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: vectorCapacity)
 
-    /// A readuntil delimiter: any bytes but none.
-    static func delimiter(_ text: LuaString, argument: CInt) throws(Failure) -> UnsafeRawBufferPointer {
-        guard text.bytes.count > 0 else { throw .badArgument(argument, "the delimiter must not be empty") }
-        return text.bytes
+    /// `socket:readuntil(delimiter, max)`: the delimiter is any bytes but none.
+    static func readUntil(_ socket: Socket, _ delimiter: LuaString, limit: Int64, argument: CInt) throws(BindingFailure) -> BufferedRead {
+        guard delimiter.bytes.count > 0 else { throw .badArgument(argument, "the delimiter must not be empty") }
+        do throws(Failure) { return try socket.readUntil(delimiter.bytes, keep: false, limit: limit) } catch { throw .runtime(error) }
     }
 }
 
 enum FileBinding {
     /// `xpio.open(path, flags, mode)`: `flags` as `io.open` spells them.
-    static func open(_ path: LuaString, _ flags: LuaString?, _ mode: Int64?, at: (flags: CInt, mode: CInt)) throws(Failure) -> Socket {
+    static func open(_ path: LuaString, _ flags: LuaString?, _ mode: Int64?, at: (flags: CInt, mode: CInt)) throws(BindingFailure) -> Socket {
         var letters = flags?.bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)
         while let last = letters.last, last == UInt8(ascii: "b") { letters = UnsafeRawBufferPointer(rebasing: letters.dropLast()) }
         let update = letters.count == 2 && letters[1] == UInt8(ascii: "+")
@@ -130,14 +145,32 @@ enum FileBinding {
         }
         let permissions = mode ?? 0o666
         guard permissions <= 0o7777 else { throw .badArgument(at.mode, "mode must be between 0 and 07777") }
-        return try Socket.open(path: path.cString, flags: bits, mode: mode_t(permissions))
+        do throws(Failure) { return try Socket.open(path: path.cString, flags: bits, mode: mode_t(permissions)) } catch { throw .runtime(error) }
     }
 }
 
 enum ProcessBinding {
+    /// `process:kill(signal)`.
+    static func kill(_ process: Process, _ signal: Union_integer_signame?, argument: CInt) throws(BindingFailure) {
+        let number = try signalNumber(signal, argument: argument)
+        do throws(Failure) { try process.kill(number) } catch { throw .runtime(error) }
+    }
+
+    /// `process:killgroup(signal)`.
+    static func killGroup(_ process: Process, _ signal: Union_integer_signame?, argument: CInt) throws(BindingFailure) {
+        let number = try signalNumber(signal, argument: argument)
+        do throws(Failure) { try process.killGroup(number) } catch { throw .runtime(error) }
+    }
+
+    /// `xpio.signal(signal)`: a watch of it.
+    static func watch(_ signal: Union_integer_signame, argument: CInt) throws(BindingFailure) -> SignalWatch {
+        let number = try signalNumber(signal, argument: argument)
+        do throws(Failure) { return try SignalWatch.watch(number) } catch { throw .runtime(error) }
+    }
+
     /// A signal given as a number, a name (`signal` enum) or nothing (SIGKILL).
     /// 0 sends nothing and probes whether the process is there (POSIX).
-    static func signalNumber(_ value: Union_integer_signame?, argument: CInt) throws(Failure) -> CInt {
+    static func signalNumber(_ value: Union_integer_signame?, argument: CInt) throws(BindingFailure) -> CInt {
         switch value {
         case nil: return SIGKILL
         case .integer(let number)?:
@@ -175,7 +208,7 @@ extension BufferedRead: ResultSet {
 enum SpawnBinding {
     /// `at`: the argument numbers of `args`, `files` and `attrs`, for errors.
     static func spawn(args: [LuaString], env: [(key: LuaString, value: LuaString)], files: [(key: Int64, value: Union_socket_size_fileshortcut)],
-                      attrs: Record_attrs, at: (args: CInt, files: CInt, attrs: CInt)) throws(Failure) -> Process {
+                      attrs: Record_attrs, at: (args: CInt, files: CInt, attrs: CInt)) throws(BindingFailure) -> Process {
         guard let program = attrs.exe ?? args.first else {
             throw .badArgument(at.args, "args[1] or attrs.exe must name the program")
         }
@@ -184,11 +217,12 @@ enum SpawnBinding {
         for (target, value) in files {
             guard target < 1 << 20 else { throw .badArgument(at.files, "file numbers must be below 2^20") }
             switch value {
-            case .size(let number): request.files.append((CInt(target), .descriptor(try SocketBinding.descriptor(number))))
+            case .size(let number):
+                do throws(Failure) { request.files.append((CInt(target), .descriptor(try SocketBinding.descriptor(number)))) } catch { throw .runtime(error) }
             case .fileshortcut(.null): request.files.append((CInt(target), .null))
             case .fileshortcut(.stdout): request.files.append((CInt(target), .sameAsStdout))
             case .socket(let socket?): request.files.append((CInt(target), .handOver(socket)))
-            case .socket(nil): throw .closed("socket")
+            case .socket(nil): throw .runtime(.closed("socket"))
             }
         }
         if request.files.contains(where: { if case .sameAsStdout = $0.source { return true } else { return false } }),
@@ -206,6 +240,6 @@ enum SpawnBinding {
             guard mask <= 0o777 else { throw .badArgument(at.attrs, "attrs.umask must be between 0 and 0777") }
             request.umask = mode_t(mask)
         }
-        return try Spawn.start(request)
+        do throws(Failure) { return try Spawn.start(request) } catch { throw .runtime(error) }
     }
 }

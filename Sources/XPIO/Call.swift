@@ -16,15 +16,21 @@ struct Call {
     init(_ raw: UnsafeMutablePointer<xpio_call>) { self.raw = raw }
 
     // MARK: results
+    //
+    // Nothing here pushes: `set` fills result slot `position`, and each
+    // `answer…` fills the slots a kind of body answers with and returns
+    // their count, the status C pushes them by after the body returns.
 
-    func set<T: Pushable>(_ position: Int32, _ value: T) { value.store(in: xpio_result(raw, position)) }
+    func set<T: ResultValue>(_ position: Int32, _ value: T) { value.store(in: xpio_result(raw, position)) }
 
-    func push<T: Pushable>(_ value: T) -> Int32 {
+    /// One result.
+    func answer<T: ResultValue>(_ value: T) -> Int32 {
         set(0, value)
         return 1
     }
 
-    func pushTrue() -> Int32 { push(true) }
+    /// The `true` of an entry that returns nothing else (`-> true`).
+    func answerTrue() -> Int32 { answer(true) }
 
     /// Stores `object` in the `index`th object C made for this call, as
     /// result `position`.
@@ -67,17 +73,17 @@ struct Call {
     /// What a `whole` entry's body answers: the bytes this try moved (its
     /// result) and how many are still to move (the blocking form tries
     /// again until none are).
-    func pushMoved(_ moved: Moved) -> Int32 {
+    func answerMoved(_ moved: Moved) -> Int32 {
         raw.pointee.remaining = moved.remaining
-        return push(Int64(moved.count))
+        return answer(Int64(moved.count))
     }
 
     /// Results of an entry with several alternatives: the value stores itself.
-    func pushResults<T: ResultSet>(_ results: T) -> Int32 { results.store(in: self) }
+    func answerResults<T: ResultSet>(_ results: T) -> Int32 { results.store(in: self) }
 
     /// What a when_ body answers: the descriptor to wait on and for what,
     /// or nil (ready at once).
-    func pushTarget(_ target: WaitTarget?) -> Int32 {
+    func answerTarget(_ target: WaitTarget?) -> Int32 {
         let value = xpio_result(raw, 0)!
         guard let target else {
             value.pointee.tag = Int32(XPIO_NIL)
@@ -91,7 +97,7 @@ struct Call {
 
     /// What `tostring` shows after the metatable's name: a label and a
     /// number, or nothing ("closed").
-    func pushSummary(_ summary: (label: StaticString, number: Int64?)?) -> Int32 {
+    func answerSummary(_ summary: (label: StaticString, number: Int64?)?) -> Int32 {
         guard let summary else { return 0 }
         set(0, summary.label)
         guard let number = summary.number else { return 1 }
@@ -125,13 +131,19 @@ struct Call {
         case .closed(let kind):
             raw.pointee.message = kind.cString
             return Int32(XPIO_CLOSED)
+        }
+    }
+
+    /// A binding's failure: an argument error to raise, or the runtime's
+    /// failure as above.
+    func fail(_ failure: BindingFailure, retries: Bool = true) -> Int32 {
+        switch failure {
+        case .runtime(let failure):
+            return fail(failure, retries: retries)
         case .badArgument(let index, let reason):
             raw.pointee.code = index
             raw.pointee.message = reason.cString
             return Int32(XPIO_ARGERROR)
-        case .raise(let message):
-            raw.pointee.message = message.cString
-            return Int32(XPIO_RAISE)
         }
     }
 }
@@ -201,41 +213,42 @@ protocol SpecEnum {
     static var specIndex: Int32 { get }
 }
 
-/// What a body can return as a Lua value.
-protocol Pushable {
+/// What a body can return as a Lua value: it stores itself in a result
+/// slot, which C pushes after the body returns.
+protocol ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>)
 }
 
-extension Bool: Pushable {
+extension Bool: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         value.pointee.tag = Int32(XPIO_BOOLEAN)
         value.pointee.u.integer = self ? 1 : 0
     }
 }
 
-extension Int64: Pushable {
+extension Int64: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         value.pointee.tag = Int32(XPIO_INTEGER)
         value.pointee.u.integer = self
     }
 }
 
-extension Int: Pushable {
+extension Int: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) { Int64(self).store(in: value) }
 }
 
-extension Int32: Pushable {
+extension Int32: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) { Int64(self).store(in: value) }
 }
 
-extension Double: Pushable {
+extension Double: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         value.pointee.tag = Int32(XPIO_NUMBER)
         value.pointee.u.number = self
     }
 }
 
-extension UnsafeRawBufferPointer: Pushable {
+extension UnsafeRawBufferPointer: ResultValue {
     /// The bytes must stay valid until C has pushed them (after the body
     /// returns): a static buffer, or a Lua string argument.
     func store(in value: UnsafeMutablePointer<xpio_value>) {
@@ -245,18 +258,18 @@ extension UnsafeRawBufferPointer: Pushable {
     }
 }
 
-extension StaticString: Pushable {
+extension StaticString: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) { utf8Buffer.store(in: value) }
     var cString: UnsafePointer<CChar> { UnsafeRawPointer(utf8Start).assumingMemoryBound(to: CChar.self) }
 }
 
-extension Optional: Pushable where Wrapped: Pushable {
+extension Optional: ResultValue where Wrapped: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         if let self { self.store(in: value) } else { value.pointee.tag = Int32(XPIO_NIL) }
     }
 }
 
-extension Address: Pushable {
+extension Address: ResultValue {
     /// Formatted into one of four static buffers, one per result position.
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         let index = Address.nextBuffer
@@ -269,7 +282,22 @@ extension Address: Pushable {
     nonisolated(unsafe) static var nextBuffer = 0
 }
 
-extension OptionValue: Pushable {
+extension OptionValue {
+    /// As a `boolean` option's value (what the spec says it is): the
+    /// integer the kernel holds is on when it is not 0.
+    var asFlag: OptionValue {
+        if case .integer(let number) = self { return .flag(number != 0) }
+        return self
+    }
+
+    /// As an `integer` or `size` option's value.
+    var asInteger: OptionValue {
+        if case .flag(let flag) = self { return .integer(flag ? 1 : 0) }
+        return self
+    }
+}
+
+extension OptionValue: ResultValue {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         switch self {
         case .flag(let flag): flag.store(in: value)
@@ -278,7 +306,7 @@ extension OptionValue: Pushable {
     }
 }
 
-extension Pushable where Self: SpecEnum {
+extension ResultValue where Self: SpecEnum {
     func store(in value: UnsafeMutablePointer<xpio_value>) {
         value.pointee.tag = Int32(XPIO_CASE)
         value.pointee.count = specCase
@@ -286,7 +314,7 @@ extension Pushable where Self: SpecEnum {
     }
 }
 
-extension Array: Pushable where Element == Address {
+extension Array: ResultValue where Element == Address {
     /// A list of address strings, formatted into a scratch area that lives
     /// until the next list is pushed (C pushes it right after the body).
     func store(in value: UnsafeMutablePointer<xpio_value>) {

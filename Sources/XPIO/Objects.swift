@@ -12,7 +12,7 @@ protocol LuaObject: AnyObject {
 }
 
 extension Socket: LuaObject {
-    var summary: (label: StaticString, number: Int64?)? { isOpen ? ("fd", Int64(fd)) : nil }
+    var summary: (label: StaticString, number: Int64?)? { isClosed ? nil : ("fd", Int64(fd)) }
 }
 
 extension TaskQueue: LuaObject {
@@ -27,13 +27,13 @@ extension TaskQueue: LuaObject {
 extension Process: LuaObject {
     /// Never kills: the child is reaped once it exits.
     func dispose() { abandon() }
-    var summary: (label: StaticString, number: Int64?)? { closed ? nil : ("pid", Int64(pid)) }
+    var summary: (label: StaticString, number: Int64?)? { isClosed ? nil : ("pid", Int64(pid)) }
 }
 
 extension SignalWatch: LuaObject {
-    var summary: (label: StaticString, number: Int64?)? { isWatching ? ("signal", Int64(number)) : nil }
+    var summary: (label: StaticString, number: Int64?)? { isClosed ? nil : ("signal", Int64(number)) }
 }
 
 extension TLSContext: LuaObject {
-    var summary: (label: StaticString, number: Int64?)? { isOpen ? (isServer ? "server" : "client", nil) : nil }
+    var summary: (label: StaticString, number: Int64?)? { isClosed ? nil : (isServer ? "server" : "client", nil) }
 }

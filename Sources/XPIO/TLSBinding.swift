@@ -116,7 +116,7 @@ enum TLSBinding {
 @_cdecl("xpio_socket_tls_connection")
 func socketTLSConnection(_ object: UnsafeMutableRawPointer?, _ closed: UnsafeMutablePointer<CInt>?) -> UnsafeMutableRawPointer? {
     let socket = Unmanaged<Socket>.fromOpaque(object!).takeUnretainedValue()
-    guard socket.isOpen else {
+    guard !socket.isClosed else {
         closed?.pointee = 1
         return nil
     }

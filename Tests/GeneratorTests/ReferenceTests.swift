@@ -42,6 +42,8 @@ import Testing
         #expect(entries.contains { $0.binding == .native } && entries.contains { $0.binding == .pending })
         #expect(entries.contains { $0.results.alternatives.count > 1 })
         #expect(entries.contains { $0.params.contains { if case .valueOf = $0.type { return true } else { return false } } })
+        #expect(entries.contains { $0.results.positions.contains { if case .valueOf = $0 { return true } else { return false } } })
+        #expect(entries.contains { if case .swift(let text) = $0.binding { return text.contains("@") } else { return false } })
         #expect(!spec.records.isEmpty && spec.enums.contains { $0.cases.contains { $0.valueType != nil } })
     }
 }

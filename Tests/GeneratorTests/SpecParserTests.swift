@@ -50,13 +50,13 @@ import Testing
     @Test func wholeNamesARequiredParameterOfAnEntryCountingBytes() throws {
         let when = "\nwhen tqueue:when_w(task: task) -> true [write] = try this.w()"
         let spec = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data.bytes)" + when)
-        #expect(spec.entries[0].partner == "when_w" && spec.entries[0].whole == "data")
+        #expect(spec.entries[0].whenPartner == "when_w" && spec.entries[0].whole == "data")
         let function = spec.allFunctions.first { $0.qualifiedName == "tqueue:w" }!
         #expect(CGlueEmitter(spec: spec).entryLiteral(function).contains(".whole = 1"))
         // Its body starts where earlier tries stopped and says what remains.
         let resumed = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data, progress)" + when)
         let glue = GlueEmitter(spec: resumed).emit()
-        #expect(glue.contains("let progress = c.progress") && glue.contains("return c.pushMoved(try this.w(data, progress))"))
+        #expect(glue.contains("let progress = c.progress") && glue.contains("return c.answerMoved(try this.w(data, progress))"))
         #expect(error("blocking tqueue:w(data: string?) -> integer [when_w, whole data] = try this.w()" + when)
             == "Spec/test.spec:2: error: `whole data` names no required parameter")
         #expect(error("blocking tqueue:w(data: string) -> true [when_w, whole data] = try this.w()" + when)

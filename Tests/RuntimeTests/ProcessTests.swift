@@ -37,7 +37,7 @@ import Testing
     @Test func aPidfdThatCouldNotBeOpenedAtSpawnIsOpenedByTheWait() throws {
         Sys.faults["pidfd_open"] = (EMFILE, 1)
         let process = try spawn("exit 3")
-        #expect(process.pidfd == nil)
+        #expect(process.exitWatch == nil)
         let status = try waitForExit(process)
         #expect(status.kind == .exit && status.code == 3)
         // A transient failure says nothing about whether pidfds work.

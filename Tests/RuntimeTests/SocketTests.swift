@@ -6,7 +6,7 @@ import Testing
     @Test func closedSocketsRefuseEverything() throws {
         let socket = try Socket.open(type: .TCP)
         try socket.close()
-        #expect(!socket.isOpen)
+        #expect(socket.isClosed)
         #expect(throws: Failure.self) { try socket.close() }
         #expect(throws: Failure.self) { _ = try socket.descriptor() }
         #expect(throws: Failure.self) { _ = try socket.read(size: 1) }
@@ -37,8 +37,15 @@ import Testing
 
     @Test func optionsRoundTrip() throws {
         let socket = try Socket.open(type: .TCP)
+        // The runtime reads an int option as the kernel holds it; which
+        // options Lua sees as flags is the Spec's to say (the glue fits the
+        // value to the `option` enum's types, and checks what is set).
         try socket.setOption(.tcpNoDelay, .flag(true))
-        guard case .flag(true) = try socket.option(.tcpNoDelay) else { Issue.record("TCP_NODELAY"); return }
+        guard case .integer(let noDelay) = try socket.option(.tcpNoDelay), noDelay != 0 else { Issue.record("TCP_NODELAY"); return }
+        try socket.setOption(.keepAlive, .integer(1))
+        guard case .integer(let keepAlive) = try socket.option(.keepAlive), keepAlive != 0 else { Issue.record("SO_KEEPALIVE"); return }
+        try socket.setOption(.keepAlive, .flag(false))
+        guard case .integer(0) = try socket.option(.keepAlive) else { Issue.record("SO_KEEPALIVE off"); return }
         try socket.setOption(.nonBlocking, .flag(false))
         guard case .flag(false) = try socket.option(.nonBlocking) else { Issue.record("O_NONBLOCK"); return }
         try socket.setOption(.linger, .integer(3))
@@ -48,7 +55,7 @@ import Testing
         guard case .integer(0) = try socket.option(.error) else { Issue.record("SO_ERROR"); return }
         #expect(throws: Failure.self) { try socket.setOption(.error, .integer(0)) }
         #expect(throws: Failure.self) { try socket.setOption(.sendBuffer, .integer(-1)) }
-        #expect(throws: Failure.self) { try socket.setOption(.keepAlive, .integer(1)) }
+        #expect(throws: Failure.self) { try socket.setOption(.linger, .flag(true)) }
     }
 
     @Test func connectToAClosedPortIsRefused() throws {

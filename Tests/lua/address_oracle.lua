@@ -356,7 +356,7 @@ local function unix_address(directory)
   return "unix:" .. directory .. "/" .. string.rep("p", random(60, 110))
 end
 
---- A random address string of any form, mostly IPv4 (the seed's format);
+--- A random address string of any form, mostly IPv4 (the first format);
 --- Unix paths only under `directory`.
 function oracle.random_address(directory)
   local r = random(10)

@@ -14,7 +14,7 @@
 -- crash, a hang, or a message containing "internal".
 --
 -- Beside the calls, an address-format oracle written from the documents
--- (xpio-seed.txt, xpio-semantics.md, Spec/socket.spec) judges random and
+-- (Spec/socket.spec, docs/API.md: address_oracle.lua) judges random and
 -- mutated address strings and compares its verdict with
 -- `xpio.socket("UDP"):bind(addr)` and, after a successful bind, with
 -- `getsockname`.

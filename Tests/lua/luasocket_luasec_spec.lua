@@ -2,7 +2,7 @@
 -- handed over: ssl.wrap calls getfd and setfd(-1), which xpio.luasocket
 -- turns into socket:detach. The peer is `openssl s_server -rev` (it answers
 -- each line reversed) on a free loopback port, with a throwaway CA made for
--- the test (tls-notes.md §5), stopped by its process.
+-- the test (EC P-256, like Tests/tls/make_certs.sh), stopped by its process.
 local xpio = require "xpio"
 local sched = require "xpio.sched"
 local helper = require "helper"

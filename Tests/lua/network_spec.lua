@@ -1,6 +1,6 @@
 -- IPv6, Unix domain sockets, datagrams to and from any address, host
 -- names (issue 12). Contract: Spec/socket.spec and Spec/module.spec
--- (addresses, sendto, recvfrom, resolve), and the seed's behaviour kept.
+-- (addresses, sendto, recvfrom, resolve), and the IPv4 behaviour kept.
 local xpio = require "xpio"
 local helper = require "helper"
 

@@ -1,6 +1,6 @@
 -- Behavioural tests for socket objects: TCP and UDP sockets, socket pairs,
--- pipes and fdopen'd descriptors (issue 4). Contract: xpio-seed.txt,
--- xpio-semantics.md, Spec/socket.spec and Spec/module.spec.
+-- pipes and fdopen'd descriptors (issue 4). Contract: Spec/socket.spec and
+-- Spec/module.spec (docs/API.md).
 local xpio = require "xpio"
 local sched = require "xpio.sched"
 sched.onerror(sched.raise) -- a failing assertion in a task fails the test
@@ -772,8 +772,8 @@ describe("socket options", function()
     s:close()
   end)
 
-  -- xpio-semantics.md: wrong argument types and negative sizes raise,
-  -- naming the function and the argument; the option says the value's type.
+  -- docs/API.md: wrong argument types and negative sizes raise, naming the
+  -- function and the argument; the option says the value's type (Spec/types.spec).
   it("a value of the wrong type for the option, or a negative size, raises naming setsockopt", function()
     local s = assert(xpio.socket("TCP"))
     local cases = {

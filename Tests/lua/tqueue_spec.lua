@@ -1,6 +1,6 @@
 -- Behavioural tests of task queues (xpio.tqueue) and the "when" functions,
--- driven by hand: no coroutines, no scheduler. See Spec/tqueue.spec and
--- /work/shared/xpio-semantics.md.
+-- driven by hand: no coroutines, no scheduler. See Spec/tqueue.spec
+-- (docs/API.md).
 local xpio = require "xpio"
 local helper = require "helper"
 

@@ -179,11 +179,11 @@ static int client(int port, const char *host, const char *ca, const char *expect
             got += n;
         }
         reply[got] = 0;
-        printf("    read %zu bytes, then %s\n", got, s == XPIO_TLS_CLOSED ? "CLOSED" : message(c));
+        printf("    read %zu bytes, then %s\n", got, s == XPIO_TLS_PEER_CLOSED ? "CLOSED" : message(c));
         if (strncmp(expect, "error:", 6) == 0)   /* TLS 1.3: a refused client certificate shows at the first read */
             result = s == XPIO_TLS_ERROR && strcmp(message(c), expect + 6) == 0 ? 0 : 1;
         else
-            result = strncmp(expect, "ok:", 3) == 0 && strstr(reply, expect + 3) && s == XPIO_TLS_CLOSED ? 0 : 1;
+            result = strncmp(expect, "ok:", 3) == 0 && strstr(reply, expect + 3) && s == XPIO_TLS_PEER_CLOSED ? 0 : 1;
     }
 out:
     P->connection_release(c);
@@ -206,7 +206,7 @@ static int hold(int port, const char *host, const char *ca) {
     size_t n;
     int s;
     do s = DRIVE(fd, P->read(c, buffer, sizeof buffer, &n)); while (s == XPIO_TLS_OK);
-    const char *m = s == XPIO_TLS_ERROR ? message(c) : s == XPIO_TLS_CLOSED ? "(CLOSED)" : "(timed out)";
+    const char *m = s == XPIO_TLS_ERROR ? message(c) : s == XPIO_TLS_PEER_CLOSED ? "(CLOSED)" : "(timed out)";
     printf("read after kill: %s\n", m);
     P->connection_release(c);
     return strcmp(m, "xpio: tls: unexpected eof") == 0 ? 0 : 1;
@@ -340,7 +340,7 @@ static int pair_serve(void *c, int fd, char mode) {
         char buffer[64];
         size_t n;
         int s = DRIVE(fd, P->read(c, buffer, sizeof buffer, &n));
-        return s == XPIO_TLS_CLOSED ? 0 : 30;
+        return s == XPIO_TLS_PEER_CLOSED ? 0 : 30;
     }
     return 99;
 }
@@ -436,7 +436,7 @@ static int pairs(const char *cert, const char *key, const char *ca) {
     check(s == XPIO_TLS_OK && got == 10 && memcmp(line, "HELLO TLS\n", 10) == 0 && pending == 1, "pair echo, pending", NULL);
     size_t n;
     s = DRIVE(fd, P->read(c, line, sizeof line, &n));
-    check(s == XPIO_TLS_CLOSED, "close_notify reads as CLOSED", s == XPIO_TLS_ERROR ? message(c) : NULL);
+    check(s == XPIO_TLS_PEER_CLOSED, "close_notify reads as CLOSED", s == XPIO_TLS_ERROR ? message(c) : NULL);
     const void *der = NULL;
     size_t der_length = 0;
     int has = P->session(c, &der, &der_length);
@@ -507,7 +507,7 @@ static int pairs(const char *cert, const char *key, const char *ca) {
     check(s == XPIO_TLS_OK && got == 5 && memcmp(line, "done\n", 5) == 0 && taken_after_eagain > 0,
           "stash: taken chunks sent once, in order", detail);
     s = DRIVE(fd, P->read(c, line, sizeof line, &n));
-    check(s == XPIO_TLS_CLOSED, "then the peer's close_notify", s == XPIO_TLS_ERROR ? message(c) : NULL);
+    check(s == XPIO_TLS_PEER_CLOSED, "then the peer's close_notify", s == XPIO_TLS_ERROR ? message(c) : NULL);
     s = DRIVE(fd, P->shutdown(c, 1));
     check(s == XPIO_TLS_OK, "shutdown(wait) after both close_notifys", s == XPIO_TLS_ERROR ? message(c) : NULL);
     P->connection_release(c);
@@ -556,7 +556,7 @@ static int pairs(const char *cert, const char *key, const char *ca) {
         size_t g;
         char b[16];
         int r = DRIVE(sv[0], P->read(cc, b, sizeof b, &g));
-        _exit(r == XPIO_TLS_CLOSED ? 0 : 3);
+        _exit(r == XPIO_TLS_PEER_CLOSED ? 0 : 3);
     }
     close(sv[0]);
     struct pollfd pf = {sv[1], POLLIN, 0};
@@ -636,7 +636,7 @@ static int pairs(const char *cert, const char *key, const char *ca) {
         der_length = 0;
         has = P->session(c, &der, &der_length);
         snprintf(detail, sizeof detail, "session %d, alpn %s", has, info.alpn ? info.alpn : "nil");
-        check(s == XPIO_TLS_CLOSED && has == 0 && info.alpn && strcmp(info.alpn, "http/1.1") == 0,
+        check(s == XPIO_TLS_PEER_CLOSED && has == 0 && info.alpn && strcmp(info.alpn, "http/1.1") == 0,
               "tickets=0 leaves no session; wrap's ALPN overrides", detail);
         P->connection_release(c);
         close(fd);
@@ -657,7 +657,7 @@ static int pairs(const char *cert, const char *key, const char *ca) {
     P->context_release(ictx);
     s = DRIVE(fd, P->handshake(c));
     if (s == XPIO_TLS_OK) s = DRIVE(fd, P->read(c, line, sizeof line, &n));
-    check(s == XPIO_TLS_CLOSED, "ignore_unexpected_eof: vanished peer reads as CLOSED", s == XPIO_TLS_ERROR ? message(c) : NULL);
+    check(s == XPIO_TLS_PEER_CLOSED, "ignore_unexpected_eof: vanished peer reads as CLOSED", s == XPIO_TLS_ERROR ? message(c) : NULL);
     P->connection_release(c);
     close(fd);
     child_status(pid);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks the TLS engine (tls.so's provider) for real, without the Lua side:
 # builds Tests/tls/engine_check.c, makes a throwaway CA and certificates
-# (as in /work/shared/tls-notes.md §5), and runs the engine against
+# (EC P-256, like Tests/tls/make_certs.sh), and runs the engine against
 # `openssl s_server` / `s_client` on loopback and against itself over
 # socketpairs. Needs the debug build (`swift build --product xpio_tls`),
 # where xpio_tls_engine is visible. Every wait is bounded; every server is

@@ -115,8 +115,7 @@ enum {
     XPIO_ERRNO = -2,    /* nil, strerror(code) */
     XPIO_MESSAGE = -3,  /* nil, message */
     XPIO_CLOSED = -4,   /* nil, "xpio: <message> is closed" */
-    XPIO_ARGERROR = -5, /* raise: bad argument #code (message) */
-    XPIO_RAISE = -6     /* raise: message */
+    XPIO_ARGERROR = -5  /* raise: bad argument #code (message) */
 };
 
 enum { XPIO_READABLE = 0, XPIO_WRITABLE = 1 };

@@ -37,7 +37,7 @@ enum {
     XPIO_TLS_OK = 0,
     XPIO_TLS_WANT_READ = 1,  /* call again once the descriptor is readable */
     XPIO_TLS_WANT_WRITE = 2, /* ... once it is writable */
-    XPIO_TLS_CLOSED = 3,     /* read: the peer's close_notify (end of stream) */
+    XPIO_TLS_PEER_CLOSED = 3, /* read: the peer's close_notify (end of stream) */
     XPIO_TLS_ERROR = 4       /* see `error` */
 };
 
@@ -133,7 +133,7 @@ typedef struct xpio_tls_provider {
 
     /* Each answers OK or a status above. */
     int (*handshake)(void *connection);
-    /* OK with *count bytes (>= 1); CLOSED at the peer's close_notify. */
+    /* OK with *count bytes (>= 1); PEER_CLOSED at the peer's close_notify. */
     int (*read)(void *connection, void *buffer, size_t size, size_t *count);
     /* OK with *count bytes taken (>= 1 when size >= 1): a record that could
      * not go out at once is kept by the engine, counted as taken, and sent

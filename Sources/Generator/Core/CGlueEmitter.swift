@@ -374,12 +374,16 @@ struct CGlueEmitter {
         switch function.role {
         case .blocking:
             fields += [".role = XPIO_BLOCKING", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)",
-                       ".partner = \"\(entry.partner!)\""]
+                       ".partner = \"\(entry.whenPartner!)\""]
             if let whole = entry.whole, let index = function.luaParams.firstIndex(where: { $0.name == whole }) {
                 fields.append(".whole = \(index)")
             }
-            let turns = function.owner == "socket" ? (entry.partner == "when_read" ? 1 : entry.partner == "when_write" ? 2 : 0) : 0
-            if turns > 0 { fields.append(".turns = \(turns)") }
+            // The socket's calls that move data wait with its when_read or
+            // when_write: those take turns per direction (blocking.c); wait,
+            // handshake and tls_shutdown, which have partners of their own, do not.
+            if function.owner == "socket", let direction = ["when_read": 1, "when_write": 2][entry.whenPartner ?? ""] {
+                fields.append(".turns = \(direction)")
+            }
         case .when:
             fields += [".role = XPIO_WHEN", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)"]
         default:

@@ -94,7 +94,7 @@ struct ConformanceEmitter {
         out.line("  assert.is_function(\(target).\(name))")
         if function.role == .blocking {
             out.line("  assert.is_function(\(target).try_\(name))")
-            out.line("  assert.is_function(\(target).\(function.entry.partner!))")
+            out.line("  assert.is_function(\(target).\(function.entry.whenPartner!))")
         }
         out.line("end)")
 

@@ -105,9 +105,9 @@ struct DocsEmitter {
         }
         switch function.role {
         case .attempt:
-            out.line("The non-blocking form of `\(entry.name)`: the same arguments and results, or `nil, \"retry\"` when the operation would block; call `\(entry.partner!)` to learn when to try again.")
+            out.line("The non-blocking form of `\(entry.name)`: the same arguments and results, or `nil, \"retry\"` when the operation would block; call `\(entry.whenPartner!)` to learn when to try again.")
         case .blocking:
-            out.line("Blocking: it tries at once, and when it has to wait it needs a coroutine with a current task (`xpio.setCurrentTask`). Its partners are `try_\(entry.name)` and `\(entry.partner!)`.")
+            out.line("Blocking: it tries at once, and when it has to wait it needs a coroutine with a current task (`xpio.setCurrentTask`). Its partners are `try_\(entry.name)` and `\(entry.whenPartner!)`.")
             if let whole = entry.whole {
                 out.line("")
                 out.line("It writes all of `\(whole)` (what the other arguments select of it), waiting as often as it must, and returns the count of bytes; a failure after some bytes were written returns `nil, message, count`. `try_\(entry.name)` writes what fits at once and returns its count.")

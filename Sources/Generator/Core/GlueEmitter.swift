@@ -24,6 +24,7 @@ struct GlueEmitter {
         for record in spec.records { emitRecord(record, into: &out) }
         for union in unions { emitUnion(union, into: &out) }
         for enumType in spec.enums where enumType.cases.contains(where: { $0.valueType != nil }) { emitValueOf(enumType, into: &out) }
+        for enumType in spec.enums where resultsHoldValues(of: enumType) { emitResultOf(enumType, into: &out) }
         for function in functions where function.hasSwiftBody { emitBody(function, into: &out) }
         for kind in spec.kinds { emitMetamethods(kind, into: &out) }
         return out.text
@@ -67,7 +68,7 @@ struct GlueEmitter {
         }
         out.line("}")
         let usedInResults = spec.entries.contains { $0.results.alternatives.joined().contains(.enumeration(enumType.name)) }
-        if usedInResults { out.line("extension \(enumType.swiftType): Pushable {}") }
+        if usedInResults { out.line("extension \(enumType.swiftType): ResultValue {}") }
         out.line("")
     }
 
@@ -176,6 +177,42 @@ struct GlueEmitter {
         out.line("")
     }
 
+    /// Whether an entry returns the value of one of this enum's cases (`-> option.value`).
+    func resultsHoldValues(of enumType: EnumType) -> Bool {
+        spec.entries.contains { entry in
+            entry.results.alternatives.joined().contains { type in
+                guard case .valueOf(let chooser) = type,
+                      case .enumeration(let name)? = entry.params.first(where: { $0.name == chooser })?.type else { return false }
+                return name == enumType.name
+            }
+        }
+    }
+
+    /// A value the runtime read, as the spec types the case it was read
+    /// for: the spec is the one place that says which option is a flag.
+    func emitResultOf(_ enumType: EnumType, into out: inout Printer) {
+        out.line("/// A result of `\(enumType.name).value`, fitted to the value type the spec gives the case chosen.")
+        out.line("func resultOf_\(enumType.name)(_ chosen: \(enumType.swiftType), _ value: OptionValue) -> OptionValue {")
+        out.indent { out in
+            out.line("switch chosen {")
+            var groups: [(fitted: String, cases: [String])] = []
+            for item in enumType.cases {
+                let fitted: String
+                switch item.valueType {
+                case .boolean?: fitted = "value.asFlag"
+                case .integer?, .size?: fitted = "value.asInteger"
+                default: fitted = "value"   // a union (`size|false`) or none: as read
+                }
+                if let index = groups.firstIndex(where: { $0.fitted == fitted }) { groups[index].cases.append("." + item.swiftName) }
+                else { groups.append((fitted, ["." + item.swiftName])) }
+            }
+            for group in groups { out.line("case \(group.cases.joined(separator: ", ")): return \(group.fitted)") }
+            out.line("}")
+        }
+        out.line("}")
+        out.line("")
+    }
+
     func optionValue(_ type: LuaType, _ item: String) -> String {
         switch type {
         case .integer, .size: return ".integer(\(item).integer)"
@@ -266,28 +303,46 @@ struct GlueEmitter {
         out.line("func body_\(name)(_ call: UnsafeMutablePointer<xpio_call>?\(params)) -> Int32 {")
         out.indent { out in
             out.line("let c = Call(call!)")
-            let expression = argumentPositions(in: text, function)
-            var statements: [String] = []
+            let expression = resultsFitted(argumentPositions(in: text, function), function)
+            var readers: [String] = []
             // A when entry's declared [read] or [write], for its binding.
             if function.role == .when && expression.range(of: "(?<![.\\w])readiness\\b", options: .regularExpression) != nil {
-                statements.append("let readiness = Readiness.\(entry.readiness == "write" ? "write" : "read")")
+                readers.append("let readiness = Readiness.\(entry.readiness == "write" ? "write" : "read")")
             }
             for crossing in crossings {
                 let variable = crossing.field == "self" ? "this" : crossing.field
                 guard mentions(expression, variable) else { continue }
-                statements.append("let \(variable) = " + reader(crossing, function))
+                readers.append("let \(variable) = " + reader(crossing, function))
             }
             // A `whole` entry's body starts where earlier tries stopped.
-            if entry.whole != nil && mentions(expression, "progress") { statements.append("let progress = c.progress") }
-            statements += resultStatements(function, expression, crossings)
-            if statements.contains(where: { $0.contains("try ") }) {
-                out.line("do throws(Failure) {")
-                out.indent { out in for statement in statements { out.line(statement) } }
-                // Only a try_ body may answer "retry" (its blocking partner
-                // then waits); anywhere else a would-block errno is an error.
-                out.line(function.canRetry ? "} catch { return c.fail(error) }" : "} catch { return c.fail(error, retries: false) }")
+            if entry.whole != nil && mentions(expression, "progress") { readers.append("let progress = c.progress") }
+            let results = resultStatements(function, expression, crossings)
+            // Only a try_ body may answer "retry" (its blocking partner
+            // then waits); anywhere else a would-block errno is an error.
+            let fail = function.canRetry ? "} catch { return c.fail(error) }" : "} catch { return c.fail(error, retries: false) }"
+            // Readers throw the runtime's Failure (a closed object, a bad
+            // address); a binding that checks its arguments (`@name`)
+            // throws BindingFailure, caught on its own.
+            func guarded(_ statements: [String], _ failure: String, _ out: inout Printer, inner: (inout Printer) -> Void = { _ in }) {
+                out.line("do throws(\(failure)) {")
+                out.indent { out in
+                    for statement in statements { out.line(statement) }
+                    inner(&out)
+                }
+                out.line(fail)
+            }
+            if checksArguments(text, function) {
+                let emitResults: (inout Printer) -> Void = { out in guarded(results, "BindingFailure", &out) }
+                if readers.contains(where: { $0.contains("try ") }) {
+                    guarded(readers, "Failure", &out, inner: emitResults)
+                } else {
+                    for statement in readers { out.line(statement) }
+                    emitResults(&out)
+                }
+            } else if (readers + results).contains(where: { $0.contains("try ") }) {
+                guarded(readers + results, "Failure", &out)
             } else {
-                for statement in statements { out.line(statement) }
+                for statement in readers + results { out.line(statement) }
             }
         }
         out.line("}")
@@ -306,20 +361,35 @@ struct GlueEmitter {
         return text
     }
 
+    /// The expression, its value fitted to the spec's type when the entry
+    /// returns an enum case's value (`-> option.value`: `resultOf_option`).
+    func resultsFitted(_ expression: String, _ function: Function) -> String {
+        let positions = function.entry.results.positions
+        guard function.entry.results.alternatives.count == 1, positions.count == 1, case .valueOf(let chooser) = positions[0],
+              case .enumeration(let name)? = function.entry.params.first(where: { $0.name == chooser })?.type else { return expression }
+        return "resultOf_\(name)(\(chooser), \(expression))"
+    }
+
+    /// Whether the binding passes an argument's number (`@name`): it is a
+    /// call of a binding that checks arguments and throws BindingFailure.
+    func checksArguments(_ binding: String, _ function: Function) -> Bool {
+        function.luaParams.contains { binding.range(of: "@\(NSRegularExpression.escapedPattern(for: $0.name))\\b", options: .regularExpression) != nil }
+    }
+
     /// Whether `name` occurs in `expression` as a whole word.
     func mentions(_ expression: String, _ name: String) -> Bool {
         expression.range(of: "\\b\(NSRegularExpression.escapedPattern(for: name))\\b", options: .regularExpression) != nil
     }
 
     func resultStatements(_ function: Function, _ expression: String, _ crossings: [Crossing]) -> [String] {
-        if function.role == .when { return ["return c.pushTarget(\(expression))"] }
+        if function.role == .when { return ["return c.answerTarget(\(expression))"] }
         // A `whole` entry answers what it moved and what remains (`Moved`).
-        if function.entry.whole != nil { return ["return c.pushMoved(\(expression))"] }
+        if function.entry.whole != nil { return ["return c.answerMoved(\(expression))"] }
         // Several alternatives: the Swift value says which (a `ResultSet`).
-        if function.entry.results.alternatives.count > 1 { return ["return c.pushResults(\(expression))"] }
+        if function.entry.results.alternatives.count > 1 { return ["return c.answerResults(\(expression))"] }
         let positions = function.entry.results.positions
         if positions.isEmpty { return ["_ = \(expression)", "return 0"] }
-        if positions == [.trueValue] { return ["_ = \(expression)", "return c.pushTrue()"] }
+        if positions == [.trueValue] { return ["_ = \(expression)", "return c.answerTrue()"] }
         var objectIndex = 0
         func store(_ position: Int, _ value: String) -> String {
             if case .object(let kind) = positions[position] {
@@ -338,7 +408,7 @@ struct GlueEmitter {
         if positions.count == 1 {
             if positions[0].objectKind != nil { return [store(0, expression), "return 1"] }
             if case .array(.object) = positions[0] { return [store(0, expression), "return 1"] }
-            return ["return c.push(\(expression))"]
+            return ["return c.answer(\(expression))"]
         }
         return ["let results = \(expression)"] + positions.indices.map { store($0, "results.\($0)") } + ["return \(positions.count)"]
     }
@@ -350,7 +420,7 @@ struct GlueEmitter {
         out.line("")
         out.line("@_cdecl(\"xpio_describe_\(kind.name)\")")
         out.line("func describe_\(kind.name)(_ object: UnsafeMutableRawPointer?, _ call: UnsafeMutablePointer<xpio_call>?) -> Int32 {")
-        out.line("    Call(call!).pushSummary(\(object).takeUnretainedValue().summary)")
+        out.line("    Call(call!).answerSummary(\(object).takeUnretainedValue().summary)")
         out.line("}")
         out.line("")
         out.line("@_cdecl(\"xpio_release_\(kind.name)\")")

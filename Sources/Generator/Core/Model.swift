@@ -207,8 +207,9 @@ public struct Entry {
     var name: String
     var params: [Param]
     var results: Results
-    /// blocking: its `when_` partner's name (`[when_read]`).
-    var partner: String?
+    /// blocking: the name of its `when_` partner (`[when_read]`), the when
+    /// entry C waits with.
+    var whenPartner: String?
     /// when: the readiness it waits for, "read" or "write" (`[read]`).
     var readiness: String? = nil
     /// blocking: the string parameter its blocking form writes whole, trying

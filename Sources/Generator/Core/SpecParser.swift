@@ -156,7 +156,7 @@ public enum SpecParser {
             guard binding == "native" else { throw fail("a field is made by C: `field NAME: TYPE = native`") }
             let (type, _) = try TypeParser.parse(typeText, names: names, location: location)
             spec.entries.append(Entry(kind: .field, owner: nil, name: name, params: [], results: Results(positions: [type], raw: true),
-                                      partner: nil, binding: .native, doc: block.doc, location: location))
+                                      whenPartner: nil, binding: .native, doc: block.doc, location: location))
         case "function", "method", "blocking", "when":
             spec.entries.append(try readEntry(EntryKind(rawValue: keyword)!, rest, doc: block.doc, names: names, location: location))
         default:
@@ -227,34 +227,35 @@ public enum SpecParser {
             }
             resultText = String(resultText[..<range.lowerBound]).trimmingCharacters(in: .whitespaces)
         }
-        var partner: String?
-        // `[partner]` after a space; `T[]` (an array type) is not one.
-        if resultText.hasSuffix("]"), let bracket = resultText.lastIndex(of: "["),
-           resultText.index(after: bracket) < resultText.index(before: resultText.endIndex),
-           bracket > resultText.startIndex, resultText[resultText.index(before: bracket)] == " " {
-            partner = String(resultText[resultText.index(after: bracket)..<resultText.index(before: resultText.endIndex)])
-            resultText = String(resultText[..<bracket]).trimmingCharacters(in: .whitespaces)
+        // `[...]` after a space (`T[]`, an array type, is not one): a
+        // blocking entry's when_ partner, or a when entry's readiness.
+        var bracket: String?
+        if resultText.hasSuffix("]"), let open = resultText.lastIndex(of: "["),
+           resultText.index(after: open) < resultText.index(before: resultText.endIndex),
+           open > resultText.startIndex, resultText[resultText.index(before: open)] == " " {
+            bracket = String(resultText[resultText.index(after: open)..<resultText.index(before: resultText.endIndex)])
+            resultText = String(resultText[..<open]).trimmingCharacters(in: .whitespaces)
         }
         // `[when_write, whole data]`: the blocking form writes all of `data`.
         var whole: String?
-        if let text = partner, let comma = text.firstIndex(of: ",") {
-            partner = text[..<comma].trimmingCharacters(in: .whitespaces)
+        if let text = bracket, let comma = text.firstIndex(of: ",") {
+            bracket = text[..<comma].trimmingCharacters(in: .whitespaces)
             let option = text[text.index(after: comma)...].split(separator: " ").map(String.init)
             guard kind == .blocking, option.count == 2, option[0] == "whole" else {
                 throw fail("after the partner, a blocking entry may say `whole PARAM`: [when_write, whole data]")
             }
             whole = option[1]
         }
-        if (kind == .blocking || kind == .when) != (partner != nil) {
+        if (kind == .blocking || kind == .when) != (bracket != nil) {
             throw fail(kind == .blocking ? "a blocking entry names its when_ partner: [when_NAME]"
                        : kind == .when ? "a when entry names its readiness: [read] or [write]"
                        : "only blocking and when entries take [...]")
         }
         let results = try readResults(resultText, names: names, location: location)
         guard let binding else { throw fail("an entry names what implements it: `= try Swift.expression(...)`, `= native`, `= lua MODULE` or `= pending`") }
-        // One bracket, two meanings by kind: a blocking entry's partner, a when entry's readiness.
+        // One bracket, two properties by kind: a blocking entry's when_ partner, a when entry's readiness.
         return Entry(kind: kind, owner: owner, name: fullName, params: params, results: results,
-                     partner: kind == .blocking ? partner : nil, readiness: kind == .when ? partner : nil,
+                     whenPartner: kind == .blocking ? bracket : nil, readiness: kind == .when ? bracket : nil,
                      whole: whole, binding: binding, doc: doc, location: location)
     }
 

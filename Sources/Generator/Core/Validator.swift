@@ -31,6 +31,13 @@ enum Validator {
                     }
                 }
             }
+            for case .valueOf(let name) in entry.results.alternatives.joined() {
+                guard entry.results.alternatives == [[.valueOf(name)]],
+                      let chooser = entry.params.first(where: { $0.name == name }), case .enumeration(let enumName) = chooser.type,
+                      spec.enumType(named: enumName)!.cases.contains(where: { $0.valueType != nil }) else {
+                    throw fail("a `\(name).value` result is the only one, and needs a parameter `\(name)` of an enum whose cases have value types")
+                }
+            }
             let count = entry.params.count + (entry.owner == nil ? 0 : 1)
             if count > maxArguments { throw fail("more than \(maxArguments) parameters") }
             // the limit is the size of a Swift body's result array; an entry
@@ -73,8 +80,8 @@ enum Validator {
             }
             switch entry.kind {
             case .blocking:
-                guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.partner }) else {
-                    throw fail("blocking `\(entry.name)` names `\(entry.partner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
+                guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.whenPartner }) else {
+                    throw fail("blocking `\(entry.name)` names `\(entry.whenPartner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
                 }
                 if let whole = entry.whole {
                     guard entry.params.contains(where: { $0.name == whole && !$0.optional }) else {
