@@ -126,12 +126,13 @@ static int32_t *in_line(lua_State *L, int dir) {
 
 /* Pushes the FIFO's first task (the holder of the turn), or nil; drops
  * the removed, collected and ended entries before it. `count`: the line's
- * in_line. */
-static void fifo_head(lua_State *L, int fifo, int32_t *count) {
+ * in_line; `current`: where the current task is on the stack (running, it
+ * has not ended: its coroutine need not be looked at). */
+static void fifo_head(lua_State *L, int fifo, int32_t *count, int current) {
     lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
     for (; first < next; first++) {
         int type = lua_rawgeti(L, fifo, first);
-        if (type == LUA_TTABLE && task_ended(L, lua_gettop(L))) {
+        if (type == LUA_TTABLE && !lua_rawequal(L, -1, current) && task_ended(L, lua_gettop(L))) {
             lua_pushnil(L);
             lua_rawseti(L, fifo, first);
             if (*count > 0) (*count)--;
@@ -167,9 +168,9 @@ static int turn_taken(lua_State *L, int dir) {
     int32_t *count = in_line(L, dir);
     if (*count == 0 || !push_fifo(L, dir, 0)) return 0;
     int fifo = lua_gettop(L);
-    fifo_head(L, fifo, count);
     xpio_push_current_task(L);
-    int taken = !lua_isnil(L, -2) && !lua_rawequal(L, -1, -2);
+    fifo_head(L, fifo, count, fifo + 1);
+    int taken = !lua_isnil(L, -1) && !lua_rawequal(L, -1, -2);
     lua_settop(L, fifo - 1);
     return taken;
 }
@@ -203,14 +204,14 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
     xpio_push_current_task(L);
     lua_Integer at = fifo_find(L, fifo, fifo + 1);
     if (at) {
-        fifo_head(L, fifo, count);
+        fifo_head(L, fifo, count, fifo + 1);
         int held = lua_rawequal(L, -1, fifo + 1);
         lua_pop(L, 1);
         lua_pushnil(L);
         lua_rawseti(L, fifo, at);
         if (*count > 0) (*count)--;
         if (held) {
-            fifo_head(L, fifo, count);
+            fifo_head(L, fifo, count, fifo + 1);
             if (lua_istable(L, -1)) {
                 int next = lua_gettop(L);
                 lua_pushliteral(L, "_dequeue");
@@ -348,22 +349,26 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
             }
         }
     }
-    if (!lua_isyieldable(L))
-        return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
-    xpio_push_current_task(L);
-    int has_task = lua_istable(L, -1);
-    int has_queue = 0;
-    int foreign = 0;
-    if (has_task) {
-        lua_pushliteral(L, "_queue");
-        lua_rawget(L, -2);
-        has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
+    /* A call that waits untried has been through able_to_wait already. */
+    if (!wait_untried) {
+        if (!lua_isyieldable(L))
+            return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
+        xpio_push_current_task(L);
+        int has_task = lua_istable(L, -1);
+        int has_queue = 0;
+        if (has_task) {
+            lua_pushliteral(L, "_queue");
+            lua_rawget(L, -2);
+            has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
-        foreign = foreign_coroutine(L, lua_gettop(L));
+        if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
+        if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
     }
+    xpio_push_current_task(L);
+    int foreign = foreign_coroutine(L, lua_gettop(L));
     lua_pop(L, 1);
-    if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
-    if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
     if (foreign) {
         return luaL_error(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
                              "inside a task cannot wait; for lines use socket:lines)", entry->name);

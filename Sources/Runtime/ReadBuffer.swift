@@ -69,7 +69,7 @@ final class ReadBuffer {
 
     /// Where `delimiter` first occurs, or nil (remembering how far it looked).
     func find(_ delimiter: UnsafeRawBufferPointer) -> Int? {
-        if !searched.elementsEqual(delimiter) {
+        if !ReadBuffer.same(searched, delimiter) {
             searched = Array(delimiter)
             scanned = 0
         }
@@ -86,6 +86,14 @@ final class ReadBuffer {
         let at = UnsafeRawPointer(found) - haystack.baseAddress!
         scanned = at   // what follows the match is still to be searched
         return at
+    }
+
+    /// Whether `remembered` holds the bytes of `delimiter`: memcmp, where
+    /// the generic `elementsEqual` cost 200 instructions of every readline.
+    private static func same(_ remembered: [UInt8], _ delimiter: UnsafeRawBufferPointer) -> Bool {
+        guard remembered.count == delimiter.count else { return false }
+        guard delimiter.count > 0 else { return true }
+        return remembered.withUnsafeBytes { memcmp($0.baseAddress!, delimiter.baseAddress!, delimiter.count) == 0 }
     }
 
     /// Puts bytes taken back in front (TLS could not start with them).
