@@ -190,6 +190,23 @@ static void take_place(lua_State *L, int dir) {
     lua_settop(L, fifo - 1);
 }
 
+/* 1 when the task at `task` is the only one in the FIFO (first and last):
+ * it is then taken out, the FIFO left empty. What most waits end with:
+ * one connection, one task reading it. */
+static int leave_alone(lua_State *L, int fifo, int task) {
+    lua_Integer first = fifo_index(L, fifo, TURN_FIRST);
+    if (fifo_index(L, fifo, TURN_NEXT) != first + 1) return 0;
+    lua_rawgeti(L, fifo, first);
+    int alone = lua_rawequal(L, -1, task);
+    lua_pop(L, 1);
+    if (!alone) return 0;
+    lua_pushnil(L);
+    lua_rawseti(L, fifo, first);
+    if (first != TURN_START) fifo_set(L, fifo, TURN_FIRST, TURN_START);
+    fifo_set(L, fifo, TURN_NEXT, TURN_START);
+    return 1;
+}
+
 /* The current task's call ends: out of the FIFO; when it held the turn,
  * the next task is made ready at once (if it waits on a queue: one that
  * the queue has returned already will run anyway). Leaves the stack as it
@@ -202,6 +219,11 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
     if (*count == 0 || !push_fifo(L, dir, 0)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
+    if (*count == 1 && leave_alone(L, fifo, fifo + 1)) {
+        *count = 0;
+        lua_settop(L, top);
+        return;
+    }
     lua_Integer at = fifo_find(L, fifo, fifo + 1);
     if (at) {
         fifo_head(L, fifo, count, fifo + 1);
