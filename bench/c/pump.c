@@ -1,6 +1,8 @@
 /* pump sink | pump source PORT MIB | pump bursts PORT BURSTS CONNS |
- * pump time FILE CMD...: the outside ends of the proxy and memory rows, in
- * C so that they cost the measured process nothing, and the proxy's CPU.
+ * pump time FILE CMD... | pump http PORT CONNS REQUESTS: the outside ends
+ * of the proxy and memory rows, in C so that they cost the measured
+ * process nothing, the proxy's CPU, and a fixed number of HTTP requests
+ * (to count a server's instructions per request under callgrind).
  *   sink: listens on a free loopback port, prints it, accepts one
  *     connection, reads it to the end, prints MiB/s from the first byte.
  *   source: connects to PORT and writes MIB MiB (64 KiB writes), then closes.
@@ -8,10 +10,14 @@
  *     line on each, reads its echo, closes them all.
  *   time: runs CMD, passing on the signals that stop it (the bench stops
  *     processes by PID: this one's), and writes the user and system CPU
- *     seconds it used (its rusage, microseconds) to FILE; exits as it did. */
+ *     seconds it used (its rusage, microseconds) to FILE; exits as it did.
+ *   http: REQUESTS keep-alive GETs of / (as wrk sends them) over CONNS
+ *     connections, one outstanding on each; a response is counted by its
+ *     status line. */
 #include "common.h"
 #include <netinet/tcp.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -50,6 +56,34 @@ static int run_timed(const char *file, char **cmd) {
           usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6);
   CHECK(fclose(out) == 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* `http`: the requests wrk would send, a fixed number of them. */
+static int run_http(int port, int conns, long total) {
+  char request[128], in[CHUNK];
+  int length = snprintf(request, sizeof request, "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+  struct pollfd *fds = calloc((size_t)conns, sizeof *fds);
+  CHECK(fds != NULL);
+  long sent = 0, answered = 0;
+  for (int i = 0; i < conns; i++) {
+    fds[i].fd = connect_to(port);
+    fds[i].events = POLLIN;
+    if (sent < total) { CHECK(write(fds[i].fd, request, (size_t)length) == length); sent++; }
+  }
+  while (answered < total) {
+    CHECK(poll(fds, (nfds_t)conns, WAIT_MS) > 0);
+    for (int i = 0; i < conns; i++) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      ssize_t r = read(fds[i].fd, in, sizeof in);
+      CHECK(r > 0);
+      for (char *at = in; (at = memmem(at, (size_t)(in + r - at), "HTTP/1.1 ", 9)) != NULL; at += 9) {
+        answered++;
+        if (sent < total) { CHECK(write(fds[i].fd, request, (size_t)length) == length); sent++; }
+      }
+    }
+  }
+  for (int i = 0; i < conns; i++) close(fds[i].fd);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -107,6 +141,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc >= 4 && strcmp(argv[1], "time") == 0) return run_timed(argv[2], argv + 3);
-  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS | time FILE CMD...\n");
+  if (argc >= 5 && strcmp(argv[1], "http") == 0) return run_http(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
+  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS | time FILE CMD... | http PORT CONNS REQUESTS\n");
   return 2;
 }
