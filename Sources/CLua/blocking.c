@@ -22,13 +22,13 @@
  * finds another task's call holding it waits behind it without trying, so
  * the bytes of two writes never interleave and reads are served in call
  * order. When the holder's call ends, the next task is made ready at once
- * (it may have bytes to take that the socket already holds). A call that
- * never waits only reads the user value (nil): the uncontended path costs
- * one lua_getiuservalue. The FIFO's values are weak, so a task abandoned in
- * the middle of a call (its coroutine never resumed) gives the turn up when
- * it is collected. A server holds one FIFO per connection waiting to read,
- * so it is kept small: 104 bytes (no hash part, no table of the two
- * directions), where it was 256.
+ * (it may have bytes to take that the socket already holds). A call on a
+ * socket whose line is empty reads one count in the userdata
+ * (xpio_userdata.in_line) and no table. The FIFO's values are weak, so a
+ * task abandoned in the middle of a call (its coroutine never resumed)
+ * gives the turn up when it is collected. A server holds one FIFO per
+ * connection waiting to read, so it is kept small: 104 bytes (no hash
+ * part, no table of the two directions), where it was 256.
  *
  * A task may name its coroutine (task._thread, as xpio.sched does): a
  * blocking call that must wait in any other coroutine (a coroutine.wrap
