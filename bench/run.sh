@@ -244,27 +244,22 @@ web_reason=""
 command -v wrk > /dev/null || web_reason="wrk is not installed"
 command -v nginx > /dev/null || web_reason="${web_reason:+$web_reason; }nginx is not installed"
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || web_reason="${web_reason:+$web_reason; }libnginx-mod-http-lua is not installed"
-# web_cell ROW LIB FIELDS... -- CMD...: run lib/http_run.sh REPS times with
-# CMD, storing result field k (1: req/s, 2: p99 ms, 3: user µs/req, 4:
-# system µs/req, 5: MiB/s) as ROW's (or ROW_SUFFIX's) result.
-web_cell() {
-  local conns=$1 path=$2 lib=$3; shift 3
+# fields_cell LIB ROW:K... -- CMD...: run CMD REPS times, storing field k
+# of the line it prints as ROW's result (the log, also HTTP_LOG: the first
+# ROW's).
+fields_cell() {
+  local lib=$1; shift
   local -a rows=()
   while [ "$1" != -- ]; do rows+=("$1"); shift; done
   shift
-  local log="$OUT/logs/${rows[0]%%:*}-$lib.log" i result
-  local spec k
-  if [ -n "$web_reason" ] && { [ "$lib" = nginx_lua ] || [ "$lib" = C ] || ! command -v wrk > /dev/null; }; then
-    for spec in "${rows[@]}"; do printf 'res\t%s\t%s\tcannot: %s\n' "${spec%%:*}" "$lib" "$web_reason" >> "$RAW"; done
-    return
-  fi
+  local log="$OUT/logs/${rows[0]%%:*}-$lib.log" i result spec k
   if [ "${HAVE[$lib]}" != 1 ]; then
     for spec in "${rows[@]}"; do printf 'res\t%s\t%s\tcannot: %s does not load\n' "${spec%%:*}" "$lib" "$lib" >> "$RAW"; done
     return
   fi
   say "  ${rows[0]%%:*}: $lib"
   for ((i = 1; i <= REPS; i++)); do
-    if result=$(HTTP_LOG="$log" timeout "$LIMIT" "$HERE/lib/http_run.sh" "$conns" "$HTTP_SECONDS" "$path" "$@" 2>>"$log"); then
+    if result=$(HTTP_LOG="$log" timeout "$LIMIT" "$@" 2>>"$log" | tail -n 1) && [ -n "$result" ]; then
       local -a fields=($result)
       for spec in "${rows[@]}"; do
         k=${spec##*:}
@@ -277,6 +272,24 @@ web_cell() {
       return
     fi
   done
+}
+# web_cell CONNS PATH LIB ROW:K... -- CMD...: fields_cell with
+# lib/http_run.sh CONNS HTTP_SECONDS PATH CMD (fields: 1 req/s, 2 p99 ms,
+# 3 user µs/req, 4 system µs/req, 5 MiB/s).
+web_cell() {
+  local conns=$1 path=$2 lib=$3; shift 3
+  local spec
+  if [ -n "$web_reason" ] && { [ "$lib" = nginx_lua ] || [ "$lib" = C ] || ! command -v wrk > /dev/null; }; then
+    for spec in "$@"; do
+      [ "$spec" = -- ] && break
+      printf 'res\t%s\t%s\tcannot: %s\n' "${spec%%:*}" "$lib" "$web_reason" >> "$RAW"
+    done
+    return
+  fi
+  local -a rows=()
+  while [ "$1" != -- ]; do rows+=("$1"); shift; done
+  shift
+  fields_cell "$lib" "${rows[@]}" -- "$HERE/lib/http_run.sh" "$conns" "$HTTP_SECONDS" "$path" "$@"
 }
 nginx_cmd() { echo "$HERE/http/nginx.sh" "$OUT/nginx-$1" "$1" ${2:+"$2"}; }
 
@@ -314,13 +327,20 @@ for size in $STATIC_MIB; do
 done
 
 say "proxy"
+# Each run gives the rate and the proxy's own CPU per MiB (lib/proxy_run.sh).
 row proxy "proxy, $PROXY MiB, splice (luv: its read/write forwarder) (MiB/s)" higher
-lua_proxy() { local row=$1 lib=$2 mode=$3; cell "$row" "$lib" "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" $LUA "$HERE/proxy/$lib.lua" "$mode"; }
+row proxy_cpu "proxy, $PROXY MiB, splice (luv: read/write): proxy CPU, user + system (µs/MiB)" lower
+row proxy_rw "proxy, $PROXY MiB, read/write through Lua strings (MiB/s)" higher
+row proxy_rw_cpu "proxy, $PROXY MiB, read/write through Lua strings: proxy CPU, user + system (µs/MiB)" lower
+lua_proxy() {
+  local row=$1 lib=$2 mode=$3
+  fields_cell "$lib" "$row:1" "${row}_cpu:2" -- "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" $LUA "$HERE/proxy/$lib.lua" "$mode"
+}
 lua_proxy proxy xpio splice
 lua_proxy proxy luv rw
-row proxy_rw "proxy, $PROXY MiB, read/write through Lua strings (MiB/s)" higher
 lua_proxy proxy_rw xpio rw
-printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_gain "proxy: splice / read-write forwarder (ratio)" proxy proxy_rw >> "$RAW"
+printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_gain "proxy: splice / read-write forwarder, MiB/s (ratio)" proxy proxy_rw >> "$RAW"
+printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_cpu_gain "proxy: read-write forwarder / splice, CPU per MiB (ratio)" proxy_rw_cpu proxy_cpu >> "$RAW"
 
 say "echo memory"
 row echo_rss "echo server RSS after $BURSTS bursts of $BURST connections (KiB)" lower

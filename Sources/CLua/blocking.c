@@ -16,16 +16,19 @@
  * One socket, many tasks: blocking reads on one socket take turns, and so
  * do blocking writes (connect and accept count as a write and a read). A
  * call that must wait puts its task in the socket's FIFO for its direction
- * (the socket's user value: { [1] = reads, [2] = writes }, made on first
- * contention); the first task there holds the turn, and a call that finds
- * another task's call holding it waits behind it without trying, so the
- * bytes of two writes never interleave and reads are served in call order.
- * When the holder's call ends, the next task is made ready at once (it may
- * have bytes to take that the socket already holds). A call that never
- * waits only reads the user value (nil): the uncontended path costs one
- * lua_getiuservalue. The FIFO's values are weak, so a task abandoned in the
- * middle of a call (its coroutine never resumed) gives the turn up when it
- * is collected.
+ * (the socket's user value 1 for reads, 2 for writes: an array, made when
+ * a call first waits, of [1] its first index, [2] its next free one, and
+ * the tasks from 3); the first task there holds the turn, and a call that
+ * finds another task's call holding it waits behind it without trying, so
+ * the bytes of two writes never interleave and reads are served in call
+ * order. When the holder's call ends, the next task is made ready at once
+ * (it may have bytes to take that the socket already holds). A call on a
+ * socket whose line is empty reads one count in the userdata
+ * (xpio_userdata.in_line) and no table. The FIFO's values are weak, so a
+ * task abandoned in the middle of a call (its coroutine never resumed)
+ * gives the turn up when it is collected. A server holds one FIFO per
+ * connection waiting to read, so it is kept small: 104 bytes (no hash
+ * part, no table of the two directions), where it was 256.
  *
  * A task may name its coroutine (task._thread, as xpio.sched does): a
  * blocking call that must wait in any other coroutine (a coroutine.wrap
@@ -56,7 +59,8 @@ int xpio_native_getCurrentTask(lua_State *L) {
 
 /* ------------------------------------------------------------ turns */
 
-enum { TURN_FIRST = 0, TURN_NEXT = -1 }; /* FIFO slots: its first index, its next free one */
+/* FIFO slots: its first index, its next free one, where the tasks start. */
+enum { TURN_FIRST = 1, TURN_NEXT = 2, TURN_START = 3 };
 static const char turn_mode_key = 'M';
 
 static lua_Integer fifo_index(lua_State *L, int fifo, int slot) {
@@ -71,43 +75,31 @@ static void fifo_set(lua_State *L, int fifo, int slot, lua_Integer value) {
     lua_rawseti(L, fifo, slot);
 }
 
-/* Pushes self's FIFO for `dir` and returns 1; or pushes nothing and
- * returns 0 when there is none (and `create` is 0, or self has no user
- * value). */
+/* Pushes self's FIFO for `dir` (its user value `dir`) and returns 1; or
+ * pushes nothing and returns 0 when there is none (and `create` is 0, or
+ * self has no such user value). */
 static int push_fifo(lua_State *L, int dir, int create) {
-    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+    if (lua_getiuservalue(L, 1, dir) == LUA_TTABLE) return 1;
+    lua_pop(L, 1);
+    if (!create) return 0;
+    lua_createtable(L, TURN_START, 0);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &turn_mode_key) != LUA_TTABLE) {
         lua_pop(L, 1);
-        if (!create) return 0;
-        lua_createtable(L, 2, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "v");
+        lua_setfield(L, -2, "__mode");
         lua_pushvalue(L, -1);
-        if (!lua_setiuservalue(L, 1, 1)) {
-            lua_pop(L, 1);
-            return 0;
-        }
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &turn_mode_key);
     }
-    if (lua_rawgeti(L, -1, dir) != LUA_TTABLE) {
+    lua_setmetatable(L, -2);
+    int fifo = lua_gettop(L);
+    fifo_set(L, fifo, TURN_FIRST, TURN_START);
+    fifo_set(L, fifo, TURN_NEXT, TURN_START);
+    lua_pushvalue(L, fifo);
+    if (!lua_setiuservalue(L, 1, dir)) {
         lua_pop(L, 1);
-        if (!create) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        lua_createtable(L, 4, 2);
-        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &turn_mode_key) != LUA_TTABLE) {
-            lua_pop(L, 1);
-            lua_createtable(L, 0, 1);
-            lua_pushliteral(L, "v");
-            lua_setfield(L, -2, "__mode");
-            lua_pushvalue(L, -1);
-            lua_rawsetp(L, LUA_REGISTRYINDEX, &turn_mode_key);
-        }
-        lua_setmetatable(L, -2);
-        int fifo = lua_gettop(L);
-        fifo_set(L, fifo, TURN_FIRST, 1);
-        fifo_set(L, fifo, TURN_NEXT, 1);
-        lua_pushvalue(L, fifo);
-        lua_rawseti(L, -3, dir);
+        return 0;
     }
-    lua_remove(L, -2);
     return 1;
 }
 
@@ -127,15 +119,23 @@ static int task_ended(lua_State *L, int task) {
     return !lua_getstack(co, 0, &ar) && lua_gettop(co) == 0;
 }
 
+/* How many tasks self's line for `dir` may hold (xpio_userdata). */
+static int32_t *in_line(lua_State *L, int dir) {
+    return &((xpio_userdata *)lua_touserdata(L, 1))->in_line[dir - 1];
+}
+
 /* Pushes the FIFO's first task (the holder of the turn), or nil; drops
- * the removed, collected and ended entries before it. */
-static void fifo_head(lua_State *L, int fifo) {
+ * the removed, collected and ended entries before it. `count`: the line's
+ * in_line; `current`: where the current task is on the stack (running, it
+ * has not ended: its coroutine need not be looked at). */
+static void fifo_head(lua_State *L, int fifo, int32_t *count, int current) {
     lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
     for (; first < next; first++) {
         int type = lua_rawgeti(L, fifo, first);
-        if (type == LUA_TTABLE && task_ended(L, lua_gettop(L))) {
+        if (type == LUA_TTABLE && !lua_rawequal(L, -1, current) && task_ended(L, lua_gettop(L))) {
             lua_pushnil(L);
             lua_rawseti(L, fifo, first);
+            if (*count > 0) (*count)--;
             type = LUA_TNIL;
         }
         if (type != LUA_TNIL) {
@@ -144,8 +144,9 @@ static void fifo_head(lua_State *L, int fifo) {
         }
         lua_pop(L, 1);
     }
-    fifo_set(L, fifo, TURN_FIRST, 1);
-    fifo_set(L, fifo, TURN_NEXT, 1);
+    fifo_set(L, fifo, TURN_FIRST, TURN_START);
+    fifo_set(L, fifo, TURN_NEXT, TURN_START);
+    *count = 0;
     lua_pushnil(L);
 }
 
@@ -164,11 +165,12 @@ static lua_Integer fifo_find(lua_State *L, int fifo, int task) {
 /* 1 when another task's call holds self's turn in `dir`: the current task
  * must wait behind it without trying. */
 static int turn_taken(lua_State *L, int dir) {
-    if (!push_fifo(L, dir, 0)) return 0;
+    int32_t *count = in_line(L, dir);
+    if (*count == 0 || !push_fifo(L, dir, 0)) return 0;
     int fifo = lua_gettop(L);
-    fifo_head(L, fifo);
     xpio_push_current_task(L);
-    int taken = !lua_isnil(L, -2) && !lua_rawequal(L, -1, -2);
+    fifo_head(L, fifo, count, fifo + 1);
+    int taken = !lua_isnil(L, -1) && !lua_rawequal(L, -1, -2);
     lua_settop(L, fifo - 1);
     return taken;
 }
@@ -183,8 +185,26 @@ static void take_place(lua_State *L, int dir) {
         lua_pushvalue(L, fifo + 1);
         lua_rawseti(L, fifo, next);
         fifo_set(L, fifo, TURN_NEXT, next + 1);
+        (*in_line(L, dir))++;
     }
     lua_settop(L, fifo - 1);
+}
+
+/* 1 when the task at `task` is the only one in the FIFO (first and last):
+ * it is then taken out, the FIFO left empty. What most waits end with:
+ * one connection, one task reading it. */
+static int leave_alone(lua_State *L, int fifo, int task) {
+    lua_Integer first = fifo_index(L, fifo, TURN_FIRST);
+    if (fifo_index(L, fifo, TURN_NEXT) != first + 1) return 0;
+    lua_rawgeti(L, fifo, first);
+    int alone = lua_rawequal(L, -1, task);
+    lua_pop(L, 1);
+    if (!alone) return 0;
+    lua_pushnil(L);
+    lua_rawseti(L, fifo, first);
+    if (first != TURN_START) fifo_set(L, fifo, TURN_FIRST, TURN_START);
+    fifo_set(L, fifo, TURN_NEXT, TURN_START);
+    return 1;
 }
 
 /* The current task's call ends: out of the FIFO; when it held the turn,
@@ -192,26 +212,28 @@ static void take_place(lua_State *L, int dir) {
  * the queue has returned already will run anyway). Leaves the stack as it
  * found it, so it can run with a call's results on top. */
 static void leave_turn(lua_State *L, const xpio_entry *entry) {
-    if (!entry->method) return;
+    int dir = entry->turns;
+    if (!entry->method || !dir) return;
+    int32_t *count = in_line(L, dir);
     int top = lua_gettop(L);
-    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+    if (*count == 0 || !push_fifo(L, dir, 0)) return;
+    int fifo = lua_gettop(L);
+    xpio_push_current_task(L);
+    if (*count == 1 && leave_alone(L, fifo, fifo + 1)) {
+        *count = 0;
         lua_settop(L, top);
         return;
     }
-    lua_settop(L, top);
-    int dir = entry->turns;
-    if (!dir || !push_fifo(L, dir, 0)) return;
-    int fifo = lua_gettop(L);
-    xpio_push_current_task(L);
     lua_Integer at = fifo_find(L, fifo, fifo + 1);
     if (at) {
-        fifo_head(L, fifo);
+        fifo_head(L, fifo, count, fifo + 1);
         int held = lua_rawequal(L, -1, fifo + 1);
         lua_pop(L, 1);
         lua_pushnil(L);
         lua_rawseti(L, fifo, at);
+        if (*count > 0) (*count)--;
         if (held) {
-            fifo_head(L, fifo);
+            fifo_head(L, fifo, count, fifo + 1);
             if (lua_istable(L, -1)) {
                 int next = lua_gettop(L);
                 xpio_push_name(L, XPIO_NAME_DEQUEUE);
@@ -329,12 +351,7 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
      * (unless this call could not wait at all: then it just tries). */
     int dir = 0;
     int wait_untried = 0;
-    if (entry->method) {
-        lua_getiuservalue(L, 1, 1);
-        int contended = lua_istable(L, -1);
-        lua_pop(L, 1);
-        if (contended && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
-    }
+    if (entry->method && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
     if (!wait_untried && checked && read_waits_first(L, entry)) wait_untried = 1;
     if (!wait_untried) {
         xpio_make_objects(L, entry, call);
@@ -354,22 +371,26 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
             }
         }
     }
-    if (!lua_isyieldable(L))
-        return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
-    xpio_push_current_task(L);
-    int has_task = lua_istable(L, -1);
-    int has_queue = 0;
-    int foreign = 0;
-    if (has_task) {
-        xpio_push_name(L, XPIO_NAME_QUEUE);
-        lua_rawget(L, -2);
-        has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
+    /* A call that waits untried has been through able_to_wait already. */
+    if (!wait_untried) {
+        if (!lua_isyieldable(L))
+            return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
+        xpio_push_current_task(L);
+        int has_task = lua_istable(L, -1);
+        int has_queue = 0;
+        if (has_task) {
+            xpio_push_name(L, XPIO_NAME_QUEUE);
+            lua_rawget(L, -2);
+            has_queue = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
-        foreign = foreign_coroutine(L, lua_gettop(L));
+        if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
+        if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
     }
+    xpio_push_current_task(L);
+    int foreign = foreign_coroutine(L, lua_gettop(L));
     lua_pop(L, 1);
-    if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
-    if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
     if (foreign) {
         return luaL_error(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
                              "inside a task cannot wait; for lines use socket:lines)", entry->name);

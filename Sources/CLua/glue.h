@@ -292,6 +292,19 @@ int xpio_schedule_now(lua_State *L, int task);
 /* The Swift object in the checked object argument at `index` (NULL once collected). */
 static inline void *xpio_object_at(lua_State *L, int index) { return *(void **)lua_touserdata(L, index); }
 
+/* An object's userdata (results.c makes them): the Swift object first (so
+ * a pointer to it is the `void **` slot the glue passes around), then, for
+ * the turns of its blocking calls (blocking.c), how many tasks the line of
+ * its reads [0] and of its writes [1] may hold. 0 means none, with no Lua
+ * table to look at: the path of every call that does not wait. The count
+ * may be higher than the line (the collector clears the entries of tasks
+ * abandoned mid-call), never lower; an emptied line sets it back to 0. The
+ * userdata grows by 8 bytes, within the 16-byte step its block had. */
+typedef struct xpio_userdata {
+    void *object;
+    int32_t in_line[2];
+} xpio_userdata;
+
 /* Native entries (the spec's `= native`): they keep Lua state. Each is
  * called by its entry's generated function once the arguments are checked. */
 int xpio_native_setCurrentTask(lua_State *L);

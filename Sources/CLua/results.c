@@ -8,13 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every object has a user value: a queue three (tasks.c), any other one,
- * for the turns of a socket's blocking calls (blocking.c). */
+/* Every object has two user values: a queue's waiters and its _dequeue
+ * function (tasks.c), any other's the turns of its blocking reads and
+ * writes (blocking.c). */
+static void **new_object(lua_State *L, int kind) {
+    xpio_userdata *made = lua_newuserdatauv(L, sizeof *made, 2);
+    made->object = NULL;
+    made->in_line[0] = made->in_line[1] = 0;
+    return &made->object;
+}
+
 void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call) {
     for (int i = 0; i < entry->nobjects; i++) {
         int kind = entry->objects[i];
-        void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 2 : 1);
-        *slot = NULL;
+        void **slot = new_object(L, kind);
         lua_rawgeti(L, XPIO_KINDS_UPVALUE, kind + 1);
         lua_setmetatable(L, -2);
         call->object[i] = slot;
@@ -122,8 +129,7 @@ static int make_copied(lua_State *L) {
                 push_value(L, call, &v->u.list[j]);
             } else {
                 int kind = (int)v->length;
-                void **slot = lua_newuserdatauv(L, sizeof(void *), xpio_description.kinds[kind].holds_tasks ? 2 : 1);
-                *slot = NULL;
+                void **slot = new_object(L, kind);
                 lua_rawgeti(L, 3, kind + 1);
                 lua_setmetatable(L, -2);
                 void **list = (void **)v->u.list;

@@ -1,14 +1,26 @@
-/* pump sink | pump source PORT MIB | pump bursts PORT BURSTS CONNS: the
- * outside ends of the proxy and memory rows, in C so that they cost the
- * measured process nothing.
+/* pump sink | pump source PORT MIB | pump bursts PORT BURSTS CONNS |
+ * pump time FILE CMD... | pump http PORT CONNS REQUESTS: the outside ends
+ * of the proxy and memory rows, in C so that they cost the measured
+ * process nothing, the proxy's CPU, and a fixed number of HTTP requests
+ * (to count a server's instructions per request under callgrind).
  *   sink: listens on a free loopback port, prints it, accepts one
  *     connection, reads it to the end, prints MiB/s from the first byte.
  *   source: connects to PORT and writes MIB MiB (64 KiB writes), then closes.
  *   bursts: BURSTS times, opens CONNS connections to PORT at once, sends a
- *     line on each, reads its echo, closes them all. */
+ *     line on each, reads its echo, closes them all.
+ *   time: runs CMD, passing on the signals that stop it (the bench stops
+ *     processes by PID: this one's), and writes the user and system CPU
+ *     seconds it used (its rusage, microseconds) to FILE; exits as it did.
+ *   http: REQUESTS keep-alive GETs of / (as wrk sends them) over CONNS
+ *     connections, one outstanding on each; a response is counted by its
+ *     status line. */
 #include "common.h"
 #include <netinet/tcp.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #define CHUNK 65536
 
@@ -18,6 +30,60 @@ static int connect_to(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
   return fd;
+}
+
+static pid_t child;
+
+static void pass_on(int sig) { kill(child, sig); }
+
+/* `time`: CMD's own CPU, as the kernel accounted it when it was reaped. */
+static int run_timed(const char *file, char **cmd) {
+  child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    execvp(cmd[0], cmd);
+    _exit(127);
+  }
+  signal(SIGTERM, pass_on);
+  signal(SIGINT, pass_on);
+  signal(SIGHUP, pass_on);
+  int status;
+  struct rusage usage;
+  while (wait4(child, &status, 0, &usage) < 0) CHECK(errno == EINTR);
+  FILE *out = fopen(file, "w");
+  CHECK(out != NULL);
+  fprintf(out, "%.6f %.6f\n", usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6,
+          usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6);
+  CHECK(fclose(out) == 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* `http`: the requests wrk would send, a fixed number of them. */
+static int run_http(int port, int conns, long total) {
+  char request[128], in[CHUNK];
+  int length = snprintf(request, sizeof request, "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+  struct pollfd *fds = calloc((size_t)conns, sizeof *fds);
+  CHECK(fds != NULL);
+  long sent = 0, answered = 0;
+  for (int i = 0; i < conns; i++) {
+    fds[i].fd = connect_to(port);
+    fds[i].events = POLLIN;
+    if (sent < total) { CHECK(write(fds[i].fd, request, (size_t)length) == length); sent++; }
+  }
+  while (answered < total) {
+    CHECK(poll(fds, (nfds_t)conns, WAIT_MS) > 0);
+    for (int i = 0; i < conns; i++) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      ssize_t r = read(fds[i].fd, in, sizeof in);
+      CHECK(r > 0);
+      for (char *at = in; (at = memmem(at, (size_t)(in + r - at), "HTTP/1.1 ", 9)) != NULL; at += 9) {
+        answered++;
+        if (sent < total) { CHECK(write(fds[i].fd, request, (size_t)length) == length); sent++; }
+      }
+    }
+  }
+  for (int i = 0; i < conns; i++) close(fds[i].fd);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -74,6 +140,8 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
-  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS\n");
+  if (argc >= 4 && strcmp(argv[1], "time") == 0) return run_timed(argv[2], argv + 3);
+  if (argc >= 5 && strcmp(argv[1], "http") == 0) return run_http(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
+  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS | time FILE CMD... | http PORT CONNS REQUESTS\n");
   return 2;
 }

@@ -35,6 +35,7 @@ goals.LIST = {
   { row = "static_1", vs = "C", at_least = 0.9 },
   { row = "static_64", vs = "C", at_least = 0.9 },
   { row = "proxy_gain", at_least = 2 },
+  { row = "proxy_cpu_gain", at_least = 2 },
   { row = "echo_rss", vs = "luv", at_most = 1 },
 }
 
