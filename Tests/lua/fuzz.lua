@@ -1357,6 +1357,13 @@ local deadline = xpio.gettime() + 5
 local leftover_children, leftover_fds
 repeat
   collectgarbage()
+  -- A child the fuzz stopped (STOP is among the signals it sends) and then
+  -- closed never exits, and its closed object can no longer continue it:
+  -- continue it here, by pid, so that the reaper can end it.
+  for _, pid in ipairs(children()) do
+    local st = helper.proc_stat(pid)
+    if st and (st.state == "T" or st.state == "t") then os.execute("kill -CONT " .. pid) end
+  end
   leftover_children = #children() - baseline_children
   leftover_fds = #fd_list() - #baseline_fds
   if leftover_children <= 0 and leftover_fds <= 0 then break end
