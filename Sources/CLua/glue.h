@@ -125,8 +125,9 @@ extern const xpio_module xpio_description;
 
 /* Pushes a name; only from a function that has the kinds upvalue (every
  * entry, metatable method and continuation; `_dequeue` closures too). */
+static inline lua_Integer xpio_name_index(int name) { return (lua_Integer)xpio_description.nkinds + 1 + name; }
 static inline void xpio_push_name(lua_State *L, int name) {
-    lua_rawgeti(L, XPIO_KINDS_UPVALUE, (lua_Integer)xpio_description.nkinds + 1 + name);
+    lua_rawgeti(L, XPIO_KINDS_UPVALUE, xpio_name_index(name));
 }
 
 static inline const xpio_entry *xpio_current_entry(lua_State *L) {

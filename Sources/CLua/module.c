@@ -137,7 +137,7 @@ int luaopen_xpio(lua_State *L) {
     const char *names[] = XPIO_NAMES;
     for (int i = 0; i < XPIO_NNAMES; i++) {
         lua_pushstring(L, names[i]);
-        lua_rawseti(L, kinds, m->nkinds + 1 + i);
+        lua_rawseti(L, kinds, xpio_name_index(i));
     }
     for (int32_t k = 0; k < m->nkinds; k++) {
         const xpio_kind *kind = &m->kinds[k];

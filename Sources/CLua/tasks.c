@@ -102,10 +102,10 @@ static int store_task(lua_State *L) {
     lua_rawseti(L, -2, task_index(key));
     lua_pushvalue(L, 3);
     lua_rawseti(L, -2, task_index(key) + 1);
-    lua_rawgeti(L, 5, (lua_Integer)xpio_description.nkinds + 1 + XPIO_NAME_DEQUEUEDATA);
+    lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUEDATA));
     lua_pushinteger(L, key);
     lua_rawset(L, 2);
-    lua_rawgeti(L, 5, (lua_Integer)xpio_description.nkinds + 1 + XPIO_NAME_DEQUEUE);
+    lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUE));
     lua_getiuservalue(L, 1, 2);
     lua_rawset(L, 2);
     return 0;
