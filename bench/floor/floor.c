@@ -319,6 +319,15 @@ static int schedule(lua_State *L, uint32_t flag, uint32_t wanted) {
     return 1;
 }
 
+static void clear_fields(lua_State *L, int task) {
+    lua_pushvalue(L, NAME_DEQUEUE);
+    lua_pushnil(L);
+    lua_rawset(L, task);
+    lua_pushvalue(L, NAME_DEQUEUEDATA);
+    lua_pushnil(L);
+    lua_rawset(L, task);
+}
+
 /* The task-fields mode's when_: the queue from task._queue (moved to 1,
  * where schedule finds it), the task not scheduled yet; then schedule, and
  * the fields. The dequeue function is the queue's user value 2. */
@@ -337,24 +346,8 @@ static int schedule_with_fields(lua_State *L, uint32_t flag, uint32_t wanted) {
     lua_getiuservalue(L, 1, 2);
     lua_rawset(L, 3);
     int n = schedule(L, flag, wanted);
-    if (!lua_toboolean(L, -n)) {
-        lua_pushvalue(L, NAME_DEQUEUE);
-        lua_pushnil(L);
-        lua_rawset(L, 3);
-        lua_pushvalue(L, NAME_DEQUEUEDATA);
-        lua_pushnil(L);
-        lua_rawset(L, 3);
-    }
+    if (!lua_toboolean(L, -n)) clear_fields(L, 3);
     return n;
-}
-
-static void clear_fields(lua_State *L, int task) {
-    lua_pushvalue(L, NAME_DEQUEUE);
-    lua_pushnil(L);
-    lua_rawset(L, task);
-    lua_pushvalue(L, NAME_DEQUEUEDATA);
-    lua_pushnil(L);
-    lua_rawset(L, task);
 }
 
 /* task:_dequeue() (upvalue 4: the queue): forgets the task. */
