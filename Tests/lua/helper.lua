@@ -160,11 +160,11 @@ function helper.has_exited(pid)
   return st == nil or st.state == "Z"
 end
 
---- Waits (up to 2 s, without spawning anything) until process `pid` runs
---- the program `comm`: a test that looks at a child's descriptors or
---- signal state must see the program, not the child between fork and exec.
+--- Waits (up to 10 s, without spawning anything) until process `pid` runs
+--- the program `comm`: a test that looks at a child's signal state must see
+--- the program, not the child between fork and exec.
 function helper.wait_exec(pid, comm)
-  for _ = 1, 200 do
+  for _ = 1, 1000 do
     local f = io.open("/proc/" .. pid .. "/comm")
     local name = f and f:read("l")
     if f then f:close() end
@@ -172,6 +172,23 @@ function helper.wait_exec(pid, comm)
     helper.nap(0.01)
   end
   error("process " .. pid .. " never ran " .. comm)
+end
+
+--- Waits (up to 10 s) until process `pid` runs `comm` and sleeps in a
+--- blocking call (state "S"). A test that lists a child's descriptors needs
+--- this rather than `wait_exec`: right after exec the dynamic loader opens
+--- the shared libraries, and the program's setlocale the locale archive,
+--- each at the lowest free descriptor, so a listing taken then can show a
+--- descriptor the program opened itself for a moment.
+function helper.wait_blocked(pid, comm)
+  helper.wait_exec(pid, comm)
+  for _ = 1, 1000 do
+    local st = helper.proc_stat(pid)
+    if st == nil or st.state == "Z" then error("process " .. pid .. " ended before it blocked") end
+    if st.state == "S" then return end
+    helper.nap(0.01)
+  end
+  error("process " .. pid .. " never blocked")
 end
 
 --- Open-file status flags of /proc/<pid>/fdinfo (the kernel's values).

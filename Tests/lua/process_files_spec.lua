@@ -23,7 +23,7 @@ end
 
 local fds_of = helper.fd_list
 local fd_flags = helper.fd_flags
-local wait_exec = helper.wait_exec
+local wait_blocked = helper.wait_blocked
 
 -- A bash command writing "<tag>\n" to each target descriptor in `targets`
 -- (a list of { fd, tag }). bash, since dash only redirects to fds 0..9.
@@ -58,7 +58,7 @@ describe("xpio.spawn files: the exact descriptor set", function()
     local in_r, in_w = pipe()
     local out_r, out_w = pipe()
     local p = assert(xpio.spawn({ "cat" }, xpio.env, { [0] = in_r, [1] = out_w }))
-    wait_exec(p:pid(), "cat")
+    wait_blocked(p:pid(), "cat")
     local child_fds = fds_of(p:pid())
     assert.is_true(in_w:close())
     local out, how, code = run(function() return read_all(out_r), p:wait() end)
@@ -97,7 +97,7 @@ describe("xpio.spawn files: the exact descriptor set", function()
     assert.is_true(s2:getsockopt("O_NONBLOCK"))
     local num = n_w:fileno()
     local p = assert(xpio.spawn({ "cat" }, xpio.env, { [0] = in_r, [1] = a_w, [5] = s2, [9] = num }))
-    wait_exec(p:pid(), "cat")
+    wait_blocked(p:pid(), "cat")
     local child_fds = fds_of(p:pid())
     local flags = {}
     for _, fd in ipairs({ 0, 1, 5, 9 }) do flags[fd] = fd_flags(fd, p:pid()) end
@@ -116,7 +116,7 @@ describe("xpio.spawn files: the exact descriptor set", function()
   it("an empty or nil files table gives the child no descriptor at all", function()
     for _, files in ipairs({ {}, false }) do
       local p = assert(xpio.spawn({ "sleep", "10" }, xpio.env, files or nil))
-      wait_exec(p:pid(), "sleep")
+      wait_blocked(p:pid(), "sleep")
       local child_fds = fds_of(p:pid())
       p:kill()
       run(function() return p:wait() end)
