@@ -314,9 +314,7 @@ int xpio_argerror(lua_State *L, int arg, const char *message) {
 }
 
 void **xpio_toobject(lua_State *L, int index, int kind) {
-    if (lua_type(L, index) != LUA_TUSERDATA || !lua_getmetatable(L, index)) return NULL;
-    lua_rawgeti(L, XPIO_KINDS_UPVALUE, kind + 1);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same ? (void **)lua_touserdata(L, index) : NULL;
+    xpio_userdata *u = (xpio_userdata *)lua_touserdata(L, index);
+    if (!u || lua_rawlen(L, index) != sizeof *u || u->kind != &xpio_description.kinds[kind]) return NULL;
+    return &u->object;
 }

@@ -123,6 +123,29 @@ typedef struct xpio_module {
 /* The module as the spec describes it (Glue.c). */
 extern const xpio_module xpio_description;
 
+/* An object's userdata (results.c makes them): the Swift object first (so
+ * a pointer to it is the `void **` slot the glue passes around); its kind,
+ * which is how an argument is recognised (xpio_toobject); then, for the
+ * turns of its blocking calls (blocking.c), how many tasks the line of its
+ * reads [0] and of its writes [1] may hold. 0 means none, with no Lua
+ * table to look at: the path of every call that does not wait. The count
+ * may be higher than the line (the collector clears the entries of tasks
+ * abandoned mid-call), never lower; an emptied line sets it back to 0. */
+typedef struct xpio_userdata {
+    void *object;
+    const xpio_kind *kind;
+    int32_t in_line[2];
+} xpio_userdata;
+
+/* The payload slot of an object userdata of kind `kind` at `index`, or
+ * NULL. The userdata names its kind by the address of the kind's
+ * description in this module, which no other library's userdata of the
+ * same size can hold; a light userdata has no length. Two API calls, where
+ * comparing metatables took six (getmetatable, the kinds upvalue, rawequal,
+ * pop): every method call checks its self this way, and a blocking call
+ * that waits checks its task's queue as well. */
+void **xpio_toobject(lua_State *L, int index, int kind);
+
 /* Pushes a name; only from a function that has the kinds upvalue (every
  * entry, metatable method and continuation; `_dequeue` closures too). */
 static inline lua_Integer xpio_name_index(int name) { return (lua_Integer)xpio_description.nkinds + 1 + name; }
@@ -200,8 +223,6 @@ int xpio_argument_failed(xpio_checker *c, int arg, const char *name, int status)
 /* Raises "bad argument #arg to 'name' (message)", counting as the caller
  * wrote the call (self is not counted in s:m()). */
 int xpio_argerror(lua_State *L, int arg, const char *message);
-/* The payload slot of an object userdata of kind `kind` at `index`, or NULL. */
-void **xpio_toobject(lua_State *L, int index, int kind);
 
 /* The common argument types, inline on their fast path. */
 static inline void *xpio_argument_object(xpio_checker *c, int arg, const char *name, int kind) {
@@ -292,19 +313,6 @@ void xpio_drop_tasks(lua_State *L, int queue);
 int xpio_schedule_now(lua_State *L, int task);
 /* The Swift object in the checked object argument at `index` (NULL once collected). */
 static inline void *xpio_object_at(lua_State *L, int index) { return *(void **)lua_touserdata(L, index); }
-
-/* An object's userdata (results.c makes them): the Swift object first (so
- * a pointer to it is the `void **` slot the glue passes around), then, for
- * the turns of its blocking calls (blocking.c), how many tasks the line of
- * its reads [0] and of its writes [1] may hold. 0 means none, with no Lua
- * table to look at: the path of every call that does not wait. The count
- * may be higher than the line (the collector clears the entries of tasks
- * abandoned mid-call), never lower; an emptied line sets it back to 0. The
- * userdata grows by 8 bytes, within the 16-byte step its block had. */
-typedef struct xpio_userdata {
-    void *object;
-    int32_t in_line[2];
-} xpio_userdata;
 
 /* Native entries (the spec's `= native`): they keep Lua state. Each is
  * called by its entry's generated function once the arguments are checked. */

@@ -14,6 +14,7 @@
 static void **new_object(lua_State *L, int kind) {
     xpio_userdata *made = lua_newuserdatauv(L, sizeof *made, 2);
     made->object = NULL;
+    made->kind = &xpio_description.kinds[kind];
     made->in_line[0] = made->in_line[1] = 0;
     return &made->object;
 }
