@@ -16,19 +16,19 @@
  * One socket, many tasks: blocking reads on one socket take turns, and so
  * do blocking writes (connect and accept count as a write and a read). A
  * call that must wait puts its task in the socket's FIFO for its direction
- * (the socket's user value 1 for reads, 2 for writes: an array, made when
- * a call first waits, of [1] its first index, [2] its next free one, and
- * the tasks from 3); the first task there holds the turn, and a call that
+ * (the socket's user value 1 for reads, 2 for writes: an array of tasks,
+ * made when a call first waits); the first task there holds the turn, and a call that
  * finds another task's call holding it waits behind it without trying, so
  * the bytes of two writes never interleave and reads are served in call
  * order. When the holder's call ends, the next task is made ready at once
- * (it may have bytes to take that the socket already holds). A call on a
- * socket whose line is empty reads one count in the userdata
- * (xpio_userdata.in_line) and no table. The FIFO's values are weak, so a
- * task abandoned in the middle of a call (its coroutine never resumed)
- * gives the turn up when it is collected. A server holds one FIFO per
- * connection waiting to read, so it is kept small: 104 bytes (no hash
- * part, no table of the two directions), where it was 256.
+ * (it may have bytes to take that the socket already holds). Where the
+ * line starts and ends is kept in the userdata (xpio_userdata.line), so a
+ * call on a socket whose line is empty looks at no table, and a task
+ * alone in its line leaves it without writing one. The FIFO's values are
+ * weak, so a task abandoned in the middle of a call (its coroutine never
+ * resumed) gives the turn up when it is collected. A server holds one FIFO
+ * per connection waiting to read, so it is kept small: an array of one
+ * task, no hash part, no table of the two directions.
  *
  * A task may name its coroutine (task._thread, as xpio.sched does): a
  * blocking call that must wait in any other coroutine (a coroutine.wrap
@@ -38,17 +38,12 @@
  */
 #include "glue.h"
 
-static const char current_task_key = 'T';
-
-void xpio_push_current_task(lua_State *L) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &current_task_key);
-}
-
-/* The task (checked: a table, or left out). */
+/* The task (checked: a table, or left out). Its place in the kinds
+ * upvalue exists from luaopen, so setting it never allocates. */
 int xpio_native_setCurrentTask(lua_State *L) {
     if (!lua_istable(L, 1)) lua_pushnil(L);
     else lua_pushvalue(L, 1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &current_task_key);
+    lua_rawseti(L, XPIO_KINDS_UPVALUE, xpio_current_task_index());
     return 0;
 }
 
@@ -59,21 +54,17 @@ int xpio_native_getCurrentTask(lua_State *L) {
 
 /* ------------------------------------------------------------ turns */
 
-/* FIFO slots: its first index, its next free one, where the tasks start. */
-enum { TURN_FIRST = 1, TURN_NEXT = 2, TURN_START = 3 };
 static const char turn_mode_key = 'M';
 
-static lua_Integer fifo_index(lua_State *L, int fifo, int slot) {
-    lua_rawgeti(L, fifo, slot);
-    lua_Integer value = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    return value;
+/* Self's line for `dir` (xpio_userdata): where its first task is in the
+ * FIFO table, and the next free place. */
+static xpio_line *line_of(lua_State *L, int dir) {
+    return &((xpio_userdata *)lua_touserdata(L, 1))->line[dir - 1];
 }
 
-static void fifo_set(lua_State *L, int fifo, int slot, lua_Integer value) {
-    lua_pushinteger(L, value);
-    lua_rawseti(L, fifo, slot);
-}
+static int line_empty(const xpio_line *line) { return line->first == line->next; }
+
+static void line_clear(xpio_line *line) { line->first = line->next = 1; }
 
 /* Pushes self's FIFO for `dir` (its user value `dir`) and returns 1; or
  * pushes nothing and returns 0 when there is none (and `create` is 0, or
@@ -82,7 +73,7 @@ static int push_fifo(lua_State *L, int dir, int create) {
     if (lua_getiuservalue(L, 1, dir) == LUA_TTABLE) return 1;
     lua_pop(L, 1);
     if (!create) return 0;
-    lua_createtable(L, TURN_START, 0);
+    lua_createtable(L, 1, 0);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &turn_mode_key) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_createtable(L, 0, 1);
@@ -92,10 +83,7 @@ static int push_fifo(lua_State *L, int dir, int create) {
         lua_rawsetp(L, LUA_REGISTRYINDEX, &turn_mode_key);
     }
     lua_setmetatable(L, -2);
-    int fifo = lua_gettop(L);
-    fifo_set(L, fifo, TURN_FIRST, TURN_START);
-    fifo_set(L, fifo, TURN_NEXT, TURN_START);
-    lua_pushvalue(L, fifo);
+    lua_pushvalue(L, -1);
     if (!lua_setiuservalue(L, 1, dir)) {
         lua_pop(L, 1);
         return 0;
@@ -119,41 +107,24 @@ static int task_ended(lua_State *L, int task) {
     return !lua_getstack(co, 0, &ar) && lua_gettop(co) == 0;
 }
 
-/* How many tasks self's line for `dir` may hold (xpio_userdata). */
-static int32_t *in_line(lua_State *L, int dir) {
-    return &((xpio_userdata *)lua_touserdata(L, 1))->in_line[dir - 1];
-}
-
-/* Pushes the FIFO's first task (the holder of the turn), or nil; drops
- * the removed, collected and ended entries before it. `count`: the line's
- * in_line; `current`: where the current task is on the stack (running, it
- * has not ended: its coroutine need not be looked at). */
-static void fifo_head(lua_State *L, int fifo, int32_t *count, int current) {
-    lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
-    for (; first < next; first++) {
-        int type = lua_rawgeti(L, fifo, first);
-        if (type == LUA_TTABLE && !lua_rawequal(L, -1, current) && task_ended(L, lua_gettop(L))) {
-            lua_pushnil(L);
-            lua_rawseti(L, fifo, first);
-            if (*count > 0) (*count)--;
-            type = LUA_TNIL;
-        }
-        if (type != LUA_TNIL) {
-            fifo_set(L, fifo, TURN_FIRST, first);
-            return;
-        }
+/* Pushes the FIFO's first task (the holder of the turn), or nil; skips
+ * the removed, collected and ended entries before it. `current`: where
+ * the current task is on the stack (running, it has not ended: its
+ * coroutine need not be looked at). */
+static void fifo_head(lua_State *L, int fifo, xpio_line *line, int current) {
+    for (; line->first < line->next; line->first++) {
+        int type = lua_rawgeti(L, fifo, line->first);
+        if (type == LUA_TTABLE && !lua_rawequal(L, -1, current) && task_ended(L, lua_gettop(L))) type = LUA_TNIL;
+        if (type != LUA_TNIL) return;
         lua_pop(L, 1);
     }
-    fifo_set(L, fifo, TURN_FIRST, TURN_START);
-    fifo_set(L, fifo, TURN_NEXT, TURN_START);
-    *count = 0;
+    line_clear(line);
     lua_pushnil(L);
 }
 
-/* The position of the value at `task` in the FIFO, or 0. */
-static lua_Integer fifo_find(lua_State *L, int fifo, int task) {
-    lua_Integer first = fifo_index(L, fifo, TURN_FIRST), next = fifo_index(L, fifo, TURN_NEXT);
-    for (lua_Integer i = first; i < next; i++) {
+/* The position of the value at `task` in the line, or 0. */
+static int32_t fifo_find(lua_State *L, int fifo, const xpio_line *line, int task) {
+    for (int32_t i = line->first; i < line->next; i++) {
         lua_rawgeti(L, fifo, i);
         int same = lua_rawequal(L, -1, task);
         lua_pop(L, 1);
@@ -162,78 +133,91 @@ static lua_Integer fifo_find(lua_State *L, int fifo, int task) {
     return 0;
 }
 
+/* Moves the line's tasks to the start of the FIFO, dropping the places
+ * of those that left. A line that never empties (two tasks writing to one
+ * busy socket in turn) would otherwise move up the array one place per
+ * call, towards INT32_MAX. */
+static void fifo_compact(lua_State *L, int fifo, xpio_line *line) {
+    int32_t to = 1;
+    for (int32_t i = line->first; i < line->next; i++) {
+        if (lua_rawgeti(L, fifo, i) == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_rawseti(L, fifo, to++);
+    }
+    for (int32_t i = to; i < line->next; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, fifo, i);
+    }
+    line->first = 1;
+    line->next = to;
+}
+
 /* 1 when another task's call holds self's turn in `dir`: the current task
  * must wait behind it without trying. */
 static int turn_taken(lua_State *L, int dir) {
-    int32_t *count = in_line(L, dir);
-    if (*count == 0 || !push_fifo(L, dir, 0)) return 0;
+    xpio_line *line = line_of(L, dir);
+    if (line_empty(line) || !push_fifo(L, dir, 0)) return 0;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
-    fifo_head(L, fifo, count, fifo + 1);
+    fifo_head(L, fifo, line, fifo + 1);
     int taken = !lua_isnil(L, -1) && !lua_rawequal(L, -1, -2);
     lua_settop(L, fifo - 1);
     return taken;
 }
 
-/* Puts the current task in self's FIFO for `dir` (once). */
+/* Puts the current task in self's FIFO for `dir` (once). The place is
+ * counted only once the task is stored: a memory error storing it leaves
+ * the line as it was. */
 static void take_place(lua_State *L, int dir) {
     if (!push_fifo(L, dir, 1)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
-    if (!fifo_find(L, fifo, fifo + 1)) {
-        lua_Integer next = fifo_index(L, fifo, TURN_NEXT);
+    xpio_line *line = line_of(L, dir);
+    if (line_empty(line) || !fifo_find(L, fifo, line, fifo + 1)) {
+        /* Once half the places behind the end are passed ones, or the end
+         * is near INT32_MAX (a head that held the turn while two billion
+         * others timed out behind it): O(1) a call, amortised. */
+        if ((line->first > 1 && line->first >= line->next - line->first) || line->next == INT32_MAX)
+            fifo_compact(L, fifo, line);
+        if (line->next == INT32_MAX) { /* two billion tasks in line: it cannot be */
+            lua_settop(L, fifo - 1);
+            return;
+        }
         lua_pushvalue(L, fifo + 1);
-        lua_rawseti(L, fifo, next);
-        fifo_set(L, fifo, TURN_NEXT, next + 1);
-        (*in_line(L, dir))++;
+        lua_rawseti(L, fifo, line->next);
+        line->next++;
     }
     lua_settop(L, fifo - 1);
-}
-
-/* 1 when the task at `task` is the only one in the FIFO (first and last):
- * it is then taken out, the FIFO left empty. What most waits end with:
- * one connection, one task reading it. */
-static int leave_alone(lua_State *L, int fifo, int task) {
-    lua_Integer first = fifo_index(L, fifo, TURN_FIRST);
-    if (fifo_index(L, fifo, TURN_NEXT) != first + 1) return 0;
-    lua_rawgeti(L, fifo, first);
-    int alone = lua_rawequal(L, -1, task);
-    lua_pop(L, 1);
-    if (!alone) return 0;
-    lua_pushnil(L);
-    lua_rawseti(L, fifo, first);
-    if (first != TURN_START) fifo_set(L, fifo, TURN_FIRST, TURN_START);
-    fifo_set(L, fifo, TURN_NEXT, TURN_START);
-    return 1;
 }
 
 /* The current task's call ends: out of the FIFO; when it held the turn,
  * the next task is made ready at once (if it waits on a queue: one that
  * the queue has returned already will run anyway). Leaves the stack as it
- * found it, so it can run with a call's results on top. */
+ * found it, so it can run with a call's results on top. A task alone in
+ * the line (one connection, one task reading it: what most waits end
+ * with) just empties it: the FIFO's values are weak, so the entry left
+ * behind holds nothing, and the next task to wait overwrites it. */
 static void leave_turn(lua_State *L, const xpio_entry *entry) {
     int dir = entry->turns;
     if (!entry->method || !dir) return;
-    int32_t *count = in_line(L, dir);
+    xpio_line *line = line_of(L, dir);
     int top = lua_gettop(L);
-    if (*count == 0 || !push_fifo(L, dir, 0)) return;
+    if (line_empty(line) || !push_fifo(L, dir, 0)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
-    if (*count == 1 && leave_alone(L, fifo, fifo + 1)) {
-        *count = 0;
-        lua_settop(L, top);
-        return;
-    }
-    lua_Integer at = fifo_find(L, fifo, fifo + 1);
-    if (at) {
-        fifo_head(L, fifo, count, fifo + 1);
+    int32_t at = fifo_find(L, fifo, line, fifo + 1);
+    if (at && line->next == line->first + 1) {
+        line_clear(line);
+    } else if (at) {
+        fifo_head(L, fifo, line, fifo + 1);
         int held = lua_rawequal(L, -1, fifo + 1);
         lua_pop(L, 1);
         lua_pushnil(L);
         lua_rawseti(L, fifo, at);
-        if (*count > 0) (*count)--;
         if (held) {
-            fifo_head(L, fifo, count, fifo + 1);
+            fifo_head(L, fifo, line, fifo + 1);
             if (lua_istable(L, -1)) {
                 int next = lua_gettop(L);
                 xpio_push_name(L, XPIO_NAME_DEQUEUE);

@@ -24,8 +24,8 @@
 
 /* Upvalues of every XPIO function: its entry (light userdata) and the
  * metatables of the object kinds, an array indexed by kind + 1, followed
- * by the glue's names (below). A blocking function has its when_ partner
- * as a third. */
+ * by the glue's names (below) and the current task. A blocking function
+ * has its when_ partner as a third. */
 #define XPIO_ENTRY_UPVALUE lua_upvalueindex(1)
 #define XPIO_KINDS_UPVALUE lua_upvalueindex(2)
 #define XPIO_PARTNER_UPVALUE lua_upvalueindex(3)
@@ -123,18 +123,25 @@ typedef struct xpio_module {
 /* The module as the spec describes it (Glue.c). */
 extern const xpio_module xpio_description;
 
+/* The line of tasks taking turns at an object's blocking reads or writes
+ * (blocking.c): the index of its first task in the object's FIFO table,
+ * and of the next free place. Equal (both 1) when the line is empty: the
+ * path of every call that does not wait, with no Lua table to look at.
+ * Places between may be nil (tasks that left, or were collected). */
+typedef struct xpio_line {
+    int32_t first, next;
+} xpio_line;
+
 /* An object's userdata (results.c makes them): the Swift object first (so
  * a pointer to it is the `void **` slot the glue passes around); its kind,
- * which is how an argument is recognised (xpio_toobject); then, for the
- * turns of its blocking calls (blocking.c), how many tasks the line of its
- * reads [0] and of its writes [1] may hold. 0 means none, with no Lua
- * table to look at: the path of every call that does not wait. The count
- * may be higher than the line (the collector clears the entries of tasks
- * abandoned mid-call), never lower; an emptied line sets it back to 0. */
+ * which is how an argument is recognised (xpio_toobject); then the lines
+ * of its reads [0] and of its writes [1]. 32 bytes: with Lua's header and
+ * two user values, the block stays in the 112-byte malloc step that 24
+ * bytes already needed. */
 typedef struct xpio_userdata {
     void *object;
     const xpio_kind *kind;
-    int32_t in_line[2];
+    xpio_line line[2];
 } xpio_userdata;
 
 /* The payload slot of an object userdata of kind `kind` at `index`, or
@@ -151,6 +158,16 @@ void **xpio_toobject(lua_State *L, int index, int kind);
 static inline lua_Integer xpio_name_index(int name) { return (lua_Integer)xpio_description.nkinds + 1 + name; }
 static inline void xpio_push_name(lua_State *L, int name) {
     lua_rawgeti(L, XPIO_KINDS_UPVALUE, xpio_name_index(name));
+}
+
+/* The current task (xpio.setCurrentTask) is kept in the kinds upvalue too,
+ * in the last place of its array part: reading it is an array read, where
+ * the registry's hash table cost a lookup of about 140 instructions, and a
+ * blocking call that waits reads it half a dozen times. Only functions with
+ * the kinds upvalue read or set it. */
+static inline lua_Integer xpio_current_task_index(void) { return xpio_name_index(XPIO_NNAMES); }
+static inline void xpio_push_current_task(lua_State *L) {
+    lua_rawgeti(L, XPIO_KINDS_UPVALUE, xpio_current_task_index());
 }
 
 static inline const xpio_entry *xpio_current_entry(lua_State *L) {
@@ -294,7 +311,6 @@ int xpio_push_unknown(lua_State *L, const char *message);
 
 /* blocking.c */
 int xpio_call_blocking(lua_State *L);
-void xpio_push_current_task(lua_State *L);
 
 /* tasks.c */
 int xpio_call_when(lua_State *L);

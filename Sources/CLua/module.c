@@ -128,7 +128,7 @@ int luaopen_xpio(lua_State *L) {
         lua_rawsetp(L, LUA_REGISTRYINDEX, &closing_key);
     }
     lua_pop(L, 1);
-    lua_createtable(L, m->nkinds + XPIO_NNAMES, 0);
+    lua_createtable(L, (int)xpio_current_task_index(), 0); /* its last place: the current task, nil */
     int kinds = lua_gettop(L);
     for (int32_t k = 0; k < m->nkinds; k++) {
         luaL_newmetatable(L, m->kinds[k].metatable);

@@ -15,7 +15,8 @@ static void **new_object(lua_State *L, int kind) {
     xpio_userdata *made = lua_newuserdatauv(L, sizeof *made, 2);
     made->object = NULL;
     made->kind = &xpio_description.kinds[kind];
-    made->in_line[0] = made->in_line[1] = 0;
+    made->line[0].first = made->line[0].next = 1;
+    made->line[1].first = made->line[1].next = 1;
     return &made->object;
 }
 

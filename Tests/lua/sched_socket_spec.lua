@@ -61,6 +61,54 @@ describe("one socket, many tasks", function()
     l:close()
   end)
 
+  it("tasks writing again and again in turn: every write whole, each task's in order, the line kept short", function()
+    local a, b = assert(xpio.socketpair())
+    assert(a:setsockopt("SO_SNDBUF", 4096))          -- the line never empties
+    local WRITERS, WRITES, SIZE = 3, 200, 3000
+    local received, longest = nil, 0
+    run(60, { function(sched)
+      local writers = {}
+      for w = 1, WRITERS do
+        writers[w] = sched.spawn(function()
+          for k = 1, WRITES do
+            local mark = ("%s%04d"):format(string.char(64 + w), k)
+            assert(a:write(string.rep(mark, SIZE // #mark)))
+            -- the FIFO of a's writes (its user value 2): its highest place
+            local fifo = debug.getuservalue(a, 2)
+            for place in pairs(fifo or {}) do longest = math.max(longest, place) end
+          end
+        end)
+      end
+      local reader = sched.spawn(function()
+        local chunks, total = {}, 0
+        while total < WRITERS * WRITES * SIZE do
+          local data = assert(b:read(1000 + total % 3000))
+          chunks[#chunks + 1] = data
+          total = total + #data
+        end
+        return table.concat(chunks)
+      end)
+      for w = 1, WRITERS do sched.join(writers[w]) end
+      received = sched.join(reader)
+    end })
+    assert.are.equal(WRITERS * WRITES * SIZE, #received)
+    local next_of = { 1, 1, 1 }
+    for at = 1, #received, SIZE do
+      local chunk = received:sub(at, at + SIZE - 1)
+      local mark = chunk:sub(1, 5)
+      assert.are.equal(string.rep(mark, SIZE // 5), chunk, "a write was interleaved at byte " .. at)
+      local w, k = mark:byte(1) - 64, tonumber(mark:sub(2))
+      assert.are.equal(next_of[w], k, "writer " .. w .. "'s writes out of order")
+      next_of[w] = k + 1
+    end
+    assert.are.same({ WRITES + 1, WRITES + 1, WRITES + 1 }, next_of)
+    -- 600 writes passed through the line: without its places reused, the
+    -- FIFO would reach place 600
+    assert.is_true(longest <= 2 * WRITERS, "the line's FIFO reached place " .. longest)
+    a:close()
+    b:close()
+  end)
+
   it("serves concurrent reads one at a time, in call order", function()
     local a, b = assert(xpio.socketpair())
     local got = {}
