@@ -188,15 +188,18 @@ extension Socket {
     public func readUntil(_ delimiter: UnsafeRawBufferPointer, keep: Bool, limit: Int64) throws(Failure) -> BufferedRead {
         guard delimiter.count > 0 else { throw .xpio("xpio: empty delimiter") }   // the binding checks it
         let fd = try descriptor()
+        // One reference for the whole call: each use of `inbox` is a retain
+        // and a release, and a readline made five of them.
+        let buffer = inbox
         while true {
-            if let at = inbox.find(delimiter) {
+            if let at = buffer.find(delimiter) {
                 if Int64(at) > limit { throw .xpio("xpio: line too long") }
-                let taken = inbox.take(at + delimiter.count)
+                let taken = buffer.take(at + delimiter.count)
                 return .bytes(keep ? taken : UnsafeRawBufferPointer(rebasing: taken[..<at]))
             }
             // Too long once no delimiter could still end within `limit`.
-            if Int64(inbox.count) - Int64(delimiter.count) >= limit { throw .xpio("xpio: line too long") }
-            if try inbox.fill(from: self, fd) == 0 { return atEnd() }
+            if Int64(buffer.count) - Int64(delimiter.count) >= limit { throw .xpio("xpio: line too long") }
+            if try buffer.fill(from: self, fd) == 0 { return atEnd() }
         }
     }
 

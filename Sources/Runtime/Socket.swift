@@ -211,7 +211,9 @@ public final class Socket: Descriptor {
     /// bytes, nor for files and pipes (epoll refuses regular files). `try_`
     /// calls always ask the kernel.
     public var readWouldFail: Bool {
-        Socket.readsWaitFirst && fd >= 0 && secure == nil && !notSocket && lastReadShort && (buffered?.isEmpty ?? true)
+        // Cheapest first: a readline that finds bytes buffered stops at the
+        // buffer, before the reference-counted `secure`.
+        Socket.readsWaitFirst && lastReadShort && fd >= 0 && !notSocket && (buffered?.isEmpty ?? true) && secure == nil
     }
 
     /// Whether blocking reads wait first at all (`XPIO_WAIT_FIRST=0` turns

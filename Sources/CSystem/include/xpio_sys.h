@@ -92,7 +92,10 @@ void xpio_signal_unwatch(int signo);
 /* The highest signal number there is (SIGRTMAX: a function call in glibc). */
 int xpio_signal_highest(void);
 
+/* A delimiter in a buffer: one byte (a line's "\n") by memchr, which
+ * needs no setup, longer ones by memmem. */
 static inline void *xpio_memmem(const void *haystack, size_t n, const void *needle, size_t m) {
+    if (m == 1) return memchr(haystack, *(const unsigned char *)needle, n);
     return memmem(haystack, n, needle, m);
 }
 
