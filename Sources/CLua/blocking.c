@@ -15,9 +15,10 @@
  *
  * One socket, many tasks: blocking reads on one socket take turns, and so
  * do blocking writes (connect and accept count as a write and a read). A
- * call that must wait puts its task in the socket's FIFO for its direction
- * (the socket's user value 1 for reads, 2 for writes: an array of tasks,
- * made when a call first waits); the first task there holds the turn, and a call that
+ * call that must wait puts its task in the socket's FIFO (its user value,
+ * an array made when a call first waits: the reads' line at the odd
+ * places, the writes' at the even ones); the first task of a line holds
+ * its turn, and a call that
  * finds another task's call holding it waits behind it without trying, so
  * the bytes of two writes never interleave and reads are served in call
  * order. When the holder's call ends, the next task is made ready at once
@@ -28,7 +29,7 @@
  * weak, so a task abandoned in the middle of a call (its coroutine never
  * resumed) gives the turn up when it is collected. A server holds one FIFO
  * per connection waiting to read, so it is kept small: an array of one
- * task, no hash part, no table of the two directions.
+ * task, no hash part, no table per direction.
  *
  * A task may name its coroutine (task._thread, as xpio.sched does): a
  * blocking call that must wait in any other coroutine (a coroutine.wrap
@@ -66,14 +67,18 @@ static int line_empty(const xpio_line *line) { return line->first == line->next;
 
 static void line_clear(xpio_line *line) { line->first = line->next = 1; }
 
-/* Pushes self's FIFO for `dir` (its user value `dir`) and returns 1; or
- * pushes nothing and returns 0 when there is none (and `create` is 0, or
- * self has no such user value). */
+/* Where place `place` of the line for `dir` is in the FIFO table: the two
+ * lines interleave, so that one user value holds both. */
+static lua_Integer slot(int dir, int32_t place) { return 2 * (lua_Integer)place - 2 + dir; }
+
+/* Pushes self's FIFO (its user value) and returns 1; or pushes nothing and
+ * returns 0 when there is none (and `create` is 0, or self has no user
+ * value). `dir` sizes a new one for its first task. */
 static int push_fifo(lua_State *L, int dir, int create) {
-    if (lua_getiuservalue(L, 1, dir) == LUA_TTABLE) return 1;
+    if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return 1;
     lua_pop(L, 1);
     if (!create) return 0;
-    lua_createtable(L, 1, 0);
+    lua_createtable(L, dir, 0);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &turn_mode_key) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_createtable(L, 0, 1);
@@ -84,7 +89,7 @@ static int push_fifo(lua_State *L, int dir, int create) {
     }
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    if (!lua_setiuservalue(L, 1, dir)) {
+    if (!lua_setiuservalue(L, 1, 1)) {
         lua_pop(L, 1);
         return 0;
     }
@@ -111,9 +116,9 @@ static int task_ended(lua_State *L, int task) {
  * the removed, collected and ended entries before it. `current`: where
  * the current task is on the stack (running, it has not ended: its
  * coroutine need not be looked at). */
-static void fifo_head(lua_State *L, int fifo, xpio_line *line, int current) {
+static void fifo_head(lua_State *L, int fifo, int dir, xpio_line *line, int current) {
     for (; line->first < line->next; line->first++) {
-        int type = lua_rawgeti(L, fifo, line->first);
+        int type = lua_rawgeti(L, fifo, slot(dir, line->first));
         if (type == LUA_TTABLE && !lua_rawequal(L, -1, current) && task_ended(L, lua_gettop(L))) type = LUA_TNIL;
         if (type != LUA_TNIL) return;
         lua_pop(L, 1);
@@ -123,9 +128,9 @@ static void fifo_head(lua_State *L, int fifo, xpio_line *line, int current) {
 }
 
 /* The position of the value at `task` in the line, or 0. */
-static int32_t fifo_find(lua_State *L, int fifo, const xpio_line *line, int task) {
+static int32_t fifo_find(lua_State *L, int fifo, int dir, const xpio_line *line, int task) {
     for (int32_t i = line->first; i < line->next; i++) {
-        lua_rawgeti(L, fifo, i);
+        lua_rawgeti(L, fifo, slot(dir, i));
         int same = lua_rawequal(L, -1, task);
         lua_pop(L, 1);
         if (same) return i;
@@ -137,18 +142,18 @@ static int32_t fifo_find(lua_State *L, int fifo, const xpio_line *line, int task
  * of those that left. A line that never empties (two tasks writing to one
  * busy socket in turn) would otherwise move up the array one place per
  * call, towards INT32_MAX. */
-static void fifo_compact(lua_State *L, int fifo, xpio_line *line) {
+static void fifo_compact(lua_State *L, int fifo, int dir, xpio_line *line) {
     int32_t to = 1;
     for (int32_t i = line->first; i < line->next; i++) {
-        if (lua_rawgeti(L, fifo, i) == LUA_TNIL) {
+        if (lua_rawgeti(L, fifo, slot(dir, i)) == LUA_TNIL) {
             lua_pop(L, 1);
             continue;
         }
-        lua_rawseti(L, fifo, to++);
+        lua_rawseti(L, fifo, slot(dir, to++));
     }
     for (int32_t i = to; i < line->next; i++) {
         lua_pushnil(L);
-        lua_rawseti(L, fifo, i);
+        lua_rawseti(L, fifo, slot(dir, i));
     }
     line->first = 1;
     line->next = to;
@@ -161,7 +166,7 @@ static int turn_taken(lua_State *L, int dir) {
     if (line_empty(line) || !push_fifo(L, dir, 0)) return 0;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
-    fifo_head(L, fifo, line, fifo + 1);
+    fifo_head(L, fifo, dir, line, fifo + 1);
     int taken = !lua_isnil(L, -1) && !lua_rawequal(L, -1, -2);
     lua_settop(L, fifo - 1);
     return taken;
@@ -175,18 +180,18 @@ static void take_place(lua_State *L, int dir) {
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
     xpio_line *line = line_of(L, dir);
-    if (line_empty(line) || !fifo_find(L, fifo, line, fifo + 1)) {
+    if (line_empty(line) || !fifo_find(L, fifo, dir, line, fifo + 1)) {
         /* Once half the places behind the end are passed ones, or the end
          * is near INT32_MAX (a head that held the turn while two billion
          * others timed out behind it): O(1) a call, amortised. */
         if ((line->first > 1 && line->first >= line->next - line->first) || line->next == INT32_MAX)
-            fifo_compact(L, fifo, line);
+            fifo_compact(L, fifo, dir, line);
         if (line->next == INT32_MAX) { /* two billion tasks in line: it cannot be */
             lua_settop(L, fifo - 1);
             return;
         }
         lua_pushvalue(L, fifo + 1);
-        lua_rawseti(L, fifo, line->next);
+        lua_rawseti(L, fifo, slot(dir, line->next));
         line->next++;
     }
     lua_settop(L, fifo - 1);
@@ -207,17 +212,17 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
     if (line_empty(line) || !push_fifo(L, dir, 0)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
-    int32_t at = fifo_find(L, fifo, line, fifo + 1);
+    int32_t at = fifo_find(L, fifo, dir, line, fifo + 1);
     if (at && line->next == line->first + 1) {
         line_clear(line);
     } else if (at) {
-        fifo_head(L, fifo, line, fifo + 1);
+        fifo_head(L, fifo, dir, line, fifo + 1);
         int held = lua_rawequal(L, -1, fifo + 1);
         lua_pop(L, 1);
         lua_pushnil(L);
-        lua_rawseti(L, fifo, at);
+        lua_rawseti(L, fifo, slot(dir, at));
         if (held) {
-            fifo_head(L, fifo, line, fifo + 1);
+            fifo_head(L, fifo, dir, line, fifo + 1);
             if (lua_istable(L, -1)) {
                 int next = lua_gettop(L);
                 xpio_push_name(L, XPIO_NAME_DEQUEUE);

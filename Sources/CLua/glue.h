@@ -136,8 +136,7 @@ typedef struct xpio_line {
  * a pointer to it is the `void **` slot the glue passes around); its kind,
  * which is how an argument is recognised (xpio_toobject); then the lines
  * of its reads [0] and of its writes [1]. 32 bytes: with Lua's header and
- * two user values, the block stays in the 112-byte malloc step that 24
- * bytes already needed. */
+ * its one user value, a 96-byte malloc block. */
 typedef struct xpio_userdata {
     void *object;
     const xpio_kind *kind;

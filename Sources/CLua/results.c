@@ -8,11 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every object has two user values: a queue's waiters and its _dequeue
- * function (tasks.c), any other's the turns of its blocking reads and
- * writes (blocking.c). */
+/* Every object has one user value: a queue's waiters (tasks.c), any
+ * other's the turns of its blocking reads and writes (blocking.c). */
 static void **new_object(lua_State *L, int kind) {
-    xpio_userdata *made = lua_newuserdatauv(L, sizeof *made, 2);
+    xpio_userdata *made = lua_newuserdatauv(L, sizeof *made, 1);
     made->object = NULL;
     made->kind = &xpio_description.kinds[kind];
     made->line[0].first = made->line[0].next = 1;

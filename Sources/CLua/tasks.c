@@ -1,10 +1,11 @@
 /*
  * Tasks on task queues: the Lua half. The runtime's queue knows waiters by
- * id; a queue's userdata keeps two user values:
- *   1. the waiters: for waiter id w, the task at 2w + 1 and the object it
- *      waits on at 2w + 2 (kept alive while the task waits); one table, so
- *      storing and forgetting a waiter reads one user value
- *   2. the queue's _dequeue function
+ * id; a queue's userdata keeps one user value, the waiters: for waiter id
+ * w, the task at 2w + 1 and the object it waits on at 2w + 2 (kept alive
+ * while the task waits), and at 0 the queue's _dequeue function. One
+ * table, so storing and forgetting a waiter reads one user value; one
+ * user value, as every object has (a second one would cost every socket
+ * 16 bytes).
  * Task fields are read and written raw: a queue never runs user code.
  *
  * Every change that allocates (and so can fail with a memory error) comes
@@ -77,19 +78,27 @@ static int dequeue(lua_State *L) {
     return 1;
 }
 
-/* Makes the queue's user values on first use. */
+/* Makes the queue's waiters table and its _dequeue function on first use
+ * (and again after a close dropped them). */
 static void prepare(lua_State *L, int queue) {
-    if (lua_getiuservalue(L, queue, 2) == LUA_TFUNCTION) {
+    if (lua_getiuservalue(L, queue, 1) == LUA_TTABLE) {
+        int made = lua_rawgeti(L, -1, 0) == LUA_TFUNCTION;
         lua_pop(L, 1);
-        return;
+        if (made) {
+            lua_pop(L, 1);
+            return;
+        }
+    } else {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, queue, 1);
     }
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_setiuservalue(L, queue, 1);
     lua_pushvalue(L, queue);
     lua_pushvalue(L, XPIO_KINDS_UPVALUE);
     lua_pushcclosure(L, dequeue, 2);
-    lua_setiuservalue(L, queue, 2);
+    lua_rawseti(L, -2, 0);
+    lua_pop(L, 1);
 }
 
 /* The task and the object it waits on under its waiter key, and its
@@ -98,15 +107,16 @@ static void prepare(lua_State *L, int queue) {
 static int store_task(lua_State *L) {
     lua_Integer key = lua_tointeger(L, 4);
     lua_getiuservalue(L, 1, 1);
+    int waiters = lua_gettop(L);
     lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, task_index(key));
+    lua_rawseti(L, waiters, task_index(key));
     lua_pushvalue(L, 3);
-    lua_rawseti(L, -2, task_index(key) + 1);
+    lua_rawseti(L, waiters, task_index(key) + 1);
     lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUEDATA));
     lua_pushinteger(L, key);
     lua_rawset(L, 2);
     lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUE));
-    lua_getiuservalue(L, 1, 2);
+    lua_rawgeti(L, waiters, 0);
     lua_rawset(L, 2);
     return 0;
 }
@@ -273,7 +283,8 @@ void xpio_drop_tasks(lua_State *L, int queue) {
         int waiters = lua_gettop(L);
         lua_pushnil(L);
         while (lua_next(L, waiters)) {
-            /* Tasks are at the odd indices; the objects beside them are never tables. */
+            /* Tasks are at the odd indices; the objects beside them and the
+             * _dequeue function at 0 are never tables. */
             if (lua_istable(L, -1)) clear_fields(L, lua_gettop(L));
             lua_pop(L, 1);
             lua_pushvalue(L, -1);

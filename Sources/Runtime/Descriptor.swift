@@ -9,8 +9,13 @@ import CSystem
 /// that, waking the tasks that wait on it.
 public class Descriptor {
     public private(set) var fd: CInt
-    /// The queues that have this descriptor registered.
-    var queues: [TaskQueue] = []
+    /// The queues that have this descriptor registered: the first in a
+    /// field of its own, any others (one descriptor watched by two queues
+    /// at once) in an array. Most descriptors are watched by one queue, and
+    /// an array of one cost each of them a 48-byte allocation: 96 bytes of
+    /// every idle connection pair.
+    private var firstQueue: TaskQueue?
+    private var otherQueues: [TaskQueue] = []
 
     public init(_ fd: CInt) { self.fd = fd }
 
@@ -25,8 +30,9 @@ public class Descriptor {
     public func take() -> CInt {
         let old = fd
         guard old >= 0 else { return -1 }
-        for queue in queues { queue.forget(old, owner: self) }
-        queues.removeAll()
+        forEachQueue { $0.forget(old, owner: self) }
+        firstQueue = nil
+        otherQueues.removeAll()
         fd = -1
         return old
     }
@@ -43,8 +49,29 @@ public class Descriptor {
     /// Wakes the tasks every queue has waiting to read this descriptor,
     /// leaving it registered (see `Process.drainSignalPipe`).
     func wakeReaders() {
-        queues.removeAll { $0.isClosed }
-        for queue in queues { queue.wakeReaders(fd) }
+        dropClosedQueues()
+        forEachQueue { $0.wakeReaders(fd) }
+    }
+
+    /// `queue` has registered this descriptor (once: its registration
+    /// then names this object as its owner). Closed queues leave the list here, so a long-lived socket
+    /// does not keep every short-lived queue that once waited on it.
+    func attach(_ queue: TaskQueue) {
+        dropClosedQueues()
+        if firstQueue == nil { firstQueue = queue } else { otherQueues.append(queue) }
+    }
+
+    private func dropClosedQueues() {
+        if let queue = firstQueue, queue.isClosed { firstQueue = nil }
+        if !otherQueues.isEmpty {
+            otherQueues.removeAll { $0.isClosed }
+            if firstQueue == nil, !otherQueues.isEmpty { firstQueue = otherQueues.removeFirst() }
+        }
+    }
+
+    private func forEachQueue(_ body: (TaskQueue) -> Void) {
+        if let firstQueue { body(firstQueue) }
+        for queue in otherQueues { body(queue) }
     }
 
     /// Reads at most `buffer.count` bytes; 0 means end of stream.
