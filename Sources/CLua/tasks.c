@@ -36,12 +36,6 @@ static void forget_in(lua_State *L, int waiters, lua_Integer key) {
     lua_rawseti(L, waiters, task_index(key) + 1);
 }
 
-/* Clears waiter `key` of the queue at `queue`. */
-static void forget_key(lua_State *L, int queue, lua_Integer key) {
-    if (lua_getiuservalue(L, queue, 1) == LUA_TTABLE) forget_in(L, lua_gettop(L), key);
-    lua_pop(L, 1);
-}
-
 static void *queue_object(lua_State *L, int index) {
     void **slot = lua_touserdata(L, index);
     return slot ? *slot : NULL;
@@ -68,55 +62,54 @@ static int dequeue(lua_State *L) {
     lua_Integer key = lua_tointegerx(L, -1, &isinteger);
     if (!isinteger || key < 1 || key > INT32_MAX) return 0;
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) return 0;
-    if (lua_rawgeti(L, -1, task_index(key)) != LUA_TTABLE) return 0;
+    int waiters = lua_gettop(L);
+    if (lua_rawgeti(L, waiters, task_index(key)) != LUA_TTABLE) return 0;
     if (by_task && !lua_rawequal(L, -1, 1)) return 0;
     int task = lua_gettop(L);
     xpio_queue_cancel(object, (int32_t)(key - 1));
-    forget_key(L, queue, key);
+    forget_in(L, waiters, key);
     clear_fields(L, task);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* Makes the queue's waiters table and its _dequeue function on first use
- * (and again after a close dropped them). */
-static void prepare(lua_State *L, int queue) {
-    if (lua_getiuservalue(L, queue, 1) == LUA_TTABLE) {
-        int made = lua_rawgeti(L, -1, 0) == LUA_TFUNCTION;
-        lua_pop(L, 1);
-        if (made) {
-            lua_pop(L, 1);
-            return;
-        }
-    } else {
+/* Pushes the queue's waiters table and its _dequeue function, made on
+ * first use (and again after a close dropped them); returns where the
+ * table is (the function is above it). */
+static int prepare(lua_State *L, int queue) {
+    if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
         lua_pushvalue(L, -1);
         lua_setiuservalue(L, queue, 1);
     }
-    lua_pushvalue(L, queue);
-    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
-    lua_pushcclosure(L, dequeue, 2);
-    lua_rawseti(L, -2, 0);
-    lua_pop(L, 1);
+    int waiters = lua_gettop(L);
+    if (lua_rawgeti(L, waiters, 0) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, queue);
+        lua_pushvalue(L, XPIO_KINDS_UPVALUE);
+        lua_pushcclosure(L, dequeue, 2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, waiters, 0);
+    }
+    return waiters;
 }
 
 /* The task and the object it waits on under its waiter key, and its
  * _dequeuedata and _dequeue fields: the steps of scheduling that allocate.
- * Arguments: queue, task, object, key, and the kinds (for the names). */
+ * Arguments: the waiters table, task, object, key, the kinds (for the
+ * names) and the queue's _dequeue function. */
 static int store_task(lua_State *L) {
     lua_Integer key = lua_tointeger(L, 4);
-    lua_getiuservalue(L, 1, 1);
-    int waiters = lua_gettop(L);
     lua_pushvalue(L, 2);
-    lua_rawseti(L, waiters, task_index(key));
+    lua_rawseti(L, 1, task_index(key));
     lua_pushvalue(L, 3);
-    lua_rawseti(L, waiters, task_index(key) + 1);
+    lua_rawseti(L, 1, task_index(key) + 1);
     lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUEDATA));
     lua_pushinteger(L, key);
     lua_rawset(L, 2);
     lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUE));
-    lua_rawgeti(L, waiters, 0);
+    lua_pushvalue(L, 6);
     lua_rawset(L, 2);
     return 0;
 }
@@ -148,22 +141,23 @@ int xpio_call_when(lua_State *L) {
     void *target = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
     int readiness = target ? (int)call.result[1].u.integer : XPIO_READABLE; /* no target: ready at once */
 
-    prepare(L, queue);
+    int waiters = prepare(L, queue);
     int32_t waiter = xpio_queue_reserve(&call, *slot);
     if (waiter < 0) return xpio_push_failure(L, &call, waiter);
     lua_Integer key = (lua_Integer)waiter + 1;
     /* Storing may allocate: under lua_pcall, so that a memory error is
      * undone (every undo clears what exists, which never allocates). */
     lua_pushcfunction(L, store_task);
-    lua_pushvalue(L, queue);
+    lua_pushvalue(L, waiters);
     lua_pushvalue(L, task);
     if (entry->method) lua_pushvalue(L, 1);
     else lua_pushnil(L);
     lua_pushinteger(L, key);
     lua_pushvalue(L, XPIO_KINDS_UPVALUE);
-    if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
+    lua_pushvalue(L, waiters + 1);
+    if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
         xpio_queue_cancel(*slot, waiter);
-        forget_key(L, queue, key);
+        forget_in(L, waiters, key);
         clear_fields(L, task);
         return lua_error(L);
     }
@@ -171,7 +165,7 @@ int xpio_call_when(lua_State *L) {
     status = xpio_queue_schedule(&call, *slot, waiter, target, readiness);
     if (status < 0) {
         xpio_queue_cancel(*slot, waiter);
-        forget_key(L, queue, key);
+        forget_in(L, waiters, key);
         clear_fields(L, task);
         return xpio_push_failure(L, &call, status);
     }
@@ -200,7 +194,7 @@ int xpio_schedule_now(lua_State *L, int task) {
         return 0;
     }
     xpio_call call;
-    prepare(L, queue);
+    int waiters = prepare(L, queue);
     int32_t waiter = xpio_queue_reserve(&call, *slot);
     if (waiter < 0) {
         lua_settop(L, top);
@@ -208,20 +202,21 @@ int xpio_schedule_now(lua_State *L, int task) {
     }
     lua_Integer key = (lua_Integer)waiter + 1;
     lua_pushcfunction(L, store_task);
-    lua_pushvalue(L, queue);
+    lua_pushvalue(L, waiters);
     lua_pushvalue(L, task);
     lua_pushnil(L);
     lua_pushinteger(L, key);
     lua_pushvalue(L, XPIO_KINDS_UPVALUE);
-    if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
+    lua_pushvalue(L, waiters + 1);
+    if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
         xpio_queue_cancel(*slot, waiter);
-        forget_key(L, queue, key);
+        forget_in(L, waiters, key);
         clear_fields(L, task);
         return lua_error(L);
     }
     if (xpio_queue_schedule(&call, *slot, waiter, NULL, XPIO_READABLE) < 0) {
         xpio_queue_cancel(*slot, waiter);
-        forget_key(L, queue, key);
+        forget_in(L, waiters, key);
         clear_fields(L, task);
         lua_settop(L, top);
         return 0;
