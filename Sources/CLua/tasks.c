@@ -74,9 +74,8 @@ static int dequeue(lua_State *L) {
 }
 
 /* Pushes the queue's waiters table and its _dequeue function, made on
- * first use (and again after a close dropped them); returns where the
- * table is (the function is above it). */
-static int prepare(lua_State *L, int queue) {
+ * first use (and again after a close dropped them). */
+static void prepare(lua_State *L, int queue) {
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
@@ -92,26 +91,47 @@ static int prepare(lua_State *L, int queue) {
         lua_pushvalue(L, -1);
         lua_rawseti(L, waiters, 0);
     }
-    return waiters;
 }
 
 /* The task and the object it waits on under its waiter key, and its
  * _dequeuedata and _dequeue fields: the steps of scheduling that allocate.
- * Arguments: the waiters table, task, object, key, the kinds (for the
- * names) and the queue's _dequeue function. */
+ * Arguments: the waiters table, the queue's _dequeue function (whose
+ * second upvalue is the kinds, for the names), the task, the object and
+ * the key. */
 static int store_task(lua_State *L) {
-    lua_Integer key = lua_tointeger(L, 4);
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, 1, task_index(key));
+    lua_Integer key = lua_tointeger(L, 5);
+    lua_getupvalue(L, 2, 2);
     lua_pushvalue(L, 3);
+    lua_rawseti(L, 1, task_index(key));
+    lua_pushvalue(L, 4);
     lua_rawseti(L, 1, task_index(key) + 1);
-    lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUEDATA));
+    lua_rawgeti(L, 6, xpio_name_index(XPIO_NAME_DEQUEUEDATA));
     lua_pushinteger(L, key);
-    lua_rawset(L, 2);
-    lua_rawgeti(L, 5, xpio_name_index(XPIO_NAME_DEQUEUE));
-    lua_pushvalue(L, 6);
-    lua_rawset(L, 2);
+    lua_rawset(L, 3);
+    lua_rawgeti(L, 6, xpio_name_index(XPIO_NAME_DEQUEUE));
+    lua_pushvalue(L, 2);
+    lua_rawset(L, 3);
     return 0;
+}
+
+/* Calls store_task protected, with prepare's waiters table and function
+ * (at `queue` + 1 and + 2) as its first arguments; the waiters table takes
+ * the queue's slot, for the undo. The stack reaches no higher than with
+ * the queue kept and the store fetching the two itself: a blocking call
+ * waits through here in the task's coroutine, and two slots more made the
+ * coroutine's stack grow from 40 to 80 slots (640 bytes per connection of
+ * a server). The queue stays reachable meanwhile: the function, an
+ * argument, holds it. Returns lua_pcall's status (the error on top). */
+static int store_protected(lua_State *L, int queue, int task, int object, lua_Integer key) {
+    lua_pushvalue(L, queue + 1);
+    lua_replace(L, queue);
+    lua_pushcfunction(L, store_task);
+    lua_rotate(L, queue + 1, 1);
+    lua_pushvalue(L, task);
+    if (object) lua_pushvalue(L, object);
+    else lua_pushnil(L);
+    lua_pushinteger(L, key);
+    return lua_pcall(L, 5, 0, 0);
 }
 
 /* when_read, when_write, when_wait, ...: the body says what to wait on;
@@ -141,31 +161,24 @@ int xpio_call_when(lua_State *L) {
     void *target = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
     int readiness = target ? (int)call.result[1].u.integer : XPIO_READABLE; /* no target: ready at once */
 
-    int waiters = prepare(L, queue);
-    int32_t waiter = xpio_queue_reserve(&call, *slot);
+    prepare(L, queue);
+    void *object = *slot; /* the queue stays reachable: store_protected says how */
+    int32_t waiter = xpio_queue_reserve(&call, object);
     if (waiter < 0) return xpio_push_failure(L, &call, waiter);
     lua_Integer key = (lua_Integer)waiter + 1;
     /* Storing may allocate: under lua_pcall, so that a memory error is
      * undone (every undo clears what exists, which never allocates). */
-    lua_pushcfunction(L, store_task);
-    lua_pushvalue(L, waiters);
-    lua_pushvalue(L, task);
-    if (entry->method) lua_pushvalue(L, 1);
-    else lua_pushnil(L);
-    lua_pushinteger(L, key);
-    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
-    lua_pushvalue(L, waiters + 1);
-    if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
-        xpio_queue_cancel(*slot, waiter);
-        forget_in(L, waiters, key);
+    if (store_protected(L, queue, task, entry->method ? 1 : 0, key) != LUA_OK) {
+        xpio_queue_cancel(object, waiter);
+        forget_in(L, queue, key); /* the waiters, in the queue's slot */
         clear_fields(L, task);
         return lua_error(L);
     }
 
-    status = xpio_queue_schedule(&call, *slot, waiter, target, readiness);
+    status = xpio_queue_schedule(&call, object, waiter, target, readiness);
     if (status < 0) {
-        xpio_queue_cancel(*slot, waiter);
-        forget_in(L, waiters, key);
+        xpio_queue_cancel(object, waiter);
+        forget_in(L, queue, key); /* the waiters, in the queue's slot */
         clear_fields(L, task);
         return xpio_push_failure(L, &call, status);
     }
@@ -189,34 +202,29 @@ int xpio_schedule_now(lua_State *L, int task) {
     void **slot = xpio_toobject(L, queue, xpio_description.queue_kind);
     xpio_push_name(L, XPIO_NAME_DEQUEUE);
     int scheduled = lua_rawget(L, task) != LUA_TNIL;
+    lua_pop(L, 1); /* the queue on top: prepare and the store build above it */
     if (!slot || !*slot || scheduled) {
         lua_settop(L, top);
         return 0;
     }
     xpio_call call;
-    int waiters = prepare(L, queue);
-    int32_t waiter = xpio_queue_reserve(&call, *slot);
+    prepare(L, queue);
+    void *object = *slot;
+    int32_t waiter = xpio_queue_reserve(&call, object);
     if (waiter < 0) {
         lua_settop(L, top);
         return 0;
     }
     lua_Integer key = (lua_Integer)waiter + 1;
-    lua_pushcfunction(L, store_task);
-    lua_pushvalue(L, waiters);
-    lua_pushvalue(L, task);
-    lua_pushnil(L);
-    lua_pushinteger(L, key);
-    lua_pushvalue(L, XPIO_KINDS_UPVALUE);
-    lua_pushvalue(L, waiters + 1);
-    if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
-        xpio_queue_cancel(*slot, waiter);
-        forget_in(L, waiters, key);
+    if (store_protected(L, queue, task, 0, key) != LUA_OK) {
+        xpio_queue_cancel(object, waiter);
+        forget_in(L, queue, key); /* the waiters, in the queue's slot */
         clear_fields(L, task);
         return lua_error(L);
     }
-    if (xpio_queue_schedule(&call, *slot, waiter, NULL, XPIO_READABLE) < 0) {
-        xpio_queue_cancel(*slot, waiter);
-        forget_in(L, waiters, key);
+    if (xpio_queue_schedule(&call, object, waiter, NULL, XPIO_READABLE) < 0) {
+        xpio_queue_cancel(object, waiter);
+        forget_in(L, queue, key); /* the waiters, in the queue's slot */
         clear_fields(L, task);
         lua_settop(L, top);
         return 0;
