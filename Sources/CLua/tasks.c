@@ -74,7 +74,9 @@ static int dequeue(lua_State *L) {
 }
 
 /* Pushes the queue's waiters table and its _dequeue function, made on
- * first use (and again after a close dropped them). */
+ * first use (and again after a close dropped them, or after the debug
+ * library put something else there: store_task reads the function's
+ * upvalue, so it must be this module's closure). */
 static void prepare(lua_State *L, int queue) {
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) {
         lua_pop(L, 1);
@@ -83,7 +85,7 @@ static void prepare(lua_State *L, int queue) {
         lua_setiuservalue(L, queue, 1);
     }
     int waiters = lua_gettop(L);
-    if (lua_rawgeti(L, waiters, 0) != LUA_TFUNCTION) {
+    if (lua_rawgeti(L, waiters, 0) != LUA_TFUNCTION || lua_tocfunction(L, -1) != dequeue) {
         lua_pop(L, 1);
         lua_pushvalue(L, queue);
         lua_pushvalue(L, XPIO_KINDS_UPVALUE);

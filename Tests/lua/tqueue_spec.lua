@@ -120,6 +120,25 @@ describe("tqueue:wait", function()
     b:close()
   end)
 
+  it("schedules safely after the debug library overwrote the queue's _dequeue place", function()
+    -- The queue keeps its _dequeue function at index 0 of its waiters
+    -- table (Sources/CLua/tasks.c), and storing a task reads that
+    -- function's upvalue: anything else there must be replaced, not used.
+    local q = assert(xpio.tqueue())
+    local a, b = assert(xpio.socketpair())
+    local first, second = { _queue = q }, { _queue = q }
+    assert.is_true(a:when_read(first))
+    debug.getuservalue(q, 1)[0] = print
+    assert.is_true(b:when_read(second))
+    assert.is_function(second._dequeue)
+    assert.is_true(second:_dequeue())
+    assert.is_true(first:_dequeue())
+    assert.is_true(q:isEmpty())
+    a:close()
+    b:close()
+    q:close()
+  end)
+
   it("returns a ready task at once, with _dequeue and _dequeuedata cleared, and removes it", function()
     local q = xpio.tqueue()
     local a, b = assert(xpio.socketpair())
