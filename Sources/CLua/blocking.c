@@ -18,11 +18,11 @@
  * call that must wait puts its task in the socket's FIFO (its user value,
  * an array made when a call first waits: the reads' line at the odd
  * places, the writes' at the even ones); the first task of a line holds
- * its turn, and a call that
- * finds another task's call holding it waits behind it without trying, so
- * the bytes of two writes never interleave and reads are served in call
- * order. When the holder's call ends, the next task is made ready at once
- * (it may have bytes to take that the socket already holds). Where the
+ * its turn, and a call that finds another task's call holding it waits
+ * behind it without trying, so the bytes of two writes never interleave
+ * and reads are served in call order. When the holder's call ends, the
+ * next task is made ready at once (it may have bytes to take that the
+ * socket already holds). Where the
  * line starts and ends is kept in the userdata (xpio_userdata.line), so a
  * call on a socket whose line is empty looks at no table, and a task
  * alone in its line leaves it without writing one. The FIFO's values are

@@ -54,8 +54,9 @@ public class Descriptor {
     }
 
     /// `queue` has registered this descriptor (once: its registration
-    /// then names this object as its owner). Closed queues leave the list here, so a long-lived socket
-    /// does not keep every short-lived queue that once waited on it.
+    /// then names this object as its owner). Closed queues leave the list
+    /// here, so a long-lived socket does not keep every short-lived queue
+    /// that once waited on it.
     func attach(_ queue: TaskQueue) {
         dropClosedQueues()
         if firstQueue == nil { firstQueue = queue } else { otherQueues.append(queue) }
