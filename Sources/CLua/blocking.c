@@ -22,14 +22,14 @@
  * behind it without trying, so the bytes of two writes never interleave
  * and reads are served in call order. When the holder's call ends, the
  * next task is made ready at once (it may have bytes to take that the
- * socket already holds). Where the
- * line starts and ends is kept in the userdata (xpio_userdata.line), so a
- * call on a socket whose line is empty looks at no table, and a task
- * alone in its line leaves it without writing one. The FIFO's values are
- * weak, so a task abandoned in the middle of a call (its coroutine never
- * resumed) gives the turn up when it is collected. A server holds one FIFO
- * per connection waiting to read, so it is kept small: an array of one
- * task, no hash part, no table per direction.
+ * socket already holds). Where a line starts and ends is kept in the
+ * userdata (xpio_userdata.line), so a call on a socket whose line is
+ * empty looks at no table, and a task alone in its line leaves it without
+ * writing one. The FIFO's values are weak, so a task abandoned in the
+ * middle of a call (its coroutine never resumed) gives the turn up when
+ * it is collected. A server holds one FIFO per connection waiting to
+ * read, so it is kept small: an array of one task, no hash part, no table
+ * per direction.
  *
  * A task may name its coroutine (task._thread, as xpio.sched does): a
  * blocking call that must wait in any other coroutine (a coroutine.wrap
