@@ -11,7 +11,12 @@
  * Every change that allocates (and so can fail with a memory error) comes
  * before the runtime commits, and every change after it only clears fields
  * that exist, which never allocates: a call either completes or leaves the
- * queue as it was.
+ * queue as it was. The task is stored under the id the runtime will hand
+ * out next (xpio_queue_next_waiter) and the runtime reserves it only after
+ * the stores, so no store needs undoing and none runs under lua_pcall
+ * (which cost a quarter of a when_ call). Nothing runs between the two:
+ * the stores call no finalizer (Lua runs none in a raw set, nor in the
+ * emergency collection of a failed allocation).
  */
 #include "glue.h"
 
@@ -95,45 +100,48 @@ static void prepare(lua_State *L, int queue) {
     }
 }
 
-/* The task and the object it waits on under its waiter key, and its
- * _dequeuedata and _dequeue fields: the steps of scheduling that allocate.
- * Arguments: the waiters table, the queue's _dequeue function (whose
- * second upvalue is the kinds, for the names), the task, the object and
- * the key. */
-static int store_task(lua_State *L) {
-    lua_Integer key = lua_tointeger(L, 5);
-    lua_getupvalue(L, 2, 2);
-    lua_pushvalue(L, 3);
-    lua_rawseti(L, 1, task_index(key));
-    lua_pushvalue(L, 4);
-    lua_rawseti(L, 1, task_index(key) + 1);
-    lua_rawgeti(L, 6, xpio_name_index(XPIO_NAME_DEQUEUEDATA));
+/* Stores the task (at `task`) and the object it waits on (at `object`, or
+ * none: 0) under waiter key `key` in the waiters table (at `waiters`), and
+ * the task's _dequeuedata and _dequeue (the function at `fn`): the steps of
+ * scheduling that allocate. The runtime has not reserved the key yet, so a
+ * memory error raised here must leave nothing that matters: the waiters'
+ * two places are made first, holding false; then the fields, _dequeue last
+ * (without it the task is not scheduled); then the places get their values,
+ * which overwrites and never allocates. A raise leaves at most two falses
+ * (which hold nothing alive, and the next task given the key overwrites)
+ * and a _dequeuedata nobody reads. */
+static void store_task(lua_State *L, int waiters, int fn, int task, int object, lua_Integer key) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, waiters, task_index(key) + 1);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, waiters, task_index(key));
+    xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
     lua_pushinteger(L, key);
-    lua_rawset(L, 3);
-    lua_rawgeti(L, 6, xpio_name_index(XPIO_NAME_DEQUEUE));
-    lua_pushvalue(L, 2);
-    lua_rawset(L, 3);
-    return 0;
-}
-
-/* Calls store_task protected, with prepare's waiters table and function
- * (at `queue` + 1 and + 2) as its first arguments; the waiters table takes
- * the queue's slot, for the undo. The stack reaches no higher than with
- * the queue kept and the store fetching the two itself: a blocking call
- * waits through here in the task's coroutine, and two slots more made the
- * coroutine's stack grow from 40 to 80 slots (640 bytes per connection of
- * a server). The queue stays reachable meanwhile: the function, an
- * argument, holds it. Returns lua_pcall's status (the error on top). */
-static int store_protected(lua_State *L, int queue, int task, int object, lua_Integer key) {
-    lua_pushvalue(L, queue + 1);
-    lua_replace(L, queue);
-    lua_pushcfunction(L, store_task);
-    lua_rotate(L, queue + 1, 1);
+    lua_rawset(L, task);
+    xpio_push_name(L, XPIO_NAME_DEQUEUE);
+    lua_pushvalue(L, fn);
+    lua_rawset(L, task);
     lua_pushvalue(L, task);
+    lua_rawseti(L, waiters, task_index(key));
     if (object) lua_pushvalue(L, object);
     else lua_pushnil(L);
-    lua_pushinteger(L, key);
-    return lua_pcall(L, 5, 0, 0);
+    lua_rawseti(L, waiters, task_index(key) + 1);
+}
+
+/* Undoes store_task once it has completed (the runtime refused the
+ * waiter): clears what exists, which never allocates. */
+static void unstore_task(lua_State *L, int waiters, int task, lua_Integer key) {
+    forget_in(L, waiters, key);
+    clear_fields(L, task);
+}
+
+/* The runtime handed out another id than the one it named beforehand
+ * (xpio_queue_next_waiter): it cannot, with no code run between the two;
+ * if it ever did, the waiter goes back and the call raises rather than
+ * wake the wrong task. */
+static int unexpected_waiter(lua_State *L, void *queue, int32_t waiter) {
+    xpio_queue_cancel(queue, waiter);
+    return luaL_error(L, "xpio: internal error: the task queue handed out an unexpected waiter id");
 }
 
 /* when_read, when_write, when_wait, ...: the body says what to wait on;
@@ -164,25 +172,14 @@ int xpio_call_when(lua_State *L) {
     int readiness = target ? (int)call.result[1].u.integer : XPIO_READABLE; /* no target: ready at once */
 
     prepare(L, queue);
-    void *object = *slot; /* the queue stays reachable: store_protected says how */
-    int32_t waiter = xpio_queue_reserve(&call, object);
-    if (waiter < 0) return xpio_push_failure(L, &call, waiter);
-    lua_Integer key = (lua_Integer)waiter + 1;
-    /* Storing may allocate: under lua_pcall, so that a memory error is
-     * undone (every undo clears what exists, which never allocates). */
-    if (store_protected(L, queue, task, entry->method ? 1 : 0, key) != LUA_OK) {
-        xpio_queue_cancel(object, waiter);
-        forget_in(L, queue, key); /* the waiters, in the queue's slot */
-        clear_fields(L, task);
-        return lua_error(L);
-    }
-
-    status = xpio_queue_schedule(&call, object, waiter, target, readiness);
-    if (status < 0) {
-        xpio_queue_cancel(object, waiter);
-        forget_in(L, queue, key); /* the waiters, in the queue's slot */
-        clear_fields(L, task);
-        return xpio_push_failure(L, &call, status);
+    void *object = *slot;
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object) + 1;
+    store_task(L, queue + 1, queue + 2, task, entry->method ? 1 : 0, key);
+    int32_t waiter = xpio_queue_schedule(&call, object, target, readiness);
+    if (waiter != key - 1) {
+        unstore_task(L, queue + 1, task, key);
+        if (waiter >= 0) return unexpected_waiter(L, object, waiter);
+        return xpio_push_failure(L, &call, waiter);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -212,22 +209,12 @@ int xpio_schedule_now(lua_State *L, int task) {
     xpio_call call;
     prepare(L, queue);
     void *object = *slot;
-    int32_t waiter = xpio_queue_reserve(&call, object);
-    if (waiter < 0) {
-        lua_settop(L, top);
-        return 0;
-    }
-    lua_Integer key = (lua_Integer)waiter + 1;
-    if (store_protected(L, queue, task, 0, key) != LUA_OK) {
-        xpio_queue_cancel(object, waiter);
-        forget_in(L, queue, key); /* the waiters, in the queue's slot */
-        clear_fields(L, task);
-        return lua_error(L);
-    }
-    if (xpio_queue_schedule(&call, object, waiter, NULL, XPIO_READABLE) < 0) {
-        xpio_queue_cancel(object, waiter);
-        forget_in(L, queue, key); /* the waiters, in the queue's slot */
-        clear_fields(L, task);
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object) + 1;
+    store_task(L, queue + 1, queue + 2, task, 0, key);
+    int32_t waiter = xpio_queue_schedule(&call, object, NULL, XPIO_READABLE);
+    if (waiter != key - 1) {
+        unstore_task(L, queue + 1, task, key);
+        if (waiter >= 0) return unexpected_waiter(L, object, waiter);
         lua_settop(L, top);
         return 0;
     }

@@ -145,6 +145,10 @@ public final class TaskQueue {
 
     // MARK: scheduling
 
+    /// The id the next `reserve` hands out (the head of the free list, or a
+    /// new one): the Lua half stores its task under it before reserving.
+    public var nextWaiter: Int32 { freeWaiters >= 0 ? freeWaiters : Int32(waiters.count) }
+
     /// An id for a task about to be scheduled: `schedule` or `cancel` it.
     public func reserve() throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }

@@ -16,26 +16,29 @@ private func withQueue<R>(_ pointer: UnsafeMutableRawPointer?, _ body: (TaskQueu
     Unmanaged<TaskQueue>.fromOpaque(pointer!)._withUnsafeGuaranteedRef(body)
 }
 
-@_cdecl("xpio_queue_reserve")
-func queueReserve(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?) -> Int32 {
-    withQueue(pointer) { queue in
-        do throws(Failure) { return try queue.reserve() } catch { return Call(call!).fail(error) }
-    }
+/// The id the next schedule hands out: the glue stores the task under it
+/// first, so that a memory error while storing leaves the queue untouched.
+@_cdecl("xpio_queue_next_waiter")
+func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?) -> Int32 {
+    withQueue(pointer) { $0.nextWaiter }
 }
 
+/// Reserves a waiter and makes it wait for `readiness` on `target` (none:
+/// ready at the next wait): its id, or a failure with nothing reserved.
 @_cdecl("xpio_queue_schedule")
-func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?, _ waiter: Int32,
+func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?,
                    _ target: UnsafeMutableRawPointer?, _ readiness: Int32) -> Int32 {
     let direction: Readiness = readiness == Int32(XPIO_WRITABLE) ? .write : .read
     return withQueue(pointer) { queue in
         do throws(Failure) {
-            guard let target else {
-                try queue.schedule(waiter, on: nil, direction)
-                return 0
+            let id = try queue.reserve()
+            do throws(Failure) {
+                try queue.schedule(id, on: target.map { Unmanaged<Descriptor>.fromOpaque($0).takeUnretainedValue() }, direction)
+            } catch {
+                queue.cancel(id)
+                throw error
             }
-            let descriptor = Unmanaged<Descriptor>.fromOpaque(target).takeUnretainedValue()
-            try queue.schedule(waiter, on: descriptor, direction)
-            return 0
+            return id
         } catch { return Call(call!).fail(error) }
     }
 }

@@ -78,6 +78,21 @@ import Testing
         #expect(throws: Failure.self) { try queue.schedule(again, on: nil, .read) }   // not reserved any more
     }
 
+    /// The C glue stores a task under `nextWaiter` before it reserves: the
+    /// two must agree, whether the id is new or one a cancel freed.
+    @Test func nextWaiterIsTheIdReserveHandsOut() throws {
+        let queue = try makeQueue(poll: false)
+        let first = queue.nextWaiter
+        #expect(try queue.reserve() == first)
+        let second = queue.nextWaiter
+        #expect(second != first)
+        #expect(try queue.reserve() == second)
+        #expect(queue.cancel(first))
+        #expect(queue.nextWaiter == first)           // a freed id comes back first
+        #expect(try queue.reserve() == first)
+        #expect(queue.nextWaiter != first && queue.nextWaiter != second)
+    }
+
     /// A wait whose ready list was not taken (the C glue failed to make the
     /// result table: out of memory) returns the same tasks again.
     @Test func undeliveredTasksComeBack() throws {

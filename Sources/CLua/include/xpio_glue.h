@@ -144,8 +144,8 @@ void xpio_stop(void);
 /* Scheduling is two steps, so that C can store the task under its waiter id
  * (which allocates) before the queue commits: reserve an id, then schedule
  * it or cancel it. A reservation lost to a memory error costs one slot. */
-int32_t xpio_queue_reserve(xpio_call *call, void *queue);
-int32_t xpio_queue_schedule(xpio_call *call, void *queue, int32_t waiter, void *target, int32_t readiness);
+int32_t xpio_queue_next_waiter(void *queue);
+int32_t xpio_queue_schedule(xpio_call *call, void *queue, void *target, int32_t readiness);
 int32_t xpio_queue_cancel(void *queue, int32_t waiter);
 int32_t xpio_queue_wait(xpio_call *call, void *queue, double timeout, int32_t has_timeout);
 const int32_t *xpio_queue_ready(void *queue, int32_t *count);
