@@ -33,7 +33,16 @@ func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMu
         do throws(Failure) {
             let id = try queue.reserve()
             do throws(Failure) {
-                try queue.schedule(id, on: target.map { Unmanaged<Descriptor>.fromOpaque($0).takeUnretainedValue() }, direction)
+                if let target {
+                    // Lua holds the target for the call: no retain.
+                    let failure: Failure? = Unmanaged<Descriptor>.fromOpaque(target)._withUnsafeGuaranteedRef { descriptor in
+                        do throws(Failure) { try queue.schedule(id, on: descriptor, direction) } catch { return error }
+                        return nil
+                    }
+                    if let failure { throw failure }
+                } else {
+                    try queue.schedule(id, on: nil, direction)
+                }
             } catch {
                 queue.cancel(id)
                 throw error
