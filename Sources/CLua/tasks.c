@@ -191,7 +191,8 @@ int xpio_call_when(lua_State *L) {
  * have bytes to take that the socket already holds, which no descriptor
  * readiness would announce. Returns 1, or 0 when the task has no open
  * queue, is scheduled already, or the queue refuses (it is then left as
- * it was). Raises only a memory error, undone first. */
+ * it was). Raises only a memory error, which leaves the task unscheduled
+ * (store_task). */
 int xpio_schedule_now(lua_State *L, int task) {
     int top = lua_gettop(L);
     task = lua_absindex(L, task);
