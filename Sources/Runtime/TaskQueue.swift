@@ -149,8 +149,24 @@ public final class TaskQueue {
     /// new one): the Lua half stores its task under it before reserving.
     public var nextWaiter: Int32 { freeWaiters >= 0 ? freeWaiters : Int32(waiters.count) }
 
+    /// Makes a new waiter wait for `readiness` on `target` (nil or closed:
+    /// ready at the next wait): its id, the one `nextWaiter` named. On
+    /// failure nothing is left reserved.
+    @discardableResult
+    public func schedule(on target: Descriptor?, _ readiness: Readiness) throws(Failure) -> Int32 {
+        let id = try reserve()
+        do {
+            try schedule(id, on: target, readiness)
+        } catch {
+            cancel(id)
+            throw error
+        }
+        return id
+    }
+
     /// An id for a task about to be scheduled: `schedule` or `cancel` it.
-    public func reserve() throws(Failure) -> Int32 {
+    /// The two steps are `schedule(on:_:)`'s; apart only for its tests.
+    func reserve() throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
         let id = allocateWaiter()
         waiters[Int(id)].state = .reserved
@@ -159,7 +175,7 @@ public final class TaskQueue {
 
     /// Makes reserved waiter `id` wait for `readiness` on `target`. A nil or
     /// closed target gives a waiter that is ready at the next wait.
-    public func schedule(_ id: Int32, on target: Descriptor?, _ readiness: Readiness) throws(Failure) {
+    func schedule(_ id: Int32, on target: Descriptor?, _ readiness: Readiness) throws(Failure) {
         guard !isClosed else { throw .closed("tqueue") }
         guard id >= 0, Int(id) < waiters.count, waiters[Int(id)].state == .reserved else { throw .xpio("xpio: waiter is not reserved") }
         guard let target, target.fd >= 0 else {

@@ -23,32 +23,19 @@ func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?) -> Int32 {
     withQueue(pointer) { $0.nextWaiter }
 }
 
-/// Reserves a waiter and makes it wait for `readiness` on `target` (none:
-/// ready at the next wait): its id, or a failure with nothing reserved.
+/// Makes a new waiter wait for `readiness` on `target` (none: ready at the
+/// next wait): its id, or a failure with nothing reserved.
 @_cdecl("xpio_queue_schedule")
 func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?,
                    _ target: UnsafeMutableRawPointer?, _ readiness: Int32) -> Int32 {
     let direction: Readiness = readiness == Int32(XPIO_WRITABLE) ? .write : .read
     return withQueue(pointer) { queue in
-        do throws(Failure) {
-            let id = try queue.reserve()
-            do throws(Failure) {
-                if let target {
-                    // Lua holds the target for the call: no retain.
-                    let failure: Failure? = Unmanaged<Descriptor>.fromOpaque(target)._withUnsafeGuaranteedRef { descriptor in
-                        do throws(Failure) { try queue.schedule(id, on: descriptor, direction) } catch { return error }
-                        return nil
-                    }
-                    if let failure { throw failure }
-                } else {
-                    try queue.schedule(id, on: nil, direction)
-                }
-            } catch {
-                queue.cancel(id)
-                throw error
-            }
-            return id
-        } catch { return Call(call!).fail(error) }
+        func schedule(on descriptor: Descriptor?) -> Int32 {
+            do throws(Failure) { return try queue.schedule(on: descriptor, direction) } catch { return Call(call!).fail(error) }
+        }
+        guard let target else { return schedule(on: nil) }
+        // Lua holds the target for the call: no retain.
+        return Unmanaged<Descriptor>.fromOpaque(target)._withUnsafeGuaranteedRef { schedule(on: $0) }
     }
 }
 

@@ -70,7 +70,7 @@ import Testing
     func waitResumesWithTheRemainingTimeout(poll: Bool) throws {
         let queue = try TaskQueueTests().makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        try queue.schedule(a, .read)
+        try queue.schedule(on: a, .read)
         Sys.faults[poll ? "poll" : "epoll_wait"] = (EINTR, 3)
         let start = Clock.now()
         #expect(try queue.wait(timeout: 0.05))
@@ -122,7 +122,7 @@ import Testing
         try listener.listen(backlog: 4)
         _ = try listener.localAddress()
         let queue = try TaskQueue()
-        try queue.schedule(listener, .read)
+        try queue.schedule(on: listener, .read)
         _ = try queue.wait(timeout: 0)
         queue.markDelivered()
         try listener.close()

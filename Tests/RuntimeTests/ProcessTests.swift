@@ -25,8 +25,7 @@ import Testing
         for _ in 0..<50 {
             do throws(Failure) { return try process.poll() } catch .retry {}
             guard let target = try process.waitTarget(.read) else { continue }
-            let id = try queue.reserve()
-            try queue.schedule(id, on: target.descriptor, target.readiness)
+            let id = try queue.schedule(on: target.descriptor, target.readiness)
             _ = try queue.wait(timeout: 2)
             queue.markDelivered()
             queue.cancel(id)
@@ -67,9 +66,8 @@ import Testing
         while status == nil && Clock.now() - start < 5 {
             do throws(Failure) { status = try process.stop(grace: 5) } catch .retry {
                 let queue = try TaskQueue()
-                let id = try queue.reserve()
                 if let target = try process.stopTarget() {
-                    try queue.schedule(id, on: target.descriptor, target.readiness)
+                    try queue.schedule(on: target.descriptor, target.readiness)
                     _ = try queue.wait(timeout: 1)
                 }
             }

@@ -34,7 +34,7 @@ import Testing
     func timeoutElapsesWithNothingReady(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        try queue.schedule(a, .read)
+        try queue.schedule(on: a, .read)
         let start = Clock.now()
         #expect(try waitReady(queue, 0.05) == [])
         #expect(Clock.now() - start >= 0.045)
@@ -45,9 +45,9 @@ import Testing
     func readersWakeWhenDataArrives(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let first = try queue.schedule(a, .read)
-        let second = try queue.schedule(a, .read)
-        let writer = try queue.schedule(a, .write)
+        let first = try queue.schedule(on: a, .read)
+        let second = try queue.schedule(on: a, .read)
+        let writer = try queue.schedule(on: a, .write)
         #expect(try waitReady(queue, 1) == [writer])           // writable at once, not readable yet
         try write(b, "x")
         #expect(Set(try waitReady(queue, 1) ?? []) == [first, second])
@@ -58,7 +58,7 @@ import Testing
     func cancelledWaitersAreNotReturned(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(on: a, .read)
         #expect(queue.cancel(id))
         #expect(!queue.cancel(id))
         #expect(queue.isEmpty)
@@ -76,6 +76,20 @@ import Testing
         try queue.schedule(again, on: nil, .read)
         #expect(try waitReady(queue, nil) == [again])
         #expect(throws: Failure.self) { try queue.schedule(again, on: nil, .read) }   // not reserved any more
+    }
+
+    /// The glue has stored its task under `nextWaiter` when it schedules:
+    /// a schedule that fails must leave that id free, and nothing waiting.
+    @Test func aFailedScheduleLeavesNothingReserved() throws {
+        let queue = try makeQueue(poll: false)
+        let (a, _) = try Socket.pair()
+        let next = queue.nextWaiter
+        Sys.faults["epoll_ctl"] = (ENOMEM, 1)
+        defer { Sys.faults["epoll_ctl"] = nil }
+        #expect(throws: Failure.self) { try queue.schedule(on: a, .read) }
+        #expect(queue.isEmpty)
+        #expect(queue.nextWaiter == next)
+        #expect(try queue.schedule(on: a, .read) == next)   // and the id is handed out again
     }
 
     /// The C glue stores a task under `nextWaiter` before it reserves: the
@@ -97,7 +111,7 @@ import Testing
     /// result table: out of memory) returns the same tasks again.
     @Test func undeliveredTasksComeBack() throws {
         let queue = try makeQueue(poll: false)
-        let id = try queue.schedule(nil, .read)
+        let id = try queue.schedule(on: nil, .read)
         #expect(try queue.wait(timeout: nil))
         #expect(queue.ready == [id])
         #expect(try queue.wait(timeout: nil))       // not delivered: again, at once
@@ -110,13 +124,13 @@ import Testing
     func closingASocketWakesItsWaiters(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, _) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(on: a, .read)
         try a.close()
         #expect(try waitReady(queue, nil) == [id])
         // The queue holds nothing for the old descriptor number: a new socket
         // that reuses it is not confused with the old one.
         let (c, d) = try Socket.pair()
-        let fresh = try queue.schedule(c, .read)
+        let fresh = try queue.schedule(on: c, .read)
         try write(d, "y")
         #expect(try waitReady(queue, 1) == [fresh])
     }
@@ -125,14 +139,14 @@ import Testing
     func hangUpWakesReaders(poll: Bool) throws {
         let queue = try makeQueue(poll: poll)
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(on: a, .read)
         try b.close()
         #expect(try waitReady(queue, 1) == [id])
     }
 
     @Test func aNilTargetIsReadyAtOnce() throws {
         let queue = try makeQueue(poll: false)
-        let id = try queue.schedule(nil, .read)
+        let id = try queue.schedule(on: nil, .read)
         #expect(!queue.isEmpty)
         #expect(try waitReady(queue, nil) == [id])
     }
@@ -157,7 +171,7 @@ import Testing
             return poll(&entry, 1, 0) == 1
         }
         let (a, b) = try Socket.pair()
-        let id = try queue.schedule(a, .read)
+        let id = try queue.schedule(on: a, .read)
         #expect(!readable())
         try a.close()
         #expect(readable())

@@ -141,9 +141,9 @@ void xpio_stop(void);
 
 /* The task queue's runtime half (Sources/XPIO/QueueExports.swift); C keeps
  * the tasks. A queue and a wait target are Swift objects (unretained). */
-/* Scheduling is two steps, so that C can store the task under its waiter id
- * (which allocates) before the queue commits: reserve an id, then schedule
- * it or cancel it. A reservation lost to a memory error costs one slot. */
+/* C stores the task under the id the queue names next (storing allocates,
+ * and may raise), then schedules, which hands out that id or fails with
+ * nothing kept: a memory error while storing leaves the queue untouched. */
 int32_t xpio_queue_next_waiter(void *queue);
 int32_t xpio_queue_schedule(xpio_call *call, void *queue, void *target, int32_t readiness);
 int32_t xpio_queue_cancel(void *queue, int32_t waiter);
