@@ -2,7 +2,8 @@
  * Blocking functions and the current task.
  *
  * A blocking function tries its try_ body; on "retry" it schedules the
- * current task with its when_ partner and yields. Whoever resumes the
+ * current task as its when_ partner would (that entry's body, on this
+ * call's arguments: Glue.c's wait_ functions) and yields. Whoever resumes the
  * coroutine (after tqueue:wait returned the task) makes it try again. The
  * yield is the last statement of a C function and its continuation loops
  * back, so no Swift frame is ever live across it.
@@ -283,7 +284,7 @@ static int read_waits_first(lua_State *L, const xpio_entry *entry) {
  * already moved by earlier tries (the body's call->progress). */
 #define CONTEXT(nargs, done) ((lua_KContext)(((lua_KContext)(done) << 4) | (nargs)))
 
-static int blocking_loop(lua_State *L, xpio_args *checked, size_t done);
+static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *checked, size_t done);
 
 /* Unschedules the current task if it is still scheduled: task:_dequeue(). */
 static void dequeue_current_task(lua_State *L) {
@@ -316,7 +317,7 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
         return turn_done(L, xpio_current_entry(L), with_done(L, 2, done));
     }
     lua_settop(L, nargs); /* drop whatever else resume passed */
-    return blocking_loop(L, NULL, done);
+    return blocking_loop(L, xpio_current_entry(L), NULL, done);
 }
 
 /* Tries the body; a `whole` entry tries again at once after a partial
@@ -324,9 +325,8 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
  * what its parameter is, a string, an array of strings, a file's range),
  * until the body says nothing remains; its result counts every byte. Only
  * when the body answers "retry" does the function need a coroutine and a
- * current task: it schedules the task with its when_ partner and yields. */
-static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
-    const xpio_entry *entry = xpio_current_entry(L);
+ * current task: it schedules the task as its when_ partner would and yields. */
+static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *checked, size_t done) {
     xpio_args again;
     xpio_args *args = checked;
     xpio_call answer;
@@ -386,21 +386,13 @@ static int blocking_loop(lua_State *L, xpio_args *checked, size_t done) {
     }
     int nargs = entry->nparams;
     lua_settop(L, nargs);
-    /* when_(self, task, arguments...) for a method (socket:wait(what) ->
-     * when_wait(task, what)), when_(task, arguments...) otherwise.
-     * A current task that is still scheduled (a scheduler resumed it early
-     * without task:_dequeue()) makes when_ raise "already scheduled". */
-    lua_pushvalue(L, XPIO_PARTNER_UPVALUE);
-    if (entry->method) {
-        lua_pushvalue(L, 1);
-        xpio_push_current_task(L);
-        for (int i = 2; i <= nargs; i++) lua_pushvalue(L, i);
-    } else {
-        xpio_push_current_task(L);
-        for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
-    }
-    lua_call(L, nargs + 1, 2);
-    if (!lua_toboolean(L, -2)) return turn_done(L, entry, with_done(L, 2, done)); /* the when_ partner failed: its nil, message */
+    /* Scheduled as the when_ partner would schedule it (socket:wait(what)
+     * as socket:when_wait(task, what)), its body given this call's checked
+     * arguments. A current task that is still scheduled (a scheduler
+     * resumed it early without task:_dequeue()) raises "already scheduled". */
+    xpio_push_current_task(L);
+    int answered = xpio_wait_with(L, entry->wait_target, args, nargs + 1, entry->method ? 1 : 0);
+    if (!lua_toboolean(L, -answered)) return turn_done(L, entry, with_done(L, answered, done)); /* nil, message */
     /* Only now, the task scheduled, does it take its place in the line: an
      * error raised before (by the partner) leaves no place behind. */
     if (!dir) dir = entry->turns;
@@ -417,5 +409,5 @@ int xpio_call_blocking(lua_State *L) {
     xpio_args args;
     const char *unknown = entry->check(L, &args);
     if (unknown) return xpio_push_unknown(L, unknown);
-    return blocking_loop(L, &args, 0);
+    return blocking_loop(L, entry, &args, 0);
 }

@@ -110,9 +110,11 @@ int xpio_check_integer(xpio_checker *c, int index, int nonnegative, xpio_item *o
 }
 
 int xpio_check_number(xpio_checker *c, int index, xpio_item *out) {
-    if (!lua_isnumber(c->L, index)) return mismatch(c, index, "number");
+    int isnum;
+    lua_Number value = lua_tonumberx(c->L, index, &isnum);
+    if (!isnum) return mismatch(c, index, "number");
     clear(out);
-    out->number = lua_tonumber(c->L, index);
+    out->number = value;
     return XPIO_MATCHED;
 }
 

@@ -24,11 +24,9 @@
 
 /* Upvalues of every XPIO function: its entry (light userdata) and the
  * metatables of the object kinds, an array indexed by kind + 1, followed
- * by the glue's names (below) and the current task. A blocking function
- * has its when_ partner as a third. */
+ * by the glue's names (below) and the current task. */
 #define XPIO_ENTRY_UPVALUE lua_upvalueindex(1)
 #define XPIO_KINDS_UPVALUE lua_upvalueindex(2)
-#define XPIO_PARTNER_UPVALUE lua_upvalueindex(3)
 
 /* The strings the glue uses as task fields and as a result, kept in the
  * kinds upvalue after the metatables. Pushing one is an array read: a
@@ -42,11 +40,11 @@ enum { XPIO_NAME_QUEUE, XPIO_NAME_DEQUEUE, XPIO_NAME_DEQUEUEDATA, XPIO_NAME_THRE
 /* ---------------------------------------------------------- descriptions */
 
 /* How Lua calls an entry. PLAIN, NATIVE and LUA: `function` does it all.
- * BLOCKING: `attempt` is the try_ form; C waits with the when_ partner and
- * yields (blocking.c). WHEN: `attempt` answers what to wait on and for
- * what (the spec's [read] or [write], or what TLS needs); C schedules the
- * task (tasks.c). FIELD: `function` pushes a value for the
- * module table at load time. */
+ * BLOCKING: `attempt` is the try_ form; C schedules the current task with
+ * `wait_target` (its when_ partner's body) and yields (blocking.c). WHEN:
+ * `attempt` answers what to wait on and for what (the spec's [read] or
+ * [write], or what TLS needs); C schedules the task (tasks.c). FIELD:
+ * `function` pushes a value for the module table at load time. */
 enum { XPIO_PLAIN = 0, XPIO_BLOCKING, XPIO_WHEN, XPIO_NATIVE, XPIO_FIELD, XPIO_LUA };
 
 /* Room for any entry's checked arguments (Glue.c asserts each fits). */
@@ -70,7 +68,9 @@ typedef struct xpio_entry {
     const char *(*check)(lua_State *L, xpio_args *args);
     /* BLOCKING and WHEN: calls the Swift body with the checked arguments. */
     int32_t (*attempt)(xpio_call *call, xpio_args *args);
-    const char *partner;        /* BLOCKING: the when_ function */
+    /* BLOCKING: the when_ partner's body, on this entry's checked
+     * arguments: what the call waits for after its try answered "retry". */
+    int32_t (*wait_target)(xpio_call *call, xpio_args *args);
     int32_t whole;              /* BLOCKING: the parameter written whole, or -1:
                                    the body is tried again with call->progress
                                    advanced until call->remaining is 0, and
@@ -313,6 +313,7 @@ int xpio_call_blocking(lua_State *L);
 
 /* tasks.c */
 int xpio_call_when(lua_State *L);
+int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xpio_args *args, int task, int object);
 /* An entry implemented in Lua: calls module `module` with the checked arguments. */
 int xpio_call_lua(lua_State *L, const char *module, int nparams);
 

@@ -5,17 +5,12 @@
 #include "glue.h"
 #include <string.h>
 
-/* Pushes the Lua function for `entry`; `kinds` is the metatables array and
- * `table` the table being filled (where a blocking entry finds its when_
- * partner, registered before it). */
-static void push_function(lua_State *L, const xpio_entry *entry, int kinds, int table) {
+/* Pushes the Lua function for `entry`; `kinds` is the metatables array. */
+static void push_function(lua_State *L, const xpio_entry *entry, int kinds) {
     lua_pushlightuserdata(L, (void *)entry);
     lua_pushvalue(L, kinds);
     switch (entry->role) {
-    case XPIO_BLOCKING:
-        lua_getfield(L, table, entry->partner);
-        lua_pushcclosure(L, xpio_call_blocking, 3);
-        break;
+    case XPIO_BLOCKING: lua_pushcclosure(L, xpio_call_blocking, 2); break;
     case XPIO_WHEN: lua_pushcclosure(L, xpio_call_when, 2); break;
     default: lua_pushcclosure(L, entry->function, 2); break;
     }
@@ -23,7 +18,7 @@ static void push_function(lua_State *L, const xpio_entry *entry, int kinds, int 
 
 static void fill(lua_State *L, const xpio_entry *entries, int32_t count, int kinds, int table) {
     for (int32_t i = 0; i < count; i++) {
-        push_function(L, &entries[i], kinds, table);
+        push_function(L, &entries[i], kinds);
         if (entries[i].role == XPIO_FIELD) lua_call(L, 0, 1);
         lua_setfield(L, table, entries[i].name);
     }

@@ -144,15 +144,15 @@ static int unexpected_waiter(lua_State *L, void *queue, int32_t waiter) {
     return luaL_error(L, "xpio: internal error: the task queue handed out an unexpected waiter id");
 }
 
-/* when_read, when_write, when_wait, ...: the body says what to wait on;
- * the task is scheduled on its _queue until then. */
-int xpio_call_when(lua_State *L) {
-    const xpio_entry *entry = xpio_current_entry(L);
-    xpio_args args;
+/* The task at `task` waits on its _queue for what `target` answers from
+ * the checked `args` (a when_ body: a descriptor and a readiness, or
+ * nothing: ready at once), the object at `object` (0: none) kept alive
+ * while it waits. Pushes true, or nil and a message; raises when the task
+ * is scheduled already or its _queue is no tqueue. when_ calls it; so does
+ * a blocking call that must wait (blocking.c), with its when_ partner's
+ * body on its own arguments. */
+int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xpio_args *args, int task, int object) {
     xpio_call call;
-    const char *unknown = entry->check(L, &args);
-    if (unknown) return xpio_push_unknown(L, unknown);
-    int task = entry->method ? 2 : 1;
     xpio_push_name(L, XPIO_NAME_QUEUE);
     lua_rawget(L, task);
     int queue = lua_gettop(L);
@@ -166,23 +166,33 @@ int xpio_call_when(lua_State *L) {
         return xpio_push_failure(L, &call, XPIO_CLOSED);
     }
 
-    int status = entry->attempt(&call, &args);
+    int status = target(&call, args);
     if (status < 0) return xpio_push_failure(L, &call, status);
-    void *target = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
-    int readiness = target ? (int)call.result[1].u.integer : XPIO_READABLE; /* no target: ready at once */
+    void *waits_on = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
+    int readiness = waits_on ? (int)call.result[1].u.integer : XPIO_READABLE; /* nothing: ready at once */
 
     prepare(L, queue);
-    void *object = *slot;
-    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object) + 1;
-    store_task(L, queue + 1, queue + 2, task, entry->method ? 1 : 0, key);
-    int32_t waiter = xpio_queue_schedule(&call, object, target, readiness);
+    void *queue_object = *slot;
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(queue_object) + 1;
+    store_task(L, queue + 1, queue + 2, task, object, key);
+    int32_t waiter = xpio_queue_schedule(&call, queue_object, waits_on, readiness);
     if (waiter != key - 1) {
         unstore_task(L, queue + 1, task, key);
-        if (waiter >= 0) return unexpected_waiter(L, object, waiter);
+        if (waiter >= 0) return unexpected_waiter(L, queue_object, waiter);
         return xpio_push_failure(L, &call, waiter);
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* when_read, when_write, when_wait, ...: the body says what to wait on;
+ * the task is scheduled on its _queue until then. */
+int xpio_call_when(lua_State *L) {
+    const xpio_entry *entry = xpio_current_entry(L);
+    xpio_args args;
+    const char *unknown = entry->check(L, &args);
+    if (unknown) return xpio_push_unknown(L, unknown);
+    return xpio_wait_with(L, entry->attempt, &args, entry->method ? 2 : 1, entry->method ? 1 : 0);
 }
 
 /* Schedules the task at `task` on its _queue, ready at once: the queue
@@ -233,8 +243,9 @@ int xpio_native_tqueue_wait(lua_State *L) {
         call.message = "tqueue";
         return xpio_push_failure(L, &call, XPIO_CLOSED);
     }
-    int has_timeout = lua_isnumber(L, 2); /* checked: a number, or left out */
-    int status = xpio_queue_wait(&call, object, has_timeout ? lua_tonumber(L, 2) : 0, has_timeout);
+    int has_timeout; /* checked: a number, or left out */
+    lua_Number timeout = lua_tonumberx(L, 2, &has_timeout);
+    int status = xpio_queue_wait(&call, object, timeout, has_timeout);
     if (status < 0) return xpio_push_failure(L, &call, status);
     if (status == 0) {
         lua_pushnil(L);

@@ -5,13 +5,9 @@ import Runtime
 // (Sources/CLua/tasks.c). Queues and wait targets arrive as unretained
 // pointers to objects Lua keeps alive for the call.
 
-private func queue(_ pointer: UnsafeMutableRawPointer?) -> TaskQueue {
-    Unmanaged<TaskQueue>.fromOpaque(pointer!).takeUnretainedValue()
-}
-
 /// Runs `body` on the queue without retaining it: Lua holds the queue for
-/// the call, and these are the calls every when_ and wait makes (a retain
-/// and a release are two atomic operations each time).
+/// the call, and every when_ and wait makes these calls (a retain and a
+/// release are two atomic operations each time).
 private func withQueue<R>(_ pointer: UnsafeMutableRawPointer?, _ body: (TaskQueue) -> R) -> R {
     Unmanaged<TaskQueue>.fromOpaque(pointer!)._withUnsafeGuaranteedRef(body)
 }
@@ -41,7 +37,7 @@ func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMu
 
 @_cdecl("xpio_queue_cancel")
 func queueCancel(_ pointer: UnsafeMutableRawPointer?, _ waiter: Int32) -> Int32 {
-    queue(pointer).cancel(waiter) ? 1 : 0
+    withQueue(pointer) { $0.cancel(waiter) } ? 1 : 0
 }
 
 /// 1: `ready` holds the ready waiters (maybe none); 0: nothing to wait on.
@@ -57,16 +53,18 @@ func queueWait(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutabl
 
 @_cdecl("xpio_queue_ready")
 func queueReady(_ pointer: UnsafeMutableRawPointer?, _ count: UnsafeMutablePointer<Int32>?) -> UnsafePointer<Int32>? {
-    let ready = queue(pointer).readyWaiters
-    count!.pointee = Int32(ready.count)
-    return UnsafePointer(ready.baseAddress)
+    withQueue(pointer) { queue in
+        let ready = queue.readyWaiters
+        count!.pointee = Int32(ready.count)
+        return UnsafePointer(ready.baseAddress)
+    }
 }
 
 @_cdecl("xpio_queue_delivered")
-func queueDelivered(_ pointer: UnsafeMutableRawPointer?) { queue(pointer).markDelivered() }
+func queueDelivered(_ pointer: UnsafeMutableRawPointer?) { withQueue(pointer) { $0.markDelivered() } }
 
 @_cdecl("xpio_queue_is_closed")
-func queueIsClosed(_ pointer: UnsafeMutableRawPointer?) -> Int32 { queue(pointer).isClosed ? 1 : 0 }
+func queueIsClosed(_ pointer: UnsafeMutableRawPointer?) -> Int32 { withQueue(pointer) { $0.isClosed } ? 1 : 0 }
 
 @_cdecl("xpio_queue_close")
-func queueClose(_ pointer: UnsafeMutableRawPointer?) { queue(pointer).close() }
+func queueClose(_ pointer: UnsafeMutableRawPointer?) { withQueue(pointer) { $0.close() } }

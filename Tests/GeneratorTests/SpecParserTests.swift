@@ -47,6 +47,21 @@ import Testing
         #expect(throws: SpecError.self) { try SpecParser.parse(files: [("    doc without a header", "Spec/a.spec")]) }
     }
 
+    /// A blocking call waits with its when_ partner's body on its own checked
+    /// arguments: the partner takes, after its task, the blocking entry's
+    /// first parameters as they are.
+    @Test func aWhenPartnerTakesTheBlockingEntrysFirstParameters() throws {
+        let blocking = "blocking tqueue:w(what: string, max: size? = 4) -> true [when_w] = try this.w(what)\n"
+        let spec = try parse(blocking + "when tqueue:when_w(task: task, what: string) -> true [read] = try this.t(what)")
+        let glue = CGlueEmitter(spec: spec).emit()
+        #expect(glue.contains("static int32_t wait_tqueue_w(xpio_call *call, xpio_args *args) {"))
+        #expect(glue.contains("return xpio_body_tqueue_when_w(call, a->self, a->what);"))
+        #expect(glue.contains(".wait_target = wait_tqueue_w"))
+        let message = "Spec/test.spec:2: error: `when_w` takes, after its task, the first parameters of `w` as they are"
+        #expect(error(blocking + "when tqueue:when_w(task: task, max: size? = 4) -> true [read] = try this.t()") == message)
+        #expect(error(blocking + "when tqueue:when_w(task: task, what: cstring) -> true [read] = try this.t()") == message)
+    }
+
     @Test func wholeNamesARequiredParameterOfAnEntryCountingBytes() throws {
         let when = "\nwhen tqueue:when_w(task: task) -> true [write] = try this.w()"
         let spec = try parse("blocking tqueue:w(data: string) -> integer [when_w, whole data] = try this.w(data.bytes)" + when)

@@ -113,11 +113,11 @@ describe("one socket, many tasks", function()
   end)
 
   it("a task blocked in readline holds under 1 900 bytes of Lua heap: its coroutine keeps Lua's first stack", function()
-    -- The deepest frame of a waiting readline is the protected store of
-    -- the when_ partner (Sources/CLua/tasks.c, store_protected), a C
-    -- function that Lua gives 20 free slots. One slot more there grew every
-    -- waiting coroutine's stack from 40 to 80 slots: 1 641 bytes became
-    -- 2 281 per connection a server holds.
+    -- The deepest frame of a waiting readline is the blocking function's
+    -- own (Sources/CLua/blocking.c), where xpio_wait_with stores the task:
+    -- a C function, which Lua gives 20 free slots. Needing more there grows
+    -- every waiting coroutine's stack from 40 to 80 slots: about 1 600
+    -- bytes become 2 250 per connection a server holds.
     local sched = helper.fresh_sched()
     local N = 500
     local ends = {}

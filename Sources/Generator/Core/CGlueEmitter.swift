@@ -28,6 +28,7 @@ struct CGlueEmitter {
         for enumType in spec.enums { emitEnum(enumType, into: &out) }
         emitChecks(into: &out)
         for function in functions { emitFunction(function, into: &out) }
+        for function in functions where function.role == .blocking { emitWaitTarget(function, into: &out) }
         emitDescription(into: &out)
         return out.text
     }
@@ -182,6 +183,29 @@ struct CGlueEmitter {
         out.line("")
     }
 
+    /// What a blocking function waits for when its try answers "retry": its
+    /// when_ partner's body, given the blocking call's own checked arguments
+    /// (the partner's parameters after the task are the blocking function's
+    /// first ones: the validator). blocking.c schedules the current task
+    /// with it directly, where calling the partner through Lua checked the
+    /// same arguments again.
+    func emitWaitTarget(_ function: Function, into out: inout Printer) {
+        let partner = functions.first {
+            $0.role == .when && $0.owner == function.owner && $0.entry.module == function.entry.module
+                && $0.luaName == function.entry.whenPartner
+        }!
+        let tried = function.attemptFunction.cName
+        let given = Crossing.of(function.attemptFunction)
+        let arguments = Crossing.of(partner).map { crossing in given.first { $0.field == crossing.field }!.cArgument }
+        out.line("/* \(function.qualifiedName) waits as \(partner.qualifiedName) does */")
+        out.line("static int32_t wait_\(function.cName)(xpio_call *call, xpio_args *args) {")
+        out.line("    args_\(tried) *a = (args_\(tried) *)(void *)args;")
+        if arguments.isEmpty { out.line("    (void)a;") }
+        out.line("    return xpio_body_\(partner.cName)(call" + arguments.map { ", " + $0 }.joined() + ");")
+        out.line("}")
+        out.line("")
+    }
+
     /// The check of every argument, in order, into the function's struct;
     /// answers an enum's unknown name (to be answered with nil, message).
     func emitCheck(_ function: Function, _ crossings: [Crossing], into out: inout Printer) {
@@ -309,12 +333,12 @@ struct CGlueEmitter {
             out.line("void xpio_release_\(kind.name)(void *object);")
         }
         out.line("")
-        emitEntries("functions_xpio", ordered(spec.functions(of: nil)), fields: spec.fields, into: &out)
+        emitEntries("functions_xpio", spec.functions(of: nil), fields: spec.fields, into: &out)
         for submodule in spec.submodules where !submodule.inLua {
             emitEntries("functions_" + submodule.name.replacingOccurrences(of: ".", with: "_"),
-                        ordered(spec.functions(inModule: submodule.name)), fields: [], into: &out)
+                        spec.functions(inModule: submodule.name), fields: [], into: &out)
         }
-        for kind in spec.kinds { emitEntries("methods_\(kind.name)", ordered(spec.functions(of: kind.name)), fields: [], into: &out) }
+        for kind in spec.kinds { emitEntries("methods_\(kind.name)", spec.functions(of: kind.name), fields: [], into: &out) }
         let submodules = spec.submodules.filter { !$0.inLua }
         if !submodules.isEmpty {
             out.line("static const xpio_submodule submodules[] = {")
@@ -343,12 +367,6 @@ struct CGlueEmitter {
         out.line("};")
     }
 
-    /// when_ partners first: a blocking function finds its partner in the
-    /// table being filled.
-    func ordered(_ functions: [Function]) -> [Function] {
-        functions.filter { $0.role == .when } + functions.filter { $0.role != .when }
-    }
-
     func emitEntries(_ table: String, _ functions: [Function], fields: [Entry], into out: inout Printer) {
         guard !functions.isEmpty || !fields.isEmpty else { return }
         for function in functions where !objects(function).isEmpty {
@@ -374,7 +392,7 @@ struct CGlueEmitter {
         switch function.role {
         case .blocking:
             fields += [".role = XPIO_BLOCKING", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)",
-                       ".partner = \"\(entry.whenPartner!)\""]
+                       ".wait_target = wait_\(function.cName)"]
             if let whole = entry.whole, let index = function.luaParams.firstIndex(where: { $0.name == whole }) {
                 fields.append(".whole = \(index)")
             }

@@ -80,8 +80,18 @@ enum Validator {
             }
             switch entry.kind {
             case .blocking:
-                guard spec.entries.contains(where: { $0.kind == .when && $0.owner == entry.owner && $0.name == entry.whenPartner }) else {
-                    throw fail("blocking `\(entry.name)` names `\(entry.whenPartner!)`, which is not a when entry of `\(entry.owner ?? "xpio")`")
+                guard let partner = spec.entries.first(where: {
+                    $0.kind == .when && $0.owner == entry.owner && $0.module == entry.module && $0.name == entry.whenPartner
+                }) else {
+                    throw fail("blocking `\(entry.name)` names `\(entry.whenPartner!)`, which is not a when entry of `\(entry.owner ?? entry.module ?? "xpio")`")
+                }
+                // The partner's body runs on the blocking call's checked
+                // arguments (Glue.c's wait_ functions): after its task it
+                // takes the blocking function's first parameters, as they are.
+                let waitsWith = partner.params.dropFirst()
+                guard waitsWith.count <= entry.params.count,
+                      zip(waitsWith, entry.params).allSatisfy({ $0.name == $1.name && $0.type == $1.type && $0.optional == $1.optional && $0.defaultValue == $1.defaultValue }) else {
+                    throw fail("`\(partner.name)` takes, after its task, the first parameters of `\(entry.name)` as they are")
                 }
                 if let whole = entry.whole {
                     guard entry.params.contains(where: { $0.name == whole && !$0.optional }) else {
