@@ -58,11 +58,11 @@ int xpio_native_getCurrentTask(lua_State *L) {
 
 static const char turn_mode_key = 'M';
 
-/* Self's line for `dir` (xpio_userdata): where its first task is in the
- * FIFO table, and the next free place. */
-static xpio_line *line_of(lua_State *L, int dir) {
-    return &((xpio_userdata *)lua_touserdata(L, 1))->line[dir - 1];
-}
+/* Self's line for `dir`: where its first task is in the FIFO table, and
+ * the next free place. `self` is the userdata at 1, which the blocking
+ * call looked up once (a lua_touserdata each time cost a tenth of the
+ * turn's bookkeeping). */
+static xpio_line *line_of(xpio_userdata *self, int dir) { return &self->line[dir - 1]; }
 
 static int line_empty(const xpio_line *line) { return line->first == line->next; }
 
@@ -162,8 +162,8 @@ static void fifo_compact(lua_State *L, int fifo, int dir, xpio_line *line) {
 
 /* 1 when another task's call holds self's turn in `dir`: the current task
  * must wait behind it without trying. */
-static int turn_taken(lua_State *L, int dir) {
-    xpio_line *line = line_of(L, dir);
+static int turn_taken(lua_State *L, xpio_userdata *self, int dir) {
+    xpio_line *line = line_of(self, dir);
     if (line_empty(line) || !push_fifo(L, dir, 0)) return 0;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
@@ -176,11 +176,11 @@ static int turn_taken(lua_State *L, int dir) {
 /* Puts the current task in self's FIFO for `dir` (once). The place is
  * counted only once the task is stored: a memory error storing it leaves
  * the line as it was. */
-static void take_place(lua_State *L, int dir) {
+static void take_place(lua_State *L, xpio_userdata *self, int dir) {
     if (!push_fifo(L, dir, 1)) return;
     int fifo = lua_gettop(L);
     xpio_push_current_task(L);
-    xpio_line *line = line_of(L, dir);
+    xpio_line *line = line_of(self, dir);
     if (line_empty(line) || !fifo_find(L, fifo, dir, line, fifo + 1)) {
         /* Once half the places behind the end are passed ones, or the end
          * is near INT32_MAX (a head that held the turn while two billion
@@ -205,10 +205,10 @@ static void take_place(lua_State *L, int dir) {
  * the line (one connection, one task reading it: what most waits end
  * with) just empties it: the FIFO's values are weak, so the entry left
  * behind holds nothing, and the next task to wait overwrites it. */
-static void leave_turn(lua_State *L, const xpio_entry *entry) {
+static void leave_turn(lua_State *L, xpio_userdata *self, const xpio_entry *entry) {
     int dir = entry->turns;
     if (!entry->method || !dir) return;
-    xpio_line *line = line_of(L, dir);
+    xpio_line *line = line_of(self, dir);
     int top = lua_gettop(L);
     if (line_empty(line) || !push_fifo(L, dir, 0)) return;
     int fifo = lua_gettop(L);
@@ -239,8 +239,8 @@ static void leave_turn(lua_State *L, const xpio_entry *entry) {
 }
 
 /* Returns the `n` results on top after leaving the turn. */
-static int turn_done(lua_State *L, const xpio_entry *entry, int n) {
-    leave_turn(L, entry);
+static int turn_done(lua_State *L, xpio_userdata *self, const xpio_entry *entry, int n) {
+    leave_turn(L, self, entry);
     return n;
 }
 
@@ -273,9 +273,9 @@ static int able_to_wait(lua_State *L) {
  * the kernel now would most likely answer EAGAIN (libuv's and nginx's
  * rule; Socket.readWouldFail). Only where the call can wait: outside a
  * task a blocking read still just tries. try_ calls never come here. */
-static int read_waits_first(lua_State *L, const xpio_entry *entry) {
+static int read_waits_first(lua_State *L, xpio_userdata *self, const xpio_entry *entry) {
     if (entry->turns != 1) return 0; /* a socket's blocking read: self, checked, at 1 */
-    void *socket = xpio_object_at(L, 1);
+    void *socket = self->object;
     return socket && xpio_socket_read_would_fail(socket) && able_to_wait(L);
 }
 
@@ -301,6 +301,11 @@ static void dequeue_current_task(lua_State *L) {
     lua_pop(L, 1);
 }
 
+/* A method's self (checked: XPIO's userdata at 1), or NULL. */
+static xpio_userdata *self_of(lua_State *L, const xpio_entry *entry) {
+    return entry->method ? (xpio_userdata *)lua_touserdata(L, 1) : NULL;
+}
+
 /* A failure after `done` bytes of a whole write: nil, message, done. */
 static int with_done(lua_State *L, int n, size_t done) {
     if (done == 0 || n != 2) return n;
@@ -314,7 +319,8 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
     size_t done = (size_t)(ctx >> 4);
     if (lua_gettop(L) == nargs + 2 && lua_isnil(L, nargs + 1) && lua_type(L, nargs + 2) == LUA_TSTRING) {
         dequeue_current_task(L);
-        return turn_done(L, xpio_current_entry(L), with_done(L, 2, done));
+        const xpio_entry *entry = xpio_current_entry(L);
+        return turn_done(L, self_of(L, entry), entry, with_done(L, 2, done));
     }
     lua_settop(L, nargs); /* drop whatever else resume passed */
     return blocking_loop(L, xpio_current_entry(L), NULL, done);
@@ -327,6 +333,7 @@ static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
  * when the body answers "retry" does the function need a coroutine and a
  * current task: it schedules the task as its when_ partner would and yields. */
 static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *checked, size_t done) {
+    xpio_userdata *self = self_of(L, entry);
     xpio_args again;
     xpio_args *args = checked;
     xpio_call answer;
@@ -334,14 +341,14 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
     if (!args) {
         args = &again;
         const char *unknown = entry->check(L, args);
-        if (unknown) return turn_done(L, entry, with_done(L, xpio_push_unknown(L, unknown), done));
+        if (unknown) return turn_done(L, self, entry, with_done(L, xpio_push_unknown(L, unknown), done));
     }
     /* Another task's call holds the turn: wait behind it, without trying
      * (unless this call could not wait at all: then it just tries). */
     int dir = 0;
     int wait_untried = 0;
-    if (entry->method && (dir = entry->turns) && turn_taken(L, dir) && able_to_wait(L)) wait_untried = 1;
-    if (!wait_untried && checked && read_waits_first(L, entry)) wait_untried = 1;
+    if (entry->method && (dir = entry->turns) && turn_taken(L, self, dir) && able_to_wait(L)) wait_untried = 1;
+    if (!wait_untried && checked && read_waits_first(L, self, entry)) wait_untried = 1;
     if (!wait_untried) {
         xpio_make_objects(L, entry, call);
         int whole = entry->whole >= 0;
@@ -350,13 +357,13 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
             call->progress = (int64_t)done;
             status = entry->attempt(call, args);
             if (status == XPIO_RETRY) break;
-            if (!whole) return turn_done(L, entry, xpio_finish(L, call, status));
-            if (status < 0) return turn_done(L, entry, with_done(L, xpio_finish(L, call, status), done));
+            if (!whole) return turn_done(L, self, entry, xpio_finish(L, call, status));
+            if (status < 0) return turn_done(L, self, entry, with_done(L, xpio_finish(L, call, status), done));
             lua_Integer moved = call->result[0].u.integer;
             if (moved > 0) done += (size_t)moved;
             if (call->remaining <= 0 || moved <= 0) {
                 call->result[0].u.integer = (lua_Integer)done;
-                return turn_done(L, entry, xpio_finish(L, call, status));
+                return turn_done(L, self, entry, xpio_finish(L, call, status));
             }
         }
     }
@@ -392,11 +399,11 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
      * resumed it early without task:_dequeue()) raises "already scheduled". */
     xpio_push_current_task(L);
     int answered = xpio_wait_with(L, entry->wait_target, args, nargs + 1, entry->method ? 1 : 0);
-    if (!lua_toboolean(L, -answered)) return turn_done(L, entry, with_done(L, answered, done)); /* nil, message */
+    if (!lua_toboolean(L, -answered)) return turn_done(L, self, entry, with_done(L, answered, done)); /* nil, message */
     /* Only now, the task scheduled, does it take its place in the line: an
      * error raised before (by the partner) leaves no place behind. */
     if (!dir) dir = entry->turns;
-    if (dir) take_place(L, dir);
+    if (dir) take_place(L, self, dir);
     lua_settop(L, nargs);
     return lua_yieldk(L, 0, CONTEXT(nargs, done), blocking_continue);
 }

@@ -128,5 +128,5 @@ func socketTLSConnection(_ object: UnsafeMutableRawPointer?, _ closed: UnsafeMut
 @_cdecl("xpio_socket_read_would_fail")
 func socketReadWouldFail(_ object: UnsafeMutableRawPointer?) -> CInt {
     guard let object else { return 0 }
-    return Unmanaged<Socket>.fromOpaque(object).takeUnretainedValue().readWouldFail ? 1 : 0
+    return Unmanaged<Socket>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.readWouldFail } ? 1 : 0
 }

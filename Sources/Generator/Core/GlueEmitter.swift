@@ -309,9 +309,17 @@ struct GlueEmitter {
             if function.role == .when && expression.range(of: "(?<![.\\w])readiness\\b", options: .regularExpression) != nil {
                 readers.append("let readiness = Readiness.\(entry.readiness == "write" ? "write" : "read")")
             }
+            // Self is borrowed for the body (below): Lua holds it for the
+            // call, and a retain and a release were two atomic operations
+            // on every method call.
+            var borrowed: (type: String, kind: String)?
             for crossing in crossings {
                 let variable = crossing.field == "self" ? "this" : crossing.field
                 guard mentions(expression, variable) else { continue }
+                if crossing.field == "self", case .object(let kind) = crossing.param.type {
+                    borrowed = (spec.kind(named: kind)!.swiftType, kind)
+                    continue
+                }
                 readers.append("let \(variable) = " + reader(crossing, function))
             }
             // A `whole` entry's body starts where earlier tries stopped.
@@ -331,18 +339,28 @@ struct GlueEmitter {
                 }
                 out.line(fail)
             }
-            if checksArguments(text, function) {
-                let emitResults: (inout Printer) -> Void = { out in guarded(results, "BindingFailure", &out) }
-                if readers.contains(where: { $0.contains("try ") }) {
-                    guarded(readers, "Failure", &out, inner: emitResults)
+            func emitStatements(_ out: inout Printer) {
+                if checksArguments(text, function) {
+                    let emitResults: (inout Printer) -> Void = { out in guarded(results, "BindingFailure", &out) }
+                    if readers.contains(where: { $0.contains("try ") }) {
+                        guarded(readers, "Failure", &out, inner: emitResults)
+                    } else {
+                        for statement in readers { out.line(statement) }
+                        emitResults(&out)
+                    }
+                } else if (readers + results).contains(where: { $0.contains("try ") }) {
+                    guarded(readers + results, "Failure", &out)
                 } else {
-                    for statement in readers { out.line(statement) }
-                    emitResults(&out)
+                    for statement in readers + results { out.line(statement) }
                 }
-            } else if (readers + results).contains(where: { $0.contains("try ") }) {
-                guarded(readers + results, "Failure", &out)
+            }
+            if let borrowed {
+                out.line("guard let raw_self else { return c.fail(Failure.closed(\"\(borrowed.kind)\")) }")
+                out.line("return Unmanaged<\(borrowed.type)>.fromOpaque(raw_self)._withUnsafeGuaranteedRef { this in")
+                out.indent(emitStatements)
+                out.line("}")
             } else {
-                for statement in readers + results { out.line(statement) }
+                emitStatements(&out)
             }
         }
         out.line("}")
