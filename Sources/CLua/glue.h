@@ -63,7 +63,7 @@ typedef struct xpio_entry {
     int32_t method;             /* a method: self is parameter 1 */
     lua_CFunction function;     /* PLAIN, NATIVE, LUA, FIELD */
     /* BLOCKING and WHEN: checks the arguments into `args` (raising on a
-     * bad one, leaving exactly nparams stack slots); answers NULL, or the
+     * bad one, leaving at most nparams stack slots); answers NULL, or the
      * message of an enum's unknown name, to be answered with nil, message. */
     const char *(*check)(lua_State *L, xpio_args *args);
     /* BLOCKING and WHEN: calls the Swift body with the checked arguments. */
@@ -198,16 +198,18 @@ typedef struct xpio_checker {
 
 typedef int (*xpio_check)(xpio_checker *c, int index, xpio_item *out);
 
-/* Starts checking the running function's arguments: leaves exactly
- * `nparams` stack slots. */
-static inline void xpio_checker_start(xpio_checker *c, lua_State *L, int nparams) {
+/* Starts checking the running function's arguments: drops any beyond
+ * `nparams`. With `pads` (an entry whose checks push values above the
+ * arguments: Glue.c says which) the left-out ones become nil slots too,
+ * so that exactly nparams remain below what the checks push. */
+static inline void xpio_checker_start(xpio_checker *c, lua_State *L, int nparams, int pads) {
     c->L = L;
     c->given = lua_gettop(L);
     c->nparams = nparams;
     c->scratch = 0;
     c->anchors = 0;
     c->unknown = NULL;
-    if (c->given != nparams) lua_settop(L, nparams);
+    if (c->given > nparams || (pads && c->given < nparams)) lua_settop(L, nparams);
 }
 
 /* Values (the MATCHED/MISMATCH/INVALID protocol above). */

@@ -206,6 +206,24 @@ struct CGlueEmitter {
         out.line("")
     }
 
+    /// Whether a function's check must make its left-out arguments nil
+    /// slots first: some checks push values above the arguments (a
+    /// compound argument's elements, an enum's unknown name), which must
+    /// not land where a later argument is looked for. With only scalars,
+    /// strings and objects nothing is pushed, and the usual call (a
+    /// `readline()` with its options left out) saves a lua_settop. A
+    /// native entry always has them: it reads its arguments by position
+    /// after pushing values of its own.
+    func padsArguments(_ function: Function) -> Bool {
+        if case .native = function.entry.binding { return true }
+        return !function.luaParams.allSatisfy {
+            switch $0.type {
+            case .object, .integer, .size, .number, .timeout, .boolean, .string, .cstring, .name, .address, .task: return true
+            default: return false
+            }
+        }
+    }
+
     /// The check of every argument, in order, into the function's struct;
     /// answers an enum's unknown name (to be answered with nil, message).
     func emitCheck(_ function: Function, _ crossings: [Crossing], into out: inout Printer) {
@@ -214,7 +232,7 @@ struct CGlueEmitter {
         out.indent { out in
             out.line("args_\(name) *a = (args_\(name) *)(void *)args;")
             out.line("xpio_checker c;")
-            out.line("xpio_checker_start(&c, L, \(function.luaParams.count));")
+            out.line("xpio_checker_start(&c, L, \(function.luaParams.count), \(padsArguments(function) ? 1 : 0));")
             out.line("(void)a;")
             for (offset, param) in function.luaParams.enumerated() {
                 let crossing = crossings.first { $0.position == offset + 1 }
