@@ -162,13 +162,23 @@ row() { printf 'row\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
 lua_cell() { local row=$1 lib=$2 script=$3; shift 3; cell "$row" "$lib" $LUA "$HERE/$lib/$script.lua" "$@"; }
 # portable_cell ROW SCRIPT ARGS...: XPIO's script on the portable build.
 portable_cell() { local row=$1 script=$2; shift 2; cell "$row" portable env LUA_CPATH="$PORTABLE_CPATH" $LUA "$HERE/xpio/$script.lua" "$@"; }
-# each_lib ROW SCRIPT ARGS...: every library, the Lua floor where it has SCRIPT, C.
-each_lib() {
+# rounds CMD ARGS...: runs CMD (which runs one row's cells) REPS times, each
+# cell once a time: the libraries take turns, so a change in the machine's
+# load during a row falls on all of them alike. Run back to back, the REPS
+# runs of one library met whatever load came then, alone: on this shared
+# 2-core machine a row's medians moved by 20 % between libraries that way.
+rounds() {
+  local reps=$REPS round
+  for ((round = 1; round <= reps; round++)); do REPS=1 "$@"; done
+}
+# each_lib_once ROW SCRIPT ARGS...: every library, the Lua floor where it has SCRIPT, C.
+each_lib_once() {
   local row=$1 script=$2; shift 2
   for lib in xpio luv cqueues luasocket; do lua_cell "$row" "$lib" "$script" "$@"; done
   [ -f "$HERE/floor/$script.lua" ] && lua_cell "$row" floor "$script" "$@"
   cell "$row" C "$OUT/$script" "$@"
 }
+each_lib() { rounds each_lib_once "$@"; }
 
 printf 'meta\t%s\n' "## XPIO benchmarks ($MODE)" >> "$RAW"
 printf 'meta\t%s\n' "" >> "$RAW"
@@ -180,10 +190,13 @@ printf 'meta\t%s\n' "Counts: pingpong $PING round trips; idle-scale $IDLE_N roun
 
 say "pingpong"
 row pingpong "pingpong (round trips/s)" higher
-each_lib pingpong pingpong "$PING"
-portable_cell pingpong pingpong "$PING"
 row pingpong_sched "pingpong, xpio.sched (round trips/s)" higher pingpong
-lua_cell pingpong_sched xpio pingpong_sched "$PING"
+pingpong_once() {
+  each_lib_once pingpong pingpong "$PING"
+  portable_cell pingpong pingpong "$PING"
+  lua_cell pingpong_sched xpio pingpong_sched "$PING"
+}
+rounds pingpong_once
 
 say "idle-scale"
 for k in $IDLE_K; do
@@ -300,11 +313,14 @@ for c in $HTTP_CONNS; do
   row "http_c${c}_user" "HTTP keep-alive, wrk -c$c: server user CPU (µs/request)" lower
   row "http_c${c}_sys" "HTTP keep-alive, wrk -c$c: server system CPU (µs/request)" lower
   rows=("http_c$c:1" "http_c${c}_p99:2" "http_c${c}_user:3" "http_c${c}_sys:4")
-  for lib in xpio luv cqueues luasocket; do
-    web_cell "$c" / "$lib" "${rows[@]}" -- $LUA "$HERE/http/$lib.lua"
-  done
-  web_cell "$c" / nginx_lua "${rows[@]}" -- $(nginx_cmd lua)
-  web_cell "$c" / C "${rows[@]}" -- $(nginx_cmd plain)
+  http_once() {
+    for lib in xpio luv cqueues luasocket; do
+      web_cell "$c" / "$lib" "${rows[@]}" -- $LUA "$HERE/http/$lib.lua"
+    done
+    web_cell "$c" / nginx_lua "${rows[@]}" -- $(nginx_cmd lua)
+    web_cell "$c" / C "${rows[@]}" -- $(nginx_cmd plain)
+  }
+  rounds http_once
 done
 
 say "static files"
