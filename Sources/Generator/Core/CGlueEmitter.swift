@@ -216,12 +216,7 @@ struct CGlueEmitter {
     /// after pushing values of its own.
     func padsArguments(_ function: Function) -> Bool {
         if case .native = function.entry.binding { return true }
-        return !function.luaParams.allSatisfy {
-            switch $0.type {
-            case .object, .integer, .size, .number, .timeout, .boolean, .string, .cstring, .name, .address, .task: return true
-            default: return false
-            }
-        }
+        return function.luaParams.contains { $0.type.checkPushes }
     }
 
     /// The check of every argument, in order, into the function's struct;
