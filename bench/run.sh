@@ -332,14 +332,17 @@ for size in $STATIC_MIB; do
   file=$OUT/static-$size.bin
   [ -f "$file" ] && [ "$(stat -c %s "$file")" = $((size << 20)) ] || head -c $((size << 20)) /dev/urandom > "$file"
   row "static_$size" "static file ${size} MiB, sendfile, wrk -c1 (MiB/s)" higher
-  web_cell 1 /file xpio "static_$size:5" -- $LUA "$HERE/http/xpio.lua" sendfile "$file"
-  if [ $STATIC_PEERS = 1 ]; then
-    web_cell 1 /file luv "static_$size:5" -- $LUA "$HERE/http/luv.lua" sendfile "$file"
-    web_cell 1 /file C "static_$size:5" -- $(nginx_cmd plain "$file")
-  fi
   row "static_${size}_rw" "static file ${size} MiB, read/write in Lua, wrk -c1 (MiB/s)" higher
-  web_cell 1 /file xpio "static_${size}_rw:5" -- $LUA "$HERE/http/xpio.lua" rw "$file"
-  [ $STATIC_PEERS = 1 ] && web_cell 1 /file luv "static_${size}_rw:5" -- $LUA "$HERE/http/luv.lua" rw "$file"
+  static_once() {
+    web_cell 1 /file xpio "static_$size:5" -- $LUA "$HERE/http/xpio.lua" sendfile "$file"
+    if [ $STATIC_PEERS = 1 ]; then
+      web_cell 1 /file luv "static_$size:5" -- $LUA "$HERE/http/luv.lua" sendfile "$file"
+      web_cell 1 /file C "static_$size:5" -- $(nginx_cmd plain "$file")
+    fi
+    web_cell 1 /file xpio "static_${size}_rw:5" -- $LUA "$HERE/http/xpio.lua" rw "$file"
+    [ $STATIC_PEERS = 1 ] && web_cell 1 /file luv "static_${size}_rw:5" -- $LUA "$HERE/http/luv.lua" rw "$file"
+  }
+  rounds static_once
 done
 
 say "proxy"
@@ -352,9 +355,12 @@ lua_proxy() {
   local row=$1 lib=$2 mode=$3
   fields_cell "$lib" "$row:1" "${row}_cpu:2" -- "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" $LUA "$HERE/proxy/$lib.lua" "$mode"
 }
-lua_proxy proxy xpio splice
-lua_proxy proxy luv rw
-lua_proxy proxy_rw xpio rw
+proxy_once() {
+  lua_proxy proxy xpio splice
+  lua_proxy proxy luv rw
+  lua_proxy proxy_rw xpio rw
+}
+rounds proxy_once
 printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_gain "proxy: splice / read-write forwarder, MiB/s (ratio)" proxy proxy_rw >> "$RAW"
 printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_cpu_gain "proxy: read-write forwarder / splice, CPU per MiB (ratio)" proxy_rw_cpu proxy_cpu >> "$RAW"
 

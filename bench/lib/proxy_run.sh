@@ -3,9 +3,10 @@
 # (PROXY-CMD UPSTREAM-PORT, which prints its own port) and a C source
 # writing MIB MiB through it; prints one line: the sink's MiB/s, then the
 # proxy's own CPU per MiB moved (µs): user + system, user, system (its
-# rusage, taken by PUMP time: on this loopback machine the rate is bound by
-# the kernel's TCP and the two C ends, so what a forwarder saves shows in
-# its CPU, not its rate). Every process is stopped by its PID.
+# rusage, taken by PUMP time). The two C ends copy nothing through user
+# space (bench/c/pump.c), so the forwarder's own copies show in the rate
+# too; on loopback the kernel's TCP still bounds it, which the CPU column
+# does not share. Every process is stopped by its PID.
 set -u -o pipefail
 pump=$1 mib=$2; shift 2
 sink_out=$(mktemp) proxy_out=$(mktemp) proxy_cpu=$(mktemp)
