@@ -190,10 +190,7 @@ struct CGlueEmitter {
     /// with it directly, where calling the partner through Lua checked the
     /// same arguments again.
     func emitWaitTarget(_ function: Function, into out: inout Printer) {
-        let partner = functions.first {
-            $0.role == .when && $0.owner == function.owner && $0.entry.module == function.entry.module
-                && $0.luaName == function.entry.whenPartner
-        }!
+        let partner = spec.whenPartner(of: function.entry)!.expanded[0]   // validated: a when entry, one function
         let tried = function.attemptFunction.cName
         let given = Crossing.of(function.attemptFunction)
         let arguments = Crossing.of(partner).map { crossing in given.first { $0.field == crossing.field }!.cArgument }

@@ -36,6 +36,12 @@ public struct Spec {
         entries.filter { $0.module == name && $0.kind != .field }.flatMap { $0.expanded }
     }
     var fields: [Entry] { entries.filter { $0.kind == .field } }
+    /// A blocking entry's when_ partner: the when entry it names, of its
+    /// own owner and module (the validator, which requires one, and the C
+    /// glue's wait_ functions, which call its body, both look it up here).
+    func whenPartner(of entry: Entry) -> Entry? {
+        entries.first { $0.kind == .when && $0.owner == entry.owner && $0.module == entry.module && $0.name == entry.whenPartner }
+    }
     var allFunctions: [Function] {
         functions(of: nil) + submodules.flatMap { functions(inModule: $0.name) } + kinds.flatMap { functions(of: $0.name) }
     }

@@ -80,9 +80,7 @@ enum Validator {
             }
             switch entry.kind {
             case .blocking:
-                guard let partner = spec.entries.first(where: {
-                    $0.kind == .when && $0.owner == entry.owner && $0.module == entry.module && $0.name == entry.whenPartner
-                }) else {
+                guard let partner = spec.whenPartner(of: entry) else {
                     throw fail("blocking `\(entry.name)` names `\(entry.whenPartner!)`, which is not a when entry of `\(entry.owner ?? entry.module ?? "xpio")`")
                 }
                 // The partner's body runs on the blocking call's checked
