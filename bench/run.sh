@@ -365,8 +365,16 @@ printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_gain "proxy: splice / read-write forwarde
 printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_cpu_gain "proxy: read-write forwarder / splice, CPU per MiB (ratio)" proxy_rw_cpu proxy_cpu >> "$RAW"
 
 say "echo memory"
+# XPIO's server twice: on xpio.sched (a coroutine per connection, the
+# goal's row) and on the task queue itself (a table per connection, as
+# luv's callbacks), so that what the coroutines cost shows apart.
 row echo_rss "echo server RSS after $BURSTS bursts of $BURST connections (KiB)" lower
-for lib in xpio luv; do cell echo_rss "$lib" "$HERE/lib/echo_rss.sh" "$OUT/pump" "$BURSTS" "$BURST" $LUA "$HERE/echo/$lib.lua"; done
+row echo_rss_queue "echo server RSS after $BURSTS bursts of $BURST connections, XPIO on the task queue, no coroutines (KiB)" lower echo_rss
+echo_once() {
+  for lib in xpio luv; do cell echo_rss "$lib" "$HERE/lib/echo_rss.sh" "$OUT/pump" "$BURSTS" "$BURST" $LUA "$HERE/echo/$lib.lua"; done
+  cell echo_rss_queue xpio "$HERE/lib/echo_rss.sh" "$OUT/pump" "$BURSTS" "$BURST" $LUA "$HERE/echo/xpio_queue.lua"
+}
+rounds echo_once
 
 say "micro"
 micro=$OUT/micro-$MODE.md
