@@ -340,7 +340,9 @@ for size in $STATIC_MIB; do
       web_cell 1 /file C "static_$size:5" -- $(nginx_cmd plain "$file")
     fi
     web_cell 1 /file xpio "static_${size}_rw:5" -- $LUA "$HERE/http/xpio.lua" rw "$file"
-    [ $STATIC_PEERS = 1 ] && web_cell 1 /file luv "static_${size}_rw:5" -- $LUA "$HERE/http/luv.lua" rw "$file"
+    if [ $STATIC_PEERS = 1 ]; then
+      web_cell 1 /file luv "static_${size}_rw:5" -- $LUA "$HERE/http/luv.lua" rw "$file"
+    fi
   }
   rounds static_once
 done
