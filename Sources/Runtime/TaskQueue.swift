@@ -37,8 +37,7 @@ public final class TaskQueue {
     }
 
     struct Waiter {
-        /// reserved: an id handed out for a task that is being scheduled.
-        enum State { case free, reserved, waiting, ready }
+        enum State { case free, waiting, ready }
         // The one-byte fields last: 16 bytes a waiter, where they were 20.
         var fd: CInt = -1
         var previous: Int32 = -1
@@ -145,42 +144,22 @@ public final class TaskQueue {
 
     // MARK: scheduling
 
-    /// The id the next `reserve` hands out (the head of the free list, or a
-    /// new one): the Lua half stores its task under it before reserving.
+    /// The id the next `schedule` hands out (the head of the free list, or a
+    /// new one): the Lua half stores its task under it before scheduling.
     public var nextWaiter: Int32 { freeWaiters >= 0 ? freeWaiters : Int32(waiters.count) }
 
     /// Makes a new waiter wait for `readiness` on `target` (nil or closed:
-    /// ready at the next wait): its id, the one `nextWaiter` named. On
-    /// failure nothing is left reserved.
+    /// ready at the next wait): its id, the one `nextWaiter` named. The
+    /// waiter is taken only after the last step that can fail (the kernel
+    /// set's update), so a failure leaves nothing to undo. One pass over
+    /// the arrays: this is every `when_` call's share of the runtime.
     @discardableResult
     public func schedule(on target: Descriptor?, _ readiness: Readiness) throws(Failure) -> Int32 {
-        let id = try reserve()
-        do {
-            try schedule(id, on: target, readiness)
-        } catch {
-            cancel(id)
-            throw error
-        }
-        return id
-    }
-
-    /// An id for a task about to be scheduled: `schedule` or `cancel` it.
-    /// The two steps are `schedule(on:_:)`'s; apart only for its tests.
-    func reserve() throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
-        let id = allocateWaiter()
-        waiters[Int(id)].state = .reserved
-        return id
-    }
-
-    /// Makes reserved waiter `id` wait for `readiness` on `target`. A nil or
-    /// closed target gives a waiter that is ready at the next wait.
-    func schedule(_ id: Int32, on target: Descriptor?, _ readiness: Readiness) throws(Failure) {
-        guard !isClosed else { throw .closed("tqueue") }
-        guard id >= 0, Int(id) < waiters.count, waiters[Int(id)].state == .reserved else { throw .xpio("xpio: waiter is not reserved") }
         guard let target, target.fd >= 0 else {
+            let id = allocateWaiter(Waiter(state: .ready))
             markReady(id)
-            return
+            return id
         }
         let fd = target.fd
         let index = Int(fd)
@@ -192,25 +171,25 @@ public final class TaskQueue {
             target.attach(self)
         }
         let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
-        if registrations[index].interest & wanted != wanted {
-            let old = registrations[index].interest
-            try selector.update(fd: fd, generation: registrations[index].generation, old: old, new: old | wanted)
-            registrations[index].interest = old | wanted
+        let interest = registrations[index].interest
+        if interest & wanted != wanted {
+            try selector.update(fd: fd, generation: registrations[index].generation, old: interest, new: interest | wanted)
+            registrations[index].interest = interest | wanted
         }
-        waiters[Int(id)].state = .waiting
-        waiters[Int(id)].fd = fd
-        waiters[Int(id)].readiness = readiness
-        link(id, into: index, readiness)
+        let head = readiness == .read ? registrations[index].readers : registrations[index].writers
+        let id = allocateWaiter(Waiter(fd: fd, previous: -1, next: head, state: .waiting, readiness: readiness))
+        if head >= 0 { waiters[Int(head)].previous = id }
+        if readiness == .read { registrations[index].readers = id } else { registrations[index].writers = id }
         waitingCount += 1
+        return id
     }
 
-    /// Removes a reserved, waiting or pending waiter; false if `id` is not scheduled.
+    /// Removes a waiting or pending waiter; false if `id` is not scheduled.
     @discardableResult
     public func cancel(_ id: Int32) -> Bool {
         guard id >= 0, Int(id) < waiters.count else { return false }
         switch waiters[Int(id)].state {
         case .free: return false
-        case .reserved: break
         case .waiting:
             unlink(id)
             waitingCount -= 1
@@ -254,8 +233,10 @@ public final class TaskQueue {
             if left <= 0 { break }
             remaining = left
         }
-        for id in pendingReady { appendReady(id) }
-        pendingReady.removeAll(keepingCapacity: true)
+        if !pendingReady.isEmpty {
+            for id in pendingReady { appendReady(id) }
+            pendingReady.removeAll(keepingCapacity: true)
+        }
         delivered = readyCount == 0
         return true
     }
@@ -269,6 +250,7 @@ public final class TaskQueue {
 
     static func milliseconds(_ seconds: Double?) -> CInt {
         guard let seconds else { return -1 }
+        if seconds == 0 { return 0 }   // wait(0), a scheduler's poll: the common case
         let milliseconds = seconds * 1000
         guard milliseconds < Double(CInt.max) else { return CInt.max }
         // Round up without ceil(), which lives in libm.
@@ -283,31 +265,35 @@ public final class TaskQueue {
             return
         }
         let index = Int(event.fd)
-        guard index < registrations.count, registrations[index].generation == event.generation,
-              registrations[index].interest != 0 else { return }
+        guard index < registrations.count else { return }
+        // Read once, written back once: the waiter lists and the interest
+        // change together, and nothing below touches `registrations`.
+        var registration = registrations[index]
+        guard registration.generation == event.generation, registration.interest != 0 else { return }
         let failure = EPOLLERR.rawValue | EPOLLHUP.rawValue
         let readable = event.bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | failure) != 0
         let writable = event.bits & (EPOLLOUT.rawValue | failure) != 0
-        let hadReaders = registrations[index].readers >= 0
-        let hadWriters = registrations[index].writers >= 0
-        if readable { wakeAll(&registrations[index].readers) }
-        if writable { wakeAll(&registrations[index].writers) }
+        let hadReaders = registration.readers >= 0
+        let hadWriters = registration.writers >= 0
+        if readable && hadReaders { wakeAll(&registration.readers) }
+        if writable && hadWriters { wakeAll(&registration.writers) }
         // Shrink the interest for directions nobody waited on. A queue an
         // outer loop polls (`embeddingDescriptor`) shrinks it as soon as the
         // waiters are woken too: left in place, a descriptor still readable
         // would keep the queue's descriptor readable with no task waiting,
         // and the outer loop would wake twice per event.
         let embedded = wakeFD >= 0
-        var interest = registrations[index].interest
+        var interest = registration.interest
         if readable && (!hadReaders || embedded) { interest &= ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
         if event.bits & EPOLLOUT.rawValue != 0 && (!hadWriters || embedded) { interest &= ~EPOLLOUT.rawValue }
         if event.bits & failure != 0 && ((!hadReaders && !hadWriters) || embedded) { interest = 0 }
-        if interest != registrations[index].interest {
-            let old = registrations[index].interest
+        if interest != registration.interest {
+            let old = registration.interest
             if (try? selector.update(fd: event.fd, generation: event.generation, old: old, new: interest)) != nil || interest == 0 {
-                registrations[index].interest = interest
+                registration.interest = interest
             }
         }
+        registrations[index] = registration
     }
 
     private func wakeAll(_ head: inout Int32) {
@@ -395,14 +381,15 @@ public final class TaskQueue {
 
     // MARK: waiter storage
 
-    private func allocateWaiter() -> Int32 {
+    /// Stores `waiter` under the id `nextWaiter` names.
+    private func allocateWaiter(_ waiter: Waiter) -> Int32 {
         if freeWaiters >= 0 {
             let id = freeWaiters
             freeWaiters = waiters[Int(id)].next
-            waiters[Int(id)] = Waiter()
+            waiters[Int(id)] = waiter
             return id
         }
-        waiters.append(Waiter())
+        waiters.append(waiter)
         return Int32(waiters.count - 1)
     }
 
@@ -410,14 +397,6 @@ public final class TaskQueue {
         waiters[Int(id)] = Waiter()
         waiters[Int(id)].next = freeWaiters
         freeWaiters = id
-    }
-
-    private func link(_ id: Int32, into index: Int, _ readiness: Readiness) {
-        let head = readiness == .read ? registrations[index].readers : registrations[index].writers
-        waiters[Int(id)].next = head
-        waiters[Int(id)].previous = -1
-        if head >= 0 { waiters[Int(head)].previous = id }
-        if readiness == .read { registrations[index].readers = id } else { registrations[index].writers = id }
     }
 
     private func unlink(_ id: Int32) {

@@ -20,7 +20,7 @@ func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?) -> Int32 {
 }
 
 /// Makes a new waiter wait for `readiness` on `target` (none: ready at the
-/// next wait): its id, or a failure with nothing reserved.
+/// next wait): its id, or a failure with no waiter taken.
 @_cdecl("xpio_queue_schedule")
 func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?,
                    _ target: UnsafeMutableRawPointer?, _ readiness: Int32) -> Int32 {

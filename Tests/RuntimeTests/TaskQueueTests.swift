@@ -66,16 +66,17 @@ import Testing
         #expect(try waitReady(queue, 0.01) == [])
     }
 
-    @Test func aReservationIsScheduledOrCancelled() throws {
+    /// A cancelled waiter's id is free again, and the waiter it names next
+    /// is a new one: it is scheduled, and returned by the next wait.
+    @Test func aCancelledIdIsHandedOutAgain() throws {
         let queue = try makeQueue(poll: false)
-        let reserved = try queue.reserve()
-        #expect(queue.isEmpty)                       // reserved is not waiting
-        #expect(queue.cancel(reserved))
-        let again = try queue.reserve()
-        #expect(again == reserved)                   // the slot is free again
-        try queue.schedule(again, on: nil, .read)
+        let first = try queue.schedule(on: nil, .read)
+        #expect(queue.cancel(first))
+        #expect(queue.isEmpty)
+        let again = try queue.schedule(on: nil, .read)
+        #expect(again == first)                      // the slot is free again
         #expect(try waitReady(queue, nil) == [again])
-        #expect(throws: Failure.self) { try queue.schedule(again, on: nil, .read) }   // not reserved any more
+        #expect(!queue.cancel(again))                // delivered: not scheduled any more
     }
 
     /// The glue has stored its task under `nextWaiter` when it schedules:
@@ -92,18 +93,19 @@ import Testing
         #expect(try queue.schedule(on: a, .read) == next)   // and the id is handed out again
     }
 
-    /// The C glue stores a task under `nextWaiter` before it reserves: the
+    /// The C glue stores a task under `nextWaiter` before it schedules: the
     /// two must agree, whether the id is new or one a cancel freed.
-    @Test func nextWaiterIsTheIdReserveHandsOut() throws {
+    @Test func nextWaiterIsTheIdScheduleHandsOut() throws {
         let queue = try makeQueue(poll: false)
+        let (a, _) = try Socket.pair()
         let first = queue.nextWaiter
-        #expect(try queue.reserve() == first)
+        #expect(try queue.schedule(on: a, .read) == first)
         let second = queue.nextWaiter
         #expect(second != first)
-        #expect(try queue.reserve() == second)
+        #expect(try queue.schedule(on: nil, .read) == second)
         #expect(queue.cancel(first))
         #expect(queue.nextWaiter == first)           // a freed id comes back first
-        #expect(try queue.reserve() == first)
+        #expect(try queue.schedule(on: a, .write) == first)
         #expect(queue.nextWaiter != first && queue.nextWaiter != second)
     }
 
