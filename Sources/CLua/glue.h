@@ -22,20 +22,29 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-/* Upvalues of every XPIO function: its entry (light userdata) and the
+/* Upvalues of every XPIO function (xpio_push_closure makes them): its
+ * entry (light userdata), or what else the function is about; the
  * metatables of the object kinds, an array indexed by kind + 1, followed
- * by the glue's names (below) and the current task. */
+ * by the glue's names (below) and the current task; then the names again,
+ * one upvalue each. */
 #define XPIO_ENTRY_UPVALUE lua_upvalueindex(1)
 #define XPIO_KINDS_UPVALUE lua_upvalueindex(2)
 
-/* The strings the glue uses as task fields and as a result, kept in the
- * kinds upvalue after the metatables. Pushing one is an array read: a
+/* The strings the glue uses as task fields and as a result. Each is an
+ * upvalue of every XPIO function: pushing one copies a value, about 17
+ * instructions, where reading the kinds array took 51 and a
  * lua_pushliteral compares the C string with Lua's string cache (a strcmp)
- * on every push, which was a tenth of a when_read. Being kept alive, a
- * name also never allocates, so clearing task fields in a finalizer or
- * undoing a failed schedule cannot fail. */
+ * on every push; a when_ call and a ready task's wake-up push four each.
+ * Being kept alive, a name also never allocates, so clearing task fields in
+ * a finalizer or undoing a failed schedule cannot fail. The kinds array
+ * keeps them too, which is where a new closure takes them from. */
 enum { XPIO_NAME_QUEUE, XPIO_NAME_DEQUEUE, XPIO_NAME_DEQUEUEDATA, XPIO_NAME_THREAD, XPIO_NAME_RETRY, XPIO_NNAMES };
 #define XPIO_NAMES { "_queue", "_dequeue", "_dequeuedata", "_thread", "retry" }
+#define XPIO_NUPVALUES (2 + XPIO_NNAMES)
+
+/* Pops the value on top (upvalue 1) and pushes a closure of `f` with the
+ * upvalues above, the kinds array taken from `kinds`. */
+void xpio_push_closure(lua_State *L, lua_CFunction f, int kinds);
 
 /* ---------------------------------------------------------- descriptions */
 
@@ -152,11 +161,11 @@ typedef struct xpio_userdata {
  * that waits checks its task's queue as well. */
 void **xpio_toobject(lua_State *L, int index, int kind);
 
-/* Pushes a name; only from a function that has the kinds upvalue (every
+/* Pushes a name; only from a function xpio_push_closure made (every
  * entry, metatable method and continuation; `_dequeue` closures too). */
 static inline lua_Integer xpio_name_index(int name) { return (lua_Integer)xpio_description.nkinds + 1 + name; }
 static inline void xpio_push_name(lua_State *L, int name) {
-    lua_rawgeti(L, XPIO_KINDS_UPVALUE, xpio_name_index(name));
+    lua_pushvalue(L, lua_upvalueindex(3 + name));
 }
 
 /* The current task (xpio.setCurrentTask) is kept in the kinds upvalue too,
@@ -260,6 +269,16 @@ static inline int64_t xpio_argument_integer(xpio_checker *c, int arg, const char
         xpio_argument_failed(c, arg, name, xpio_check_integer(c, arg, nonnegative, &item));
     }
     return (int64_t)value;
+}
+
+static inline double xpio_argument_number(xpio_checker *c, int arg, const char *name) {
+    int isnum;
+    lua_Number value = lua_tonumberx(c->L, arg, &isnum);
+    if (!isnum) {
+        xpio_item item;
+        xpio_argument_failed(c, arg, name, xpio_check_number(c, arg, &item));
+    }
+    return (double)value;
 }
 
 static inline xpio_bytes xpio_argument_string(xpio_checker *c, int arg, const char *name, int mode) {

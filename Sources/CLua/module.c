@@ -5,14 +5,21 @@
 #include "glue.h"
 #include <string.h>
 
+void xpio_push_closure(lua_State *L, lua_CFunction f, int kinds) {
+    kinds = lua_absindex(L, kinds);
+    luaL_checkstack(L, XPIO_NUPVALUES, NULL);
+    lua_pushvalue(L, kinds);
+    for (int i = 0; i < XPIO_NNAMES; i++) lua_rawgeti(L, kinds, xpio_name_index(i));
+    lua_pushcclosure(L, f, XPIO_NUPVALUES);
+}
+
 /* Pushes the Lua function for `entry`; `kinds` is the metatables array. */
 static void push_function(lua_State *L, const xpio_entry *entry, int kinds) {
     lua_pushlightuserdata(L, (void *)entry);
-    lua_pushvalue(L, kinds);
     switch (entry->role) {
-    case XPIO_BLOCKING: lua_pushcclosure(L, xpio_call_blocking, 2); break;
-    case XPIO_WHEN: lua_pushcclosure(L, xpio_call_when, 2); break;
-    default: lua_pushcclosure(L, entry->function, 2); break;
+    case XPIO_BLOCKING: xpio_push_closure(L, xpio_call_blocking, kinds); break;
+    case XPIO_WHEN: xpio_push_closure(L, xpio_call_when, kinds); break;
+    default: xpio_push_closure(L, entry->function, kinds); break;
     }
 }
 
@@ -67,8 +74,7 @@ static int meta_tostring(lua_State *L) {
 
 static void set_metamethod(lua_State *L, const xpio_kind *kind, int kinds, const char *name, lua_CFunction f) {
     lua_pushlightuserdata(L, (void *)kind);
-    lua_pushvalue(L, kinds);
-    lua_pushcclosure(L, f, 2);
+    xpio_push_closure(L, f, kinds);
     lua_setfield(L, -2, name);
 }
 

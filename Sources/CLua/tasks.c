@@ -33,11 +33,15 @@ static void clear_fields(lua_State *L, int task) {
  * in the waiters table; its object is at the next index. */
 static lua_Integer task_index(lua_Integer key) { return 2 * key - 1; }
 
-/* Clears waiter `key` in the waiters table at `waiters`. */
+/* Clears waiter `key` in the waiters table at `waiters`: false, not nil,
+ * so the two places stay in the table (a rehash keeps only what is not
+ * nil) and storing the next task under the key cannot allocate
+ * (store_task). The table stays as large as the most waiters the queue
+ * ever had at once. */
 static void forget_in(lua_State *L, int waiters, lua_Integer key) {
-    lua_pushnil(L);
+    lua_pushboolean(L, 0);
     lua_rawseti(L, waiters, task_index(key));
-    lua_pushnil(L);
+    lua_pushboolean(L, 0);
     lua_rawseti(L, waiters, task_index(key) + 1);
 }
 
@@ -47,7 +51,7 @@ static void *queue_object(lua_State *L, int index) {
 }
 
 /* task:_dequeue(), or task._dequeue(task._dequeuedata): the queue is
- * upvalue 1 and the kinds (with the names) upvalue 2, as in every entry;
+ * upvalue 1, the kinds and the names after it, as in every entry;
  * the data is the task's waiter key. Returns true, or nothing when
  * the task is not scheduled on this queue. Anything else as the argument
  * is an error: a silent no-op would leave the task scheduled. */
@@ -93,8 +97,7 @@ static void prepare(lua_State *L, int queue) {
     if (lua_rawgeti(L, waiters, 0) != LUA_TFUNCTION || lua_tocfunction(L, -1) != dequeue) {
         lua_pop(L, 1);
         lua_pushvalue(L, queue);
-        lua_pushvalue(L, XPIO_KINDS_UPVALUE);
-        lua_pushcclosure(L, dequeue, 2);
+        xpio_push_closure(L, dequeue, XPIO_KINDS_UPVALUE);
         lua_pushvalue(L, -1);
         lua_rawseti(L, waiters, 0);
     }
@@ -105,16 +108,23 @@ static void prepare(lua_State *L, int queue) {
  * the task's _dequeuedata and _dequeue (the function at `fn`): the steps of
  * scheduling that allocate. The runtime has not reserved the key yet, so a
  * memory error raised here must leave nothing that matters: the waiters'
- * two places are made first, holding false; then the fields, _dequeue last
+ * two places exist first, holding false (made here for a key never used,
+ * left so by forget_in for any other); then the fields, _dequeue last
  * (without it the task is not scheduled); then the places get their values,
  * which overwrites and never allocates. A raise leaves at most two falses
  * (which hold nothing alive, and the next task given the key overwrites)
  * and a _dequeuedata nobody reads. */
 static void store_task(lua_State *L, int waiters, int fn, int task, int object, lua_Integer key) {
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, waiters, task_index(key) + 1);
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, waiters, task_index(key));
+    /* A key used before holds false in both places (forget_in): they
+     * exist, and only a new key needs them made. One read instead of two
+     * writes, on every when_ call but the first few. */
+    if (lua_rawgeti(L, waiters, task_index(key)) == LUA_TNIL) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, waiters, task_index(key) + 1);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, waiters, task_index(key));
+    }
+    lua_pop(L, 1);
     xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
     lua_pushinteger(L, key);
     lua_rawset(L, task);

@@ -247,6 +247,8 @@ struct CGlueEmitter {
             check = ["\(field) = xpio_argument_object(&c, \(position), \(label), KIND_\(kind));"]
         case .integer, .size:
             check = ["\(field) = xpio_argument_integer(&c, \(position), \(label), \(type == .size ? 1 : 0));"]
+        case .number, .timeout:
+            check = ["\(field) = xpio_argument_number(&c, \(position), \(label));"]
         case .string, .address:
             check = ["\(field) = xpio_argument_string(&c, \(position), \(label), XPIO_ANY_STRING);"]
         case .cstring:
