@@ -55,7 +55,11 @@ if embedded {
 }
 // xpio.so's Swift optimized for size: a tenth smaller module, per-call
 // times within the machine's noise (bench/micro). (tls.so grows with it.)
+// Its references counted without atomics in the Embedded build: its Swift
+// objects live on the Lua thread alone (Sources/CSystem/refcount.c says
+// how, and how a runtime it does not know falls back to atomics).
 let moduleSettings = swiftSettings + [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+    + (embedded ? [.unsafeFlags(["-Xfrontend", "-assume-single-threaded"], .when(configuration: .release))] : [])
 
 
 let package = Package(
@@ -67,7 +71,8 @@ let package = Package(
         .library(name: "xpio_tls", type: .dynamic, targets: ["TLS"]),
     ],
     targets: [
-        .target(name: "CSystem", cSettings: portable ? [.define("XPIO_PORTABLE")] : []),
+        .target(name: "CSystem", cSettings: (portable ? [.define("XPIO_PORTABLE")] : [])
+                    + (embedded ? [.define("XPIO_NONATOMIC_REFCOUNT", .when(configuration: .release))] : [])),
         // CLua compiles the generated Glue.c, which includes its private glue.h.
         .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude]), .headerSearchPath(".")],
                 plugins: ["XPIOGlue"]),

@@ -3,16 +3,22 @@ import CTLSABI
 import Runtime
 
 /// Process-wide set-up, at every load of the module (`luaopen_xpio` in
-/// Sources/CLua/module.c calls it): ignore SIGPIPE, and read the
-/// environment switches the tests use.
+/// Sources/CLua/module.c calls it): ignore SIGPIPE, let the release build
+/// count references without atomics if the runtime's object header is the
+/// one it knows (Sources/CSystem/refcount.c), and read the environment
+/// switches the tests use.
 @_cdecl("xpio_start")
 func start() {
     xpio_ignore_sigpipe()
+    withExtendedLifetime(RefcountProbe()) { xpio_refcount_check(Unmanaged.passUnretained($0).toOpaque()) }
     if let backend = getenv("XPIO_BACKEND") { TaskQueue.defaultBackendIsPoll = strcmp(backend, "poll") == 0 }
     if let flag = getenv("XPIO_NO_PIDFD") { Process.pidfdDisabled = strcmp(flag, "1") == 0 }
     if let delay = getenv("XPIO_RESOLVER_DELAY") { xpio_set_resolver_delay(atoi(delay)) }
     if let flag = getenv("XPIO_WAIT_FIRST") { Socket.readsWaitFirst = strcmp(flag, "0") != 0 }
 }
+
+/// A fresh object for xpio_refcount_check to watch the runtime count.
+private final class RefcountProbe {}
 
 /// A Lua state loaded the module for the first time (loading it again,
 /// after `package.loaded.xpio = nil`, does not count twice).

@@ -56,6 +56,11 @@ int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
 /* signal(SIGPIPE, SIG_IGN): SIG_IGN is a cast Swift cannot import. */
 static inline void xpio_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
+/* Lets the release build count references without atomics once `object`,
+ * a fresh Swift object, shows the object header refcount.c knows
+ * (Sources/CSystem/refcount.c); elsewhere nothing. */
+void xpio_refcount_check(void *object);
+
 /* The fallback where pidfds are unavailable: a SIGCHLD handler (installed
  * once, chaining to any handler already there) writes a byte to a
  * non-blocking, close-on-exec pipe. Returns the pipe's read end, or -1. */
