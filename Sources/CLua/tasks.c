@@ -85,17 +85,27 @@ static int dequeue(lua_State *L) {
 /* Pushes the queue's waiters table and its _dequeue function, made on
  * first use (and again after a close dropped them, or after the debug
  * library put something else there: store_task reads the function's
- * upvalue, so it must be this module's closure). */
-static void prepare(lua_State *L, int queue) {
+ * upvalue, so it must be this module's closure). A table made or mended
+ * here gets a place for every waiter id the runtime has handed out, where
+ * it has none: store_task makes places only for a new id. */
+static void prepare(lua_State *L, int queue, void *object) {
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) {
         lua_pop(L, 1);
-        lua_newtable(L);
+        lua_createtable(L, 2 * (int)xpio_queue_ids_used(object), 1);
         lua_pushvalue(L, -1);
         lua_setiuservalue(L, queue, 1);
     }
     int waiters = lua_gettop(L);
     if (lua_rawgeti(L, waiters, 0) != LUA_TFUNCTION || lua_tocfunction(L, -1) != dequeue) {
         lua_pop(L, 1);
+        lua_Integer places = 2 * (lua_Integer)xpio_queue_ids_used(object);
+        for (lua_Integer i = 1; i <= places; i++) {
+            if (lua_rawgeti(L, waiters, i) == LUA_TNIL) {
+                lua_pushboolean(L, 0);
+                lua_rawseti(L, waiters, i);
+            }
+            lua_pop(L, 1);
+        }
         lua_pushvalue(L, queue);
         xpio_push_closure(L, dequeue, XPIO_KINDS_UPVALUE);
         lua_pushvalue(L, -1);
@@ -114,17 +124,16 @@ static void prepare(lua_State *L, int queue) {
  * which overwrites and never allocates. A raise leaves at most two falses
  * (which hold nothing alive, and the next task given the key overwrites)
  * and a _dequeuedata nobody reads. */
-static void store_task(lua_State *L, int waiters, int fn, int task, int object, lua_Integer key) {
-    /* A key used before holds false in both places (forget_in): they
-     * exist, and only a new key needs them made. One read instead of two
-     * writes, on every when_ call but the first few. */
-    if (lua_rawgeti(L, waiters, task_index(key)) == LUA_TNIL) {
+static void store_task(lua_State *L, int waiters, int fn, int task, int object, lua_Integer key, int is_new) {
+    /* A key used before holds false in both places (forget_in, or prepare
+     * for a table made after the ids were used): they exist, and only a
+     * new key needs them made. */
+    if (is_new) {
         lua_pushboolean(L, 0);
         lua_rawseti(L, waiters, task_index(key) + 1);
         lua_pushboolean(L, 0);
         lua_rawseti(L, waiters, task_index(key));
     }
-    lua_pop(L, 1);
     xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
     lua_pushinteger(L, key);
     lua_rawset(L, task);
@@ -170,7 +179,7 @@ int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xp
     if (!slot) return xpio_argerror(L, task, "task._queue is not a tqueue");
     xpio_push_name(L, XPIO_NAME_DEQUEUE);
     if (lua_rawget(L, task) != LUA_TNIL) return luaL_error(L, "xpio: task is already scheduled");
-    lua_pop(L, 1);
+    int below = lua_gettop(L); /* that nil, left: prepare pushes above it */
     if (!*slot) {
         call.message = "tqueue";
         return xpio_push_failure(L, &call, XPIO_CLOSED);
@@ -181,13 +190,14 @@ int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xp
     void *waits_on = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
     int readiness = waits_on ? (int)call.result[1].u.integer : XPIO_READABLE; /* nothing: ready at once */
 
-    prepare(L, queue);
     void *queue_object = *slot;
-    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(queue_object) + 1;
-    store_task(L, queue + 1, queue + 2, task, object, key);
+    prepare(L, queue, queue_object);
+    int32_t is_new;
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(queue_object, &is_new) + 1;
+    store_task(L, below + 1, below + 2, task, object, key, is_new);
     int32_t waiter = xpio_queue_schedule(&call, queue_object, waits_on, readiness);
     if (waiter != key - 1) {
-        unstore_task(L, queue + 1, task, key);
+        unstore_task(L, below + 1, task, key);
         if (waiter >= 0) return unexpected_waiter(L, queue_object, waiter);
         return xpio_push_failure(L, &call, waiter);
     }
@@ -228,10 +238,11 @@ int xpio_schedule_now(lua_State *L, int task) {
         return 0;
     }
     xpio_call call;
-    prepare(L, queue);
     void *object = *slot;
-    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object) + 1;
-    store_task(L, queue + 1, queue + 2, task, 0, key);
+    prepare(L, queue, object);
+    int32_t is_new;
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object, &is_new) + 1;
+    store_task(L, queue + 1, queue + 2, task, 0, key, is_new);
     int32_t waiter = xpio_queue_schedule(&call, object, NULL, XPIO_READABLE);
     if (waiter != key - 1) {
         unstore_task(L, queue + 1, task, key);
@@ -261,8 +272,7 @@ int xpio_native_tqueue_wait(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
-    int32_t count;
-    xpio_queue_ready(object, &count);
+    int32_t count = status - 1;
     lua_createtable(L, count, 0);
     int result = lua_gettop(L);
     /* Read the ready list only now: the allocation above may have run a

@@ -84,6 +84,7 @@ public final class TaskQueue {
         if readyCount == 0 { delivered = true }
     }
 
+    @_optimize(speed)
     private func appendReady(_ id: Int32) {
         if readyCount == readyCapacity {
             let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: readyCapacity * 2)
@@ -148,12 +149,21 @@ public final class TaskQueue {
     /// new one): the Lua half stores its task under it before scheduling.
     public var nextWaiter: Int32 { freeWaiters >= 0 ? freeWaiters : Int32(waiters.count) }
 
+    /// Whether `nextWaiter` is an id never handed out before (the free list
+    /// is empty). The Lua half keeps a place per id ever used and makes one
+    /// only for a new id.
+    public var nextWaiterIsNew: Bool { freeWaiters < 0 }
+
+    /// How many ids were handed out since the queue was made or closed.
+    public var idsUsed: Int32 { Int32(waiters.count) }
+
     /// Makes a new waiter wait for `readiness` on `target` (nil or closed:
     /// ready at the next wait): its id, the one `nextWaiter` named. The
     /// waiter is taken only after the last step that can fail (the kernel
     /// set's update), so a failure leaves nothing to undo. One pass over
     /// the arrays: this is every `when_` call's share of the runtime.
     @discardableResult
+    @_optimize(speed)
     public func schedule(on target: Descriptor?, _ readiness: Readiness) throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
         guard let target, target.fd >= 0 else {
@@ -213,6 +223,7 @@ public final class TaskQueue {
     /// Returns false, without waiting, when nothing is scheduled and there is
     /// no timeout; otherwise fills `ready` (possibly empty) and returns true.
     /// The caller takes the ids in `ready` and calls `markDelivered`.
+    @_optimize(speed)
     public func wait(timeout: Double?) throws(Failure) -> Bool {
         guard !isClosed else { throw .closed("tqueue") }
         if !delivered { return true }
@@ -242,6 +253,7 @@ public final class TaskQueue {
     }
 
     /// The caller has taken the ids in `ready`: release them.
+    @_optimize(speed)
     public func markDelivered() {
         for id in readyWaiters where waiters[Int(id)].state == .ready { releaseWaiter(id) }
         readyCount = 0
@@ -258,6 +270,7 @@ public final class TaskQueue {
         return Double(whole) < milliseconds ? whole + 1 : whole
     }
 
+    @_optimize(speed)
     private func dispatch(_ event: (fd: CInt, generation: UInt32, bits: UInt32)) {
         if event.generation == TaskQueue.wakeGeneration && event.fd == wakeFD {
             var count: UInt64 = 0
@@ -296,6 +309,7 @@ public final class TaskQueue {
         registrations[index] = registration
     }
 
+    @_optimize(speed)
     private func wakeAll(_ head: inout Int32) {
         var id = head
         while id >= 0 {
@@ -382,6 +396,7 @@ public final class TaskQueue {
     // MARK: waiter storage
 
     /// Stores `waiter` under the id `nextWaiter` names.
+    @_optimize(speed)
     private func allocateWaiter(_ waiter: Waiter) -> Int32 {
         if freeWaiters >= 0 {
             let id = freeWaiters
@@ -393,6 +408,7 @@ public final class TaskQueue {
         return Int32(waiters.count - 1)
     }
 
+    @_optimize(speed)
     private func releaseWaiter(_ id: Int32) {
         waiters[Int(id)] = Waiter()
         waiters[Int(id)].next = freeWaiters

@@ -15,8 +15,17 @@ private func withQueue<R>(_ pointer: UnsafeMutableRawPointer?, _ body: (TaskQueu
 /// The id the next schedule hands out: the glue stores the task under it
 /// first, so that a memory error while storing leaves the queue untouched.
 @_cdecl("xpio_queue_next_waiter")
-func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?) -> Int32 {
-    withQueue(pointer) { $0.nextWaiter }
+func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?, _ isNew: UnsafeMutablePointer<Int32>?) -> Int32 {
+    withQueue(pointer) { queue in
+        isNew!.pointee = queue.nextWaiterIsNew ? 1 : 0
+        return queue.nextWaiter
+    }
+}
+
+/// How many waiter ids the queue has handed out so far (ids 0 to this - 1).
+@_cdecl("xpio_queue_ids_used")
+func queueIdsUsed(_ pointer: UnsafeMutableRawPointer?) -> Int32 {
+    withQueue(pointer) { $0.idsUsed }
 }
 
 /// Makes a new waiter wait for `readiness` on `target` (none: ready at the
@@ -40,13 +49,14 @@ func queueCancel(_ pointer: UnsafeMutableRawPointer?, _ waiter: Int32) -> Int32 
     withQueue(pointer) { $0.cancel(waiter) } ? 1 : 0
 }
 
-/// 1: `ready` holds the ready waiters (maybe none); 0: nothing to wait on.
+/// 1 + the number of ready waiters (`ready` holds them; maybe none); 0:
+/// nothing to wait on.
 @_cdecl("xpio_queue_wait")
 func queueWait(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?, _ timeout: Double,
                _ hasTimeout: Int32) -> Int32 {
     withQueue(pointer) { queue in
         do throws(Failure) {
-            return try queue.wait(timeout: hasTimeout != 0 ? timeout : nil) ? 1 : 0
+            return try queue.wait(timeout: hasTimeout != 0 ? timeout : nil) ? 1 + Int32(queue.readyWaiters.count) : 0
         } catch { return Call(call!).fail(error) }
     }
 }

@@ -99,14 +99,18 @@ import Testing
         let queue = try makeQueue(poll: false)
         let (a, _) = try Socket.pair()
         let first = queue.nextWaiter
+        #expect(queue.nextWaiterIsNew && queue.idsUsed == 0)
         #expect(try queue.schedule(on: a, .read) == first)
         let second = queue.nextWaiter
         #expect(second != first)
         #expect(try queue.schedule(on: nil, .read) == second)
+        #expect(queue.idsUsed == 2)
         #expect(queue.cancel(first))
         #expect(queue.nextWaiter == first)           // a freed id comes back first
+        #expect(!queue.nextWaiterIsNew)              // the glue has its places already
         #expect(try queue.schedule(on: a, .write) == first)
         #expect(queue.nextWaiter != first && queue.nextWaiter != second)
+        #expect(queue.nextWaiterIsNew && queue.idsUsed == 2)
     }
 
     /// A wait whose ready list was not taken (the C glue failed to make the

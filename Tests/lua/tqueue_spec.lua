@@ -139,6 +139,47 @@ describe("tqueue:wait", function()
     q:close()
   end)
 
+  it("keeps working after the debug library replaced the queue's waiters table", function()
+    -- The waiters table keeps a place for every waiter id the queue ever
+    -- handed out, and storing a task under a reused id writes into that
+    -- place without making it (Sources/CLua/tasks.c): a table made anew
+    -- must have those places too. Ids 1 to 8 are used, freed, and reused
+    -- after the swap; every task comes back exactly once.
+    local q = assert(xpio.tqueue())
+    local pairs_ = {}
+    for i = 1, 8 do
+      local a, b = assert(xpio.socketpair())
+      assert.are.equal(1, a:try_write("x"))
+      pairs_[i] = { a, b }
+    end
+    local function round()
+      local tasks = {}
+      for i = 1, 8 do
+        tasks[i] = { _queue = q, n = i }
+        assert.is_true(pairs_[i][2]:when_read(tasks[i]))
+      end
+      local ready = assert(q:wait(5))
+      assert.are.equal(8, #ready)
+      local seen = {}
+      for _, task in ipairs(ready) do
+        assert.is_nil(task._dequeue)
+        assert.is_nil(seen[task.n])
+        seen[task.n] = true
+      end
+    end
+    round()
+    debug.setuservalue(q, {}, 1)
+    round()
+    debug.setuservalue(q, nil, 1)
+    round()
+    assert.is_true(q:isEmpty())
+    for _, ends in ipairs(pairs_) do
+      ends[1]:close()
+      ends[2]:close()
+    end
+    q:close()
+  end)
+
   it("returns a ready task at once, with _dequeue and _dequeuedata cleared, and removes it", function()
     local q = xpio.tqueue()
     local a, b = assert(xpio.socketpair())

@@ -143,10 +143,15 @@ void xpio_stop(void);
  * the tasks. A queue and a wait target are Swift objects (unretained). */
 /* C stores the task under the id the queue names next (storing allocates,
  * and may raise), then schedules, which hands out that id or fails with
- * nothing kept: a memory error while storing leaves the queue untouched. */
-int32_t xpio_queue_next_waiter(void *queue);
+ * nothing kept: a memory error while storing leaves the queue untouched.
+ * `is_new`: 1 when the id was never handed out before (every id below
+ * xpio_queue_ids_used was). */
+int32_t xpio_queue_next_waiter(void *queue, int32_t *is_new);
+int32_t xpio_queue_ids_used(void *queue);
 int32_t xpio_queue_schedule(xpio_call *call, void *queue, void *target, int32_t readiness);
 int32_t xpio_queue_cancel(void *queue, int32_t waiter);
+/* 1 + how many tasks are ready (the ready list: xpio_queue_ready), 0 when
+ * nothing waits and there is no timeout, or a failure. */
 int32_t xpio_queue_wait(xpio_call *call, void *queue, double timeout, int32_t has_timeout);
 const int32_t *xpio_queue_ready(void *queue, int32_t *count);
 void xpio_queue_delivered(void *queue);
