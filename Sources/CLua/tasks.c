@@ -12,7 +12,7 @@
  * before the runtime commits, and every change after it only clears fields
  * that exist, which never allocates: a call either completes or leaves the
  * queue as it was. The task is stored under the id the runtime will hand
- * out next (xpio_queue_next_waiter) and the runtime reserves it only after
+ * out next (xpio_queue_next_waiter) and the runtime takes it only after
  * the stores, so no store needs undoing and none runs under lua_pcall
  * (which cost a quarter of a when_ call). Nothing runs between the two:
  * the stores call no finalizer (Lua runs none in a raw set, nor in the
@@ -116,8 +116,8 @@ static void prepare(lua_State *L, int queue, void *object) {
 /* Stores the task (at `task`) and the object it waits on (at `object`, or
  * none: 0) under waiter key `key` in the waiters table (at `waiters`), and
  * the task's _dequeuedata and _dequeue (the function at `fn`): the steps of
- * scheduling that allocate. The runtime has not reserved the key yet, so a
- * memory error raised here must leave nothing that matters: the waiters'
+ * scheduling that allocate. The runtime has not handed the key out yet, so
+ * a memory error raised here must leave nothing that matters: the waiters'
  * two places exist first, holding false (made here for a key never used,
  * left so by forget_in for any other); then the fields, _dequeue last
  * (without it the task is not scheduled); then the places get their values,
