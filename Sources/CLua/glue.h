@@ -34,7 +34,7 @@
  * upvalue of every XPIO function: pushing one copies a value, about 17
  * instructions, where reading the kinds array took 51 and a
  * lua_pushliteral compares the C string with Lua's string cache (a strcmp)
- * on every push; a when_ call and a ready task's wake-up push four each.
+ * on every push; a when_ call pushes four, each task a wait returns two.
  * Being kept alive, a name also never allocates, so clearing task fields in
  * a finalizer or undoing a failed schedule cannot fail. The kinds array
  * keeps them too, which is where a new closure takes them from. */
