@@ -29,9 +29,16 @@ static void clear_fields(lua_State *L, int task) {
     lua_rawset(L, task);
 }
 
-/* Where waiter `key` (its id + 1, the task's _dequeuedata) keeps its task
- * in the waiters table; its object is at the next index. */
+/* Where waiter `key` (its id + 1) keeps its task in the waiters table;
+ * its object is at the next index. */
 static lua_Integer task_index(lua_Integer key) { return 2 * key - 1; }
+
+/* A task's _dequeuedata: its waiter key in the low 32 bits, and above them
+ * (31 bits of) the serial number the runtime gave this scheduling, so that
+ * data kept from an earlier scheduling under the same key names nothing. */
+static lua_Integer dequeue_data(lua_Integer key, uint32_t serial) {
+    return key | ((lua_Integer)(serial & 0x7fffffff) << 32);
+}
 
 /* Clears waiter `key` in the waiters table at `waiters`: false, not nil,
  * so the two places stay in the table (a rehash keeps only what is not
@@ -52,9 +59,11 @@ static void *queue_object(lua_State *L, int index) {
 
 /* task:_dequeue(), or task._dequeue(task._dequeuedata): the queue is
  * upvalue 1, the kinds and the names after it, as in every entry;
- * the data is the task's waiter key. Returns true, or nothing when
- * the task is not scheduled on this queue. Anything else as the argument
- * is an error: a silent no-op would leave the task scheduled. */
+ * the data names the task's waiter key and its scheduling (dequeue_data).
+ * Returns true, or nothing when the task is not scheduled on this queue
+ * (or, given data, when the data is not the scheduled task's: one kept
+ * from an earlier scheduling). Anything else as the argument is an
+ * error: a silent no-op would leave the task scheduled. */
 static int dequeue(lua_State *L) {
     int queue = lua_upvalueindex(1);
     void *object = queue_object(L, queue);
@@ -68,13 +77,22 @@ static int dequeue(lua_State *L) {
         lua_pushvalue(L, 1);
     }
     int isinteger;
-    lua_Integer key = lua_tointegerx(L, -1, &isinteger);
-    if (!isinteger || key < 1 || key > INT32_MAX) return 0;
+    lua_Integer data = lua_tointegerx(L, -1, &isinteger);
+    lua_Integer key = data & 0xffffffff;
+    if (!isinteger || data < 1 || key < 1 || key > INT32_MAX) return 0;
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) return 0;
     int waiters = lua_gettop(L);
     if (lua_rawgeti(L, waiters, task_index(key)) != LUA_TTABLE) return 0;
-    if (by_task && !lua_rawequal(L, -1, 1)) return 0;
     int task = lua_gettop(L);
+    if (by_task) {
+        if (!lua_rawequal(L, task, 1)) return 0;
+    } else {
+        xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
+        lua_rawget(L, task);
+        int same = lua_isinteger(L, -1) && lua_tointeger(L, -1) == data;
+        lua_pop(L, 1);
+        if (!same) return 0;
+    }
     xpio_queue_cancel(object, (int32_t)(key - 1));
     forget_in(L, waiters, key);
     clear_fields(L, task);
@@ -124,7 +142,8 @@ static void prepare(lua_State *L, int queue, void *object) {
  * which overwrites and never allocates. A raise leaves at most two falses
  * (which hold nothing alive, and the next task given the key overwrites)
  * and a _dequeuedata nobody reads. */
-static void store_task(lua_State *L, int waiters, int fn, int task, int object, lua_Integer key, int is_new) {
+static void store_task(lua_State *L, int waiters, int fn, int task, int object, lua_Integer key, uint32_t serial,
+                       int is_new) {
     /* A key used before holds false in both places (forget_in, or prepare
      * for a table made after the ids were used): they exist, and only a
      * new key needs them made. */
@@ -135,7 +154,7 @@ static void store_task(lua_State *L, int waiters, int fn, int task, int object, 
         lua_rawseti(L, waiters, task_index(key));
     }
     xpio_push_name(L, XPIO_NAME_DEQUEUEDATA);
-    lua_pushinteger(L, key);
+    lua_pushinteger(L, dequeue_data(key, serial));
     lua_rawset(L, task);
     xpio_push_name(L, XPIO_NAME_DEQUEUE);
     lua_pushvalue(L, fn);
@@ -193,8 +212,9 @@ int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xp
     void *queue_object = *slot;
     prepare(L, queue, queue_object);
     int32_t is_new;
-    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(queue_object, &is_new) + 1;
-    store_task(L, below + 1, below + 2, task, object, key, is_new);
+    uint32_t serial;
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(queue_object, &is_new, &serial) + 1;
+    store_task(L, below + 1, below + 2, task, object, key, serial, is_new);
     int32_t waiter = xpio_queue_schedule(&call, queue_object, waits_on, readiness);
     if (waiter != key - 1) {
         unstore_task(L, below + 1, task, key);
@@ -241,8 +261,9 @@ int xpio_schedule_now(lua_State *L, int task) {
     void *object = *slot;
     prepare(L, queue, object);
     int32_t is_new;
-    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object, &is_new) + 1;
-    store_task(L, queue + 1, queue + 2, task, 0, key, is_new);
+    uint32_t serial;
+    lua_Integer key = (lua_Integer)xpio_queue_next_waiter(object, &is_new, &serial) + 1;
+    store_task(L, queue + 1, queue + 2, task, 0, key, serial, is_new);
     int32_t waiter = xpio_queue_schedule(&call, object, NULL, XPIO_READABLE);
     if (waiter != key - 1) {
         unstore_task(L, queue + 1, task, key);

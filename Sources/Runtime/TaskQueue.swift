@@ -50,6 +50,8 @@ public final class TaskQueue {
     private var registrations: [Registration] = []
     private var waiters: [Waiter] = []
     private var freeWaiters: Int32 = -1
+    /// How many waiters were ever handed out (wrapping): `nextSerial`.
+    private var schedules: UInt32 = 0
     private var waitingCount = 0
     /// Ids that are ready without an event (closed descriptor, exited
     /// process); returned by the next wait.
@@ -153,6 +155,12 @@ public final class TaskQueue {
     /// is empty). The Lua half keeps a place per id ever used and makes one
     /// only for a new id.
     public var nextWaiterIsNew: Bool { freeWaiters < 0 }
+
+    /// The serial number the next `schedule` gives its waiter: with the
+    /// id, it names one scheduling, so that the Lua half can tell a task's
+    /// `_dequeuedata` from one kept from an earlier scheduling of the same
+    /// id (which must unschedule nothing). It wraps after 2^32 schedules.
+    public var nextSerial: UInt32 { schedules &+ 1 }
 
     /// How many ids were handed out since the queue was made or closed.
     public var idsUsed: Int32 { Int32(waiters.count) }
@@ -398,6 +406,7 @@ public final class TaskQueue {
     /// Stores `waiter` under the id `nextWaiter` names.
     @_optimize(speed)
     private func allocateWaiter(_ waiter: Waiter) -> Int32 {
+        schedules &+= 1
         if freeWaiters >= 0 {
             let id = freeWaiters
             freeWaiters = waiters[Int(id)].next

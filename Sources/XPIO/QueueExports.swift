@@ -12,12 +12,15 @@ private func withQueue<R>(_ pointer: UnsafeMutableRawPointer?, _ body: (TaskQueu
     Unmanaged<TaskQueue>.fromOpaque(pointer!)._withUnsafeGuaranteedRef(body)
 }
 
-/// The id the next schedule hands out: the glue stores the task under it
-/// first, so that a memory error while storing leaves the queue untouched.
+/// The id the next schedule hands out, and its serial number: the glue
+/// stores the task under the id first, so that a memory error while
+/// storing leaves the queue untouched.
 @_cdecl("xpio_queue_next_waiter")
-func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?, _ isNew: UnsafeMutablePointer<Int32>?) -> Int32 {
+func queueNextWaiter(_ pointer: UnsafeMutableRawPointer?, _ isNew: UnsafeMutablePointer<Int32>?,
+                     _ serial: UnsafeMutablePointer<UInt32>?) -> Int32 {
     withQueue(pointer) { queue in
         isNew!.pointee = queue.nextWaiterIsNew ? 1 : 0
+        serial!.pointee = queue.nextSerial
         return queue.nextWaiter
     }
 }

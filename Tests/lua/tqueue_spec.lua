@@ -618,6 +618,23 @@ describe("task._dequeue", function()
     a:close()
     b:close()
   end)
+
+  it("takes _dequeuedata kept from an earlier scheduling for nothing, though another task has its place", function()
+    local q = xpio.tqueue()
+    local a, b = assert(xpio.socketpair())
+    local t1, t2 = { _queue = q }, { _queue = q }
+    assert.is_true(a:when_read(t1))
+    local dequeue, stale = t1._dequeue, t1._dequeuedata
+    assert.is_true(t1:_dequeue())
+    assert.is_true(a:when_read(t2))            -- the place t1 had
+    assert.are.same({}, { dequeue(stale) })
+    assert.is_function(t2._dequeue, "stale data unscheduled another task")
+    assert.is_false(q:isEmpty())
+    assert.is_true(t2._dequeue(t2._dequeuedata))
+    assert.is_true(q:isEmpty())
+    a:close()
+    b:close()
+  end)
 end)
 
 describe("queues and the descriptors they waited on", function()

@@ -145,8 +145,9 @@ void xpio_stop(void);
  * and may raise), then schedules, which hands out that id or fails with
  * nothing kept: a memory error while storing leaves the queue untouched.
  * `is_new`: 1 when the id was never handed out before (every id below
- * xpio_queue_ids_used was). */
-int32_t xpio_queue_next_waiter(void *queue, int32_t *is_new);
+ * xpio_queue_ids_used was); `serial`: the number that, with the id, names
+ * this scheduling (the task's _dequeuedata holds both). */
+int32_t xpio_queue_next_waiter(void *queue, int32_t *is_new, uint32_t *serial);
 int32_t xpio_queue_ids_used(void *queue);
 int32_t xpio_queue_schedule(xpio_call *call, void *queue, void *target, int32_t readiness);
 int32_t xpio_queue_cancel(void *queue, int32_t waiter);
