@@ -230,6 +230,43 @@ describe("one socket, many tasks", function()
     a:close()
     b:close()
   end)
+
+  it("a blocking read from such a coroutine answers at once when the bytes are there, even after a short read", function()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    run(20, { function()
+      assert(b:write("x\n"))
+      got[1] = a:readline()                  -- a short read: the next blocking read would wait first
+      assert(b:write("w\n"))
+      got[2] = { pcall(coroutine.wrap(function() return a:readline() end)) }
+    end })
+    assert.are.equal("x", got[1])
+    assert.are.same({ true, "w" }, got[2])
+    a:close()
+    b:close()
+  end)
+
+  it("the scheduler's own waits from such a coroutine raise too, and the task's waits stay whole", function()
+    local outcome = {}
+    run(20, { function(sched)
+      local ch = sched.channel()
+      outcome.receive = { pcall(coroutine.wrap(function() return ch:receive() end)) }
+      outcome.sleep = { pcall(coroutine.wrap(function() return sched.sleep(0.01) end)) }
+      sched.spawn(function() assert(ch:send("value")) end)
+      local t0 = xpio.gettime()
+      outcome.slept = sched.sleep(0.05)
+      outcome.elapsed = xpio.gettime() - t0
+      outcome.received = ch:receive()
+    end })
+    assert.is_false(outcome.receive[1])
+    assert.truthy(tostring(outcome.receive[2]):find(
+      "xpio.sched: receive would wait in a coroutine that is not the task's own", 1, true), tostring(outcome.receive[2]))
+    assert.is_false(outcome.sleep[1])
+    assert.truthy(tostring(outcome.sleep[2]):find("xpio.sched: sleep would wait", 1, true), tostring(outcome.sleep[2]))
+    assert.is_true(outcome.slept)
+    assert.is_true(outcome.elapsed >= 0.045, tostring(outcome.elapsed))
+    assert.are.equal("value", outcome.received)
+  end)
 end)
 
 describe("socket:lines", function()

@@ -147,6 +147,12 @@ describe("sched.channel", function()
     local ch = sched.channel()
     assert.has_error(function() ch:send(nil) end, "bad argument #1 to 'send' (value expected)")
     assert.has_error(function() ch.receive({}) end, "calling 'receive' on bad self (xpio.sched.channel expected, got table)")
+    -- each error names the caller's line, as the standard library's do
+    for _, bad in ipairs({ function() sched.channel(-1) end, function() sched.channel(1.5) end,
+                           function() sched.semaphore(-2) end, function() sched.channel("x") end }) do
+      local _, err = pcall(bad)
+      assert.truthy(tostring(err):find("^[^:]*sched_sync_spec%.lua:%d+: bad argument #1"), tostring(err))
+    end
   end)
 end)
 

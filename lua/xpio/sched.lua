@@ -20,7 +20,7 @@
 local xpio = require "xpio"
 
 local gettime, setCurrentTask = xpio.gettime, xpio.setCurrentTask
-local resume, yield, unpack = coroutine.resume, coroutine.yield, table.unpack
+local resume, yield, corunning, unpack = coroutine.resume, coroutine.yield, coroutine.running, table.unpack
 
 local sched = {}
 
@@ -73,9 +73,22 @@ local function checktask(v, n, fname)
 end
 
 --- The running task; `fname` names the function that needs one.
-local function running(fname)
+local function in_task(fname)
   if current then return current end
   error(("xpio.sched: %s must be called from a task"):format(fname), 3)
+end
+
+--- The running task, about to wait: only its own coroutine can (a
+--- coroutine.wrap iterator inside it would yield to the iterator's caller,
+--- not to the scheduler, and the task would wait on two things at once),
+--- as only there can XPIO's blocking calls (Spec/sched.spec).
+local function running(fname)
+  local task = current
+  if not task then error(("xpio.sched: %s must be called from a task"):format(fname), 3) end
+  if corunning() ~= task.co then
+    error(("xpio.sched: %s would wait in a coroutine that is not the task's own (a coroutine inside a task cannot wait)"):format(fname), 3)
+  end
+  return task
 end
 
 -- Timer heap -------------------------------------------------------------------
@@ -499,7 +512,7 @@ end
 function sched.timeout(seconds, fn, ...)
   checkseconds(seconds, 1, "timeout")
   checktype(fn, "function", 2, "timeout")
-  local task = running("timeout")
+  local task = in_task("timeout")
   local outer = task.deadline
   local deadline = gettime() + seconds
   if not outer or deadline < outer then

@@ -18,12 +18,14 @@ return function(sched, core)
     end
   end
 
-  local function checkcount(v, n, fname, optional)
+  -- `level`: where the error points, 3 (the default) being the caller of
+  -- the function that called this one.
+  local function checkcount(v, n, fname, optional, level)
     if optional and v == nil then return end
     if math.type(v) ~= "integer" then
-      error(("bad argument #%d to '%s' (number has no integer representation)"):format(n, fname), 3)
+      error(("bad argument #%d to '%s' (number has no integer representation)"):format(n, fname), level or 3)
     elseif v < 0 then
-      error(("bad argument #%d to '%s' (non-negative integer expected)"):format(n, fname), 3)
+      error(("bad argument #%d to '%s' (non-negative integer expected)"):format(n, fname), level or 3)
     end
   end
 
@@ -33,7 +35,7 @@ return function(sched, core)
       error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname,
         v == nil and "no value" or typename(v)), 3)
     end
-    checkcount(v, n, fname, optional)
+    checkcount(v, n, fname, optional, 4)
   end
 
   -- Channels ---------------------------------------------------------------
