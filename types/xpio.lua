@@ -155,11 +155,13 @@ function xpio.open(path, flags, mode) end
 ---through a pipe XPIO keeps for `from` (closed with it). Returns the count
 ---moved (at least 1; 0 only when `count` is 0), or a single `nil` at the
 ---end of `from`'s stream, so that a forwarder is `while xpio.splice(a,
----b) do end`. Bytes `from` already holds go first, in order: what its
----buffered reads (`readline`, ...) kept, then what an earlier splice took
----from it and `to` could not take yet, which waits in the pipe for the
----next splice from `from` (a `read` does not see it). Through TLS, which
----must see the bytes, it reads and writes (64 KiB per call). `try_splice`
+---b) do end`. Bytes `from` already holds go first, in order. What a
+---splice took from the kernel and `to` did not take (it was full, or it
+---refuses `splice(2)`, as a file opened `"a"` does) stays with `from`,
+---with the bytes its buffered reads (`readline`, ...) keep: the next
+---splice sends it first, and any read, `buffered` and `detach` see it,
+---so a `try_splice` that answers `nil, "retry"` loses nothing. Through
+---TLS, which must see the bytes, it reads and writes (64 KiB per call). `try_splice`
 ---answers `nil, "retry"` when nothing can move now, and `when_splice`
 ---waits for what blocks it: `to` while bytes wait for it, else `from`.
 ---@param from xpio.socket
@@ -174,11 +176,13 @@ function xpio.splice(from, to, count) end
 ---through a pipe XPIO keeps for `from` (closed with it). Returns the count
 ---moved (at least 1; 0 only when `count` is 0), or a single `nil` at the
 ---end of `from`'s stream, so that a forwarder is `while xpio.splice(a,
----b) do end`. Bytes `from` already holds go first, in order: what its
----buffered reads (`readline`, ...) kept, then what an earlier splice took
----from it and `to` could not take yet, which waits in the pipe for the
----next splice from `from` (a `read` does not see it). Through TLS, which
----must see the bytes, it reads and writes (64 KiB per call). `try_splice`
+---b) do end`. Bytes `from` already holds go first, in order. What a
+---splice took from the kernel and `to` did not take (it was full, or it
+---refuses `splice(2)`, as a file opened `"a"` does) stays with `from`,
+---with the bytes its buffered reads (`readline`, ...) keep: the next
+---splice sends it first, and any read, `buffered` and `detach` see it,
+---so a `try_splice` that answers `nil, "retry"` loses nothing. Through
+---TLS, which must see the bytes, it reads and writes (64 KiB per call). `try_splice`
 ---answers `nil, "retry"` when nothing can move now, and `when_splice`
 ---waits for what blocks it: `to` while bytes wait for it, else `from`.
 ---@param from xpio.socket
@@ -246,7 +250,12 @@ function xpio.gettime() end
 ---descriptors and no other, each in blocking mode. Socket objects named in
 ---`files` are closed in the parent once the child is started (the blocking
 ---mode belongs to the file, not the process, so they must not be used by
----XPIO afterwards); numbers are left open.
+---XPIO afterwards); numbers are left open. Bytes an object's buffered
+---reads (`readline`, ...) kept are not lost: a file is sought back so
+---that the child reads them, and a pipe or socket holding such bytes is
+---refused (`nil, "xpio: the socket holds bytes it read ahead (read them,
+---or detach it, first)"`), as is a TLS socket, whose session cannot be
+---handed over.
 ---
 ---`attrs` is a table of optional fields (see the `attrs` record): `exe`,
 ---`cwd`, `pgroup`, `setsid`, `umask`. `setsid` already makes a new group,
@@ -537,7 +546,8 @@ function tls.server(options) end
 ---had already read and kept (a `readline` before STARTTLS) go to TLS
 ---first. A client context that verifies needs `options.host`: without it
 ---the answer is `nil, "xpio: tls: no host name to verify"`. A socket
----already wrapped answers `nil, "xpio: tls: socket is already TLS"`.
+---already wrapped answers `nil, "xpio: tls: socket is already TLS"`, a
+---UDP one `nil, "xpio: tls: a datagram socket cannot speak TLS"`.
 ---The handshake starts with `handshake`, or with the first read or write.
 ---Wrapping turns `TCP_NODELAY` on: TLS sends whole records, and Nagle's
 ---algorithm would hold back the tail of each one until the peer's
@@ -1310,7 +1320,10 @@ function tqueue:isEmpty() end
 ---the first `fileno` call on, the queue takes the interest in a
 ---descriptor out of the kernel set as soon as it wakes the descriptor's
 ---waiters (a queue never embedded keeps it, so that a read–wait–read loop
----costs no `epoll_ctl`). Returns `nil, message` for a queue on the poll
+---costs no `epoll_ctl`). A task dequeued before its event came leaves
+---the interest in place until a `wait` sees the event: the descriptor may
+---then be readable once with no task to return, and that `wait` returns
+---none. Returns `nil, message` for a queue on the poll
 ---backend, which has no such descriptor, and
 ---`nil, "xpio: not supported on this system"` where `xpio.platform()` is
 ---`"posix"`.

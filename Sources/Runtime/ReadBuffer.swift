@@ -117,11 +117,7 @@ final class ReadBuffer {
     /// (ENOMEM) loses no byte.
     /// The corresponding C function is `read`.
     func fill(from socket: Socket, _ fd: CInt) throws(Failure) -> Int {
-        if base == nil, let block = ReadBuffer.spare {
-            base = block
-            capacity = ReadBuffer.spareCapacity
-            ReadBuffer.spare = nil
-        }
+        takeSpare()
         if isEmpty && capacity > ReadBuffer.largest { release() }
         try reserve(ReadBuffer.smallest)
         let read: Int
@@ -136,6 +132,30 @@ final class ReadBuffer {
         end += read
         if isEmpty { giveUpBlock() }
         return read
+    }
+
+    /// Appends what one read of pipe end `fd` gives, at most `count` bytes:
+    /// the bytes a splice took from the socket and its output did not
+    /// (Splice.swift), which the pipe holds for sure. Room for all `count`
+    /// is made first (a failure to make it loses no byte: they stay in the
+    /// pipe). Returns the bytes appended.
+    /// The corresponding C function is `read`.
+    func fill(fromPipe fd: CInt, _ count: Int) throws(Failure) -> Int {
+        takeSpare()
+        try reserve(count)
+        let read = try Sys.read(fd, base! + end, count).get()
+        end += read
+        if isEmpty { giveUpBlock() }
+        return read
+    }
+
+    /// Takes the spare block when this buffer has none.
+    private func takeSpare() {
+        if base == nil, let block = ReadBuffer.spare {
+            base = block
+            capacity = ReadBuffer.spareCapacity
+            ReadBuffer.spare = nil
+        }
     }
 
     /// The least room a read gets, and the largest block kept when empty.

@@ -176,7 +176,7 @@ public final class Socket: Descriptor {
     }
 
     /// Whether this is a datagram socket (SO_TYPE, asked once; a pipe is not).
-    private var isDatagram: Bool {
+    public var isDatagram: Bool {
         if streamKind == .unknown {
             guard let type = try? intOption(SOL_SOCKET, SO_TYPE) else { return false }
             streamKind = type == CInt(SOCK_STREAM.rawValue) ? .stream : .datagram
@@ -286,12 +286,28 @@ public final class Socket: Descriptor {
             switch Sys.sendfile(fd, input, &position, count) {
             case .success(let sent): return sent
             case .failure(.system(EINVAL)), .failure(.system(ENOSYS)): break
+            case .failure(.system(EOVERFLOW)) where Socket.isPastEnd(input, offset): return 0
             case .failure(let failure): throw failure
             }
         }
-        let read = try Sys.pread(input, Socket.readBuffer.baseAddress!, min(count, Socket.readBuffer.count), offset).get()
+        let read: Int
+        switch Sys.pread(input, Socket.readBuffer.baseAddress!, min(count, Socket.readBuffer.count), offset) {
+        case .success(let got): read = got
+        case .failure(.system(EINVAL)) where Socket.isPastEnd(input, offset): return 0
+        case .failure(.system(EOVERFLOW)) where Socket.isPastEnd(input, offset): return 0
+        case .failure(let failure): throw failure
+        }
         guard read > 0 else { return 0 }
         return try write(UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<read]))
+    }
+
+    /// Whether `offset` is at or past the end of regular file `fd`: an
+    /// offset the kernel's file calls refuse as too large (EOVERFLOW,
+    /// EINVAL) is still "the file's end" to `sendfile`, which sends 0.
+    private static func isPastEnd(_ fd: CInt, _ offset: Int64) -> Bool {
+        var status = stat()
+        guard case .success = Sys.fstat(fd, &status) else { return false }
+        return (Int32(bitPattern: UInt32(status.st_mode)) & S_IFMT) == S_IFREG && offset >= Int64(status.st_size)
     }
 
     // MARK: handing descriptors over
@@ -308,6 +324,25 @@ public final class Socket: Descriptor {
         blockingOnClose = false
         let kept = buffered.map { $0.take($0.count) } ?? UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0)
         return (take(), kept)
+    }
+
+    /// The descriptor, for a child (`Spawn`, which closes this object once
+    /// the child has started), with nothing of the stream left behind in
+    /// the parent: bytes the buffered reads kept go back to a file that can
+    /// seek (the child reads them again, as C's stdio leaves a file it
+    /// flushes); a pipe or socket holding such bytes is refused, as is a
+    /// TLS socket (the child would write plain text into the session).
+    /// The corresponding C function is `lseek`.
+    func descriptorForChild() throws(Failure) -> CInt {
+        let fd = try descriptor()
+        guard secure == nil else { throw .xpio("xpio: tls: a TLS socket cannot be handed to a child") }
+        if let kept = buffered, !kept.isEmpty {
+            guard case .success = Sys.seek(fd, -Int64(kept.count), SEEK_CUR) else {
+                throw .xpio("xpio: the socket holds bytes it read ahead (read them, or detach it, first)")
+            }
+            _ = kept.take(kept.count)
+        }
+        return fd
     }
 
     /// A socket object for descriptor `fd`: a duplicate of it, or (`.own`)
@@ -363,6 +398,7 @@ public final class Socket: Descriptor {
                          alpn: UnsafePointer<UnsafePointer<CChar>?>?, alpnCount: Int, session: UnsafeRawBufferPointer?) throws(Failure) {
         let fd = try descriptor()
         guard secure == nil else { throw .xpio("xpio: tls: socket is already TLS") }
+        guard !isDatagram else { throw .xpio("xpio: tls: a datagram socket cannot speak TLS") }
         let kept = buffered.map { $0.take($0.count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
         var start = xpio_tls_start(fd: fd, kept: kept.baseAddress, kept_length: kept.count, host: host, alpn: alpn,
                                    nalpn: CInt(alpnCount), session: session?.baseAddress, session_length: session?.count ?? 0)

@@ -69,7 +69,7 @@ public enum Spawn {
         for (target, source) in request.files {
             switch source {
             case .descriptor(let fd): files.append((target, fd))
-            case .handOver(let socket): files.append((target, try socket.descriptor()))
+            case .handOver(let socket): files.append((target, try socket.descriptorForChild()))
             case .null:
                 let null = try Descriptor.openNull()
                 opened.append(null)

@@ -2,12 +2,15 @@ import CSystem
 
 /// The pipe `xpio.splice` moves a socket's bytes through: `splice(2)` needs
 /// a pipe at one end, so bytes go socket -> this pipe -> socket, never
-/// entering user space. It belongs to the source socket (its bytes are
-/// that socket's stream, like the buffered reads' ones) and closes with it.
+/// entering user space. It belongs to the source socket and closes with it.
+/// Between calls it is empty: what the output did not take goes on to the
+/// socket's buffered reads (Socket.splice), where every read sees it.
 final class SplicePipe {
     let readEnd: CInt
     let writeEnd: CInt
-    /// Bytes in the pipe, taken from the source and not yet given on.
+    /// Bytes in the pipe, taken from the source and not yet given on. Not
+    /// zero between calls only when moving them to the buffered reads
+    /// failed (ENOMEM): the next splice sends them first.
     var held = 0
 
     init() throws(Failure) {
@@ -30,34 +33,54 @@ extension Socket {
     /// Moves at most `count` bytes from this socket to `output` without them
     /// entering user space; nil at the end of the stream. Bytes this socket
     /// holds come first, in order: what the buffered reads kept (written
-    /// from user space, as they already are there), then what an earlier
-    /// splice left in the pipe, then the kernel's. Through TLS (which must
-    /// see the bytes), or where the kernel refuses to splice (EINVAL), the
-    /// bytes are read into the buffered reads' store and written from there,
-    /// so nothing read is lost when the output is full; so too in the
-    /// portable build, which has no `splice`.
-    /// The corresponding C functions are `splice` (Linux) and `write`.
+    /// from user space, as they already are there), then the kernel's.
+    /// What the kernel gave and the output did not take (it was full, or it
+    /// refuses splice: a file opened to append) goes to the buffered reads,
+    /// so the next read of any kind, or the next splice, has it first: a
+    /// `try_splice` that answers "retry" keeps its bytes where a `readline`
+    /// or `detach` finds them. Through TLS (which must see the bytes), or
+    /// where the kernel refuses to splice from the source (EINVAL), the
+    /// bytes are read into the buffered reads' store and written from
+    /// there; so too in the portable build, which has no `splice`.
+    /// The corresponding C functions are `splice` (Linux), `read` and `write`.
     public func splice(to output: Socket, count: Int) throws(Failure) -> Int? {
         let fd = try descriptor()
         let out = try output.descriptor()
         if count == 0 { return 0 }
         if let kept = buffered, !kept.isEmpty { return try output.give(kept, count) }
-        if secure == nil && output.secure == nil && Platform.linux {
-            let pipe: SplicePipe
-            if let made = splicePipe { pipe = made } else { pipe = try SplicePipe(); splicePipe = pipe }
-            if pipe.held == 0 {
-                switch Sys.splice(fd, pipe.writeEnd, count) {
-                case .success(0): return nil
-                case .success(let moved): pipe.held = moved
-                case .failure(.system(EINVAL)): return try spliceThroughBuffer(to: output, count: count)
-                case .failure(let failure): throw failure
-                }
+        guard secure == nil && output.secure == nil && Platform.linux else { return try spliceThroughBuffer(to: output, count: count) }
+        let pipe: SplicePipe
+        if let made = splicePipe { pipe = made } else { pipe = try SplicePipe(); splicePipe = pipe }
+        if pipe.held == 0 {
+            switch Sys.splice(fd, pipe.writeEnd, count) {
+            case .success(0): return nil
+            case .success(let taken): pipe.held = taken
+            case .failure(.system(EINVAL)): return try spliceThroughBuffer(to: output, count: count)
+            case .failure(let failure): throw failure
             }
-            let moved = try Sys.splice(pipe.readEnd, out, min(pipe.held, count)).get()
-            pipe.held -= moved
-            return moved
         }
-        return try spliceThroughBuffer(to: output, count: count)
+        let sent = Sys.splice(pipe.readEnd, out, min(pipe.held, count))
+        if case .success(let moved) = sent { pipe.held -= moved }
+        do throws(Failure) {
+            try keepHeld(pipe)
+        } catch {
+            // The bytes stay in the pipe for the next splice; what went is
+            // reported all the same.
+            if case .success(let moved) = sent, moved > 0 { return moved }
+            throw error
+        }
+        switch sent {
+        case .success(let moved): return moved
+        case .failure(.system(EINVAL)): return try output.give(inbox, count)
+        case .failure(let failure): throw failure
+        }
+    }
+
+    /// Moves what the pipe holds to the buffered reads' store.
+    private func keepHeld(_ pipe: SplicePipe) throws(Failure) {
+        while pipe.held > 0 {
+            pipe.held -= try inbox.fill(fromPipe: pipe.readEnd, pipe.held)
+        }
     }
 
     /// The read-and-write way: into the buffered reads' store, then out.

@@ -20,7 +20,7 @@ import CSystem
 /// | `.inProgress` | connect | not re-issued: the connection goes on; reported as retry |
 /// | `.closes` | close | counted as closed (never retried: the descriptor is gone) |
 /// | `.noEvents` | epoll_wait, poll | zero events; the caller recomputes the timeout |
-/// | `.cannot` | the others (socket, bind, listen, getsockopt, epoll_ctl, ...) | does not happen |
+/// | `.cannot` | the others (socket, bind, listen, getsockopt, epoll_ctl, lseek, ...) | does not happen |
 ///
 /// The Linux-only calls go through the platform layer (Platform.swift,
 /// Sources/CSystem/platform.c), which compiles either them or their POSIX
@@ -102,6 +102,14 @@ enum Sys {
     /// The corresponding C function is `fcntl` (with an int argument).
     static func fcntl(_ fd: CInt, _ command: CInt, _ argument: CInt) -> Result<CInt, Failure> {
         int("fcntl", .retried) { xpio_fcntl_int(fd, command, argument) }
+    }
+
+    /// The corresponding C function is `lseek`: the new offset.
+    static func seek(_ fd: CInt, _ offset: Int64, _ whence: CInt) -> Result<Int64, Failure> {
+        switch perform("lseek", .cannot, { Int(CSystem.lseek(fd, off_t(offset), whence)) }) {
+        case .success(let position): return .success(Int64(position))
+        case .failure(let failure): return .failure(failure)
+        }
     }
 
     /// The corresponding C function is `read`.

@@ -80,18 +80,39 @@ enum SocketBinding {
         let range = substring(length: parts.reduce(0) { $0 + $1.count }, i, j)
         // The vectors of bytes from..<upper of the concatenation.
         let from = range.lowerBound + Int(progress), upper = range.upperBound
-        var used = 0, offset = 0
+        var used = 0, offset = 0, selected = 0
         for part in parts where used < vectorCapacity {
             defer { offset += part.count }
             let start = max(from, offset), end = min(upper, offset + part.count)
             guard start < end else { continue }
             vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(mutating: part.baseAddress! + (start - offset)), iov_len: end - start)
             used += 1
+            selected += end - start
+        }
+        // A datagram is one call's bytes: more strings than one call takes
+        // are gathered into one block, not sent as several datagrams.
+        if selected < upper - from && socket.isDatagram {
+            return Moved(count: try writeGathered(socket, parts, from..<upper), remaining: 0)
         }
         // Nothing selected: an empty write all the same (an empty datagram).
         let written = used == 0 ? try socket.write(UnsafeRawBufferPointer(start: nil, count: 0))
                                 : try socket.write(vectors: UnsafeBufferPointer(start: vectors, count: used))
         return Moved(count: written, remaining: Int64(upper - from - written))
+    }
+
+    /// Writes bytes `range` of the concatenation of `parts` from one block
+    /// (malloc'd: a memory failure is ENOMEM, not a trap).
+    private static func writeGathered(_ socket: Socket, _ parts: [UnsafeRawBufferPointer], _ range: Range<Int>) throws(Failure) -> Int {
+        guard let block = malloc(range.count) else { throw .system(ENOMEM) }
+        defer { free(block) }
+        var offset = 0
+        for part in parts {
+            defer { offset += part.count }
+            let start = max(range.lowerBound, offset), end = min(range.upperBound, offset + part.count)
+            guard start < end else { continue }
+            (block + (start - range.lowerBound)).copyMemory(from: part.baseAddress! + (start - offset), byteCount: end - start)
+        }
+        return try socket.write(UnsafeRawBufferPointer(start: block, count: range.count))
     }
 
     /// `socket:sendfile(file, offset, count)`, `progress` bytes in: `count`

@@ -302,6 +302,18 @@ describe("xpio.tls", function()
       local ok, err = tls.wrap(d, sctx)
       assert.is_nil(ok)
       assert.truthy(tostring(err):find("closed", 1, true), tostring(err))
+      -- a datagram socket: TLS needs a stream
+      local u = assert(xpio.socket("UDP"))
+      assert.are.same({ nil, "xpio: tls: a datagram socket cannot speak TLS" }, { tls.wrap(u, client_ctx({ verify = false })) })
+      u:close()
+      -- a TLS socket cannot be handed to a child: the session stays here
+      local r, w = assert(xpio.pipe())
+      assert.are.same({ nil, "xpio: tls: a TLS socket cannot be handed to a child" },
+        { xpio.spawn({ "true" }, xpio.env, { [0] = r, [1] = a }) })
+      assert.are.equal("xpio.socket: closed", tostring(d))
+      assert.is_not.equal("xpio.socket: closed", tostring(a))   -- refused: still ours
+      r:close()
+      w:close()
       a:close()
       b:close()
     end)
