@@ -187,9 +187,22 @@ for _, implementation in ipairs(implementations) do
 
       it("rejects an unknown pattern with an error", function()
         local c, a, server = pair()
-        local ok, err = pcall(a.receive, a, "*x")
+        for _, pattern in ipairs({ "*x", "l", "a", -1 }) do
+          local ok, err = pcall(a.receive, a, pattern)
+          assert.is_false(ok, tostring(pattern))
+          assert.matches("invalid receive pattern", err)
+        end
+        c:close() a:close() server:close()
+      end)
+
+      it("a server answers getpeername with nil and a message; connect needs a port", function()
+        local c, a, server = pair()
+        local name, err = server:getpeername()
+        same(nil, name)
+        assert.is_string(err)
+        local ok, cerr = pcall(socket.connect, "127.0.0.1")
         assert.is_false(ok)
-        assert.matches("invalid receive pattern", err)
+        assert.matches("bad argument #2 to '[%w.]*connect' %(string expected, got no value%)", cerr)
         c:close() a:close() server:close()
       end)
 
@@ -306,6 +319,9 @@ for _, implementation in ipairs(implementations) do
         u:settimeout(10)
         same(0, v:send(""))
         same("", u:receive())
+        same(1, select("#", v:send("")))          -- the count alone
+        same(1, select("#", u:sendto("", ip, port)))
+        u:receive() u:receive()
         same(5, v:send("hello"))
         local data, from_ip, from_port = u:receivefrom()
         same("hello", data) same("127.0.0.1", from_ip)

@@ -32,7 +32,16 @@ function socket.udp6() return udp.new("inet6") end
 
 --- socket.connect(address, port [, laddress, lport, family]): a connected
 --- client, or nil and a message.
+-- tcp.c's global_connect takes the address and the port with luaL_checkstring.
+local function checkstring(v, n)
+  if type(v) ~= "string" and type(v) ~= "number" then
+    error(("bad argument #%d to 'connect' (string expected, got %s)"):format(n, v == nil and "no value" or type(v)), 3)
+  end
+end
+
 function socket.connect(address, port, laddress, lport, family)
+  checkstring(address, 1)
+  checkstring(port, 2)
   local sock = tcp.new("master", family)
   if laddress then
     local ok, err = sock:bind(laddress, lport or 0)

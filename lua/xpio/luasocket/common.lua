@@ -79,6 +79,7 @@ end
 --- close(): LuaSocket answers 1, closed or not; the XPIO socket goes once.
 function M.close(self)
   local xs = self.xs
+  self.closed = true   -- a UDP object makes its socket on first use: not again
   if xs then
     self.xs = nil
     xs:close()

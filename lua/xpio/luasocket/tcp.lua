@@ -113,10 +113,11 @@ function methods:receive(pattern, prefix)
   local xs = self.xs
   prefix = prefix and tostring(prefix) or ""
   pattern = pattern or "*l"
+  -- As buffer.c reads it: a number of bytes (not negative), or a string
+  -- starting "*l" or "*a"; anything else raises.
   local size = tonumber(pattern)
-  local p = not size and type(pattern) == "string"
-    and (sub(pattern, 1, 1) == "*" and sub(pattern, 2, 2) or sub(pattern, 1, 1))
-  if not size and p ~= "l" and p ~= "a" then
+  local p = not size and type(pattern) == "string" and sub(pattern, 1, 1) == "*" and sub(pattern, 2, 2)
+  if (size and size < 0) or (not size and p ~= "l" and p ~= "a") then
     error("bad argument #1 to 'receive' (invalid receive pattern)", 2)
   end
   if not xs then return nil, "closed", prefix end
@@ -325,7 +326,7 @@ local restrict = {
   client = { "receive", "send", "close", "shutdown", "getfd", "setfd", "settimeout", "gettimeout",
              "setoption", "getoption", "getsockname", "getpeername", "dirty", "xpio" },
   server = { "accept", "close", "getfd", "setfd", "settimeout", "gettimeout", "setoption",
-             "getoption", "getsockname", "dirty", "xpio" },
+             "getoption", "getsockname", "getpeername", "dirty", "xpio" },
 }
 
 for kind, list in pairs(restrict) do

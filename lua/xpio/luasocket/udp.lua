@@ -20,6 +20,7 @@ end
 
 local function ensure(self, family)
   if self.xs then return self.xs end
+  if self.closed then return nil, "closed" end
   local xs, err = xpio.socket("UDP", family)
   if not xs then return nil, err_of(err) end
   self.xs, self.family = xs, family
@@ -74,8 +75,14 @@ local function try_send(xs, data) return xs:try_write(data) end
 local function try_sendto(xs, data, address) return xs:try_sendto(data, address) end
 local function try_recv(xs, size) return xs:try_recvfrom(size) end
 
+-- send and sendto answer the count alone, as LuaSocket's do.
+local function count_or_error(sent, err)
+  if sent == nil then return nil, err end
+  return sent
+end
+
 function methods:send(data)
-  return run(self, writable, try_send, tostring(data))
+  return count_or_error(run(self, writable, try_send, tostring(data)))
 end
 
 function methods:sendto(data, host, port)
@@ -86,7 +93,7 @@ function methods:sendto(data, host, port)
     xs, err = ensure(self, family_of(self, list[1]))
     if not xs then return nil, err end
   end
-  return run(self, writable, try_sendto, tostring(data), list[1])
+  return count_or_error(run(self, writable, try_sendto, tostring(data), list[1]))
 end
 
 function methods:receive(size)
