@@ -90,6 +90,39 @@ public struct Address {
     }
 
     /// Calls `body` with the address as the kernel takes it.
+    /// Whether `other` names the same endpoint: the family, and the port
+    /// and address of an IP one (not IPv6's flow label, which the kernel
+    /// may fill in), the path bytes of a Unix one.
+    func sameEndpoint(_ other: Address) -> Bool {
+        guard storage.ss_family == other.storage.ss_family else { return false }
+        switch family {
+        case .inet:
+            return port == other.port
+                && withRaw(sockaddr_in.self) { $0.pointee.sin_addr.s_addr } == other.withRaw(sockaddr_in.self) { $0.pointee.sin_addr.s_addr }
+        case .inet6:
+            return port == other.port && withRaw(sockaddr_in6.self) { mine in
+                other.withRaw(sockaddr_in6.self) { theirs in memcmp(&mine.pointee.sin6_addr, &theirs.pointee.sin6_addr, 16) == 0 }
+            }
+        default:
+            return withSockaddr { mine, mineLength in
+                other.withSockaddr { theirs, theirLength in
+                    let a = Address.name(mine, mineLength), b = Address.name(theirs, theirLength)
+                    return a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+                }
+            }
+        }
+    }
+
+    /// The name bytes of a Unix address of `length` bytes: a path without
+    /// the NUL the kernel may count after it (an abstract name, which
+    /// starts with NUL: every byte).
+    private static func name(_ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> UnsafeRawBufferPointer {
+        let offset = MemoryLayout<sa_family_t>.size
+        let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(address) + offset, count: max(0, Int(length) - offset))
+        guard let first = bytes.first, first != 0, let end = bytes.firstIndex(of: 0) else { return bytes }
+        return UnsafeRawBufferPointer(rebasing: bytes[..<end])
+    }
+
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var copy = storage
         return withUnsafeBytes(of: &copy) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }

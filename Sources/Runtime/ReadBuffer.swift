@@ -119,7 +119,9 @@ final class ReadBuffer {
     func fill(from socket: Socket, _ fd: CInt) throws(Failure) -> Int {
         takeSpare()
         if isEmpty && capacity > ReadBuffer.largest { release() }
-        try reserve(ReadBuffer.smallest)
+        // A datagram is read whole or its rest is lost: room for the
+        // largest one `read` takes (64 KiB), not the usual 4 KiB.
+        try reserve(socket.isDatagram ? ReadBuffer.largest : ReadBuffer.smallest)
         let read: Int
         do throws(Failure) {
             read = try socket.receive(fd, base! + end, capacity - end)
@@ -204,8 +206,10 @@ public enum BufferedRead {
 
 extension Socket {
     /// Up to `limit` bytes ending with `delimiter` (which `keep` decides to
-    /// return or drop). The corresponding C function is `read`.
-    public func readUntil(_ delimiter: UnsafeRawBufferPointer, keep: Bool, limit: Int64) throws(Failure) -> BufferedRead {
+    /// return or drop); with `lineEnd`, a `\r` just before the delimiter
+    /// is part of the line's end, not of the `limit` bytes (readLine).
+    /// The corresponding C function is `read`.
+    public func readUntil(_ delimiter: UnsafeRawBufferPointer, keep: Bool, limit: Int64, lineEnd: Bool = false) throws(Failure) -> BufferedRead {
         guard delimiter.count > 0 else { throw .xpio("xpio: empty delimiter") }   // the binding checks it
         let fd = try descriptor()
         // One reference for the whole call: each use of `inbox` is a retain
@@ -213,12 +217,15 @@ extension Socket {
         let buffer = inbox
         while true {
             if let at = buffer.find(delimiter) {
-                if Int64(at) > limit { throw .xpio("xpio: line too long") }
+                let cr = lineEnd && at > 0 && buffer.bytes[at - 1] == UInt8(ascii: "\r")
+                if Int64(at) - (cr ? 1 : 0) > limit { throw .xpio("xpio: line too long") }
                 let taken = buffer.take(at + delimiter.count)
                 return .bytes(keep ? taken : UnsafeRawBufferPointer(rebasing: taken[..<at]))
             }
-            // Too long once no delimiter could still end within `limit`.
-            if Int64(buffer.count) - Int64(delimiter.count) >= limit { throw .xpio("xpio: line too long") }
+            // Too long once no delimiter could still end within `limit`
+            // (a line's last byte may be the `\r` of its end).
+            let cr: Int64 = lineEnd && !buffer.isEmpty && buffer.bytes[buffer.count - 1] == UInt8(ascii: "\r") ? 1 : 0
+            if Int64(buffer.count) - Int64(delimiter.count) >= limit + cr { throw .xpio("xpio: line too long") }
             if try buffer.fill(from: self, fd) == 0 { return atEnd() }
         }
     }
@@ -227,7 +234,7 @@ extension Socket {
     /// `keepEnd`.
     public func readLine(keepEnd: Bool, limit: Int64) throws(Failure) -> BufferedRead {
         let newline: StaticString = "\n"
-        let read = try readUntil(newline.utf8Buffer, keep: true, limit: limit)
+        let read = try readUntil(newline.utf8Buffer, keep: true, limit: limit, lineEnd: true)
         guard !keepEnd, case .bytes(let line) = read else { return read }
         var length = line.count - 1
         if length > 0 && line[length - 1] == UInt8(ascii: "\r") { length -= 1 }

@@ -24,8 +24,9 @@ public final class Socket: Descriptor {
     /// The address family, for sockets XPIO made; nil for pipes and
     /// fdopen'd descriptors (the kernel then decides).
     public let family: AddressFamily?
-    /// Whether this is a stream socket (SO_TYPE), learnt on the first
-    /// `receiveFrom`: only datagrams may be read with MSG_TRUNC.
+    /// Whether this is a stream socket: set where XPIO makes it, else
+    /// learnt (SO_TYPE) when it matters: only datagrams may be read with
+    /// MSG_TRUNC, and buffered reads take a datagram whole.
     private var streamKind: StreamKind = .unknown
     enum StreamKind: UInt8 { case unknown, stream, datagram }
     /// An fdopen'd duplicate of a blocking file (see `releaseOnClose`).
@@ -39,6 +40,9 @@ public final class Socket: Descriptor {
     /// blocking read had better wait for readability than ask at once and
     /// get EAGAIN (`readWouldFail`).
     private var lastReadShort = false
+    /// Whether a connect is under way (it answered "retry"): only then is a
+    /// later EISCONN the connection made, and only to the address asked for.
+    private var connecting = false
 
     /// A connection to a host name in progress: resolved first, then its
     /// addresses tried in turn.
@@ -113,7 +117,9 @@ public final class Socket: Descriptor {
     /// datagram socket. The corresponding C function is `socket`.
     public static func open(type: SocketType, family: AddressFamily = .inet) throws(Failure) -> Socket {
         let kind = type == .TCP ? CInt(SOCK_STREAM.rawValue) : CInt(SOCK_DGRAM.rawValue)
-        return Socket(fd: try Sys.socket(family.domain, kind, 0).get(), family: family)
+        let socket = Socket(fd: try Sys.socket(family.domain, kind, 0).get(), family: family)
+        socket.streamKind = type == .TCP ? .stream : .datagram
+        return socket
     }
 
     /// Two connected AF_UNIX stream sockets. The corresponding C function is `socketpair`.
@@ -122,7 +128,10 @@ public final class Socket: Descriptor {
         try withUnsafeMutableBytes(of: &fds) {
             Sys.socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue), $0.baseAddress!.assumingMemoryBound(to: CInt.self))
         }.get()
-        return (Socket(fd: fds.0, family: .unix), Socket(fd: fds.1, family: .unix))
+        let pair = (Socket(fd: fds.0, family: .unix), Socket(fd: fds.1, family: .unix))
+        pair.0.streamKind = .stream
+        pair.1.streamKind = .stream
+        return pair
     }
 
     /// A pipe: (read end, write end). The corresponding C function is `pipe2`.
@@ -175,10 +184,12 @@ public final class Socket: Descriptor {
         return UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<count])
     }
 
-    /// Whether this is a datagram socket (SO_TYPE, asked once; a pipe is not).
+    /// Whether this is a datagram socket: known from its making, or asked
+    /// once (SO_TYPE). A pipe or a file is not (`notSocket`, known from
+    /// the making of a file and from a pipe's first read).
     public var isDatagram: Bool {
         if streamKind == .unknown {
-            guard let type = try? intOption(SOL_SOCKET, SO_TYPE) else { return false }
+            guard !notSocket, let type = try? intOption(SOL_SOCKET, SO_TYPE) else { return false }
             streamKind = type == CInt(SOCK_STREAM.rawValue) ? .stream : .datagram
         }
         return streamKind == .datagram
@@ -417,7 +428,9 @@ public final class Socket: Descriptor {
 
     /// The corresponding C function is `accept4`.
     public func accept() throws(Failure) -> Socket {
-        Socket(fd: try Sys.accept4(try descriptor()).get(), family: family)
+        let socket = Socket(fd: try Sys.accept4(try descriptor()).get(), family: family)
+        socket.streamKind = .stream
+        return socket
     }
 
     /// What when_read and when_write wait on; a closed socket refuses. While
@@ -508,14 +521,23 @@ public final class Socket: Descriptor {
             // read from SO_ERROR) only resets the socket; the next one starts.
             result = address.withSockaddr { Sys.connect(fd, $0, $1) }
         }
+        let wasConnecting = connecting
+        connecting = false
         switch result {
-        case .success: return
-        case .failure(.system(EISCONN)): return
+        case .success where !wasConnecting: return
+        case .success, .failure(.system(EISCONN)):
+            // After a connect under way, Linux answers 0 or EISCONN once it
+            // is made, whatever address the call names: it is this call's
+            // connection only if it went to `address`. EISCONN with none
+            // under way: the socket was connected (or listening) before.
+            if wasConnecting, let peer = try? peerAddress(), peer.sameEndpoint(address) { return }
+            throw .system(EISCONN)
         case .failure(.retry):
             // A second call while the first is in progress (EALREADY), or one
             // after it failed: the pending error says which.
             let pending = try intOption(SOL_SOCKET, SO_ERROR)
             if pending != 0 && pending != EINPROGRESS && pending != EALREADY { throw .system(pending) }
+            connecting = true
             throw .retry
         case .failure(let failure): throw failure
         }

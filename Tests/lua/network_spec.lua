@@ -186,6 +186,21 @@ describe("datagrams", function()
     if path then os.remove(path) end
   end)
 
+  it("buffered reads take each datagram whole, however long", function()
+    local a = assert(xpio.socket("UDP"))
+    assert(a:bind("127.0.0.1:0"))
+    local b = assert(xpio.socket("UDP"))
+    local line = string.rep("a", 10000)
+    assert.are.equal(10001, b:try_sendto(line .. "\n", a:getsockname()))
+    assert.are.equal(20000, b:try_sendto(string.rep("b", 20000), a:getsockname()))
+    run(function()
+      assert.are.equal(line, a:readline())
+      assert.are.equal(string.rep("b", 20000), a:readexactly(20000))
+    end)
+    a:close()
+    b:close()
+  end)
+
   it("reports a truncated datagram with its full length", function()
     local a = assert(xpio.socket("UDP"))
     assert(a:bind("127.0.0.1:0"))
@@ -249,6 +264,24 @@ describe("datagrams", function()
     assert.is_true(u:setsockopt("IP_TTL", 9))
     assert.are.equal(9, u:getsockopt("IP_TTL"))
     u:close()
+  end)
+end)
+
+describe("connect on a socket that is connected, or listening", function()
+  it("answers nil, message: only the connection under way, to its own address, is made", function()
+    local l1, l2 = listener(), listener()
+    assert.are.same({ nil, "Transport endpoint is already connected" }, { l1:try_connect(l2:getsockname()) })
+    local c = assert(xpio.socket("TCP"))
+    local first = { c:try_connect(l1:getsockname()) }
+    assert.is_true(first[1] == true or first[2] == "retry", tostring(first[2]))
+    assert.are.same({ nil, "Transport endpoint is already connected" }, { c:try_connect(l2:getsockname()) })
+    assert.are.equal(l1:getsockname(), c:getpeername())
+    assert.are.same({ nil, "retry" }, { l2:try_accept() })   -- nobody came to l2
+    -- and the usual way still works: retry, wait, call again
+    local d = assert(xpio.socket("TCP"))
+    run(function() assert.is_true(d:connect(l2:getsockname())) end)
+    assert.are.equal(l2:getsockname(), d:getpeername())
+    for _, s in ipairs({ l1, l2, c, d }) do s:close() end
   end)
 end)
 
