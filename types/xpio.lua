@@ -627,7 +627,9 @@ function process:killgroup(signal) end
 ---it to exit, then send SIGKILL; returns its status as `wait` does
 ---(`"exit", code` if it exited on TERM, `"signal", 15` or `"signal", 9`
 ---otherwise). On a child that has already exited it returns its status
----at once.
+---at once. A stop called while an earlier one is under way (abandoned by
+---a timeout, say) sends no second SIGTERM; its `grace` brings the
+---SIGKILL forward when it ends sooner, never later.
 ---@param grace? number
 ---@return xpio.exitkind|nil
 ---@return integer|string message the error
@@ -637,7 +639,9 @@ function process:stop(grace) end
 ---it to exit, then send SIGKILL; returns its status as `wait` does
 ---(`"exit", code` if it exited on TERM, `"signal", 15` or `"signal", 9`
 ---otherwise). On a child that has already exited it returns its status
----at once.
+---at once. A stop called while an earlier one is under way (abandoned by
+---a timeout, say) sends no second SIGTERM; its `grace` brings the
+---SIGKILL forward when it ends sooner, never later.
 ---@param grace? number
 ---@return xpio.exitkind|nil
 ---@return integer|string message `"retry"` when it would block, else the error
@@ -952,7 +956,8 @@ function socket:try_recvfrom(size) end
 ---`read` calls take the kept bytes first. At the end of the stream a
 ---single `nil` when nothing was left, or `nil, "xpio: end of stream",
 ---partial` with the bytes of an unfinished last line. A line longer than
----`max` bytes gives `nil, "xpio: line too long"`, its bytes still kept.
+---`max` bytes (not counting its end, `\n` or `\r\n`) gives `nil, "xpio:
+---line too long"`, its bytes still kept.
 ---@param keep_eol? boolean
 ---@param max? integer
 ---@return string|nil
@@ -967,7 +972,8 @@ function socket:readline(keep_eol, max) end
 ---`read` calls take the kept bytes first. At the end of the stream a
 ---single `nil` when nothing was left, or `nil, "xpio: end of stream",
 ---partial` with the bytes of an unfinished last line. A line longer than
----`max` bytes gives `nil, "xpio: line too long"`, its bytes still kept.
+---`max` bytes (not counting its end, `\n` or `\r\n`) gives `nil, "xpio:
+---line too long"`, its bytes still kept.
 ---@param keep_eol? boolean
 ---@param max? integer
 ---@return string|nil
@@ -987,8 +993,8 @@ function socket:try_readline(keep_eol, max) end
 ---@return any
 function socket:lines(keep_eol) end
 
----Read up to the next `delimiter` (any string, which may arrive split
----across reads) and return the bytes before it; the delimiter is consumed.
+---Read up to the next `delimiter` (any string but the empty one, which
+---is an argument error; it may arrive split across reads) and return the bytes before it; the delimiter is consumed.
 ---The end of the stream and `max` as for `readline`.
 ---@param delimiter string
 ---@param max? integer
@@ -997,8 +1003,8 @@ function socket:lines(keep_eol) end
 ---@return string?
 function socket:readuntil(delimiter, max) end
 
----Read up to the next `delimiter` (any string, which may arrive split
----across reads) and return the bytes before it; the delimiter is consumed.
+---Read up to the next `delimiter` (any string but the empty one, which
+---is an argument error; it may arrive split across reads) and return the bytes before it; the delimiter is consumed.
 ---The end of the stream and `max` as for `readline`.
 ---@param delimiter string
 ---@param max? integer
@@ -1066,8 +1072,11 @@ function socket:try_sendfds(data, files) end
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
 ---`nil, "xpio: end of stream"`. Bytes a buffered read (`readline`, ...)
----kept come first, with no descriptors: they were sent before any
----waiting now. Over a socket that is not a Unix socket, `sendfds`,
+---kept come first, with no descriptors. Descriptors travel with the
+---bytes they were sent with: a read of any other kind (`read`,
+---`readline`, ...) that takes those bytes leaves them, and the kernel
+---closes them, so a peer sending descriptors is read with `recvfds`
+---alone. Over a socket that is not a Unix socket, `sendfds`,
 ---`recvfds` and `getpeercred` answer `nil, "xpio: not a unix socket"`.
 ---@param size integer
 ---@param max? integer
@@ -1080,8 +1089,11 @@ function socket:recvfds(size, max) end
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
 ---`nil, "xpio: end of stream"`. Bytes a buffered read (`readline`, ...)
----kept come first, with no descriptors: they were sent before any
----waiting now. Over a socket that is not a Unix socket, `sendfds`,
+---kept come first, with no descriptors. Descriptors travel with the
+---bytes they were sent with: a read of any other kind (`read`,
+---`readline`, ...) that takes those bytes leaves them, and the kernel
+---closes them, so a peer sending descriptors is read with `recvfds`
+---alone. Over a socket that is not a Unix socket, `sendfds`,
 ---`recvfds` and `getpeercred` answer `nil, "xpio: not a unix socket"`.
 ---@param size integer
 ---@param max? integer

@@ -274,14 +274,21 @@ int xpio_check_record(xpio_checker *c, int index, int32_t count, const char *con
     return XPIO_MATCHED;
 }
 
+/* When no member takes the value, one that took its type and refused the
+ * value says why ("number has no integer representation", for 1.5 as
+ * integer|signame); else the message lists the types. */
 int xpio_check_union(xpio_checker *c, int index, int32_t count, const xpio_check *members, const char *expected,
                      xpio_item *out) {
+    lua_State *L = c->L;
+    int32_t why = -1; /* such a member: asked again at the end, for its message */
     for (int32_t i = 0; i < count; i++) {
         int status = members[i](c, index, out);
         if (status == XPIO_MATCHED) out->which = i;
         if (status != XPIO_MISMATCH) return status; /* matched, or the right type with a bad value */
-        lua_pop(c->L, 1);
+        if (why < 0 && !strstr(lua_tostring(L, -1), " expected, got ")) why = i;
+        lua_pop(L, 1);
     }
+    if (why >= 0) return members[why](c, index, out);
     return mismatch(c, index, expected);
 }
 

@@ -185,6 +185,10 @@ static int highest_open(void) {
 int xpio_spawn_close_rest(posix_spawn_file_actions_t *actions, short *flags, int from) {
 #if XPIO_LINUX && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     (void)flags;
+    /* A target at the descriptor limit's last number leaves no number to
+     * close from: glibc refuses one at or above the limit (EBADF). */
+    long limit = sysconf(_SC_OPEN_MAX);
+    if (limit > 0 && from >= limit) return 0;
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 #elif defined(POSIX_SPAWN_CLOEXEC_DEFAULT)
     (void)actions; (void)from;

@@ -10,7 +10,9 @@
  *   a self-pipe (the poll backend, and the portable build: systems without
  *   signalfd): a handler
  *   writes one record per delivery to a pipe; the previous disposition is
- *   kept and put back.
+ *   kept and put back. A standard signal writes no second record while
+ *   one is unread, so it coalesces as the kernel's pending set (and a
+ *   signalfd) makes it; real-time signals queue, one record each.
  *
  * Closing the watch discards instances still pending, then puts back the
  * mask (or the disposition) as it was. Other threads of the process must
@@ -25,6 +27,8 @@ struct watch {
     int uses_signalfd;
     int was_blocked;         /* signalfd: the signal was blocked before */
     int write_fd;            /* self-pipe: the handler writes here */
+    int coalesces;           /* self-pipe: a standard signal, not a real-time one */
+    volatile sig_atomic_t unread; /* self-pipe: a record is in the pipe, not yet read */
     struct sigaction previous;
 };
 
@@ -39,8 +43,15 @@ static void on_signal(int signo, siginfo_t *info, void *context) {
     (void)context;
     int saved = errno;
     struct record record = { signo, info ? info->si_pid : 0 };
-    if (signo > 0 && signo < XPIO_SIGNALS && watches[signo].write_fd >= 0)
-        (void)!write(watches[signo].write_fd, &record, sizeof record);
+    if (signo > 0 && signo < XPIO_SIGNALS && watches[signo].write_fd >= 0) {
+        struct watch *w = &watches[signo];
+        if (w->coalesces && w->unread) {
+            errno = saved;
+            return;
+        }
+        w->unread = 1;
+        (void)!write(w->write_fd, &record, sizeof record);
+    }
     errno = saved;
 }
 
@@ -71,6 +82,12 @@ int xpio_signal_watch(int signo, int use_signalfd) {
     }
     int fds[2];
     if (xpio_pipe(fds) != 0) return -1;
+#ifdef SIGRTMIN
+    w->coalesces = signo < SIGRTMIN;
+#else
+    w->coalesces = 1;
+#endif
+    w->unread = 0;
     w->write_fd = fds[1];
     struct sigaction action;
     memset(&action, 0, sizeof action);
@@ -98,6 +115,9 @@ int xpio_signal_next(int signo, int fd, int *pid) {
         return -1;
     }
     if (watches[signo].uses_signalfd) return xpio_signalfd_read(fd, pid);
+    /* Cleared before the read: a signal arriving from here on is a new
+     * instance, and writes its own record. */
+    watches[signo].unread = 0;
     struct record record;
     ssize_t n;
     while ((n = read(fd, &record, sizeof record)) < 0 && errno == EINTR) {}

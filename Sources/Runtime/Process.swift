@@ -174,6 +174,8 @@ public final class Process {
             guard let exit = try exitDescriptor() else { return try poll() }
             do throws(Failure) { try kill(SIGTERM) } catch .system(ESRCH) { return try poll() }
             stopping = try Stopping(grace: grace, exit: exit)
+        } else {
+            try stopping!.hasten(grace: grace)
         }
         if let stopping, !stopping.killed, Clock.now() >= stopping.deadline {
             stopping.expire()
@@ -250,14 +252,17 @@ public final class Process {
 /// pipe, and the deadline writes a byte there too (`Sys.sigchldWake`), so
 /// the waiter waits on that pipe alone (`group` and `timer` are nil).
 final class Stopping {
-    let deadline: Double
+    private(set) var deadline: Double
     let timer: Descriptor?
     let group: Descriptor?
     private(set) var killed = false
 
+    /// NaN, negative: no grace; beyond a year: a year (a timerfd takes
+    /// seconds as an integer).
+    private static func clamped(_ seconds: Double) -> Double { seconds.isNaN || seconds < 0 ? 0 : min(seconds, 365 * 86400) }
+
     init(grace seconds: Double, exit: Descriptor) throws(Failure) {
-        // NaN, negative: no grace; beyond a year: a year (a timerfd takes seconds as an integer).
-        let grace = seconds.isNaN || seconds < 0 ? 0 : min(seconds, 365 * 86400)
+        let grace = Stopping.clamped(seconds)
         deadline = Clock.now() + grace
         guard Platform.linux else {
             try Sys.sigchldWake(at: deadline).get()
@@ -282,6 +287,24 @@ final class Stopping {
     /// the shared SIGCHLD pipe for nothing.
     deinit {
         if timer == nil && !killed { Sys.sigchldWakeCancel(at: deadline) }
+    }
+
+    /// Brings the deadline forward to `seconds` from now when that is
+    /// sooner: a stop called again (an earlier one was abandoned, by a
+    /// timeout say) keeps its own grace, as it cannot extend the first's.
+    /// A blocking stop's own retries, later with the same grace, change
+    /// nothing.
+    func hasten(grace seconds: Double) throws(Failure) {
+        let grace = Stopping.clamped(seconds)
+        let sooner = Clock.now() + grace
+        guard !killed, sooner < deadline else { return }
+        if let timer {
+            try Sys.timerfd_settime(timer.fd, grace).get()
+        } else {
+            try Sys.sigchldWake(at: sooner).get()
+            Sys.sigchldWakeCancel(at: deadline)
+        }
+        deadline = sooner
     }
 
     /// The deadline has passed: the timer stops being readable, so that

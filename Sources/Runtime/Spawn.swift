@@ -44,7 +44,9 @@ public enum Spawn {
     /// no copy of the parent's memory).
     ///
     /// The descriptor map: every source is first duplicated (close-on-exec)
-    /// to a number above every target, then `dup2`'d onto its target by a
+    /// to a number that is no target (the lowest free ones: numbers above
+    /// the highest target may not exist when it is near the descriptor
+    /// limit), then `dup2`'d onto its target by a
     /// file action. Since no duplicate can be a target, any permutation works
     /// (swaps, cycles, one source on several targets, a target equal to its
     /// source), and dup2 onto a different number clears close-on-exec without
@@ -100,7 +102,7 @@ public enum Spawn {
             for fd in duplicates { _ = Sys.close(fd) }
         }
         for (_, source) in files {
-            let copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, highest + 1).get()
+            let copy = try duplicateOffTargets(source, files)
             duplicates.append(copy)
             if try Descriptor.setBlocking(copy, true) { restoreNonBlocking.append(copy) }
         }
@@ -167,6 +169,21 @@ public enum Spawn {
         started = true
         let group: pid_t? = request.newSession ? pid : request.processGroup.map { $0 == 0 ? pid : $0 }
         return Process(pid: pid, group: group)
+    }
+
+    /// A close-on-exec duplicate of `source` at the lowest free number that
+    /// is none of the targets: a target number it lands on is held while
+    /// the next one is tried, then released.
+    /// The corresponding C function is `fcntl(F_DUPFD_CLOEXEC)`.
+    private static func duplicateOffTargets(_ source: CInt, _ files: [(target: CInt, source: CInt)]) throws(Failure) -> CInt {
+        var held: [CInt] = []
+        defer { for fd in held { _ = Sys.close(fd) } }
+        var copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, 0).get()
+        while files.contains(where: { $0.target == copy }) {
+            held.append(copy)
+            copy = try Sys.fcntl(source, F_DUPFD_CLOEXEC, copy + 1).get()
+        }
+        return copy
     }
 
     /// "NAME=value", NUL-terminated, allocated (the caller frees it).

@@ -246,8 +246,9 @@ enum SpawnBinding {
             case .socket(nil): throw .runtime(.closed("socket"))
             }
         }
-        if request.files.contains(where: { if case .sameAsStdout = $0.source { return true } else { return false } }),
-           !files.contains(where: { $0.key == 1 }) {
+        // "stdout" names files[1]'s file: files[1] must be one (not itself "stdout").
+        let stdoutIsAFile = request.files.contains { if case .sameAsStdout = $0.source { return false } else { return $0.target == 1 } }
+        if !stdoutIsAFile && request.files.contains(where: { if case .sameAsStdout = $0.source { return true } else { return false } }) {
             throw .badArgument(at.files, "\"stdout\" needs files[1]")
         }
         request.directory = attrs.cwd?.cString

@@ -44,6 +44,20 @@ describe("process:stop", function()
     end)
   end)
 
+  it("a stop called again after one was abandoned keeps its own, shorter, grace", function()
+    local r, w = assert(xpio.pipe())
+    local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; echo ready; exec sleep 30" }, xpio.env, { [1] = w }))
+    run(20, function(sched)
+      assert.are.equal("ready", r:readline())
+      assert.are.same({ nil, "timeout" }, { sched.timeout(0.1, p.stop, p, 10) })
+      local start = sched.now()
+      assert.are.same({ "signal", 9 }, { p:stop(0.3) })
+      local elapsed = sched.now() - start
+      assert.is_true(elapsed >= 0.25 and elapsed < 5, "took " .. elapsed)
+    end)
+    r:close()
+  end)
+
   it("a stop bounded by sched.timeout gives up, and the child can be stopped again", function()
     local p = assert(xpio.spawn({ "sh", "-c", "trap '' TERM; exec sleep 30" }, xpio.env))
     run(10, function(sched)
@@ -100,10 +114,27 @@ describe("spawn's files shortcuts and attrs.umask", function()
     r:close()
   end)
 
-  it("\"stdout\" without files[1] is an argument error", function()
-    local ok, err = pcall(xpio.spawn, { "true" }, xpio.env, { [2] = "stdout" })
-    assert.is_false(ok)
-    assert.truthy(err:find("bad argument #3 to 'spawn'", 1, true), err)
+  it("\"stdout\" without files[1] is an argument error, as is \"stdout\" for files[1] itself", function()
+    for _, files in ipairs({ { [2] = "stdout" }, { [1] = "stdout" } }) do
+      local ok, err = pcall(xpio.spawn, { "true" }, xpio.env, files)
+      assert.is_false(ok)
+      assert.truthy(err:find("bad argument #3 to 'spawn' (\"stdout\" needs files[1])", 1, true), err)
+    end
+  end)
+
+  it("maps onto the highest numbers the descriptor limit allows", function()
+    -- a shell lowers the limit for one lua; the child writes through fd 63
+    local script = [[
+      local xpio = require "xpio"
+      local r, w = assert(xpio.pipe())
+      local p = assert(xpio.spawn({ "sh", "-c", "echo high > /proc/self/fd/63" }, {}, { [63] = w, [0] = 0, [1] = 1, [2] = 2 }))
+      while not p:try_wait() do end
+      print(assert(r:try_read(10)))
+    ]]
+    local out, ok = helper.run_command("ulimit -n 64 && timeout -s KILL 20 " .. helper.shell_quote(helper.LUA)
+      .. " -e " .. helper.shell_quote(script))
+    assert.is_true(ok, out)
+    assert.are.equal("high\n\n", out)
   end)
 
   it("attrs.umask sets the child's umask, and this process keeps its own", function()
