@@ -270,6 +270,10 @@ describe("xpio.run", function()
         { { max_output = -1 }, "bad argument #2 to 'run' (field 'max_output': non-negative integer expected, got number)" },
         { { stdin = 5 }, "bad argument #2 to 'run' (field 'stdin': string expected, got number)" },
         { { stderr = "x" }, "bad argument #2 to 'run' (field 'stderr': \"stdout\" or nil expected)" },
+        { { timeout = 0 / 0 }, "bad argument #2 to 'run' (field 'timeout': number expected, got NaN)" },
+        { { grace = 0 / 0 }, "bad argument #2 to 'run' (field 'grace': number expected, got NaN)" },
+        { { env = { ["A=B"] = "x" } }, "bad argument #2 to 'run' (field 'env': env[\"A=B\"] (the key) must be a "
+          .. "non-empty name without '=' or NUL)" },
       }
       for _, case in ipairs(cases) do
         case[1].scheduler = sched
@@ -277,7 +281,24 @@ describe("xpio.run", function()
         assert.is_false(ok)
         assert.are.equal(case[2], err)
       end
+      -- the arguments spawn checks are named as run's, and nothing was started
+      local ok, err = pcall(xpio.run, {}, { scheduler = sched })
+      assert.is_false(ok)
+      assert.are.equal("bad argument #1 to 'run' (args[1] or attrs.exe must name the program)", err)
+      -- from a coroutine inside the task: refused before the command starts
+      local marker = os.tmpname()
+      os.remove(marker)
+      ok, err = pcall(coroutine.wrap(function()
+        return xpio.run({ "sh", "-c", "touch " .. helper.shell_quote(marker) }, { scheduler = sched })
+      end))
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("not the task's own", 1, true), tostring(err))
+      sched.sleep(0.1)
+      assert.is_nil(io.open(marker), "the command ran")
     end)
+    local ok, err = pcall(xpio.run, { "true" })
+    assert.is_false(ok)
+    assert.are.equal("xpio.run: must be called from a task of xpio.sched", err)
   end)
 
   it("a cancelled caller stops the command's group too, and gets nil, 'cancelled'", function()

@@ -100,6 +100,15 @@ describe("xpio.sched under luv", function()
     assert.is_false(sched.step())
   end)
 
+  it("a step runs the tasks its timers woke, and refuses NaN", function()
+    local sched = helper.fresh_sched()
+    local t = sched.spawn(function() sched.sleep(0.05) end)
+    assert.is_true(sched.step())                       -- into its sleep
+    assert.is_false(sched.step(5))                     -- waits for the timer, then runs the task to its end
+    assert.is_true(t.done)
+    assert.has_error(function() sched.step(0 / 0) end, "bad argument #1 to 'step' (number expected, got NaN)")
+  end)
+
   it("restores the current task it found", function()
     local sched = helper.fresh_sched()
     local outer = { "an outer scheduler's task" }

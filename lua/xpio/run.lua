@@ -48,12 +48,23 @@ local function check_option(value, name, expected)
     ok = math.type(value) == "integer" and value >= 0
     expected = "non-negative integer"
   else
-    ok = type(value) == expected
+    ok = type(value) == expected and value == value   -- NaN is no number of seconds
   end
   if not ok then
-    error(("bad argument #2 to 'run' (field '%s': %s expected, got %s)"):format(name, expected, type(value)), 0)
+    local got = value ~= value and "NaN" or type(value)
+    error(("bad argument #2 to 'run' (field '%s': %s expected, got %s)"):format(name, expected, got), 0)
   end
   return value
+end
+
+--- spawn's argument errors as run's own: spawn's args are run's, its env
+--- and attrs.cwd run's option fields (the spawn below checks them all, so
+--- they are checked in one place).
+local function as_run_error(message)
+  message = tostring(message):gsub("^[^:]*:%d+: ", "")
+  return (message:gsub("^bad argument #1 to 'spawn' %(", "bad argument #1 to 'run' (")
+    :gsub("^bad argument #2 to 'spawn' %(", "bad argument #2 to 'run' (field 'env': ")
+    :gsub("^bad argument #4 to 'spawn' %(", "bad argument #2 to 'run' (field 'cwd': "))
 end
 
 --- Writes all of `data` to `w`, then closes it; a reader that went away
@@ -86,7 +97,13 @@ return function(args, given)
     error("bad argument #2 to 'run' (field 'stderr': \"stdout\" or nil expected)", 0)
   end
   local sched = opts.scheduler or require "xpio.sched"
-  assert(sched.current(), "xpio.run: must be called from a task of xpio.sched")
+  -- before anything starts: a command started and then left to run by an
+  -- error would outlive the call
+  local task = sched.current()
+  if not task then error("xpio.run: must be called from a task of xpio.sched", 0) end
+  if task._thread and coroutine.running() ~= task._thread then
+    error("xpio.run would wait in a coroutine that is not the task's own (a coroutine inside a task cannot wait)", 0)
+  end
   local ours, theirs = {}, {}
   local function pipe()
     local r, w = xpio.pipe()
@@ -121,10 +138,11 @@ return function(args, given)
   end
 
   -- its own process group, so that a timeout can stop everything it started
-  local process, why = xpio.spawn(args, opts.env or xpio.env, files, { cwd = opts.cwd, pgroup = true })
-  if not process then
+  local spawned, process, why = pcall(xpio.spawn, args, opts.env or xpio.env, files, { cwd = opts.cwd, pgroup = true })
+  if not (spawned and process) then
     close_all(ours)
     close_all(theirs)
+    if not spawned then error(as_run_error(process), 0) end
     return nil, why
   end
   -- spawn closed the child's ends (theirs) in this process

@@ -389,10 +389,12 @@ local SPINS = 8   -- run-list batches in a row before the queue is looked at any
 -- seconds at most, less when a timer comes first) and runs what it
 -- returned, then fires the timers. After SPINS run-list batches in a row
 -- the queue is polled anyway, so tasks handing values back and forth
--- cannot starve the sockets. `once`: one turn of each kind (step).
+-- cannot starve the sockets. `once`: one turn of each kind (step), then
+-- the tasks its timers woke (`stepped`: that last batch is under way).
 local function loop(once, limit)
   local wait = queue.wait
   local spins = 0
+  local stepped = false
   while true do
     local batch = runnable
     local timeout, entry = limit, timers[1]
@@ -415,6 +417,10 @@ local function loop(once, limit)
           end
         end
         if not once then goto continue end
+        if stepped then
+          current = nil
+          return
+        end
       end
       spins = 0
       timeout = 0
@@ -444,7 +450,14 @@ local function loop(once, limit)
           after_wait(task)
         end
       end
-      if entry then fire_timers() end
+      if entry then
+        local woken = #runnable
+        fire_timers()
+        if once and #runnable > woken then
+          stepped = true
+          goto continue
+        end
+      end
       if once then
         current = nil
         return
@@ -588,7 +601,7 @@ end
 --- less when a timer comes first) and run it, once. Returns whether tasks
 --- remain.
 function sched.step(timeout)
-  checktype(timeout, "number", 1, "step", true)
+  if timeout ~= nil then checkseconds(timeout, 1, "step") end
   keeping_current(previous_task(), true, timeout or 0)
   return alive > 0
 end
