@@ -1071,7 +1071,10 @@ function socket:try_sendfds(data, files) end
 ---with bytes) and the descriptors sent with them, as an
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
----`nil, "xpio: end of stream"`. Bytes a buffered read (`readline`, ...)
+---`nil, "xpio: end of stream"`. When the kernel had to drop descriptors
+---because this process had none free for them (MSG_CTRUNC), the answer
+---is `nil, "xpio: descriptors sent with the bytes were lost: no
+---descriptor was free for them"`, and the bytes stay for the next read. Bytes a buffered read (`readline`, ...)
 ---kept come first, with no descriptors. Descriptors travel with the
 ---bytes they were sent with: a read of any other kind (`read`,
 ---`readline`, ...) that takes those bytes leaves them, and the kernel
@@ -1088,7 +1091,10 @@ function socket:recvfds(size, max) end
 ---with bytes) and the descriptors sent with them, as an
 ---array of socket objects (non-blocking and close-on-exec), at most `max`
 ---of them (any more are closed at once). At the end of the stream
----`nil, "xpio: end of stream"`. Bytes a buffered read (`readline`, ...)
+---`nil, "xpio: end of stream"`. When the kernel had to drop descriptors
+---because this process had none free for them (MSG_CTRUNC), the answer
+---is `nil, "xpio: descriptors sent with the bytes were lost: no
+---descriptor was free for them"`, and the bytes stay for the next read. Bytes a buffered read (`readline`, ...)
 ---kept come first, with no descriptors. Descriptors travel with the
 ---bytes they were sent with: a read of any other kind (`read`,
 ---`readline`, ...) that takes those bytes leaves them, and the kernel

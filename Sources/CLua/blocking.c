@@ -252,6 +252,28 @@ static int foreign_coroutine(lua_State *L, int task) {
     return foreign;
 }
 
+/* 1 when the current task is, or is about to be, the first behind the
+ * task holding self's turn for `dir` (turn_taken has moved line->first to
+ * that task). That one waits on the socket's readiness as the holder does,
+ * so that events still reach the line when the holder's scheduler never
+ * resumes it; those further back are parked (behind_target). */
+static int next_in_line(lua_State *L, xpio_userdata *self, int dir) {
+    xpio_line *line = line_of(self, dir);
+    if (line_empty(line) || !push_fifo(L, dir, 0)) return 1;
+    int fifo = lua_gettop(L);
+    xpio_push_current_task(L);
+    int next = 1;
+    for (int32_t i = line->first + 1; i < line->next; i++) {
+        if (lua_rawgeti(L, fifo, slot(dir, i)) != LUA_TNIL) {
+            next = lua_rawequal(L, -1, fifo + 1);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, fifo - 1);
+    return next;
+}
+
 /* 1 when this call could wait: a coroutine, and a current task with a
  * queue (the checks that raise are in blocking_loop); with `own`, the
  * task's own coroutine too (not a coroutine.wrap iterator inside it). */
@@ -290,6 +312,21 @@ static int read_waits_first(lua_State *L, xpio_userdata *self, const xpio_entry 
 
 static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *checked, size_t done);
 
+/* The target of a call behind another task's turn, and not the first
+ * behind it: parked on the socket (xpio_wait_with), so that the queue
+ * wakes it only when the socket goes away; the turn comes to it when the
+ * task before it hands it on (leave_turn). Waiting on the socket's
+ * readiness, every task in line was resumed at each event: n tasks in line
+ * made n^2/2 resumes. */
+static int32_t behind_target(xpio_call *call, xpio_args *args) {
+    (void)args;
+    call->result[0].tag = XPIO_TARGET;
+    call->result[0].u.object = NULL;
+    call->result[1].tag = XPIO_INTEGER;
+    call->result[1].u.integer = XPIO_PARKED;
+    return 2;
+}
+
 /* Unschedules the current task if it is still scheduled: task:_dequeue(). */
 static void dequeue_current_task(lua_State *L) {
     xpio_push_current_task(L);
@@ -315,6 +352,17 @@ static int with_done(lua_State *L, int n, size_t done) {
     if (done == 0 || n != 2) return n;
     lua_pushinteger(L, (lua_Integer)done);
     return 3;
+}
+
+/* The call must wait and cannot here (the message on top says why): an
+ * error, with nothing consumed; but a whole write that has sent part of
+ * its data already answers nil, message and that count, so that nothing
+ * sent goes unreported. */
+static int cannot_wait(lua_State *L, xpio_userdata *self, const xpio_entry *entry, size_t done) {
+    if (done == 0) return lua_error(L);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return turn_done(L, self, entry, with_done(L, 2, done));
 }
 
 static int blocking_continue(lua_State *L, int status, lua_KContext ctx) {
@@ -350,8 +398,11 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
     /* Another task's call holds the turn: wait behind it, without trying
      * (unless this call could not wait at all: then it just tries). */
     int dir = 0;
-    int wait_untried = 0;
-    if (entry->method && (dir = entry->turns) && turn_taken(L, self, dir) && able_to_wait(L, 0)) wait_untried = 1;
+    int wait_untried = 0, behind = 0;
+    if (entry->method && (dir = entry->turns) && turn_taken(L, self, dir) && able_to_wait(L, 0)) {
+        wait_untried = 1;
+        behind = !next_in_line(L, self, dir);
+    }
     if (!wait_untried && checked && read_waits_first(L, self, entry)) wait_untried = 1;
     if (!wait_untried) {
         xpio_make_objects(L, entry, call);
@@ -373,8 +424,10 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
     }
     /* A call that waits untried has been through able_to_wait already. */
     if (!wait_untried) {
-        if (!lua_isyieldable(L))
-            return luaL_error(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
+        if (!lua_isyieldable(L)) {
+            lua_pushfstring(L, "xpio: %s must be called from a coroutine (use try_%s outside one)", entry->name, entry->name);
+            return cannot_wait(L, self, entry, done);
+        }
         xpio_push_current_task(L);
         int has_task = lua_istable(L, -1);
         int has_queue = 0;
@@ -385,15 +438,22 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
-        if (!has_task) return luaL_error(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
-        if (!has_queue) return luaL_error(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
+        if (!has_task) {
+            lua_pushfstring(L, "xpio: %s needs a current task (xpio.setCurrentTask)", entry->name);
+            return cannot_wait(L, self, entry, done);
+        }
+        if (!has_queue) {
+            lua_pushfstring(L, "xpio: %s: the current task's _queue is not a tqueue", entry->name);
+            return cannot_wait(L, self, entry, done);
+        }
     }
     xpio_push_current_task(L);
     int foreign = foreign_coroutine(L, lua_gettop(L));
     lua_pop(L, 1);
     if (foreign) {
-        return luaL_error(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
-                             "inside a task cannot wait; for lines use socket:lines)", entry->name);
+        lua_pushfstring(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
+                           "inside a task cannot wait; for lines use socket:lines)", entry->name);
+        return cannot_wait(L, self, entry, done);
     }
     int nargs = entry->nparams;
     lua_settop(L, nargs);
@@ -402,7 +462,7 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
      * arguments. A current task that is still scheduled (a scheduler
      * resumed it early without task:_dequeue()) raises "already scheduled". */
     xpio_push_current_task(L);
-    int answered = xpio_wait_with(L, entry->wait_target, args, nargs + 1, entry->method ? 1 : 0);
+    int answered = xpio_wait_with(L, behind ? behind_target : entry->wait_target, args, nargs + 1, entry->method ? 1 : 0);
     if (!lua_toboolean(L, -answered)) return turn_done(L, self, entry, with_done(L, answered, done)); /* nil, message */
     /* Only now, the task scheduled, does it take its place in the line: an
      * error raised before (by the partner) leaves no place behind. */

@@ -206,8 +206,18 @@ int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xp
 
     int status = target(&call, args);
     if (status < 0) return xpio_push_failure(L, &call, status);
-    void *waits_on = status > 0 && call.result[0].tag == XPIO_TARGET ? call.result[0].u.object : NULL;
-    int readiness = waits_on ? (int)call.result[1].u.integer : XPIO_READABLE; /* nothing: ready at once */
+    int targeted = status > 0 && call.result[0].tag == XPIO_TARGET;
+    void *waits_on = targeted ? call.result[0].u.object : NULL;
+    int readiness = targeted ? (int)call.result[1].u.integer : XPIO_READABLE; /* nothing: ready at once */
+    if (targeted && !waits_on) {
+        /* Parked on the object itself (blocking.c's behind_target): it must
+         * be open, or the waiter would wait for nothing. */
+        waits_on = object ? xpio_object_at(L, object) : NULL;
+        if (!waits_on) {
+            call.message = "socket";
+            return xpio_push_failure(L, &call, XPIO_CLOSED);
+        }
+    }
 
     void *queue_object = *slot;
     prepare(L, queue, queue_object);

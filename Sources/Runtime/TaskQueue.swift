@@ -44,6 +44,12 @@ public final class TaskQueue {
         var next: Int32 = -1           // also links the free list
         var state = State.free
         var readiness = Readiness.read
+        /// Woken by no event, only when its descriptor goes away (or by
+        /// `cancel`): a task waiting behind another's turn on a socket,
+        /// which that task hands on when its call ends
+        /// (Sources/CLua/blocking.c). Waiting for the socket's readiness
+        /// instead, every task in line was resumed at each of its events.
+        var parked = false
     }
 
     let selector: Selector
@@ -166,13 +172,14 @@ public final class TaskQueue {
     public var idsUsed: Int32 { Int32(waiters.count) }
 
     /// Makes a new waiter wait for `readiness` on `target` (nil or closed:
-    /// ready at the next wait): its id, the one `nextWaiter` named. The
+    /// ready at the next wait; `parked`: for nothing but `target` going
+    /// away, see `Waiter.parked`): its id, the one `nextWaiter` named. The
     /// waiter is taken only after the last step that can fail (the kernel
     /// set's update), so a failure leaves nothing to undo. One pass over
     /// the arrays: this is every `when_` call's share of the runtime.
     @discardableResult
     @_optimize(speed)
-    public func schedule(on target: Descriptor?, _ readiness: Readiness) throws(Failure) -> Int32 {
+    public func schedule(on target: Descriptor?, _ readiness: Readiness, parked: Bool = false) throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
         guard let target, target.fd >= 0 else {
             let id = allocateWaiter(Waiter(state: .ready))
@@ -190,12 +197,12 @@ public final class TaskQueue {
         }
         let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
         let interest = registrations[index].interest
-        if interest & wanted != wanted {
+        if !parked && interest & wanted != wanted {
             try selector.update(fd: fd, generation: registrations[index].generation, old: interest, new: interest | wanted)
             registrations[index].interest = interest | wanted
         }
         let head = readiness == .read ? registrations[index].readers : registrations[index].writers
-        let id = allocateWaiter(Waiter(fd: fd, previous: -1, next: head, state: .waiting, readiness: readiness))
+        let id = allocateWaiter(Waiter(fd: fd, previous: -1, next: head, state: .waiting, readiness: readiness, parked: parked))
         if head >= 0 { waiters[Int(head)].previous = id }
         if readiness == .read { registrations[index].readers = id } else { registrations[index].writers = id }
         waitingCount += 1
@@ -294,10 +301,9 @@ public final class TaskQueue {
         let failure = EPOLLERR.rawValue | EPOLLHUP.rawValue
         let readable = event.bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | failure) != 0
         let writable = event.bits & (EPOLLOUT.rawValue | failure) != 0
-        let hadReaders = registration.readers >= 0
-        let hadWriters = registration.writers >= 0
-        if readable && hadReaders { wakeAll(&registration.readers) }
-        if writable && hadWriters { wakeAll(&registration.writers) }
+        // Parked waiters stay: "had" counts those woken.
+        let hadReaders = readable && registration.readers >= 0 && wakeAll(&registration.readers)
+        let hadWriters = writable && registration.writers >= 0 && wakeAll(&registration.writers)
         // Shrink the interest for directions nobody waited on. A queue an
         // outer loop polls (`embeddingDescriptor`) shrinks it as soon as the
         // waiters are woken too: left in place, a descriptor still readable
@@ -317,19 +323,32 @@ public final class TaskQueue {
         registrations[index] = registration
     }
 
+    /// Wakes the list's waiters but the parked ones, which stay, in order;
+    /// whether it woke any.
     @_optimize(speed)
-    private func wakeAll(_ head: inout Int32) {
+    private func wakeAll(_ head: inout Int32) -> Bool {
         var id = head
+        var kept: Int32 = -1, last: Int32 = -1
+        var woke = false
         while id >= 0 {
             let next = waiters[Int(id)].next
-            waiters[Int(id)].state = .ready
-            waiters[Int(id)].previous = -1
-            waiters[Int(id)].next = -1
-            appendReady(id)
-            waitingCount -= 1
+            if waiters[Int(id)].parked {
+                waiters[Int(id)].previous = last
+                waiters[Int(id)].next = -1
+                if last >= 0 { waiters[Int(last)].next = id } else { kept = id }
+                last = id
+            } else {
+                waiters[Int(id)].state = .ready
+                waiters[Int(id)].previous = -1
+                waiters[Int(id)].next = -1
+                appendReady(id)
+                waitingCount -= 1
+                woke = true
+            }
             id = next
         }
-        head = -1
+        head = kept
+        return woke
     }
 
     // MARK: descriptors going away

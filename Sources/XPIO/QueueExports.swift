@@ -32,14 +32,16 @@ func queueIdsUsed(_ pointer: UnsafeMutableRawPointer?) -> Int32 {
 }
 
 /// Makes a new waiter wait for `readiness` on `target` (none: ready at the
-/// next wait): its id, or a failure with no waiter taken.
+/// next wait; XPIO_PARKED: for nothing but the target going away, see
+/// `TaskQueue.Waiter.parked`): its id, or a failure with no waiter taken.
 @_cdecl("xpio_queue_schedule")
 func queueSchedule(_ call: UnsafeMutablePointer<xpio_call>?, _ pointer: UnsafeMutableRawPointer?,
                    _ target: UnsafeMutableRawPointer?, _ readiness: Int32) -> Int32 {
     let direction: Readiness = readiness == Int32(XPIO_WRITABLE) ? .write : .read
+    let parked = readiness == Int32(XPIO_PARKED)
     return withQueue(pointer) { queue in
         func schedule(on descriptor: Descriptor?) -> Int32 {
-            do throws(Failure) { return try queue.schedule(on: descriptor, direction) } catch { return Call(call!).fail(error) }
+            do throws(Failure) { return try queue.schedule(on: descriptor, direction, parked: parked) } catch { return Call(call!).fail(error) }
         }
         guard let target else { return schedule(on: nil) }
         // Lua holds the target for the call: no retain.

@@ -246,6 +246,65 @@ describe("one socket, many tasks", function()
     b:close()
   end)
 
+  it("wakes each task in a long line about once, not at every event", function()
+    -- N tasks read one byte each from one socket, in turn; a write of N
+    -- bytes serves them all. Counted: how many times the queue returns a
+    -- task (with every task in line woken at each event, N^2/2).
+    local N = 400
+    local q = xpio.tqueue()
+    local a, b = assert(xpio.socketpair())
+    local got = {}
+    for i = 1, N do
+      local task = { _queue = q }
+      task.co = coroutine.create(function() got[i] = a:read(1) end)
+      task._thread = task.co
+      xpio.setCurrentTask(task)
+      assert(coroutine.resume(task.co))
+    end
+    xpio.setCurrentTask(nil)
+    assert(b:write(string.rep("x", N)))
+    local returned, finished = 0, 0
+    while finished < N do
+      local ready = assert(q:wait(5))
+      assert.is_true(#ready > 0, "no task came back")
+      for _, task in ipairs(ready) do
+        returned = returned + 1
+        xpio.setCurrentTask(task)
+        assert(coroutine.resume(task.co))
+        if coroutine.status(task.co) == "dead" then finished = finished + 1 end
+      end
+      xpio.setCurrentTask(nil)
+    end
+    for i = 1, N do assert.are.equal("x", got[i]) end
+    assert.is_true(returned <= 3 * N, returned .. " returns for " .. N .. " tasks")
+    a:close()
+    b:close()
+  end)
+
+  it("a write that sent part of its data before it found it cannot wait says how much, rather than raise", function()
+    local a, b = assert(xpio.socketpair())
+    local big = string.rep("x", 1 << 24)
+    local nested
+    run(20, { function()
+      nested = { pcall(coroutine.wrap(function() return b:write(big) end)) }
+    end })
+    assert.is_true(nested[1])
+    assert.is_nil(nested[2])
+    assert.truthy(tostring(nested[3]):find("xpio: write would wait in a coroutine that is not the current task's", 1, true))
+    assert.is_true(nested[4] > 0 and nested[4] < #big, tostring(nested[4]))
+    assert.are.equal(nested[4], helper.drain(a))
+    -- outside any coroutine the same, and nothing written: the usual error
+    local sent, err, count = b:write(big)
+    assert.is_nil(sent)
+    assert.truthy(tostring(err):find("xpio: write must be called from a coroutine", 1, true), tostring(err))
+    assert.are.equal(count, helper.drain(a))
+    assert(helper.fill(b) > 0)
+    assert.has_error(function() b:write("more") end,
+      "xpio: write must be called from a coroutine (use try_write outside one)")
+    a:close()
+    b:close()
+  end)
+
   it("the scheduler's own waits from such a coroutine raise too, and the task's waits stay whole", function()
     local outcome = {}
     run(20, { function(sched)

@@ -118,7 +118,9 @@ enum {
     XPIO_ARGERROR = -5  /* raise: bad argument #code (message) */
 };
 
-enum { XPIO_READABLE = 0, XPIO_WRITABLE = 1 };
+/* What a waiter waits for; XPIO_PARKED: nothing but a dequeue (a task
+ * behind another's turn on a socket, until that one hands the turn on). */
+enum { XPIO_READABLE = 0, XPIO_WRITABLE = 1, XPIO_PARKED = 2 };
 
 /* Element access for Swift, which sees C arrays as tuples. */
 static inline xpio_value *xpio_result(xpio_call *call, int32_t i) { return &call->result[i]; }
