@@ -185,9 +185,10 @@ ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, i
 }
 
 /* recvmsg taking SCM_RIGHTS descriptors (close-on-exec as they arrive),
- * at most `max`; *count gets how many. Descriptors beyond `max`, or of a
- * control message the kernel had to cut, are closed at once so none leaks;
- * *truncated says so. */
+ * at most `max`; *count gets how many. Descriptors beyond `max` are closed
+ * at once so none leaks (*truncated 1); when the kernel could not give
+ * them all (MSG_CTRUNC: this process had no free descriptor for some, and
+ * discarded them), *truncated is 2. */
 ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int *count, int *truncated) {
     struct iovec iov = { data, length };
     union { char buffer[CMSG_SPACE(sizeof(int) * 253)]; struct cmsghdr align; } control;
@@ -201,7 +202,7 @@ ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int 
     *truncated = 0;
     ssize_t n = xpio_recvmsg_cloexec(fd, &message);
     if (n < 0) return n;
-    if (message.msg_flags & MSG_CTRUNC) *truncated = 1;
+    if (message.msg_flags & MSG_CTRUNC) *truncated = 2;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&message); h; h = CMSG_NXTHDR(&message, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
         int received = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
@@ -210,7 +211,7 @@ ssize_t xpio_recv_fds(int fd, void *data, size_t length, int *fds, int max, int 
             if (*count < max) fds[(*count)++] = list[i];
             else {
                 close(list[i]);
-                *truncated = 1;
+                if (!*truncated) *truncated = 1;
             }
         }
     }

@@ -595,6 +595,13 @@ public final class Socket: Descriptor {
             _ = try? Descriptor.setBlocking(fds[index], false)
             sockets.append(socket)
         }
+        if truncated == 2 {
+            // The kernel dropped descriptors this process had no room for:
+            // said so, not a silent short list. The bytes stay readable;
+            // those that did arrive close with `sockets`.
+            inbox.putBack(UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<received]))
+            throw .xpio("xpio: descriptors sent with the bytes were lost: no descriptor was free for them")
+        }
         if received == 0 && sockets.isEmpty { throw .xpio("xpio: end of stream") }
         return (UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<received]), sockets)
     }

@@ -293,6 +293,23 @@ describe("descriptor passing over a socket that is not a Unix socket", function(
 end)
 
 describe("descriptor passing", function()
+  it("says so when the kernel dropped descriptors this process had no room for, and keeps the bytes", function()
+    -- a shell lowers the limit for one lua, which fills its table first
+    local script = [[
+      local xpio = require "xpio"
+      local a, b = assert(xpio.socketpair())
+      local hold = {}
+      while true do local s = xpio.open("/dev/null") if not s then break end hold[#hold + 1] = s end
+      assert(b:try_sendfds("abc", { 0, 1, 2 }) == 3)
+      print(a:try_recvfds(10))
+      print(a:try_read(10))
+    ]]
+    local out, ok = helper.run_command("ulimit -n 64 && timeout -s KILL 20 " .. helper.shell_quote(helper.LUA)
+      .. " -e " .. helper.shell_quote(script))
+    assert.is_true(ok, out)
+    assert.are.equal("nil\txpio: descriptors sent with the bytes were lost: no descriptor was free for them\nabc\n", out)
+  end)
+
   it("passes a pipe to a child interpreter over a socket pair, and the child uses it", function()
     local a, b = assert(xpio.socketpair())
     local r, w = assert(xpio.pipe())
