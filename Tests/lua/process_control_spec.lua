@@ -178,8 +178,11 @@ describe("xpio.run", function()
   end)
 
   it("stops feeding stdin when it returns, though something the command left holds stdin unread", function()
-    local fds = helper.open_fds()
+    -- counted with this test's scheduler (its queue's descriptor) made, and
+    -- earlier tests' garbage collected: what is left is the run's
     local sched = helper.fresh_sched()
+    collectgarbage()
+    local fds = helper.open_fds()
     local results
     -- the background sleep keeps the command's stdin and never reads it: the
     -- feeder fills the pipe and waits (its stdout and stderr are /dev/null,
