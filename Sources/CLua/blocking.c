@@ -275,9 +275,8 @@ static int next_in_line(lua_State *L, xpio_userdata *self, int dir) {
 }
 
 /* 1 when this call could wait: a coroutine, and a current task with a
- * queue (the checks that raise are in blocking_loop); with `own`, the
- * task's own coroutine too (not a coroutine.wrap iterator inside it). */
-static int able_to_wait(lua_State *L, int own) {
+ * queue (the checks that raise are in blocking_loop). */
+static int able_to_wait(lua_State *L) {
     if (!lua_isyieldable(L)) return 0;
     xpio_push_current_task(L);
     int able = 0;
@@ -286,7 +285,6 @@ static int able_to_wait(lua_State *L, int own) {
         lua_rawget(L, -2);
         able = xpio_toobject(L, -1, xpio_description.queue_kind) != NULL;
         lua_pop(L, 1);
-        if (able && own) able = !foreign_coroutine(L, lua_gettop(L));
     }
     lua_pop(L, 1);
     return able;
@@ -296,13 +294,13 @@ static int able_to_wait(lua_State *L, int own) {
  * try: its socket holds no bytes and its last read was short, so asking
  * the kernel now would most likely answer EAGAIN (libuv's and nginx's
  * rule; Socket.readWouldFail). Only where the call can wait: outside a
- * task, or in a coroutine inside one (which may not wait), a blocking
- * read still just tries, and answers at once when bytes are there.
+ * task a blocking read still just tries (and in a coroutine inside one,
+ * which blocking_loop finds out later, on the way to waiting).
  * try_ calls never come here. */
 static int read_waits_first(lua_State *L, xpio_userdata *self, const xpio_entry *entry) {
     if (entry->turns != 1) return 0; /* a socket's blocking read: self, checked, at 1 */
     void *socket = self->object;
-    return socket && xpio_socket_read_would_fail(socket) && able_to_wait(L, 1);
+    return socket && xpio_socket_read_would_fail(socket) && able_to_wait(L);
 }
 
 /* The continuation's context: the number of arguments in the low 4 bits
@@ -399,11 +397,13 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
      * (unless this call could not wait at all: then it just tries). */
     int dir = 0;
     int wait_untried = 0, behind = 0;
-    if (entry->method && (dir = entry->turns) && turn_taken(L, self, dir) && able_to_wait(L, 0)) {
+    if (entry->method && (dir = entry->turns) && turn_taken(L, self, dir) && able_to_wait(L)) {
         wait_untried = 1;
         behind = !next_in_line(L, self, dir);
     }
-    if (!wait_untried && checked && read_waits_first(L, self, entry)) wait_untried = 1;
+    int read_first = 0;
+    if (!wait_untried && checked && read_waits_first(L, self, entry)) wait_untried = read_first = 1;
+try:
     if (!wait_untried) {
         xpio_make_objects(L, entry, call);
         int whole = entry->whole >= 0;
@@ -450,6 +450,12 @@ static int blocking_loop(lua_State *L, const xpio_entry *entry, xpio_args *check
     xpio_push_current_task(L);
     int foreign = foreign_coroutine(L, lua_gettop(L));
     lua_pop(L, 1);
+    if (foreign && read_first) {
+        /* It was only to spare a read bound to fail: here, where it may
+         * not wait, it reads, and answers at once when bytes are there. */
+        wait_untried = read_first = 0;
+        goto try;
+    }
     if (foreign) {
         lua_pushfstring(L, "xpio: %s would wait in a coroutine that is not the current task's (a coroutine "
                            "inside a task cannot wait; for lines use socket:lines)", entry->name);

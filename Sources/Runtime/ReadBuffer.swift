@@ -217,15 +217,18 @@ extension Socket {
         let buffer = inbox
         while true {
             if let at = buffer.find(delimiter) {
-                let cr = lineEnd && at > 0 && buffer.bytes[at - 1] == UInt8(ascii: "\r")
-                if Int64(at) - (cr ? 1 : 0) > limit { throw .xpio("xpio: line too long") }
+                if Int64(at) > limit && !(lineEnd && Int64(at) == limit + 1 && buffer.bytes[at - 1] == UInt8(ascii: "\r")) {
+                    throw .xpio("xpio: line too long")
+                }
                 let taken = buffer.take(at + delimiter.count)
                 return .bytes(keep ? taken : UnsafeRawBufferPointer(rebasing: taken[..<at]))
             }
             // Too long once no delimiter could still end within `limit`
             // (a line's last byte may be the `\r` of its end).
-            let cr: Int64 = lineEnd && !buffer.isEmpty && buffer.bytes[buffer.count - 1] == UInt8(ascii: "\r") ? 1 : 0
-            if Int64(buffer.count) - Int64(delimiter.count) >= limit + cr { throw .xpio("xpio: line too long") }
+            let beyond = Int64(buffer.count) - Int64(delimiter.count) - limit
+            if beyond >= 0 && !(lineEnd && beyond == 0 && buffer.bytes[buffer.count - 1] == UInt8(ascii: "\r")) {
+                throw .xpio("xpio: line too long")
+            }
             if try buffer.fill(from: self, fd) == 0 { return atEnd() }
         }
     }
