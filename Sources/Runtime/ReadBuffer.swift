@@ -217,7 +217,7 @@ extension Socket {
         let buffer = inbox
         while true {
             if let at = buffer.find(delimiter) {
-                if Int64(at) > limit && !(lineEnd && Int64(at) == limit + 1 && buffer.bytes[at - 1] == UInt8(ascii: "\r")) {
+                if Int64(at) > limit && !(lineEnd && Int64(at) - 1 == limit && buffer.bytes[at - 1] == UInt8(ascii: "\r")) {
                     throw .xpio("xpio: line too long")
                 }
                 let taken = buffer.take(at + delimiter.count)
@@ -225,8 +225,9 @@ extension Socket {
             }
             // Too long once no delimiter could still end within `limit`
             // (a line's last byte may be the `\r` of its end).
-            let beyond = Int64(buffer.count) - Int64(delimiter.count) - limit
-            if beyond >= 0 && !(lineEnd && beyond == 0 && buffer.bytes[buffer.count - 1] == UInt8(ascii: "\r")) {
+            // (No `- limit` here: a limit near Int64.max would overflow.)
+            let length = Int64(buffer.count) - Int64(delimiter.count)
+            if length >= limit && !(lineEnd && length == limit && buffer.bytes[buffer.count - 1] == UInt8(ascii: "\r")) {
                 throw .xpio("xpio: line too long")
             }
             if try buffer.fill(from: self, fd) == 0 { return atEnd() }
