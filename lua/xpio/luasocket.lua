@@ -22,6 +22,12 @@ local socket = {}
 
 socket._VERSION = "LuaSocket 3.0.0"
 socket._XPIO = true
+-- select.c's and udp.c's constants. XPIO's select has no FD_SETSIZE: any
+-- descriptor may be waited on, so the set size is the largest integer.
+socket._SETSIZE = math.maxinteger
+socket._SOCKETINVALID = -1
+socket._DATAGRAMSIZE = 8192
+function socket.__unload() end
 
 function socket.tcp() return tcp.new("master", nil) end
 function socket.tcp4() return tcp.new("master", "inet") end
@@ -85,7 +91,8 @@ local wall_offset = os.time() - xpio.gettime()
 function socket.gettime() return wall_offset + xpio.gettime() end
 
 function socket.sleep(seconds)
-  seconds = tonumber(seconds) or 0
+  seconds = common.optnumber(seconds, nil, 1, "sleep")
+  if seconds == nil then error("bad argument #1 to 'sleep' (number expected, got no value)", 2) end
   if seconds > 0 then wait.sleep(seconds) end
 end
 

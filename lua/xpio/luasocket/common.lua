@@ -5,7 +5,7 @@ local xpio = require "xpio"
 local wait = require "xpio.luasocket.wait"
 
 local gettime = xpio.gettime
-local find, match, gsub = string.find, string.match, string.gsub
+local find, match, gsub, sub = string.find, string.match, string.gsub, string.sub
 
 local M = {}
 
@@ -87,14 +87,53 @@ function M.close(self)
   return 1
 end
 
+--- setfd(-1) gives the descriptor up without closing it (LuaSec's wrap
+--- takes it over: ssl.wrap calls getfd, then setfd(-1)); setfd(n) makes
+--- the object own descriptor n.
+function M.setfd(self, fd)
+  fd = math.tointeger(fd) or -1
+  local xs = self.xs
+  if xs then
+    self.xs = nil
+    xs:detach()
+  end
+  if fd >= 0 then self.xs = assert(xpio.adopt(fd)) end
+end
+
+-- timeout.c reads the value with luaL_optnumber and the mode by its first
+-- letter ("b", "t" or "r").
 function M.settimeout(self, value, mode)
-  value = value and tonumber(value) or -1
-  if value < 0 then value = -1 end
-  mode = mode or "b"
-  if mode == "b" then self.block = value
-  elseif mode == "t" or mode == "r" then self.total = value
+  value = M.optnumber(value, -1, 1, "settimeout")
+  if value < 0 or value ~= value then value = -1 end
+  mode = mode == nil and "b" or M.checkstring(mode, 2, "settimeout")
+  local letter = sub(mode, 1, 1)
+  if letter == "b" then self.block = value
+  elseif letter == "t" or letter == "r" then self.total = value
   else error("bad argument #2 to 'settimeout' (invalid timeout mode)", 2) end
   return 1
+end
+
+-- The argument checks LuaSocket's C functions make (luaL_checkstring,
+-- luaL_optnumber), raised at the caller of the method that checks.
+local function argerror(n, name, expected, v)
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, name, expected, v == nil and "no value" or type(v)), 4)
+end
+
+--- A string (a number becomes one), or a raised argument error.
+function M.checkstring(v, n, name)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return tostring(v) end
+  argerror(n, name, "string", v)
+end
+
+--- A number (or a numeric string), `default` for nil, or a raised
+--- argument error.
+function M.optnumber(v, default, n, name)
+  if v == nil then return default end
+  local x = tonumber(v)
+  if x == nil or (type(v) ~= "number" and type(v) ~= "string") then argerror(n, name, "number", v) end
+  return x
 end
 
 --- The deadline of the next wait of a call that started at `start`, as
@@ -121,7 +160,6 @@ local options = {
   ["reuseport"] = "SO_REUSEPORT",
   ["broadcast"] = "SO_BROADCAST",
   ["ipv6-v6only"] = "IPV6_V6ONLY",
-  ["ip-multicast-ttl"] = "IP_TTL",
   ["tcp-keepidle"] = "TCP_KEEPIDLE",
   ["tcp-keepintvl"] = "TCP_KEEPINTVL",
   ["tcp-keepcnt"] = "TCP_KEEPCNT",

@@ -7,6 +7,7 @@ local common = require "xpio.luasocket.common"
 
 local waitfor, readable, writable = wait.wait, wait.readable, wait.writable
 local deadline, start_of, err_of = common.deadline, common.start, common.error
+local checkstring = common.checkstring
 
 local M = {}
 local methods = {}
@@ -81,11 +82,23 @@ local function count_or_error(sent, err)
   return sent
 end
 
+-- LuaSocket's class check (auxiliar.c), as in tcp.lua.
+local function expect(self, kind, name)
+  if getmetatable(self) ~= classes[kind] then
+    error(("calling '%s' on bad self (udp{%s} expected)"):format(name, kind), 3)
+  end
+end
+
 function methods:send(data)
-  return count_or_error(run(self, writable, try_send, tostring(data)))
+  expect(self, "connected", "send")
+  return count_or_error(run(self, writable, try_send, checkstring(data, 1, "send")))
 end
 
 function methods:sendto(data, host, port)
+  expect(self, "unconnected", "sendto")
+  data = checkstring(data, 1, "sendto")
+  checkstring(host, 2, "sendto")
+  checkstring(port, 3, "sendto")
   local list, err = common.resolve(tostring(host), port, self.family)
   if not list then return nil, err end
   if not self.xs then
@@ -93,7 +106,7 @@ function methods:sendto(data, host, port)
     xs, err = ensure(self, family_of(self, list[1]))
     if not xs then return nil, err end
   end
-  return count_or_error(run(self, writable, try_sendto, tostring(data), list[1]))
+  return count_or_error(run(self, writable, try_sendto, data, list[1]))
 end
 
 function methods:receive(size)
@@ -144,11 +157,17 @@ function methods.dirty() return false end
 function methods:getfd() return self.xs and self.xs:fileno() or -1 end
 function methods:xpio() return self.xs end
 
+--- "inet6" for an IPv6 object, else "inet4", as udp.c names them.
+function methods:getfamily()
+  return self.family == "inet6" and "inet6" or "inet4"
+end
+
+methods.setfd = common.setfd
+
 for _, kind in ipairs({ "unconnected", "connected" }) do
   local class = "udp{" .. kind .. "}"
   local index = { class = class }
   for k, f in pairs(methods) do index[k] = f end
-  if kind == "connected" then index.sendto = nil else index.send = nil end
   classes[kind] = {
     __index = index,
     __name = class,

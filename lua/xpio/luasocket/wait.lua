@@ -28,10 +28,22 @@ local function park(obj, when, task)
   return true
 end
 
+--- The xpio.sched module when the caller runs in a task's own coroutine
+--- (where a call may park the task), else nil.
+function M.task_sched()
+  local sched = package.loaded["xpio.sched"]
+  local task = sched and sched.current()
+  if task and running() == task.co then return sched end
+  return nil
+end
+
 --- Wait until `when(obj, task)` (a `when_` call such as
 --- `function(s, t) return s:when_read(t) end`) wakes, or until `deadline`.
 --- Returns true, or nil and a message ("timeout", or the when_ call's error).
 function M.wait(obj, when, deadline)
+  -- The caller has just tried: with no time left there is nothing to wait
+  -- for (`settimeout(0)` answers at once, without a turn of the scheduler).
+  if deadline and deadline <= gettime() then return nil, "timeout" end
   local sched = package.loaded["xpio.sched"]
   local task = sched and sched.current()
   -- Yield only from the task's own coroutine: a coroutine nested inside a
