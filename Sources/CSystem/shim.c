@@ -141,6 +141,25 @@ void xpio_sigchld_release(void) {
     pthread_mutex_unlock(&deadline_lock);
 }
 
+/* A byte in the SIGCHLD pipe, as a child's exit writes: every task waiting
+ * there wakes and checks its own child (a closed process's waiters learn
+ * that it is closed). */
+void xpio_sigchld_poke(void) {
+    if (sigchld_pipe[1] >= 0) (void)!write(sigchld_pipe[1], "", 1);
+}
+
+/* With SIGCHLD ignored (SIG_IGN, which exec passes on: a shell's
+ * `trap '' CHLD`), the kernel reaps children itself and waitpid answers
+ * ECHILD: no status. The default disposition ignores the signal as well
+ * but keeps the statuses; a handler someone installed is left alone. */
+void xpio_sigchld_keep_statuses(void) {
+    struct sigaction current;
+    if (sigaction(SIGCHLD, NULL, &current) != 0 || current.sa_handler != SIG_IGN) return;
+    current.sa_handler = SIG_DFL;
+    current.sa_flags &= ~SA_NOCLDWAIT;
+    sigaction(SIGCHLD, &current, NULL);
+}
+
 int xpio_sigchld_pipe(void) {
     if (sigchld_pipe[0] >= 0) return sigchld_pipe[0];
     if (xpio_pipe(sigchld_pipe) != 0) return -1;

@@ -89,27 +89,40 @@ public struct Address {
         withUnsafeMutableBytes(of: &storage) { body($0.baseAddress!.assumingMemoryBound(to: T.self)) }
     }
 
-    /// Calls `body` with the address as the kernel takes it.
-    /// Whether `other` names the same endpoint: the family, and the port
-    /// and address of an IP one (not IPv6's flow label, which the kernel
-    /// may fill in), the path bytes of a Unix one.
-    func sameEndpoint(_ other: Address) -> Bool {
-        guard storage.ss_family == other.storage.ss_family else { return false }
+    /// Whether this address, a connected socket's peer, is where a connect
+    /// to `target` leads: the family, and the port and address of an IP one
+    /// (not IPv6's flow label, which the kernel may fill in), the path bytes
+    /// of a Unix one. A target of the unspecified address (`0.0.0.0`, `::`,
+    /// `::ffff:0.0.0.0`), which the kernel connects to this host's loopback,
+    /// is reached by any address with its port.
+    func isPeer(of target: Address) -> Bool {
+        guard storage.ss_family == target.storage.ss_family else { return false }
         switch family {
         case .inet:
-            return port == other.port
-                && withRaw(sockaddr_in.self) { $0.pointee.sin_addr.s_addr } == other.withRaw(sockaddr_in.self) { $0.pointee.sin_addr.s_addr }
+            let theirs = target.withRaw(sockaddr_in.self) { $0.pointee.sin_addr.s_addr }
+            return port == target.port && (theirs == 0 || withRaw(sockaddr_in.self) { $0.pointee.sin_addr.s_addr } == theirs)
         case .inet6:
-            return port == other.port && withRaw(sockaddr_in6.self) { mine in
-                other.withRaw(sockaddr_in6.self) { theirs in memcmp(&mine.pointee.sin6_addr, &theirs.pointee.sin6_addr, 16) == 0 }
+            return port == target.port && withRaw(sockaddr_in6.self) { mine in
+                target.withRaw(sockaddr_in6.self) { theirs in
+                    Address.isUnspecified6(&theirs.pointee.sin6_addr) || memcmp(&mine.pointee.sin6_addr, &theirs.pointee.sin6_addr, 16) == 0
+                }
             }
         default:
             return withSockaddr { mine, mineLength in
-                other.withSockaddr { theirs, theirLength in
+                target.withSockaddr { theirs, theirLength in
                     let a = Address.name(mine, mineLength), b = Address.name(theirs, theirLength)
                     return a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
                 }
             }
+        }
+    }
+
+    /// `::` or `::ffff:0.0.0.0`: every byte zero but a mapped address's
+    /// two 0xff.
+    private static func isUnspecified6(_ address: UnsafeMutablePointer<in6_addr>) -> Bool {
+        withUnsafeBytes(of: &address.pointee) { bytes in
+            (0..<10).allSatisfy { bytes[$0] == 0 } && bytes[10] == bytes[11] && (bytes[10] == 0 || bytes[10] == 0xff)
+                && (12..<16).allSatisfy { bytes[$0] == 0 }
         }
     }
 
@@ -123,6 +136,7 @@ public struct Address {
         return UnsafeRawBufferPointer(rebasing: bytes[..<end])
     }
 
+    /// Calls `body` with the address as the kernel takes it.
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var copy = storage
         return withUnsafeBytes(of: &copy) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
@@ -362,8 +376,10 @@ public enum Endpoint {
         if text.count >= 5, text[0] == UInt8(ascii: "u"), text[1] == UInt8(ascii: "n"), text[2] == UInt8(ascii: "i"),
            text[3] == UInt8(ascii: "x"), text[4] == UInt8(ascii: ":") {
             guard let address = Address.parseUnix(text) else { throw .malformedAddress }
-            // A well-formed abstract name (`unix:@name`) is Linux's alone.
-            if !Platform.linux, text.count > 5, text[5] == UInt8(ascii: "@") { throw Platform.unsupported }
+            // A well-formed abstract name (`unix:@name`) is Linux's alone, and
+            // so is `unix:`, whose bind autobinds one: the kernel would hand
+            // out names the build then refuses.
+            if !Platform.linux, text.count == 5 || text[5] == UInt8(ascii: "@") { throw Platform.unsupported }
             return .address(address)
         }
         if text.first == UInt8(ascii: "[") {

@@ -48,6 +48,9 @@ public final class Process {
     /// cannot be installed (no descriptor left), so that no child is started
     /// that could not be waited for.
     static func prepareFallback() throws(Failure) {
+        // Before every child: SIGCHLD ignored (inherited) would have the
+        // kernel discard its status, whatever tells its exit.
+        Sys.keepChildStatuses()
         guard sigchldPipe == nil else { return }
         if !pidfdDisabled && pidfdsWork == nil {
             if case .success(let fd) = openPidfd(Sys.getpid()) { _ = Sys.close(fd) }
@@ -217,7 +220,12 @@ public final class Process {
         guard !isClosed else { return }
         if status == nil, (try? poll()) == nil { _ = xpio_reap_detached(pid) }
         isClosed = true
+        // A pidfd's close wakes the tasks waiting on it; the shared SIGCHLD
+        // pipe stays open, so its waiters are woken to look again (and
+        // this process's find it closed).
+        let shared = usesFallback
         releaseReadiness()
+        if shared { Sys.pokeChildPipe() }
         stopping = nil
     }
 

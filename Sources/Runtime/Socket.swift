@@ -530,7 +530,7 @@ public final class Socket: Descriptor {
             // is made, whatever address the call names: it is this call's
             // connection only if it went to `address`. EISCONN with none
             // under way: the socket was connected (or listening) before.
-            if wasConnecting, let peer = try? peerAddress(), peer.sameEndpoint(address) { return }
+            if wasConnecting, let peer = try? peerAddress(), peer.isPeer(of: address) { return }
             throw .system(EISCONN)
         case .failure(.retry):
             // A second call while the first is in progress (EALREADY), or one

@@ -392,6 +392,16 @@ enum Sys {
         int("sigchld_pipe", .cannot) { xpio_sigchld_pipe() }
     }
 
+    /// Makes an ignored SIGCHLD the default, so the kernel keeps children's
+    /// statuses for waitpid; the corresponding C function is `sigaction`
+    /// (shim.c).
+    static func keepChildStatuses() { xpio_sigchld_keep_statuses() }
+
+    /// Writes a byte to the SIGCHLD self-pipe, as a child's exit does: its
+    /// waiters wake and check their children. The corresponding C function
+    /// is `write` (shim.c).
+    static func pokeChildPipe() { xpio_sigchld_poke() }
+
     /// The corresponding C function is `pidfd_send_signal` (through syscall(2)). Linux only.
     static func pidfd_send_signal(_ pidfd: CInt, _ signal: CInt) -> Result<Void, Failure> {
         none("pidfd_send_signal", .cannot) { xpio_pidfd_send_signal(pidfd, signal) }

@@ -181,11 +181,7 @@ public final class TaskQueue {
     @_optimize(speed)
     public func schedule(on target: Descriptor?, _ readiness: Readiness, parked: Bool = false) throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
-        guard let target, target.fd >= 0 else {
-            let id = allocateWaiter(Waiter(state: .ready))
-            markReady(id)
-            return id
-        }
+        guard let target, target.fd >= 0 else { return scheduleReady() }
         let fd = target.fd
         let index = Int(fd)
         while registrations.count <= index { registrations.append(Registration()) }
@@ -198,7 +194,14 @@ public final class TaskQueue {
         let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
         let interest = registrations[index].interest
         if !parked && interest & wanted != wanted {
-            try selector.update(fd: fd, generation: registrations[index].generation, old: interest, new: interest | wanted)
+            do throws(Failure) {
+                try selector.update(fd: fd, generation: registrations[index].generation, old: interest, new: interest | wanted)
+            } catch {
+                // epoll refuses a regular file or a directory (EPERM); poll
+                // calls it always ready, and so does the queue.
+                guard case .system(EPERM) = error else { throw error }
+                return scheduleReady()
+            }
             registrations[index].interest = interest | wanted
         }
         let head = readiness == .read ? registrations[index].readers : registrations[index].writers
@@ -206,6 +209,13 @@ public final class TaskQueue {
         if head >= 0 { waiters[Int(head)].previous = id }
         if readiness == .read { registrations[index].readers = id } else { registrations[index].writers = id }
         waitingCount += 1
+        return id
+    }
+
+    /// A waiter ready at once: the next wait returns it.
+    private func scheduleReady() -> Int32 {
+        let id = allocateWaiter(Waiter(state: .ready))
+        markReady(id)
         return id
     }
 

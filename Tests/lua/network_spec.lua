@@ -119,6 +119,11 @@ describe("Unix domain sockets", function()
       assert.are.same({ nil, helper.UNSUPPORTED }, { s:connect(name) })
       assert.are.same({ nil, "xpio: mal-formed address" }, { s:bind("unix:@" .. string.rep("n", 108)) })
       s:close()
+      -- "unix:" autobinds an abstract name, which the build could not
+      -- take back (a datagram server could not answer its client).
+      local u = assert(xpio.socket("UDP", "unix"))
+      assert.are.same({ nil, helper.UNSUPPORTED }, { u:bind("unix:") })
+      u:close()
       return
     end
     local l, addr = listener("unix", name)
@@ -282,6 +287,26 @@ describe("connect on a socket that is connected, or listening", function()
     run(function() assert.is_true(d:connect(l2:getsockname())) end)
     assert.are.equal(l2:getsockname(), d:getpeername())
     for _, s in ipairs({ l1, l2, c, d }) do s:close() end
+  end)
+end)
+
+describe("connect to the unspecified address", function()
+  it("reaches this host's loopback, as the kernel takes it, and says so", function()
+    local l4 = listener()
+    local port = l4:getsockname():match(":(%d+)$")
+    for _, target in ipairs({ "0.0.0.0:" .. port, ":" .. port }) do
+      local c = assert(xpio.socket("TCP"))
+      run(function() assert.is_true(c:connect(target)) end)
+      assert.are.equal("127.0.0.1:" .. port, c:getpeername())
+      c:close()
+    end
+    local l6 = assert(xpio.socket("TCP", "inet6"))
+    assert(l6:bind("[::1]:0"))
+    assert(l6:listen())
+    local c = assert(xpio.socket("TCP", "inet6"))
+    run(function() assert.is_true(c:connect("[::]:" .. l6:getsockname():match(":(%d+)$"))) end)
+    assert.are.equal(l6:getsockname(), c:getpeername())
+    for _, s in ipairs({ l4, l6, c }) do s:close() end
   end)
 end)
 

@@ -69,6 +69,41 @@ describe("process:stop", function()
   end)
 end)
 
+describe("waiting for a child", function()
+  it("gives its status when this process inherited SIGCHLD ignored", function()
+    -- Ignored, SIGCHLD has the kernel reap children itself (no status);
+    -- bash's `trap '' CHLD` passes it on through exec (dash's does not).
+    local output, ok = helper.run_command("exec timeout -k 5 60 bash -c "
+      .. helper.shell_quote("trap '' CHLD; exec " .. helper.LUA .. " -e " .. helper.shell_quote([[
+        local xpio = require "xpio"
+        local sched = require "xpio.sched"
+        sched.spawn(function()
+          local p = assert(xpio.spawn({ "sh", "-c", "exit 3" }))
+          print("wait", p:wait())
+          print("run", xpio.run({ "sh", "-c", "exit 2" }))
+        end)
+        sched.run()
+      ]])))
+    assert.is_true(ok, output)
+    assert.matches("wait\texit\t3\n", output)
+    assert.matches("run\texit\t2", output)
+  end)
+
+  it("closing the process wakes the tasks waiting for it, on every backend", function()
+    run(20, function(sched)
+      local p = assert(xpio.spawn({ "sleep", "30" }))
+      local results
+      local waiter = sched.spawn(function() results = table.pack(p:wait()) end)
+      sched.sleep(0.05)
+      local started = xpio.gettime()
+      p:close()
+      sched.join(waiter)
+      assert.is_true(xpio.gettime() - started < 10)
+      assert.are.same({ nil, "xpio: process is closed", n = 2 }, results)
+    end)
+  end)
+end)
+
 describe("process:killgroup", function()
   it("reaches the grandchildren of a child that leads its group", function()
     local r, w = assert(xpio.pipe())

@@ -65,6 +65,11 @@ void xpio_refcount_check(void *object);
  * once, chaining to any handler already there) writes a byte to a
  * non-blocking, close-on-exec pipe. Returns the pipe's read end, or -1. */
 int xpio_sigchld_pipe(void);
+/* An ignored SIGCHLD (inherited across exec) made the default: with it
+ * ignored, the kernel reaps children itself and their statuses are lost. */
+void xpio_sigchld_keep_statuses(void);
+/* Wakes every task waiting on the SIGCHLD pipe to check its child again. */
+void xpio_sigchld_poke(void);
 void xpio_sigchld_release(void);
 /* A byte in the SIGCHLD pipe once the monotonic clock reaches `deadline`
  * (seconds): a stop's grace period without timerfd. 0, or -1 with errno. */
