@@ -410,7 +410,7 @@ try:
         int status;
         for (;;) {
             call->progress = (int64_t)done;
-            status = entry->attempt(call, args);
+            status = entry->nobjects ? xpio_attempt_opening(L, call, entry->attempt, args) : entry->attempt(call, args);
             if (status == XPIO_RETRY) break;
             if (!whole) return turn_done(L, self, entry, xpio_finish(L, call, status));
             if (status < 0) return turn_done(L, self, entry, with_done(L, xpio_finish(L, call, status), done));

@@ -322,6 +322,11 @@ static inline int xpio_argument_absent(lua_State *L, int arg, int takes_false) {
 /* Makes the entry's result objects (empty userdata with their metatables)
  * above the arguments, before the body runs. */
 void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call);
+/* Calls `attempt`, the body of an entry that makes objects (descriptors);
+ * when the process has no descriptor left, collects the garbage once and
+ * tries again (results.c). */
+int32_t xpio_attempt_opening(lua_State *L, xpio_call *call, int32_t (*attempt)(xpio_call *, xpio_args *),
+                             xpio_args *args);
 /* Turns a body's status into the function's results, or raises. */
 int xpio_finish(lua_State *L, xpio_call *call, int status);
 /* Pushes a failure's `nil, message` (status < 0 and not raising). */

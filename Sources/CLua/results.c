@@ -5,6 +5,7 @@
  * resource (an accepted descriptor, a child) and Lua owning it.
  */
 #include "glue.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,21 @@ void xpio_make_objects(lua_State *L, const xpio_entry *entry, xpio_call *call) {
         call->object[i] = slot;
         call->object_slot[i] = lua_gettop(L);
     }
+}
+
+/* An object's userdata is a few bytes, and what it holds (a descriptor,
+ * buffers) is outside Lua's heap: a program that drops sockets unclosed
+ * runs out of descriptors long before the collector runs by itself. So
+ * when an attempt to make one finds none left (EMFILE, ENFILE), a full
+ * collection closes the dropped objects and the attempt is made again,
+ * once. Only bodies that failed without effect answer EMFILE: the socket,
+ * the pipe or the accepted connection was never made. */
+int32_t xpio_attempt_opening(lua_State *L, xpio_call *call, int32_t (*attempt)(xpio_call *, xpio_args *),
+                             xpio_args *args) {
+    int32_t status = attempt(call, args);
+    if (status != XPIO_ERRNO || (call->code != EMFILE && call->code != ENFILE)) return status;
+    lua_gc(L, LUA_GCCOLLECT);
+    return attempt(call, args);
 }
 
 /* Strings and lists among the results point into memory Swift reuses: the

@@ -160,6 +160,41 @@ out("done", "yes")
       assert.same({ "exit", "0" }, r.spawn_again_wait, output)
     end)
 
+    it("objects dropped without close do not exhaust descriptors: a full collection frees them", function()
+      local output = run_child(OUT .. [[
+local xpio = require "xpio"
+local l = assert(xpio.socket("TCP"))
+assert(l:bind("127.0.0.1:0"))
+assert(l:listen(512))
+local addr = l:getsockname()
+local counts = {}
+local function churn(name, make)
+  for i = 1, 2000 do
+    if not make() then counts[name] = i break end
+  end
+  counts[name] = counts[name] or "all"
+end
+churn("socket", function() return xpio.socket("TCP") end)
+churn("pipe", function() return xpio.pipe() end)
+churn("socketpair", function() return xpio.socketpair() end)
+churn("tqueue", function() return xpio.tqueue() end)
+churn("open", function() return xpio.open("/dev/null") end)
+churn("accept", function()
+  local c = xpio.socket("TCP")
+  if not c then return nil end
+  c:try_connect(addr)
+  return l:try_accept() or true   -- a connection not accepted yet is no failure
+end)
+for _, name in ipairs({ "socket", "pipe", "socketpair", "tqueue", "open", "accept" }) do out(name, counts[name]) end
+out("done", "yes")
+]], "ulimit -n 64")
+      local r = parse_lines(output)
+      assert.same({ "yes" }, r.done, output)
+      for _, name in ipairs({ "socket", "pipe", "socketpair", "tqueue", "open", "accept" }) do
+        assert.same({ "all" }, r[name], name .. ":\n" .. output)
+      end
+    end)
+
     it("tqueue() returns nil, \"Too many open files\" (epoll) or a queue (poll backend), and the interpreter lives", function()
       local output, ok, how, code = run_child(OUT .. [[
 local xpio = require "xpio"

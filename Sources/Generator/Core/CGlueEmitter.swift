@@ -175,8 +175,12 @@ struct CGlueEmitter {
             case .swift:
                 out.line("xpio_call call;")
                 if entry.whole != nil { out.line("call.progress = call.remaining = 0;   /* a try_ call: one try, from the start */") }
-                if !objects(function).isEmpty { out.line("xpio_make_objects(L, xpio_current_entry(L), &call);") }
-                out.line("return xpio_finish(L, &call, attempt_\(name)(&call, &args));")
+                if objects(function).isEmpty {
+                    out.line("return xpio_finish(L, &call, attempt_\(name)(&call, &args));")
+                } else {
+                    out.line("xpio_make_objects(L, xpio_current_entry(L), &call);")
+                    out.line("return xpio_finish(L, &call, xpio_attempt_opening(L, &call, attempt_\(name), &args));")
+                }
             }
         }
         out.line("}")
