@@ -564,7 +564,8 @@ function tls.wrap(socket, context, options) end
 ---`addr` (unless `options.host` says otherwise), and complete the
 ---handshake: the one-call client. It blocks (a task of `xpio.sched`, or
 ---any scheduler), so `sched.timeout` bounds it. Returns the socket, or
----`nil, message` with the socket closed.
+---`nil, message` with the socket closed. A Unix address (`"unix:/path"`)
+---names no host: a verifying context then needs `options.host`.
 ---@param addr string
 ---@param context? xpio.tls.context
 ---@param options? xpio.tlswrap
@@ -1195,9 +1196,10 @@ function socket:fileno() end
 function socket:detach() end
 
 ---Return how many bytes the socket holds that the kernel no longer has:
----what the buffered reads (`readline`, ...) read beyond their item. They
----make the socket readable for `wait` and a LuaSocket-style `select`,
----though its descriptor may not be.
+---what the buffered reads (`readline`, ...) read beyond their item, and
+---on a TLS socket the decrypted bytes TLS holds. They make the socket
+---readable for `wait` and a LuaSocket-style `select`, though its
+---descriptor may not be.
 ---@return integer|nil
 ---@return string? message the error
 function socket:buffered() end
@@ -1255,7 +1257,9 @@ function socket:when_handshake(task) end
 ---Send TLS's close_notify and flush it (and whatever the socket still
 ---held to send); with `{ wait = true }` also wait for the peer's. The
 ---socket stays open, and reads after the peer's close_notify give a
----single `nil`. `close`, `<close>` and collection send close_notify too,
+---single `nil`. Waiting reads past whatever the peer still sends before
+---its close_notify, and drops it: read what you need first. `close`,
+---`<close>` and collection send close_notify too,
 ---but only as far as it goes without waiting: they never block.
 ---@param options? xpio.tlsshutdown
 ---@return true|nil
@@ -1265,7 +1269,9 @@ function socket:tls_shutdown(options) end
 ---Send TLS's close_notify and flush it (and whatever the socket still
 ---held to send); with `{ wait = true }` also wait for the peer's. The
 ---socket stays open, and reads after the peer's close_notify give a
----single `nil`. `close`, `<close>` and collection send close_notify too,
+---single `nil`. Waiting reads past whatever the peer still sends before
+---its close_notify, and drops it: read what you need first. `close`,
+---`<close>` and collection send close_notify too,
 ---but only as far as it goes without waiting: they never block.
 ---@param options? xpio.tlsshutdown
 ---@return true|nil

@@ -51,4 +51,12 @@ public struct Moved {
         self.count = count
         self.remaining = remaining
     }
+
+    /// The same, for a write to `socket`: a TLS socket may hold its last
+    /// record back (SecureChannel.write), and then one more try, of
+    /// nothing, sends it: a blocking write returns only when every byte has
+    /// left XPIO.
+    public init(count: Int, remaining: Int64, to socket: Socket) {
+        self.init(count: count, remaining: remaining <= 0 && socket.secure?.holdsUnsent == true ? 1 : remaining)
+    }
 }

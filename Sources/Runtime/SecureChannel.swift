@@ -91,8 +91,27 @@ public final class SecureChannel {
 
     /// The readiness operation `operation` waits for; nil: at once (decrypted bytes wait in the engine).
     public func readiness(for operation: TLSOperation) -> Readiness? {
-        if operation == .read, let connection, engine.pointee.pending(connection) != 0 { return nil }
+        if operation == .read && hasPending { return nil }
         return wants[operation.rawValue]
+    }
+
+    /// Decrypted bytes waiting in the engine: bytes the socket holds.
+    public var unreadCount: Int {
+        guard let connection else { return 0 }
+        return engine.pointee.unread(connection)
+    }
+
+    /// Whether the engine still holds a record `write` counted as taken.
+    public var holdsUnsent: Bool {
+        guard let connection else { return false }
+        return engine.pointee.unsent(connection) != 0
+    }
+
+    /// Whether a read would answer without I/O (decrypted bytes, or bytes
+    /// kept from before the wrap, wait in the engine).
+    var hasPending: Bool {
+        guard let connection else { return false }
+        return engine.pointee.pending(connection) != 0
     }
 
     /// Reads decrypted bytes; 0 at the peer's close_notify.
@@ -106,11 +125,15 @@ public final class SecureChannel {
     }
 
     /// Writes (at most a record's worth), answering what the engine took.
+    /// The engine counts a record the kernel could not take yet as taken
+    /// and sends it first at the next call: a write of nothing only sends
+    /// that (`retry` while it cannot), which is how a blocking write makes
+    /// sure its last record left before it returns (`holdsUnsent`).
     func write(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Int {
         let connection = try open()
         var count = 0
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
-        try check(engine.pointee.write(connection, base, bytes.count, &count), .write)
+        let size = bytes.baseAddress == nil ? 0 : bytes.count
+        try check(engine.pointee.write(connection, bytes.baseAddress, size, &count), .write)
         return count
     }
 

@@ -308,7 +308,8 @@ public final class Socket: Descriptor {
         case .failure(.system(EOVERFLOW)) where Socket.isPastEnd(input, offset): return 0
         case .failure(let failure): throw failure
         }
-        guard read > 0 else { return 0 }
+        // At the end, TLS sends the record it may still hold (SecureChannel.write).
+        guard read > 0 else { return secure?.holdsUnsent == true ? try write(UnsafeRawBufferPointer(start: nil, count: 0)) : 0 }
         return try write(UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<read]))
     }
 
@@ -378,10 +379,18 @@ public final class Socket: Descriptor {
     /// (ReadBuffer's spare).
     public static func dropSpareReadBlock() { ReadBuffer.dropSpare() }
 
-    /// How many bytes the socket holds that the kernel no longer has.
+    /// How many bytes the socket holds that the kernel no longer has
+    /// (decrypted ones in TLS too).
     public func bufferedCount() throws(Failure) -> Int64 {
         _ = try descriptor()
-        return Int64(buffered?.count ?? 0)
+        return Int64((buffered?.count ?? 0) + (secure?.unreadCount ?? 0))
+    }
+
+    /// Whether a read would answer without the kernel: the buffered reads
+    /// hold bytes, or TLS does.
+    private var holdsReadable: Bool {
+        if let buffered, !buffered.isEmpty { return true }
+        return secure?.hasPending ?? false
     }
 
     /// Readiness now, for code doing its own I/O on the descriptor: returns
@@ -389,7 +398,7 @@ public final class Socket: Descriptor {
     /// `.retry`. The corresponding C function is `poll` (with no timeout).
     public func ready(_ readiness: Readiness) throws(Failure) {
         let fd = try descriptor()
-        if readiness == .read, let buffered, !buffered.isEmpty { return }
+        if readiness == .read && holdsReadable { return }
         var entry = pollfd(fd: fd, events: Int16(readiness == .read ? POLLIN : POLLOUT), revents: 0)
         if try Sys.poll(&entry, 1, 0).get() == 0 { throw .retry }
     }
@@ -398,7 +407,7 @@ public final class Socket: Descriptor {
     /// nothing when held bytes make it readable at once.
     public func readinessTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
         _ = try descriptor()
-        if readiness == .read, let buffered, !buffered.isEmpty { return nil }
+        if readiness == .read && holdsReadable { return nil }
         return WaitTarget(self, readiness)
     }
 

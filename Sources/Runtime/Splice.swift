@@ -85,7 +85,12 @@ extension Socket {
 
     /// The read-and-write way: into the buffered reads' store, then out.
     private func spliceThroughBuffer(to output: Socket, count: Int) throws(Failure) -> Int? {
-        if try inbox.fill(from: self, try descriptor()) == 0 { return nil }
+        if try inbox.fill(from: self, try descriptor()) == 0 {
+            // The end: a TLS output first sends the record it may still hold
+            // (SecureChannel.write), so that nothing is left behind it.
+            if output.secure?.holdsUnsent == true { _ = try output.write(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            return nil
+        }
         return try output.give(inbox, count)
     }
 
@@ -101,6 +106,7 @@ extension Socket {
     public func spliceTarget(to output: Socket) throws(Failure) -> WaitTarget? {
         _ = try output.descriptor()
         let holding = (buffered.map { !$0.isEmpty } ?? false) || (splicePipe?.held ?? 0) > 0
+            || output.secure?.holdsUnsent == true
         return holding ? try output.waitTarget(.write) : try waitTarget(.read)
     }
 }

@@ -52,6 +52,10 @@ final class Connection {
     /// The host this client named: its key in the context's session cache
     /// (nil when the context keeps none).
     var cacheKey: UnsafeMutablePointer<CChar>? = nil
+    /// The name or IP address a verifying client checks (brackets
+    /// stripped), for the sessions it is offered (`resume`).
+    var checkedHost: UnsafeMutablePointer<CChar>? = nil
+    var checkedHostIsIP = false
 
     private init(context: Context, ssl: OpaquePointer, io: UnsafePointer<xpio_tls_io>, fd: Int32,
                  message: UnsafeMutablePointer<CChar>, alpnSelected: UnsafeMutablePointer<CChar>) {
@@ -72,6 +76,7 @@ final class Connection {
         free(alpnSelected)
         free(sessionDER)
         free(cacheKey)
+        free(checkedHost)
     }
 
     /// A client or server connection (as the context is) over start->fd, or
@@ -136,7 +141,7 @@ final class Connection {
             if let cache = context.sessions, let host = s.host, host[0] != 0 {
                 connection.cacheKey = strdup(host)
                 if s.session_length == 0, let key = connection.cacheKey, let session = cache.session(for: key) {
-                    _ = SSL_set_session(ssl, session)   // the SSL takes its own reference
+                    _ = connection.resume(session)   // the SSL takes its own reference
                 }
             }
             if s.nalpn > 0 {
@@ -158,7 +163,7 @@ final class Connection {
                     text.append("xpio: tls: invalid session")
                     return nil
                 }
-                let set = SSL_set_session(ssl, session)
+                let set = connection.resume(session)
                 SSL_SESSION_free(session)   // the SSL holds its own reference
                 if set != 1 {
                     text.append("xpio: tls: invalid session")
@@ -191,12 +196,13 @@ final class Connection {
             text.append("xpio: tls: out of memory")
             return false
         }
-        defer { free(name) }
+        checkedHost = name   // freed with the connection
         memcpy(name, start, length)
         name[length] = 0
 
         var address = (UInt64(0), UInt64(0))
         let isIP = inet_pton(AF_INET, name, &address) == 1 || inet_pton(AF_INET6, name, &address) == 1
+        checkedHostIsIP = isIP
         if isIP {
             if context.verifiesPeer && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1 {
                 text.append("xpio: tls: invalid host")
@@ -216,6 +222,27 @@ final class Connection {
             return false
         }
         return true
+    }
+
+    /// Offers `session` for resumption (SSL_set_session; 1 when OpenSSL
+    /// took it). Resuming skips the checks of the peer's certificate:
+    /// OpenSSL carries over the session's verification result, and never
+    /// checks the host again. So a verifying client resumes only a session
+    /// whose peer was verified and whose certificate names the host checked
+    /// now; any other (from a `verify = false` connection, or another host)
+    /// is left out, and the full handshake checks the peer.
+    func resume(_ session: OpaquePointer) -> Int32 {
+        guard SSL_set_session(ssl, session) == 1 else { return 0 }
+        guard context.verifiesPeer else { return 1 }
+        // SSL_set_session copies the session's result into the SSL.
+        if SSL_get_verify_result(ssl) == X509_V_OK, let peer = SSL_SESSION_get0_peer(session), let host = checkedHost {
+            let matches = checkedHostIsIP
+                ? X509_check_ip_asc(peer, host, 0) == 1
+                : X509_check_host(peer, host, strlen(host), UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS), nil) == 1
+            if matches { return 1 }
+        }
+        _ = SSL_set_session(ssl, nil)
+        return 1
     }
 
     // MARK: operations (each: clear the error queue, flush the stash, act, map)
@@ -337,6 +364,9 @@ final class Connection {
     func pending() -> Int32 {
         SSL_pending(ssl) > 0 || keptOffset < keptLength ? 1 : 0
     }
+
+    /// The decrypted bytes a read answers without I/O.
+    func unread() -> Int { Int(max(0, SSL_pending(ssl))) }
 
     /// Best-effort close_notify (the BIO never blocks, the answer is
     /// ignored), only over a connection that is up and healthy.

@@ -22,6 +22,8 @@ enum Engine {
             write: write,
             shutdown: shutdown,
             pending: pending,
+            unread: unread,
+            unsent: unsent,
             error: error,
             info: info,
             peer_certificates: peerCertificates,
@@ -101,6 +103,14 @@ private func shutdown(_ p: UnsafeMutableRawPointer?, _ waitPeer: Int32) -> Int32
 
 private func pending(_ p: UnsafeMutableRawPointer?) -> Int32 {
     connection(p).pending()
+}
+
+private func unread(_ p: UnsafeMutableRawPointer?) -> Int {
+    connection(p).unread()
+}
+
+private func unsent(_ p: UnsafeMutableRawPointer?) -> Int32 {
+    connection(p).stashLength > 0 ? 1 : 0
 }
 
 private func error(_ p: UnsafeMutableRawPointer?, _ code: UnsafeMutablePointer<Int32>?) -> UnsafePointer<CChar>? {

@@ -73,7 +73,7 @@ enum SocketBinding {
             let range = substring(length: text.bytes.count, i, j)
             let from = range.lowerBound + Int(progress)
             let written = try socket.write(UnsafeRawBufferPointer(rebasing: text.bytes[from..<range.upperBound]))
-            return Moved(count: written, remaining: Int64(range.upperBound - from - written))
+            return Moved(count: written, remaining: Int64(range.upperBound - from - written), to: socket)
         case .array_string(let strings):
             parts = strings.map { $0.bytes }
         }
@@ -97,7 +97,7 @@ enum SocketBinding {
         // Nothing selected: an empty write all the same (an empty datagram).
         let written = used == 0 ? try socket.write(UnsafeRawBufferPointer(start: nil, count: 0))
                                 : try socket.write(vectors: UnsafeBufferPointer(start: vectors, count: used))
-        return Moved(count: written, remaining: Int64(upper - from - written))
+        return Moved(count: written, remaining: Int64(upper - from - written), to: socket)
     }
 
     /// Writes bytes `range` of the concatenation of `parts` from one block
@@ -121,7 +121,7 @@ enum SocketBinding {
     static func sendfile(_ socket: Socket, _ file: Socket, _ offset: Int64?, _ count: Int64?, progress: Int64) throws(Failure) -> Moved {
         let left = count.map { $0 - progress } ?? Int64(Int32.max)
         let sent = try socket.sendFile(from: file, offset: (offset ?? 0) + progress, count: Int(min(left, 0x7fff_f000)))
-        return Moved(count: sent, remaining: count == nil ? (sent > 0 ? 1 : 0) : left - Int64(sent))
+        return Moved(count: sent, remaining: count == nil ? (sent > 0 ? 1 : 0) : left - Int64(sent), to: socket)
     }
 
     /// The byte range `string.sub(s, i, j)` takes of `length` bytes:

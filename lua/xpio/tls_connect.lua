@@ -10,13 +10,15 @@ local default_context -- tls.client(), made on first use
 
 --- The host part of an address: "[::1]:443" -> "::1", "example.org:443" -> "example.org".
 local function host_of(addr)
+  if addr:match("^unix:") then return nil end   -- no host in it: options.host names the peer
   return addr:match("^%[([^%]]*)%]") or addr:match("^(.*):[^:]*$") or addr
 end
 
 return function(addr, context, options)
   local host = options and rawget(options, "host") or host_of(addr)
-  -- An inet6 socket reaches IPv4 addresses too (mapped), so a name may resolve to either.
-  local family = addr:match("^%d+%.%d+%.%d+%.%d+") and "inet" or "inet6"
+  -- A Unix address needs a unix socket; an inet6 socket reaches IPv4
+  -- addresses too (mapped), so a name may resolve to either.
+  local family = addr:match("^unix:") and "unix" or addr:match("^%d+%.%d+%.%d+%.%d+") and "inet" or "inet6"
   if not context then
     if not default_context then
       local made, err = tls.client()

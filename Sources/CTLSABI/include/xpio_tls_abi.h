@@ -30,7 +30,7 @@
 static inline const char *xpio_version(void) { return XPIO_VERSION; }
 
 /* Raised whenever a struct below or a function's meaning changes. */
-#define XPIO_TLS_ABI 1
+#define XPIO_TLS_ABI 2
 
 /* What every operation on a connection answers. */
 enum {
@@ -144,6 +144,12 @@ typedef struct xpio_tls_provider {
     int (*shutdown)(void *connection, int wait_peer);
     /* Decrypted bytes wait inside the engine: a read answers without I/O. */
     int (*pending)(void *connection);
+    /* How many decrypted bytes wait inside the engine (what `buffered`
+     * counts besides the socket's own). */
+    size_t (*unread)(void *connection);
+    /* 1 while a record `write` counted as taken has not gone out yet (a
+     * write of nothing sends it): a blocking write is not done until 0. */
+    int (*unsent)(void *connection);
     /* The last ERROR's message ("xpio: tls: certificate verify failed:
      * hostname mismatch", "tlsv1 alert protocol version", "xpio: tls:
      * unexpected eof") and, for a failed system call, its errno in *code
