@@ -1,5 +1,6 @@
 #include "xpio_sys.h"
 #include <pthread.h>
+#include <stdlib.h>
 
 int xpio_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
@@ -33,7 +34,34 @@ int xpio_start_thread(void *(*body)(void *), void *argument, size_t stack) {
     return err;
 }
 
-int xpio_reap_detached(pid_t pid) { return xpio_start_thread(reaper, (void *)(intptr_t)pid, 64 * 1024); }
+/* Children whose reaper thread could not start (pthread_create's EAGAIN:
+ * RLIMIT_NPROC, or no memory): reaped without waiting at the next spawn or
+ * process close (xpio_reap_pending), so that none stays a zombie for good.
+ * Only the Lua thread touches the list. */
+static pid_t *unreaped;
+static size_t unreaped_count, unreaped_capacity;
+
+int xpio_reap_detached(pid_t pid) {
+    int err = xpio_start_thread(reaper, (void *)(intptr_t)pid, 64 * 1024);
+    if (err == 0 || waitpid(pid, NULL, WNOHANG) == pid) return 0;
+    if (unreaped_count == unreaped_capacity) {
+        size_t capacity = unreaped_capacity ? 2 * unreaped_capacity : 16;
+        pid_t *grown = realloc(unreaped, capacity * sizeof *grown);
+        if (!grown) return err;
+        unreaped = grown;
+        unreaped_capacity = capacity;
+    }
+    unreaped[unreaped_count++] = pid;
+    return 0;
+}
+
+void xpio_reap_pending(void) {
+    size_t kept = 0;
+    for (size_t i = 0; i < unreaped_count; i++) {
+        if (waitpid(unreaped[i], NULL, WNOHANG) == 0) unreaped[kept++] = unreaped[i];   /* still running */
+    }
+    unreaped_count = kept;
+}
 
 static int sigchld_pipe[2] = { -1, -1 };
 static struct sigaction previous_sigchld;

@@ -51,6 +51,7 @@ public final class Process {
         // Before every child: SIGCHLD ignored (inherited) would have the
         // kernel discard its status, whatever tells its exit.
         Sys.keepChildStatuses()
+        xpio_reap_pending()
         guard sigchldPipe == nil else { return }
         if !pidfdDisabled && pidfdsWork == nil {
             if case .success(let fd) = openPidfd(Sys.getpid()) { _ = Sys.close(fd) }
@@ -218,6 +219,7 @@ public final class Process {
     /// exited, otherwise on a detached thread once it does. It is never killed.
     public func abandon() {
         guard !isClosed else { return }
+        xpio_reap_pending()
         if status == nil, (try? poll()) == nil { _ = xpio_reap_detached(pid) }
         isClosed = true
         // A pidfd's close wakes the tasks waiting on it; the shared SIGCHLD

@@ -8,8 +8,8 @@ import CSystem
 /// (`inet_pton`/`inet_ntop`/`if_nametoindex` in `Address`, `freeaddrinfo`
 /// in `Resolver`); calls that return their error rather than set errno
 /// (the `posix_spawn_*` set-up calls in `Spawn`, `xpio_reap_detached` in
-/// `Process`); and C shims that report nothing: the teardowns
-/// `xpio_sigchld_release` (`Process`), `xpio_signal_unwatch`
+/// `Process`); and C shims that report nothing: `xpio_reap_pending`
+/// (`Process`), the teardowns `xpio_sigchld_release` (`Process`), `xpio_signal_unwatch`
 /// (`SignalWatch`), `xpio_resolve_release` and a finished resolution's
 /// accessors (`Resolver`). What they start goes through here
 /// (`sigchldPipe`, `signalWatch`, `resolveStart`).

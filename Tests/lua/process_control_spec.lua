@@ -89,6 +89,64 @@ describe("waiting for a child", function()
     assert.matches("run\texit\t2", output)
   end)
 
+  it("a dropped child is reaped even when no reaper thread can start (RLIMIT_NPROC)", function()
+    -- Threads count against RLIMIT_NPROC, which root ignores: the child
+    -- interpreter runs as nobody, with 60 processes allowed, 59 of them
+    -- its children. The dropped child's reaper thread cannot start; the
+    -- next spawn reaps it.
+    local whoami = helper.run_command("id -u")
+    local _, tools = helper.run_command("command -v setpriv && command -v prlimit")
+    if whoami ~= "0\n" or not tools then
+      pending("needs root, setpriv and prlimit to run a child as nobody with RLIMIT_NPROC")
+      return
+    end
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local xpio = require "xpio"
+      local sched = require "xpio.sched"
+      local held = {}
+      local function stop_held() for _, h in ipairs(held) do h:kill() end end
+      for i = 1, 58 do
+        local h, err = xpio.spawn({ "sleep", "30" })
+        if not h then stop_held() error(err) end
+        held[i] = h
+      end
+      local p = assert(xpio.spawn({ "sleep", "0.2" }))
+      local pid = p:pid()
+      p = nil
+      collectgarbage()
+      collectgarbage()
+      local function state()
+        local stat = io.open("/proc/" .. pid .. "/stat")
+        if not stat then return "gone" end
+        local text = stat:read("a")
+        stat:close()
+        return text:match("%) (%a)")
+      end
+      local deadline = xpio.gettime() + 20
+      while state() ~= "Z" and state() ~= "gone" and xpio.gettime() < deadline do os.execute("sleep 0.05") end
+      sched.spawn(function()
+        for i = 1, 58 do held[i]:kill() held[i]:wait() end
+        assert(xpio.spawn({ "true" })):wait()
+      end)
+      sched.run()
+      print("state", state())
+    ]])
+    f:close()
+    os.execute("chmod 644 " .. helper.shell_quote(script))
+    -- The limit counts every process of the user: those nobody runs already too.
+    local running = (helper.run_command("ps -u 65534 -o pid="))
+    local limit = select(2, running:gsub("\n", "")) + 60
+    local output, ok = helper.run_command("exec timeout -k 5 60 prlimit --nproc=" .. limit .. ":" .. limit
+      .. " setpriv --reuid=65534 --regid=65534 "
+      .. "--clear-groups env LUA_CPATH=" .. helper.shell_quote(package.cpath) .. " LUA_PATH=" .. helper.shell_quote(package.path)
+      .. " " .. helper.LUA .. " " .. helper.shell_quote(script))
+    os.remove(script)
+    assert.is_true(ok, output)
+    assert.matches("state\tgone", output)
+  end)
+
   it("closing the process wakes the tasks waiting for it, on every backend", function()
     run(20, function(sched)
       local p = assert(xpio.spawn({ "sleep", "30" }))

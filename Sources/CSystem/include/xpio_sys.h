@@ -90,6 +90,8 @@ int xpio_start_thread(void *(*body)(void *), void *argument, size_t stack);
 /* Reaps `pid` on a small detached thread, so a process object collected
  * while its child runs never leaves a zombie. Returns 0 or an errno. */
 int xpio_reap_detached(pid_t pid);
+/* Reaps, without waiting, the children whose reaper thread could not start. */
+void xpio_reap_pending(void);
 
 /* Descriptor passing over Unix sockets (shim.c). */
 ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, int count);
