@@ -148,6 +148,19 @@ private func makeSSLContext(_ c: xpio_tls_config, cert: UnsafePointer<CChar>?, k
         text.append("xpio: tls: a server needs cert and key")
         return nil
     }
+    // Settings that could only fail later, at every handshake, fail here.
+    if (cert == nil) != (key == nil) {
+        text.append("xpio: tls: cert and key go together")
+        return nil
+    }
+    if maximum != 0 && minimum > maximum {
+        text.append("xpio: tls: min_version is above max_version")
+        return nil
+    }
+    if server && c.verify_client > 0 && c.client_ca == nil {
+        text.append("xpio: tls: verify_client needs client_ca")
+        return nil
+    }
     guard let ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()) else {
         text.append("xpio: tls: cannot make a context: ")
         appendReason(&text)

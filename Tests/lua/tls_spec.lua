@@ -239,6 +239,16 @@ describe("xpio.tls", function()
       assert.truthy(err:find("^xpio: tls: "), err)
     end)
 
+    it("refuses settings that could only fail at every handshake", function()
+      assert.are.same({ nil, "xpio: tls: cert and key go together" }, { tls.client({ cert = pem("client") }) })
+      assert.are.same({ nil, "xpio: tls: cert and key go together" }, { tls.client({ key = keyfile("client") }) })
+      assert.are.same({ nil, "xpio: tls: min_version is above max_version" },
+                      { tls.client({ min_version = "1.3", max_version = "1.2" }) })
+      assert.are.same({ nil, "xpio: tls: verify_client needs client_ca" },
+                      { tls.server({ cert = pem("leaf"), key = keyfile("leaf"), verify_client = "require" }) })
+      assert.is_truthy(tls.client({ min_version = "1.2", max_version = "1.2" }))
+    end)
+
     it("a key protected by a password: password opens it, a wrong one is refused", function()
       local sctx = assert(tls.server({ cert = pem("leaf"), key = keyfile("leaf-enc"), password = "xpio-secret" }))
       run(function(sched)
