@@ -39,6 +39,29 @@ describe("sched errors", function()
     assert.is_nil(sched.traceback(fine))
   end)
 
+  it("closes a failed task's <close> variables when it fails, before its handler and joiners hear", function()
+    local xpio = require "xpio"
+    local sched = helper.fresh_sched()
+    local a, b = assert(xpio.socketpair())
+    local closed_when_handled
+    local previous = sched.onerror(function() closed_when_handled = tostring(a) end)
+    local failing = sched.spawn(function()
+      local conn <close> = a
+      assert(conn:readline())
+      error("bad request", 0)
+    end)
+    local answer
+    helper.run_tasks(sched, 20, { function()
+      assert(b:write("hello\n"))
+      answer = table.pack(sched.timeout(10, b.read, b, 10))
+    end })
+    sched.onerror(previous)
+    assert.are.same({ n = 1 }, answer)                 -- the peer saw the end of the stream
+    assert.matches("closed", closed_when_handled)
+    assert.matches("bad request", sched.traceback(failing))
+    b:close()
+  end)
+
   it("hands an error nobody joins to onerror(err, task, traceback), and the other tasks go on", function()
     local sched = helper.fresh_sched()
     local seen = {}

@@ -340,6 +340,10 @@ local function failed(task, err)
   current = nil
   task.failed, task.failure = true, err
   task.traceback = debug.traceback(task.co, message_of(err), 0)
+  -- A coroutine that ends in an error keeps its stack, and with it its
+  -- to-be-closed variables: closing it closes them (a <close> connection
+  -- of a failed handler goes now, not at some collection).
+  coroutine.close(task.co)
   if ended(task) then return nil end
   local ok, raised = pcall(handler, err, task, task.traceback)
   if not ok then return { raised } end
