@@ -113,6 +113,15 @@ function M.settimeout(self, value, mode)
   return 1
 end
 
+--- LuaSocket's class check (auxiliar.c): every class has every method, and
+--- one meant for another class raises, naming the class it needs
+--- (`class`: that class's metatable).
+function M.expect(self, class, name)
+  if getmetatable(self) ~= class then
+    error(("calling '%s' on bad self (%s expected)"):format(name, class.__name), 3)
+  end
+end
+
 -- The argument checks LuaSocket's C functions make (luaL_checkstring,
 -- luaL_optnumber), raised at the caller of the method that checks.
 local function argerror(n, name, expected, v)

@@ -27,12 +27,6 @@ local function handle(s, dups)
   return dup
 end
 
-local function in_task()
-  local sched = package.loaded["xpio.sched"]
-  local task = sched and sched.current()
-  return task and coroutine.running() == task.co and sched
-end
-
 -- select.c takes nil for an empty set, else a table, and the timeout
 -- with luaL_optnumber.
 local function checkset(v, n)
@@ -77,7 +71,7 @@ return function(recvt, sendt, timeout)
     local xs = handle(s, dups)
     if xs then add(writable, s, xs, "when_write") end
   end
-  local sched = in_task()
+  local sched = wait.task_sched()
   local ready
   if deadline and deadline <= gettime() then
     ready = queue:wait(0)

@@ -17,7 +17,7 @@ local common = require "xpio.luasocket.common"
 
 local waitfor, readable, writable, task_sched = wait.wait, wait.readable, wait.writable, wait.task_sched
 local deadline, start_of, err_of = common.deadline, common.start, common.error
-local nocr, checkstring = common.nocr, common.checkstring
+local nocr, checkstring, expect = common.nocr, common.checkstring, common.expect
 local gettime = xpio.gettime
 local concat, sub = table.concat, string.sub
 
@@ -33,14 +33,6 @@ local function new(kind, family, xs)
                         received = 0, sent = 0, birthday = gettime() }, classes[kind])
 end
 M.new = new
-
--- LuaSocket's class check (auxiliar.c): every class has every method, and
--- one meant for another class raises, naming the class it needs.
-local function expect(self, kind, name)
-  if getmetatable(self) ~= classes[kind] then
-    error(("calling '%s' on bad self (tcp{%s} expected)"):format(name, kind), 3)
-  end
-end
 
 -- The XPIO socket of `self`, made for `family` at the first bind or connect
 -- when the object was created without one (`socket.tcp()`), with the
@@ -171,7 +163,7 @@ local function count_received(self, prefix, data, err, partial)
 end
 
 function methods:receive(pattern, prefix)
-  expect(self, "client", "receive")
+  expect(self, classes.client, "receive")
   local xs = self.xs
   prefix = prefix and tostring(prefix) or ""
   pattern = pattern or "*l"
@@ -222,11 +214,8 @@ end
 --- send(data, i, j): LuaSocket's result is the index of the last byte sent
 --- (i - 1 + count), also as third value when it fails.
 function methods:send(data, i, j)
-  expect(self, "client", "send")
-  if type(data) == "number" then data = tostring(data) end
-  if type(data) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. (data == nil and "no value" or type(data)) .. ")", 2)
-  end
+  expect(self, classes.client, "send")
+  data = checkstring(data, 1, "send")
   local len = #data
   i, j = position(i, 1, 2), position(j, -1, 3)
   if i < 0 then i = len + i + 1 end
@@ -287,7 +276,7 @@ function methods:connect(host, port)
 end
 
 function methods:bind(host, port)
-  expect(self, "master", "bind")
+  expect(self, classes.master, "bind")
   checkstring(host, 1, "bind")
   checkstring(port, 2, "bind")
   local list, err = common.resolve(tostring(host), port, self.family, deadline(self, start_of(self)))
@@ -305,7 +294,7 @@ function methods:bind(host, port)
 end
 
 function methods:listen(backlog)
-  expect(self, "master", "listen")
+  expect(self, classes.master, "listen")
   backlog = common.optnumber(backlog, 32, 1, "listen")
   local xs, err = ensure(self, self.family or "inet")
   if not xs then return nil, err end
@@ -317,7 +306,7 @@ function methods:listen(backlog)
 end
 
 function methods:accept()
-  expect(self, "server", "accept")
+  expect(self, classes.server, "accept")
   local xs = self.xs
   if not xs then return nil, "closed" end
   local start = start_of(self)
@@ -407,12 +396,12 @@ function methods:xpio() return self.xs end
 --- seconds (buffer.c); setstats(received, sent, age) sets them (LuaSocket's
 --- ftp.put reads them).
 function methods:getstats()
-  expect(self, "client", "getstats")
+  expect(self, classes.client, "getstats")
   return self.received, self.sent, gettime() - self.birthday
 end
 
 function methods:setstats(received, sent, age)
-  expect(self, "client", "setstats")
+  expect(self, classes.client, "setstats")
   self.received = common.optnumber(received, self.received, 1, "setstats")
   self.sent = common.optnumber(sent, self.sent, 2, "setstats")
   if tonumber(age) then self.birthday = gettime() - tonumber(age) end

@@ -7,7 +7,7 @@ local common = require "xpio.luasocket.common"
 
 local waitfor, readable, writable = wait.wait, wait.readable, wait.writable
 local deadline, start_of, err_of = common.deadline, common.start, common.error
-local checkstring = common.checkstring
+local checkstring, expect = common.checkstring, common.expect
 
 local M = {}
 local methods = {}
@@ -82,20 +82,13 @@ local function count_or_error(sent, err)
   return sent
 end
 
--- LuaSocket's class check (auxiliar.c), as in tcp.lua.
-local function expect(self, kind, name)
-  if getmetatable(self) ~= classes[kind] then
-    error(("calling '%s' on bad self (udp{%s} expected)"):format(name, kind), 3)
-  end
-end
-
 function methods:send(data)
-  expect(self, "connected", "send")
+  expect(self, classes.connected, "send")
   return count_or_error(run(self, writable, try_send, checkstring(data, 1, "send")))
 end
 
 function methods:sendto(data, host, port)
-  expect(self, "unconnected", "sendto")
+  expect(self, classes.unconnected, "sendto")
   data = checkstring(data, 1, "sendto")
   checkstring(host, 2, "sendto")
   checkstring(port, 3, "sendto")

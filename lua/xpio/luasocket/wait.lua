@@ -29,12 +29,22 @@ local function park(obj, when, task)
 end
 
 --- The xpio.sched module when the caller runs in a task's own coroutine
---- (where a call may park the task), else nil.
+--- (where a call may park the task), else nil: a coroutine nested inside a
+--- task (a generator, say) is not the task, and its yield is its caller's.
 function M.task_sched()
   local sched = package.loaded["xpio.sched"]
   local task = sched and sched.current()
   if task and running() == task.co then return sched end
   return nil
+end
+
+-- The private queue the calls outside a task wait on, made on first use.
+local function private_queue()
+  if not queue then
+    queue = assert(xpio.tqueue())
+    private = { _queue = queue }
+  end
+  return queue
 end
 
 --- Wait until `when(obj, task)` (a `when_` call such as
@@ -44,18 +54,13 @@ function M.wait(obj, when, deadline)
   -- The caller has just tried: with no time left there is nothing to wait
   -- for (`settimeout(0)` answers at once, without a turn of the scheduler).
   if deadline and deadline <= gettime() then return nil, "timeout" end
-  local sched = package.loaded["xpio.sched"]
-  local task = sched and sched.current()
-  -- Yield only from the task's own coroutine: a coroutine nested inside a
-  -- task (a generator, say) is not the task, and its yield is its caller's.
-  if task and running() == task.co then
+  local sched = M.task_sched()
+  if sched then
+    local task = sched.current()
     if deadline then return sched.timeout(deadline - gettime(), park, obj, when, task) end
     return park(obj, when, task)
   end
-  if not queue then
-    queue = assert(xpio.tqueue())
-    private = { _queue = queue }
-  end
+  private_queue()
   local ok, err = when(obj, private)
   if not ok then return nil, err end
   local limit = deadline and deadline - gettime()
@@ -71,13 +76,9 @@ end
 --- Sleep `seconds`: a sched sleep in a task, a timed wait on the private
 --- queue (with no task on it) elsewhere.
 function M.sleep(seconds)
-  local sched = package.loaded["xpio.sched"]
-  local task = sched and sched.current()
-  if task and running() == task.co then return sched.sleep(seconds) end
-  if not queue then
-    queue = assert(xpio.tqueue())
-    private = { _queue = queue }
-  end
+  local sched = M.task_sched()
+  if sched then return sched.sleep(seconds) end
+  private_queue()
   local deadline = gettime() + seconds
   repeat
     queue:wait(deadline - gettime())
