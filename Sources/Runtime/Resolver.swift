@@ -7,7 +7,9 @@ import CSystem
 ///
 /// `localhost` and names under `.localhost` are loopback by RFC 6761 and
 /// never leave the process: 127.0.0.1 and ::1, whatever /etc/hosts says;
-/// they are answered at once, without a thread.
+/// they are answered at once, without a thread. So is a numeric address
+/// with a numeric port or none: there is nothing to look up, and a caller
+/// outside a task gets its answer instead of "retry".
 public final class Resolution {
     private var request: OpaquePointer?
     public private(set) var completion: Descriptor?
@@ -20,6 +22,14 @@ public final class Resolution {
             request = nil
             completion = nil
             answer = Result { () throws(Failure) in try Resolver.loopback(service: service, family: family, passive: passive) }
+            return
+        }
+        if Resolver.isNumericHost(host) && service.allSatisfy(isDigit) {
+            request = nil
+            completion = nil
+            answer = Result { () throws(Failure) in
+                try Resolver.lookup(host: host, service: service, family: family, passive: passive, numeric: true)
+            }
             return
         }
         let started = try Sys.resolveStart(host, service, family.map { $0.domain } ?? AF_UNSPEC, passive: passive).get()
@@ -155,7 +165,9 @@ public enum Resolver {
             text[percent] = 0
             return inet_pton(AF_INET6, text, &scratch) == 1
         }
-        return inet_pton(AF_INET, text, &scratch) == 1 || inet_pton(AF_INET6, text, &scratch) == 1
+        // IPv4 in the address format's forms (one number: `2130706433`,
+        // as getaddrinfo takes it too), or IPv6.
+        return Address.parseIPv4(host) != nil || inet_pton(AF_INET6, text, &scratch) == 1
     }
 
     /// A service given as a number must be a port (0...65535): getaddrinfo

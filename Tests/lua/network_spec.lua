@@ -367,6 +367,20 @@ describe("host names", function()
     assert.are.same({ nil, "xpio: mal-formed host name" }, { xpio.try_resolve("fe80::1%", "80") })
   end)
 
+  it("resolve answers a numeric address at once, outside a task too", function()
+    assert.are.same({ "127.0.0.1:80" }, xpio.resolve("127.0.0.1", "80"))
+    for i = 1, 200 do   -- each a new lookup: none may answer "retry"
+      assert.are.same({ "10.0.0." .. i .. ":" .. i }, xpio.try_resolve("10.0.0." .. i, tostring(i)))
+    end
+    assert.are.same({ "[::1]:443" }, xpio.try_resolve("::1", "443"))
+    assert.are.same({ "10.1.2.3:0" }, xpio.try_resolve("10.1.2.3"))
+    assert.are.same({ "127.0.0.1:80" }, xpio.try_resolve("2130706433", "80"))   -- as the address format takes it
+    assert.are.same({ "[fe80::1%lo]:7" }, xpio.resolve("fe80::1%lo", "7", "inet6"))
+    local none, err = xpio.try_resolve("127.0.0.1", "80", "inet6")
+    assert.is_nil(none)
+    assert.are_not.equal("retry", err)   -- getaddrinfo's refusal, at once
+  end)
+
   it("connect to a name tries its addresses in turn", function()
     -- localhost is ::1 and 127.0.0.1 for resolve; an inet socket gets 127.0.0.1
     local addresses = run(function() return assert(xpio.resolve("localhost", "80")) end)
