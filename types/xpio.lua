@@ -287,7 +287,9 @@ function xpio.spawn(args, env, files, attrs) end
 ---strings in the address format (`{ "[::1]:80", "127.0.0.1:80" }`), with
 ---`service` (a port number or a service name such as `"https"`) as their
 ---port, and only those of `family` when it is given. `localhost` is always
----loopback. A failure returns `nil` and the resolver's message
+---loopback. `localhost`, and a numeric address with a numeric port or
+---none, need no lookup: they are answered at once, in the calling thread,
+---so `resolve` returns them outside a task too. A failure returns `nil` and the resolver's message
 ---(`"Name or service not known"`, `"Temporary failure in name
 ---resolution"`); a host that is neither a name nor a numeric address (an
 ---IPv6 one may carry a scope id, `fe80::1%lo`) gives
@@ -309,7 +311,9 @@ function xpio.resolve(host, service, family) end
 ---strings in the address format (`{ "[::1]:80", "127.0.0.1:80" }`), with
 ---`service` (a port number or a service name such as `"https"`) as their
 ---port, and only those of `family` when it is given. `localhost` is always
----loopback. A failure returns `nil` and the resolver's message
+---loopback. `localhost`, and a numeric address with a numeric port or
+---none, need no lookup: they are answered at once, in the calling thread,
+---so `resolve` returns them outside a task too. A failure returns `nil` and the resolver's message
 ---(`"Name or service not known"`, `"Temporary failure in name
 ---resolution"`); a host that is neither a name nor a numeric address (an
 ---IPv6 one may carry a scope id, `fe80::1%lo`) gives
@@ -769,10 +773,12 @@ function socket:try_accept() end
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---
----A blocking read of a socket that holds no bytes and whose last read
----from the kernel was short (the kernel had no more) waits for
----readability before it reads, as libuv and nginx do: in request/response
----traffic the read right after an answer would find nothing. Bytes the
+---A blocking read (`read`, `readline`, `readuntil`, `readexactly`,
+---`readall`, `recvfrom`, `recvfds`) of a socket that holds no bytes and
+---whose last read from the kernel was short (the kernel had no more)
+---waits for readability before it reads, as libuv and nginx do: in
+---request/response traffic the read right after an answer would find
+---nothing. Bytes the
 ---socket holds (pipelined requests a `readline` read with the last one)
 ---are served at once; `try_` calls, files, pipes and TLS sockets always
 ---read at once.
@@ -801,10 +807,12 @@ function socket:read(size) end
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
 ---
----A blocking read of a socket that holds no bytes and whose last read
----from the kernel was short (the kernel had no more) waits for
----readability before it reads, as libuv and nginx do: in request/response
----traffic the read right after an answer would find nothing. Bytes the
+---A blocking read (`read`, `readline`, `readuntil`, `readexactly`,
+---`readall`, `recvfrom`, `recvfds`) of a socket that holds no bytes and
+---whose last read from the kernel was short (the kernel had no more)
+---waits for readability before it reads, as libuv and nginx do: in
+---request/response traffic the read right after an answer would find
+---nothing. Bytes the
 ---socket holds (pipelined requests a `readline` read with the last one)
 ---are served at once; `try_` calls, files, pipes and TLS sockets always
 ---read at once.
