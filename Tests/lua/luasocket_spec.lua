@@ -392,6 +392,48 @@ for _, implementation in ipairs(implementations) do
         same(false, c:getoption("tcp-nodelay"))
         c:close() a:close() server:close()
       end)
+
+      -- options.c: the name, a boolean option's value and linger's table
+      -- are checked; an integer option takes (int) lua_tonumber of its
+      -- value; a failed setsockopt is "setsockopt failed".
+      it("check their arguments as options.c does, with a descriptor or without", function()
+        local function raises(pattern, s, ...)
+          local ok, err = pcall(s.setoption, s, ...)
+          assert(not ok, "no error")
+          assert.matches(pattern, err)
+        end
+        for _, s in ipairs({ socket.tcp(), socket.tcp4() }) do
+          raises("unsupported option `no%-such'", s, "no-such", 1)
+          raises("unsupported option `error'", s, "error", 1)
+          raises("boolean expected, got number", s, "tcp-nodelay", 1)
+          raises("boolean expected, got no value", s, "keepalive")
+          raises("boolean expected, got string", s, "reuseaddr", "yes")
+          raises("table expected, got number", s, "linger", 5)
+          raises("boolean 'on' field expected", s, "linger", { timeout = 1 })
+          raises("number 'timeout' field expected", s, "linger", { on = true })
+          assert.matches("unsupported option `nope'", select(2, pcall(s.getoption, s, "nope")))
+          s:close()
+        end
+        local c = socket.tcp4()
+        assert(c:getfd() >= 0, "tcp4 has a descriptor at once")
+        same(false, c:getoption("keepalive"))
+        same(1, c:setoption("tcp-keepidle", "7"))
+        same(7, c:getoption("tcp-keepidle"))
+        same(1, c:setoption("tcp-keepidle", 9.7))
+        same(9, c:getoption("tcp-keepidle"))
+        local none, err = c:setoption("tcp-keepcnt", -1)
+        same(nil, none) same("setsockopt failed", err)
+        c:close()
+        local u = socket.udp4()
+        assert(u:getfd() >= 0, "udp4 has a descriptor at once")
+        same(false, u:getoption("broadcast"))
+        u:close()
+        local m = socket.tcp()
+        same(-1, m:getfd())
+        none, err = m:getoption("keepalive")
+        same(nil, none) same("getsockopt failed", err)
+        m:close()
+      end)
     end)
 
     describe("udp", function()

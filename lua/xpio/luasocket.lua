@@ -29,12 +29,14 @@ socket._SOCKETINVALID = -1
 socket._DATAGRAMSIZE = 8192
 function socket.__unload() end
 
+-- tcp() and udp() make their descriptor at the first bind or connect,
+-- which names the family; the others at once (as LuaSocket's).
 function socket.tcp() return tcp.new("master", nil) end
-function socket.tcp4() return tcp.new("master", "inet") end
-function socket.tcp6() return tcp.new("master", "inet6") end
+function socket.tcp4() return tcp.open("inet") end
+function socket.tcp6() return tcp.open("inet6") end
 function socket.udp() return udp.new(nil) end
-function socket.udp4() return udp.new("inet") end
-function socket.udp6() return udp.new("inet6") end
+function socket.udp4() return udp.open("inet") end
+function socket.udp6() return udp.open("inet6") end
 
 --- socket.connect(address, port [, laddress, lport, family]): a connected
 --- client, or nil and a message.

@@ -178,27 +178,73 @@ local options = {
   ["error"] = "SO_ERROR",
 }
 
---- Set a LuaSocket option on XPIO socket `xs`: 1, or nil and a message.
-function M.setoption(xs, name, value)
-  local option = options[name]
-  if not option then error("bad argument #2 to 'setoption' (unsupported option '" .. tostring(name) .. "')", 3) end
-  if option == "SO_LINGER" then
-    if type(value) ~= "table" then error("bad argument #3 to 'setoption' (table expected)", 3) end
-    value = value.on and math.tointeger(value.timeout or 0) or false
-  elseif option == "SO_KEEPALIVE" or option == "TCP_NODELAY" or option == "SO_REUSEADDR"
-      or option == "SO_REUSEPORT" or option == "SO_BROADCAST" or option == "IPV6_V6ONLY" then
-    value = value and true or false -- LuaSocket reads a boolean with lua_toboolean: nil is false
+local BOOLEAN = { SO_KEEPALIVE = true, TCP_NODELAY = true, SO_REUSEADDR = true, SO_REUSEPORT = true,
+                  SO_BROADCAST = true, IPV6_V6ONLY = true }
+local INT_MAX = (1 << 31) - 1
+
+-- An option's name, checked as options.c checks it (luaL_checkstring,
+-- then "unsupported option"), raised at `level` (the method's caller).
+-- Arguments are numbered as Lua numbers them in a method call (`s:m(a)`:
+-- `a` is #1), as the layer's other checks do.
+local function option_of(name, fname, level)
+  local t = type(name)
+  if t ~= "string" and t ~= "number" then
+    error(("bad argument #1 to '%s' (string expected, got %s)"):format(fname, name == nil and "no value" or t), level + 1)
   end
-  local ok, err = xs:setsockopt(option, value)
-  if not ok then return nil, M.error(err) end
+  local option = options[tostring(name)]
+  if not option or (fname == "setoption" and option == "SO_ERROR") then
+    error(("bad argument #1 to '%s' (unsupported option `%s')"):format(fname, sub(tostring(name), 1, 35)), level + 1)
+  end
+  return option
+end
+
+--- setoption's arguments, checked as LuaSocket's options.c checks them
+--- (raised at the caller of the method that calls this): the XPIO option
+--- and the value to set, or that option and nil when no setsockopt could
+--- take the value (then "setsockopt failed", as there). A boolean option
+--- takes booleans only; an integer option takes anything, as
+--- `(int) lua_tonumber` does (not a number: 0; 1.5: 1); linger takes a
+--- table with a boolean `on` and a number `timeout`.
+function M.checkoption(name, value)
+  local option = option_of(name, "setoption", 3)
+  if BOOLEAN[option] then
+    if type(value) ~= "boolean" then
+      error(("bad argument #2 to 'setoption' (boolean expected, got %s)"):format(value == nil and "no value" or type(value)), 3)
+    end
+    return option, value
+  end
+  if option == "SO_LINGER" then
+    if type(value) ~= "table" then
+      error(("bad argument #2 to 'setoption' (table expected, got %s)"):format(value == nil and "no value" or type(value)), 3)
+    end
+    if type(value.on) ~= "boolean" then error("bad argument #2 to 'setoption' (boolean 'on' field expected)", 3) end
+    local timeout = tonumber(value.timeout)
+    if not timeout then error("bad argument #2 to 'setoption' (number 'timeout' field expected)", 3) end
+    if not value.on then return option, false end
+    timeout = math.tointeger(timeout < 0 and math.ceil(timeout) or math.floor(timeout))
+    return option, timeout and timeout >= 0 and timeout <= 65535 and timeout or nil   -- a u_short
+  end
+  local n = (type(value) == "number" or type(value) == "string") and tonumber(value) or 0
+  n = math.tointeger(n < 0 and math.ceil(n) or math.floor(n))
+  -- XPIO refuses a negative size or count as an argument error; the
+  -- kernel refuses most, and LuaSocket reports that as a failure.
+  return option, n and n >= 0 and n <= INT_MAX and n or nil
+end
+
+--- Sets a checked option (M.checkoption) on XPIO socket `xs`: 1, or nil
+--- and LuaSocket's "setsockopt failed".
+function M.setoption(xs, option, value)
+  if value == nil or not xs:setsockopt(option, value) then return nil, "setsockopt failed" end
   return 1
 end
 
+--- getoption(name) on XPIO socket `xs` (nil: no descriptor yet): the
+--- value, or nil and LuaSocket's "getsockopt failed". Call it as a tail
+--- call of the method: an unknown name raises at the method's caller.
 function M.getoption(xs, name)
-  local option = options[name]
-  if not option then error("bad argument #2 to 'getoption' (unsupported option '" .. tostring(name) .. "')", 3) end
-  local value, err = xs:getsockopt(option)
-  if value == nil then return nil, M.error(err) end
+  local option = option_of(name, "getoption", 2)
+  local value = xs and xs:getsockopt(option)
+  if value == nil then return nil, "getsockopt failed" end
   if option == "SO_LINGER" then return { on = value ~= false, timeout = value or 0 } end
   if option == "SO_ERROR" then
     if value == 0 then return nil end

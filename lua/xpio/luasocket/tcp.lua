@@ -34,6 +34,14 @@ local function new(kind, family, xs)
 end
 M.new = new
 
+--- socket.tcp4() and socket.tcp6(): a master with its descriptor made at
+--- once, as LuaSocket's (getfd, getoption and setoption work before bind).
+function M.open(family)
+  local xs, err = xpio.socket("TCP", family)
+  if not xs then return nil, err_of(err) end
+  return new("master", family, xs)
+end
+
 -- The XPIO socket of `self`, made for `family` at the first bind or connect
 -- when the object was created without one (`socket.tcp()`), with the
 -- options set before then.
@@ -355,22 +363,23 @@ end
 methods.settimeout = common.settimeout
 function methods:gettimeout() return self.block, self.total end
 
-function methods:setoption(option, value)
+function methods:setoption(option_name, value)
+  local option, checked = common.checkoption(option_name, value)
   local xs = self.xs
   if not xs then
     -- `socket.tcp()` has no descriptor before bind or connect: keep the
-    -- option for then (LuaSocket answers "Bad file descriptor" here).
+    -- option for then (LuaSocket answers "setsockopt failed" here, and
+    -- the option is lost).
+    if checked == nil then return nil, "setsockopt failed" end
     self.pending = self.pending or {}
-    self.pending[#self.pending + 1] = { option, value }
+    self.pending[#self.pending + 1] = { option, checked }
     return 1
   end
-  return common.setoption(xs, option, value)
+  return common.setoption(xs, option, checked)
 end
 
-function methods:getoption(option)
-  local xs = self.xs
-  if not xs then return nil, "Bad file descriptor" end
-  return common.getoption(xs, option)
+function methods:getoption(option_name)
+  return common.getoption(self.xs, option_name)
 end
 
 --- Bytes this object holds that the kernel no longer has (socket.select

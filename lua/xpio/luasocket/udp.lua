@@ -28,6 +28,15 @@ local function ensure(self, family)
   return xs
 end
 
+--- socket.udp4() and socket.udp6(): a socket with its descriptor made at
+--- once, as LuaSocket's.
+function M.open(family)
+  local self = M.new(family)
+  local xs, err = ensure(self, family)
+  if not xs then return nil, err end
+  return self
+end
+
 local function family_of(self, address)
   return self.family or (address:sub(1, 1) == "[" and "inet6" or "inet")
 end
@@ -135,15 +144,15 @@ methods.close = common.close
 methods.settimeout = common.settimeout
 function methods:gettimeout() return self.block, self.total end
 
-function methods:setoption(option, value)
+function methods:setoption(option_name, value)
+  local option, checked = common.checkoption(option_name, value)
   local xs, err = ensure(self, self.family or "inet")
   if not xs then return nil, err end
-  return common.setoption(xs, option, value)
+  return common.setoption(xs, option, checked)
 end
 
-function methods:getoption(option)
-  if not self.xs then return nil, "Bad file descriptor" end
-  return common.getoption(self.xs, option)
+function methods:getoption(option_name)
+  return common.getoption(self.xs, option_name)
 end
 
 function methods.dirty() return false end
