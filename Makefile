@@ -6,7 +6,8 @@
 #                   backends and without pidfds, generated conformance
 #                   tests, fuzz, faults, soak, lint, docs check
 #   make docs       regenerate docs/API.md and types/xpio.lua from Spec/
-#   make install    LUA_CDIR/xpio.so and LUA_LDIR/xpio/*.lua (DESTDIR, PREFIX)
+#   make install    LUA_CDIR/xpio.so, LUA_LDIR/xpio/*.lua and TYPES_DIR/xpio.lua
+#                   (DESTDIR, PREFIX)
 #   make bench      benchmarks against luv, cqueues, LuaSocket and C
 #   make portable   build/portable/xpio.so: the POSIX fallbacks of the
 #                   platform layer compiled on Linux (docs/PORTING.md)
@@ -23,6 +24,9 @@
 PREFIX   ?= /usr/local
 LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_LDIR ?= $(PREFIX)/share/lua/5.4
+# The LuaLS type definitions (types/xpio.lua), for an editor's
+# workspace.library: not on LUA_PATH, where require "xpio" would find them.
+TYPES_DIR ?= $(PREFIX)/share/xpio/types
 LUA      ?= lua5.4
 LUA_INCDIR ?= /usr/include/lua5.4
 EMBEDDED ?= 1
@@ -222,6 +226,8 @@ install: $(MODULE) $(TLS_MODULE)
 	install -m 755 $(TLS_MODULE) $(DESTDIR)$(LUA_CDIR)/xpio/tls.so
 	install -m 644 lua/xpio/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/
 	install -m 644 lua/xpio/luasocket/*.lua $(DESTDIR)$(LUA_LDIR)/xpio/luasocket/
+	install -d $(DESTDIR)$(TYPES_DIR)
+	install -m 644 types/xpio.lua $(DESTDIR)$(TYPES_DIR)/xpio.lua
 
 # A binary rock (build/xpio-scm-1.linux-x86_64.rock) for users without a
 # Swift toolchain: `luarocks make` installs what `make install` installs into
@@ -242,6 +248,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LUA_CDIR)/xpio.so
 	rm -rf $(DESTDIR)$(LUA_CDIR)/xpio
 	rm -rf $(DESTDIR)$(LUA_LDIR)/xpio
+	rm -f $(DESTDIR)$(TYPES_DIR)/xpio.lua
 
 # The portable build's column (docs/PORTING.md) needs `make portable`.
 bench: $(MODULE) $(TLS_MODULE) portable

@@ -72,6 +72,12 @@ describe("the LuaRocks rockspec", function()
       local _, exists = run("test -f " .. shell_quote(tree .. "/" .. file))
       assert.is_true(exists, file .. " is not in the tree; luarocks make said:\n" .. out)
     end
+    -- The editor's type definitions stay in the rock's own directory (not
+    -- on LUA_PATH), byte for byte the committed ones.
+    local rock_dir = tree .. "/lib/luarocks/rocks-5.4/xpio/scm-1"
+    local _, types_same = run(("cmp %s/share/xpio/types/xpio.lua %s/types/xpio.lua")
+      :format(shell_quote(rock_dir), shell_quote(ROOT)))
+    assert.is_true(types_same, "types/xpio.lua is not installed with the rock")
     local listed
     listed, ok = run(luarocks .. " list --porcelain")
     assert.is_true(ok, listed)
