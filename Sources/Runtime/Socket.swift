@@ -29,8 +29,9 @@ public final class Socket: Descriptor {
     /// MSG_TRUNC, and buffered reads take a datagram whole.
     private var streamKind: StreamKind = .unknown
     enum StreamKind: UInt8 { case unknown, stream, datagram }
-    /// An fdopen'd duplicate of a blocking file (see `releaseOnClose`).
-    private var blockingOnClose = false
+    /// An fdopen'd duplicate of a file XPIO made non-blocking: the file's
+    /// entry in `NonBlockingFiles` (see `releaseOnClose`).
+    private var nonBlockingFile: NonBlockingFiles.Key?
     /// A pipe end or another file that is not a socket (learnt from the
     /// first ENOTSOCK): read and written with read(2) and write(2), which
     /// have no per-call MSG_DONTWAIT.
@@ -106,9 +107,9 @@ public final class Socket: Descriptor {
         // connections must not hold their buffers until it runs.
         buffered = nil
         splicePipe = nil
-        guard blockingOnClose, fd >= 0 else { return }
-        blockingOnClose = false
-        _ = try? Descriptor.setBlocking(fd, true)
+        guard let file = nonBlockingFile, fd >= 0 else { return }
+        nonBlockingFile = nil
+        if NonBlockingFiles.release(file) { _ = try? Descriptor.setBlocking(fd, true) }
     }
 
     // MARK: making sockets
@@ -156,7 +157,9 @@ public final class Socket: Descriptor {
     public static func duplicate(fd: Int64) throws(Failure) -> Socket {
         guard fd >= 0 && fd <= Int64(CInt.max) else { throw .system(EBADF) }
         let socket = Socket(fd: try Sys.fcntl(CInt(fd), F_DUPFD_CLOEXEC, 0).get(), family: nil)
-        socket.blockingOnClose = try Descriptor.setBlocking(try socket.descriptor(), false)
+        let duplicate = try socket.descriptor()
+        let changed = try Descriptor.setBlocking(duplicate, false)
+        socket.nonBlockingFile = NonBlockingFiles.hold(duplicate, madeNonBlocking: changed)
         return socket
     }
 
@@ -333,7 +336,8 @@ public final class Socket: Descriptor {
         guard secure == nil else { throw .xpio("xpio: tls: a TLS socket cannot be detached") }
         nameConnection?.resolution.cancel()
         nameConnection = nil
-        blockingOnClose = false
+        if let file = nonBlockingFile { _ = NonBlockingFiles.release(file) }   // the flags stay as they are
+        nonBlockingFile = nil
         let kept = buffered.map { $0.take($0.count) } ?? UnsafeRawBufferPointer(start: Socket.readBuffer.baseAddress, count: 0)
         return (take(), kept)
     }

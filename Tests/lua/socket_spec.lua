@@ -184,6 +184,34 @@ describe("xpio.fdopen", function()
     w:close()
   end)
 
+  it("keeps a shared file non-blocking until the last fdopen of it closes", function()
+    -- Two fdopens of one blocking file (a library and the program both on
+    -- stdin): the first to close must not make the other's try_read block.
+    local r, w = xpio.pipe()
+    assert(r:setsockopt("O_NONBLOCK", false))
+    local a = assert(xpio.fdopen(r:fileno()))
+    local b = assert(xpio.fdopen(r:fileno()))
+    local held = { assert(xpio.fdopen(a:fileno())) }
+    assert.is_true(a:close())
+    assert.is_true(b:getsockopt("O_NONBLOCK"))
+    assert.are.same({ nil, "retry" }, { b:try_read(10) })
+    assert.is_true(b:close())
+    assert.is_true(held[1]:getsockopt("O_NONBLOCK"))
+    held[1] = nil   -- the last: collected, it gives the file back blocking
+    collectgarbage()
+    collectgarbage()
+    assert.is_false(r:getsockopt("O_NONBLOCK"))
+    -- a detached one gives its share up, and leaves the flag as it is
+    local d = assert(xpio.fdopen(r:fileno()))
+    local e = assert(xpio.fdopen(r:fileno()))
+    local fd = assert(d:detach())
+    assert.is_true(e:close())
+    assert.is_false(r:getsockopt("O_NONBLOCK"))
+    assert(xpio.adopt(fd)):close()
+    r:close()
+    w:close()
+  end)
+
   it("never closes the original descriptor when collected", function()
     local r, w = xpio.pipe()
     xpio.fdopen(w:fileno())   -- dropped at once
