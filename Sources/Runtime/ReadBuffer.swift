@@ -230,7 +230,7 @@ extension Socket {
             if length >= limit && !(lineEnd && length == limit && buffer.bytes[buffer.count - 1] == UInt8(ascii: "\r")) {
                 throw .xpio("xpio: line too long")
             }
-            if try buffer.fill(from: self, fd) == 0 { return atEnd() }
+            if try !more(buffer, fd) { return atEnd() }
         }
     }
 
@@ -249,7 +249,7 @@ extension Socket {
     public func readExactly(_ size: Int64) throws(Failure) -> BufferedRead {
         let fd = try descriptor()
         while Int64(inbox.count) < size {
-            if try inbox.fill(from: self, fd) == 0 { return atEnd() }
+            if try !more(inbox, fd) { return atEnd() }
         }
         return .bytes(inbox.take(Int(size)))
     }
@@ -257,8 +257,18 @@ extension Socket {
     /// Everything up to the end of the stream ("" when there was nothing).
     public func readAll() throws(Failure) -> UnsafeRawBufferPointer {
         let fd = try descriptor()
-        while try inbox.fill(from: self, fd) > 0 {}
+        while try more(inbox, fd) {}
         return inbox.take(inbox.count)
+    }
+
+    /// One read into `buffer`; false at the end of the stream. An empty
+    /// datagram is no end (a datagram socket has none): it adds nothing,
+    /// and the next read goes on (to the next datagram, or "retry").
+    func more(_ buffer: ReadBuffer, _ fd: CInt) throws(Failure) -> Bool {
+        while try buffer.fill(from: self, fd) == 0 {
+            guard isDatagram else { return false }
+        }
+        return true
     }
 
     private func atEnd() -> BufferedRead {

@@ -615,7 +615,7 @@ public final class Socket: Descriptor {
             inbox.putBack(UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<received]))
             throw .xpio("xpio: descriptors sent with the bytes were lost: no descriptor was free for them")
         }
-        if received == 0 && sockets.isEmpty { throw .xpio("xpio: end of stream") }
+        if received == 0 && sockets.isEmpty && !isDatagram { throw .xpio("xpio: end of stream") }
         return (UnsafeRawBufferPointer(rebasing: Socket.readBuffer[..<received]), sockets)
     }
 

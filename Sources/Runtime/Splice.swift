@@ -85,7 +85,7 @@ extension Socket {
 
     /// The read-and-write way: into the buffered reads' store, then out.
     private func spliceThroughBuffer(to output: Socket, count: Int) throws(Failure) -> Int? {
-        if try inbox.fill(from: self, try descriptor()) == 0 {
+        if try !more(inbox, try descriptor()) {
             // The end: a TLS output first sends the record it may still hold
             // (SecureChannel.write), so that nothing is left behind it.
             if output.secure?.holdsUnsent == true { _ = try output.write(UnsafeRawBufferPointer(start: nil, count: 0)) }
