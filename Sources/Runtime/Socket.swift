@@ -441,7 +441,16 @@ public final class Socket: Descriptor {
 
     /// The corresponding C function is `accept4`.
     public func accept() throws(Failure) -> Socket {
-        let socket = Socket(fd: try Sys.accept4(try descriptor()).get(), family: family)
+        let fd = try descriptor()
+        // accept4 has no per-call MSG_DONTWAIT: on a listener whose file
+        // another owner made blocking (a child it was handed to by number),
+        // accept only what poll says is there. (A connection another
+        // process takes in between still blocks: the file is shared.)
+        if Descriptor.isBlocking(fd) {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if try Sys.poll(&entry, 1, 0).get() == 0 { throw .retry }
+        }
+        let socket = Socket(fd: try Sys.accept4(fd).get(), family: family)
         socket.streamKind = .stream
         return socket
     }
@@ -639,7 +648,13 @@ public final class Socket: Descriptor {
         try refuseTLS()
         let address = adapted(try Resolver.resolveNow(endpoint, family: family, passive: false))
         let base = bytes.baseAddress ?? UnsafeRawPointer(Socket.readBuffer.baseAddress!)
-        return try address.withSockaddr { Sys.sendto(fd, base, bytes.count, $0, $1) }.get()
+        let sent = address.withSockaddr { Sys.sendto(fd, base, bytes.count, $0, $1) }
+        if case .failure(.retry) = sent, address.family == .unix, (try? peerAddress())?.isPeer(of: address) != true {
+            // A Unix receiver's full queue: poll tells only a connected
+            // sender of its room, so a wait would spin. Said at once.
+            throw .system(EAGAIN)
+        }
+        return try sent.get()
     }
 
     /// Receives one datagram of at most `size` bytes (64 KiB per call) into

@@ -136,6 +136,50 @@ describe("Unix domain sockets", function()
     again:close()
   end)
 
+  it("a listener whose backlog is full, and a full datagram receiver, answer at once, not spin", function()
+    local EAGAIN = "Resource temporarily unavailable"
+    local path = temp_path("full.sock")
+    local l = assert(xpio.socket("TCP", "unix"))
+    assert(l:bind("unix:" .. path))
+    assert(l:listen(0))
+    local fillers, refused = {}, nil
+    for _ = 1, 16 do   -- the backlog takes a few; then the kernel refuses
+      local c = assert(xpio.socket("TCP", "unix"))
+      fillers[#fillers + 1] = c
+      local ok, err = c:try_connect("unix:" .. path)
+      if not ok then
+        assert.are.equal(EAGAIN, err)
+        refused = c
+        break
+      end
+    end
+    assert.truthy(refused, "16 connects fitted a backlog of 0")
+    local c = assert(xpio.socket("TCP", "unix"))
+    local t0, cpu0 = xpio.gettime(), os.clock()
+    assert.are.same({ nil, EAGAIN }, { run(function() return c:connect("unix:" .. path) end) })
+    assert.is_true(os.clock() - cpu0 < 1 and xpio.gettime() - t0 < 5)
+    c:close()
+    for _, f in ipairs(fillers) do f:close() end
+    l:close()
+    os.remove(path)
+    -- datagrams to a receiver whose queue is full, from an unconnected sender
+    local dpath = temp_path("full.dgram")
+    local r = assert(xpio.socket("UDP", "unix"))
+    assert(r:bind("unix:" .. dpath))
+    local u = assert(xpio.socket("UDP", "unix"))
+    local sent, err = 0
+    repeat
+      local ok
+      ok, err = u:try_sendto("x", "unix:" .. dpath)
+      if ok then sent = sent + 1 end
+    until not ok or sent > 100000
+    assert.are.equal(EAGAIN, err)
+    assert.are.same({ nil, EAGAIN }, { run(function() return u:sendto("x", "unix:" .. dpath) end) })
+    u:close()
+    r:close()
+    os.remove(dpath)
+  end)
+
   it("refuses paths that do not fit and NUL in a path", function()
     local s = assert(xpio.socket("TCP", "unix"))
     assert.are.same({ nil, "xpio: mal-formed address" }, { s:bind("unix:/" .. string.rep("a", 107)) })
