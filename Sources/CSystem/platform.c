@@ -145,9 +145,9 @@ int xpio_send_flags(void) {
 
 ssize_t xpio_recvmsg_cloexec(int fd, struct msghdr *message) {
 #if XPIO_LINUX
-    return recvmsg(fd, message, MSG_CMSG_CLOEXEC);
+    return recvmsg(fd, message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 #else
-    ssize_t n = recvmsg(fd, message, 0);
+    ssize_t n = recvmsg(fd, message, MSG_DONTWAIT);
     if (n < 0) return n;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(message); h; h = CMSG_NXTHDR(message, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;

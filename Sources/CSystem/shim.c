@@ -228,7 +228,7 @@ ssize_t xpio_send_fds(int fd, const void *data, size_t length, const int *fds, i
         header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
         memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
     }
-    return sendmsg(fd, &message, xpio_send_flags());
+    return sendmsg(fd, &message, MSG_DONTWAIT | xpio_send_flags());
 }
 
 /* recvmsg taking SCM_RIGHTS descriptors (close-on-exec as they arrive),

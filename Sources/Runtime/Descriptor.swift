@@ -82,6 +82,15 @@ public class Descriptor {
         return try Sys.read(fd, buffer.baseAddress!, buffer.count).get()
     }
 
+    /// Whether `fd`'s open file is in blocking mode (O_NONBLOCK clear): a
+    /// file XPIO made non-blocking may have been made blocking again by
+    /// another owner of it. False when it cannot be told.
+    /// The corresponding C function is `fcntl`.
+    static func isBlocking(_ fd: CInt) -> Bool {
+        guard case .success(let flags) = Sys.fcntl(fd, F_GETFL, 0) else { return false }
+        return flags & O_NONBLOCK == 0
+    }
+
     /// Sets or clears O_NONBLOCK on the open file description (shared by
     /// every process that has it); true when that changed it.
     /// The corresponding C function is `fcntl`.

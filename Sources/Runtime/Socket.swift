@@ -295,7 +295,10 @@ public final class Socket: Descriptor {
             try Sys.fstat(input, &theirs).get()
             if ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino { throw .xpio("xpio: the file is the output itself") }
         }
-        if secure == nil && Platform.linux {
+        // sendfile has no MSG_DONTWAIT: on a file another owner made
+        // blocking it would block for all of `count`; pread and send
+        // (MSG_DONTWAIT) instead.
+        if secure == nil && Platform.linux && !Descriptor.isBlocking(fd) {
             var position = offset
             switch Sys.sendfile(fd, input, &position, count) {
             case .success(let sent): return sent
@@ -554,6 +557,12 @@ public final class Socket: Descriptor {
             // under way: the socket was connected (or listening) before.
             if wasConnecting, let peer = try? peerAddress(), peer.isPeer(of: address) { return }
             throw .system(EISCONN)
+        case .failure(.retry) where address.family == .unix:
+            // A Unix listener whose backlog is full (EAGAIN: a Unix connect
+            // is never in progress). Nothing announces its room: poll calls
+            // the socket writable at once, and a wait would spin. Said at
+            // once, as libuv does.
+            throw .system(EAGAIN)
         case .failure(.retry):
             // A second call while the first is in progress (EALREADY), or one
             // after it failed: the pending error says which.

@@ -198,7 +198,7 @@ enum Sys {
     /// The corresponding C function is `sendto`.
     static func sendto(_ fd: CInt, _ buffer: UnsafeRawPointer, _ count: Int, _ address: UnsafePointer<sockaddr>,
                        _ length: socklen_t) -> Result<Int, Failure> {
-        perform("sendto", .retried) { xpio_sendto(fd, buffer, count, 0, address, length) }
+        perform("sendto", .retried) { xpio_sendto(fd, buffer, count, CInt(MSG_DONTWAIT) | xpio_send_flags(), address, length) }
     }
 
     /// The corresponding C function is `recvfrom` (MSG_TRUNC: the datagram's
@@ -206,7 +206,7 @@ enum Sys {
     /// sockets only: on a stream socket MSG_TRUNC discards the bytes.
     static func receiveDatagram(_ fd: CInt, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ address: UnsafeMutablePointer<sockaddr>,
                          _ length: UnsafeMutablePointer<socklen_t>) -> Result<Int, Failure> {
-        perform("recvfrom", .retried) { xpio_recvfrom(fd, buffer, count, CInt(MSG_TRUNC), address, length) }
+        perform("recvfrom", .retried) { xpio_recvfrom(fd, buffer, count, CInt(MSG_TRUNC) | CInt(MSG_DONTWAIT), address, length) }
     }
 
     /// The corresponding C function is `sendmsg` with SCM_RIGHTS (shim.c).

@@ -62,6 +62,56 @@ describe("try_ calls on a socket another owner made blocking", function()
     assert.matches("read\tnil\tretry", out)
     assert.matches("write\tnil\tretry", out)
   end)
+
+  it("so do accept, the datagram and descriptor calls and sendfile", function()
+    -- A pre-fork server hands its listener to a child by number: the child
+    -- gets it blocking, and the file is the parent's too.
+    local out = run_bounded([[
+      local xpio = require "xpio"
+      local l = assert(xpio.socket("TCP"))
+      assert(l:bind("127.0.0.1:0"))
+      assert(l:listen())
+      local child = assert(xpio.spawn({ "/bin/sleep", "5" }, {}, { [3] = l:fileno() }))
+      print("shared", l:getsockopt("O_NONBLOCK"))
+      print("accept", l:try_accept())
+      local c = assert(xpio.socket("TCP"))
+      c:try_connect(l:getsockname())
+      local accepted
+      for _ = 1, 1000 do   -- loopback: the connection is there at once, or soon
+        accepted = l:try_accept()
+        if accepted then break end
+        xpio.tqueue():wait(0.01)
+      end
+      print("accepted", accepted ~= nil)
+      local u = assert(xpio.socket("UDP"))
+      assert(u:bind("127.0.0.1:0"))
+      assert(u:setsockopt("O_NONBLOCK", false))
+      print("recvfrom", u:try_recvfrom(10))
+      local a, b = xpio.socketpair()
+      assert(a:setsockopt("O_NONBLOCK", false))
+      print("recvfds", a:try_recvfds(10))
+      local big = string.rep("x", 1 << 16)
+      while a:try_write(big) do end
+      print("sendfds", a:try_sendfds("y", { 0 }))
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w")) f:write(string.rep("z", 1 << 20)) f:close()
+      local file = assert(xpio.open(path))
+      print("sendfile", a:try_sendfile(file, 0, 1 << 20))
+      print("drained", #b:try_read(65536) > 0)
+      local sent = a:try_sendfile(file, 0, 1 << 20)
+      print("sendfile part", sent and sent > 0 and sent < (1 << 20))
+      os.remove(path)
+      child:kill(9) child:wait()
+    ]], 60)
+    assert.matches("shared\tfalse", out)   -- what the child got
+    assert.matches("accept\tnil\tretry", out)
+    assert.matches("accepted\ttrue", out)
+    assert.matches("recvfrom\tnil\tretry", out)
+    assert.matches("recvfds\tnil\tretry", out)
+    assert.matches("sendfds\tnil\tretry", out)
+    assert.matches("sendfile\tnil\tretry", out)
+    assert.matches("sendfile part\ttrue", out)
+  end)
 end)
 
 describe("an empty UDP datagram", function()
