@@ -340,6 +340,19 @@ static void dequeue_current_task(lua_State *L) {
     lua_pop(L, 1);
 }
 
+/* 1 when the current task has a _dequeue: it is scheduled already. */
+static int current_task_scheduled(lua_State *L) {
+    xpio_push_current_task(L);
+    int scheduled = 0;
+    if (lua_istable(L, -1)) {
+        xpio_push_name(L, XPIO_NAME_DEQUEUE);
+        scheduled = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return scheduled;
+}
+
 /* A method's self (checked: XPIO's userdata at 1), or NULL. */
 static xpio_userdata *self_of(lua_State *L, const xpio_entry *entry) {
     return entry->method ? (xpio_userdata *)lua_touserdata(L, 1) : NULL;
@@ -461,12 +474,19 @@ try:
                            "inside a task cannot wait; for lines use socket:lines)", entry->name);
         return cannot_wait(L, self, entry, done);
     }
+    /* A current task that is still scheduled (a scheduler resumed it early
+     * without task:_dequeue(), or two coroutines share it) cannot wait
+     * again: an error, and a whole write's count if it has sent part. */
+    if (current_task_scheduled(L)) {
+        lua_pushfstring(L, "xpio: %s: the current task is already scheduled (resumed without task:_dequeue()?)",
+                        entry->name);
+        return cannot_wait(L, self, entry, done);
+    }
     int nargs = entry->nparams;
     lua_settop(L, nargs);
     /* Scheduled as the when_ partner would schedule it (socket:wait(what)
      * as socket:when_wait(task, what)), its body given this call's checked
-     * arguments. A current task that is still scheduled (a scheduler
-     * resumed it early without task:_dequeue()) raises "already scheduled". */
+     * arguments. */
     xpio_push_current_task(L);
     int answered = xpio_wait_with(L, behind ? behind_target : entry->wait_target, args, nargs + 1, entry->method ? 1 : 0);
     if (!lua_toboolean(L, -answered)) return turn_done(L, self, entry, with_done(L, answered, done)); /* nil, message */

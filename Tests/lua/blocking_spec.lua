@@ -390,6 +390,31 @@ describe("blocking functions with a current task", function()
     for _, s in ipairs({ a, b, c, d }) do s:close() end
   end)
 
+  it("a write that sent part of its data when the task is already scheduled answers nil, message, count", function()
+    local q = xpio.tqueue()
+    local task = { _queue = q }
+    local a, b = assert(xpio.socketpair())
+    local x, y = assert(xpio.socketpair())
+    assert.is_true(x:when_read(task))   -- the task waits elsewhere already
+    local co, res = start(task, function() return a:write(string.rep("w", 1 << 22)) end)
+    assert.are.equal("dead", coroutine.status(co))
+    assert.is_true(res[1])
+    assert.is_nil(res[2])
+    assert.matches("^xpio: write: the current task is already scheduled", res[3])
+    local got = 0
+    while true do
+      local data = b:try_read(65536)
+      if not data then break end
+      got = got + #data
+    end
+    assert.is_true(got > 0)
+    assert.are.equal(got, res[4])
+    -- the registration it had stands
+    assert.is_true(y:try_write("y") == 1)
+    assert.are.same({ task }, q:wait(1))
+    for _, s in ipairs({ a, b, x, y }) do s:close() end
+  end)
+
   it("write: yield on a full socket and complete once the peer drains it", function()
     local q = xpio.tqueue()
     local task = { _queue = q }
