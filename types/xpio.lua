@@ -111,7 +111,9 @@ function xpio.pipe() end
 ---writes to stdout. Closing or collecting the object closes the duplicate,
 ---never `fd` itself, and makes the file blocking again if it was (the
 ---flag belongs to the file, which `fd` shares: after
----`xpio.fdopen(0):close()`, `io.read` works as before). With `mode`
+---`xpio.fdopen(0):close()`, `io.read` works as before); while another
+---fdopen object of the same file is open, the file stays non-blocking
+---until the last one closes. With `mode`
 ---`"own"` it is `xpio.adopt(fd)`: the object owns `fd` itself. Returns
 ---`nil, message` when `fd` is not open.
 ---@param fd integer
@@ -726,7 +728,9 @@ function socket:listen(backlog) end
 ---unreachable. An inet socket reaches only IPv4 addresses; an inet6
 ---socket reaches both (IPv4 ones mapped, `::ffff:127.0.0.1`), so
 ---`xpio.socket("TCP", "inet6")` is the one to connect by name to a
----service that may listen on either.
+---service that may listen on either. A Unix listener whose backlog is
+---full answers `nil, "Resource temporarily unavailable"` at once, in all
+---three forms: nothing would announce its room (as in libuv).
 ---@param addr string
 ---@return true|nil
 ---@return string? message the error
@@ -742,7 +746,9 @@ function socket:connect(addr) end
 ---unreachable. An inet socket reaches only IPv4 addresses; an inet6
 ---socket reaches both (IPv4 ones mapped, `::ffff:127.0.0.1`), so
 ---`xpio.socket("TCP", "inet6")` is the one to connect by name to a
----service that may listen on either.
+---service that may listen on either. A Unix listener whose backlog is
+---full answers `nil, "Resource temporarily unavailable"` at once, in all
+---three forms: nothing would announce its room (as in libuv).
 ---@param addr string
 ---@return true|nil
 ---@return string? message `"retry"` when it would block, else the error
@@ -767,8 +773,12 @@ function socket:try_accept() end
 ---socket is read with `recv(MSG_DONTWAIT)` and written with
 ---`send(MSG_DONTWAIT)`, so `try_read` and `try_write` never block, even
 ---when another owner of the same open file cleared `O_NONBLOCK` (which
----belongs to the file); a pipe has no such per-call flag, and a pipe's
----file made blocking by another owner blocks them. When `size` is 0
+---belongs to the file: a child given the socket by number in `spawn`'s
+---`files` gets it blocking); so do the datagram and descriptor calls,
+---`sendfile` (then through `pread` and `send`), and `accept` (then
+---after `poll`: a connection another process takes first still blocks
+---it). A pipe has no such per-call flag, and a pipe's file made blocking
+---by another owner blocks them. When `size` is 0
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
@@ -801,8 +811,12 @@ function socket:read(size) end
 ---socket is read with `recv(MSG_DONTWAIT)` and written with
 ---`send(MSG_DONTWAIT)`, so `try_read` and `try_write` never block, even
 ---when another owner of the same open file cleared `O_NONBLOCK` (which
----belongs to the file); a pipe has no such per-call flag, and a pipe's
----file made blocking by another owner blocks them. When `size` is 0
+---belongs to the file: a child given the socket by number in `spawn`'s
+---`files` gets it blocking); so do the datagram and descriptor calls,
+---`sendfile` (then through `pread` and `send`), and `accept` (then
+---after `poll`: a connection another process takes first still blocks
+---it). A pipe has no such per-call flag, and a pipe's file made blocking
+---by another owner blocks them. When `size` is 0
 ---it returns `""` at once and reports no error. A negative `size` is an
 ---argument error. One call reads at most 64 KiB, with one system call;
 ---bytes a buffered read (`readline`, ...) kept come first, without one.
@@ -912,7 +926,10 @@ function socket:try_sendfile(file, offset, count) end
 ---answer whoever sent to it; on a connected one the address must match
 ---the peer or be left to `write`). Returns the number of bytes sent, which
 ---is all of `data`: a datagram is sent whole or not at all. A host name in
----`addr` is resolved before sending, blocking the caller while it is.
+---`addr` is resolved before sending, blocking the caller while it is. A
+---Unix receiver whose queue is full answers `nil, "Resource temporarily
+---unavailable"` at once unless it is the connected peer: the kernel tells
+---only a connected sender when there is room again.
 ---@param data string
 ---@param addr string
 ---@return integer|nil
@@ -923,7 +940,10 @@ function socket:sendto(data, addr) end
 ---answer whoever sent to it; on a connected one the address must match
 ---the peer or be left to `write`). Returns the number of bytes sent, which
 ---is all of `data`: a datagram is sent whole or not at all. A host name in
----`addr` is resolved before sending, blocking the caller while it is.
+---`addr` is resolved before sending, blocking the caller while it is. A
+---Unix receiver whose queue is full answers `nil, "Resource temporarily
+---unavailable"` at once unless it is the connected peer: the kernel tells
+---only a connected sender when there is room again.
 ---@param data string
 ---@param addr string
 ---@return integer|nil
