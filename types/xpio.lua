@@ -621,8 +621,10 @@ function process:try_wait() end
 ---Send a signal (SIGKILL by default; a number or a name) to the child's
 ---process group: the child and every process it started that stayed in
 ---the group, even once the child itself has exited. The child must lead a
----group of its own (`attrs.pgroup = true` or `attrs.setsid = true`);
----otherwise it shares this process's group and `killgroup` returns
+---group of its own (`attrs.pgroup = true` or `attrs.setsid = true`), or
+---have joined another process's (`attrs.pgroup = other`: that whole
+---group is signalled, `other` included); otherwise it shares this
+---process's group and `killgroup` returns
 ---`nil, "xpio: the process shares this process's group (spawn it with
 ---attrs.pgroup or attrs.setsid)"`.
 ---@param signal? integer|xpio.signame
