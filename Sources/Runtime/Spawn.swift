@@ -91,6 +91,11 @@ public enum Spawn {
     }
 
     private static func start(_ request: SpawnRequest, files: [(target: CInt, source: CInt)]) throws(Failure) -> Process {
+        // argv and envp ("NAME=value"), NULL-terminated, in blocks of
+        // malloc's that are checked: a spawn out of memory fails with
+        // ENOMEM, before anything else is set up.
+        let vectors = try Vectors(request)
+        defer { vectors.free() }
         try Process.prepareFallback()
         let highest = files.map { $0.target }.max() ?? -1
         var duplicates: [CInt] = []
@@ -153,17 +158,8 @@ public enum Spawn {
         // portable build has no pidfd: its SIGCHLD pipe is already open.)
         let reserve = Platform.linux ? try Sys.eventfd().get() : -1
         var pid: pid_t = 0
-        // argv and envp ("NAME=value"), NULL-terminated; the pairs are
-        // joined here and freed on return.
-        var arguments: [UnsafeMutablePointer<CChar>?] = request.arguments.map { UnsafeMutablePointer(mutating: $0) } + [nil]
-        var environment: [UnsafeMutablePointer<CChar>?] = request.environment.map { joined($0.name, $0.value) } + [nil]
-        defer { for entry in environment { entry?.deallocate() } }
         let searchPath = strchr(request.program, CInt(UInt8(ascii: "/"))) == nil
-        let spawned = arguments.withUnsafeMutableBufferPointer { argv in
-            environment.withUnsafeMutableBufferPointer { envp in
-                Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, argv.baseAddress!, envp.baseAddress!)
-            }
-        }
+        let spawned = Sys.posix_spawn(&pid, request.program, searchPath: searchPath, &actions, &attributes, vectors.argv, vectors.envp)
         if reserve >= 0 { _ = Sys.close(reserve) }
         try spawned.get()
         started = true
@@ -187,12 +183,55 @@ public enum Spawn {
     }
 
     /// "NAME=value", NUL-terminated, allocated (the caller frees it).
-    private static func joined(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> UnsafeMutablePointer<CChar> {
-        let entry = UnsafeMutablePointer<CChar>.allocate(capacity: name.count + value.count + 2)
-        if name.count > 0 { UnsafeMutableRawPointer(entry).copyMemory(from: name.baseAddress!, byteCount: name.count) }
-        entry[name.count] = CChar(UInt8(ascii: "="))
-        if value.count > 0 { UnsafeMutableRawPointer(entry + name.count + 1).copyMemory(from: value.baseAddress!, byteCount: value.count) }
-        entry[name.count + 1 + value.count] = 0
-        return entry
+}
+
+/// A spawn's argv and envp, NULL-terminated, in memory of malloc's: the
+/// pointer arrays, and one block for every "NAME=value" string. Each
+/// allocation is checked (Swift's own would trap when malloc fails).
+private struct Vectors {
+    let argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    let envp: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let strings: UnsafeMutableRawPointer?
+
+    init(_ request: SpawnRequest) throws(Failure) {
+        let slot = MemoryLayout<UnsafeMutablePointer<CChar>?>.stride
+        let environment = request.environment
+        var bytes = 0
+        for pair in environment { bytes += pair.name.count + pair.value.count + 2 }
+        guard let argv = malloc((request.arguments.count + 1) * slot) else { throw .system(ENOMEM) }
+        guard let envp = malloc((environment.count + 1) * slot) else {
+            CSystem.free(argv)
+            throw .system(ENOMEM)
+        }
+        let strings = bytes > 0 ? malloc(bytes) : nil
+        if bytes > 0 && strings == nil {
+            CSystem.free(argv)
+            CSystem.free(envp)
+            throw .system(ENOMEM)
+        }
+        self.argv = argv.bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: request.arguments.count + 1)
+        self.envp = envp.bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: environment.count + 1)
+        self.strings = strings
+        for (index, argument) in request.arguments.enumerated() { self.argv[index] = UnsafeMutablePointer(mutating: argument) }
+        self.argv[request.arguments.count] = nil
+        var at = 0
+        for (index, pair) in environment.enumerated() {
+            let entry = (strings! + at).assumingMemoryBound(to: CChar.self)
+            if pair.name.count > 0 { UnsafeMutableRawPointer(entry).copyMemory(from: pair.name.baseAddress!, byteCount: pair.name.count) }
+            entry[pair.name.count] = CChar(UInt8(ascii: "="))
+            if pair.value.count > 0 {
+                UnsafeMutableRawPointer(entry + pair.name.count + 1).copyMemory(from: pair.value.baseAddress!, byteCount: pair.value.count)
+            }
+            entry[pair.name.count + 1 + pair.value.count] = 0
+            self.envp[index] = entry
+            at += pair.name.count + pair.value.count + 2
+        }
+        self.envp[environment.count] = nil
+    }
+
+    func free() {
+        CSystem.free(argv)
+        CSystem.free(envp)
+        CSystem.free(strings)
     }
 }
