@@ -53,20 +53,20 @@ public final class TaskQueue {
     }
 
     let selector: Selector
-    private var registrations: [Registration] = []
-    private var waiters: [Waiter] = []
+    private var registrations = FallibleArray<Registration>()
+    private var waiters = FallibleArray<Waiter>()
     private var freeWaiters: Int32 = -1
     /// How many waiters were ever handed out (wrapping): `nextSerial`.
     private var schedules: UInt32 = 0
     private var waitingCount = 0
     /// Ids that are ready without an event (closed descriptor, exited
     /// process); returned by the next wait.
-    private var pendingReady: [Int32] = []
+    private var pendingReady = FallibleArray<Int32>()
     /// The ids the last `wait` found ready, until `delivered` releases them;
     /// a wait that finds them undelivered (the caller failed to take them)
     /// returns them again.
     public var readyWaiters: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: readyBuffer, count: readyCount) }
-    private var readyBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+    private var readyBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: 64)   // grown with malloc: see growReady
     private var readyCapacity = 64
     private var readyCount = 0
     private var delivered = true
@@ -83,7 +83,12 @@ public final class TaskQueue {
         selector = try Selector(backend: TaskQueue.epollByDefault ? .epoll : .poll)
     }
 
-    deinit { readyBuffer.deallocate() }
+    deinit {
+        free(readyBuffer)   // Swift's allocate is malloc's too
+        registrations.free()
+        waiters.free()
+        pendingReady.free()
+    }
 
     private func removeFromReady(_ id: Int32) {
         guard let position = readyWaiters.firstIndex(of: id) else { return }
@@ -92,15 +97,30 @@ public final class TaskQueue {
         if readyCount == 0 { delivered = true }
     }
 
+    /// Room for one more waiter in every list that can hold it: the
+    /// waiters, the pending list and the ready list (an id is in each at
+    /// most once), made before the waiter is, so that a failure (ENOMEM,
+    /// see `Memory`) leaves nothing to undo and no later append grows.
+    private func makeRoomForWaiter() throws(Failure) {
+        let needed = waiters.count + 1
+        try waiters.reserve(needed)
+        try pendingReady.reserve(needed)
+        if readyCapacity < needed { try growReady() }
+    }
+
+    private func growReady() throws(Failure) {
+        guard let block = malloc(readyCapacity * 2 * MemoryLayout<Int32>.stride) else { throw .system(ENOMEM) }
+        let bigger = block.bindMemory(to: Int32.self, capacity: readyCapacity * 2)
+        bigger.update(from: readyBuffer, count: readyCount)
+        free(readyBuffer)
+        readyBuffer = bigger
+        readyCapacity *= 2
+    }
+
     @_optimize(speed)
     private func appendReady(_ id: Int32) {
-        if readyCount == readyCapacity {
-            let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: readyCapacity * 2)
-            bigger.update(from: readyBuffer, count: readyCount)
-            readyBuffer.deallocate()
-            readyBuffer = bigger
-            readyCapacity *= 2
-        }
+        // Never full: makeRoomForWaiter made room for every waiter.
+        if readyCount == readyCapacity { try! growReady() }
         readyBuffer[readyCount] = id
         readyCount += 1
     }
@@ -181,10 +201,11 @@ public final class TaskQueue {
     @_optimize(speed)
     public func schedule(on target: Descriptor?, _ readiness: Readiness, parked: Bool = false) throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
-        guard let target, target.fd >= 0 else { return scheduleReady() }
+        guard let target, target.fd >= 0 else { return try scheduleReady() }
         let fd = target.fd
         let index = Int(fd)
-        while registrations.count <= index { registrations.append(Registration()) }
+        if registrations.count <= index { try registrations.grow(to: index + 1, filling: Registration()) }
+        if freeWaiters < 0 { try makeRoomForWaiter() }
         let owner = ObjectIdentifier(target)
         if registrations[index].owner != owner {
             if registrations[index].owner != nil { retire(index, fd) }
@@ -200,7 +221,7 @@ public final class TaskQueue {
                 // epoll refuses a regular file or a directory (EPERM); poll
                 // calls it always ready, and so does the queue.
                 guard case .system(EPERM) = error else { throw error }
-                return scheduleReady()
+                return try scheduleReady()
             }
             registrations[index].interest = interest | wanted
         }
@@ -213,7 +234,8 @@ public final class TaskQueue {
     }
 
     /// A waiter ready at once: the next wait returns it.
-    private func scheduleReady() -> Int32 {
+    private func scheduleReady() throws(Failure) -> Int32 {
+        if freeWaiters < 0 { try makeRoomForWaiter() }
         let id = allocateWaiter(Waiter(state: .ready))
         markReady(id)
         return id
@@ -270,8 +292,8 @@ public final class TaskQueue {
             remaining = left
         }
         if !pendingReady.isEmpty {
-            for id in pendingReady { appendReady(id) }
-            pendingReady.removeAll(keepingCapacity: true)
+            for index in 0..<pendingReady.count { appendReady(pendingReady[index]) }
+            pendingReady.removeAll()
         }
         delivered = readyCount == 0
         return true
@@ -421,9 +443,9 @@ public final class TaskQueue {
         if wakeFD >= 0 { _ = Sys.close(wakeFD) }
         wakeFD = -1
         selector.close()
-        registrations.removeAll()
-        waiters.removeAll()
-        pendingReady.removeAll()
+        registrations.free()
+        waiters.free()
+        pendingReady.free()
         readyCount = 0
         delivered = true
         freeWaiters = -1
