@@ -22,6 +22,10 @@ final class ReadBuffer {
     /// one byte at a time costs O(n), not O(n²).
     private var scanned = 0
     private var searched: [UInt8] = []
+    /// The last buffered read found these bytes too few (a partial line)
+    /// and answered "retry": until bytes come or go, they do not make the
+    /// socket ready (`Socket.waitTarget`), or a task would wake for ever.
+    var wanting = false
 
     deinit { free(base) }
 
@@ -35,6 +39,7 @@ final class ReadBuffer {
     func take(_ count: Int) -> UnsafeRawBufferPointer {
         let taken = UnsafeRawBufferPointer(rebasing: bytes[..<count])
         start += count
+        wanting = false
         scanned = max(0, scanned - count)
         if start == end {
             start = 0
@@ -97,6 +102,7 @@ final class ReadBuffer {
     /// Puts bytes taken back in front (TLS could not start with them).
     func putBack(_ bytes: UnsafeRawBufferPointer) {
         guard isEmpty, bytes.count > 0 else { return }
+        wanting = false
         if capacity < bytes.count {
             guard let block = realloc(base, bytes.count) else { return }
             base = block
@@ -132,6 +138,7 @@ final class ReadBuffer {
             throw error
         }
         end += read
+        if read > 0 { wanting = false }
         if isEmpty { giveUpBlock() }
         return read
     }
@@ -147,6 +154,7 @@ final class ReadBuffer {
         try reserve(count)
         let read = try Sys.read(fd, base! + end, count).get()
         end += read
+        if read > 0 { wanting = false }
         if isEmpty { giveUpBlock() }
         return read
     }
@@ -265,8 +273,13 @@ extension Socket {
     /// datagram is no end (a datagram socket has none): it adds nothing,
     /// and the next read goes on (to the next datagram, or "retry").
     func more(_ buffer: ReadBuffer, _ fd: CInt) throws(Failure) -> Bool {
-        while try buffer.fill(from: self, fd) == 0 {
-            guard isDatagram else { return false }
+        do throws(Failure) {
+            while try buffer.fill(from: self, fd) == 0 {
+                guard isDatagram else { return false }
+            }
+        } catch .retry {
+            buffer.wanting = !buffer.isEmpty
+            throw .retry
         }
         return true
     }

@@ -463,6 +463,9 @@ public final class Socket: Descriptor {
     /// resolution's end.
     public func waitTarget(_ readiness: Readiness) throws(Failure) -> WaitTarget? {
         _ = try descriptor()
+        // Bytes the buffered reads kept that no read has found too few (the
+        // rest of a batch of lines): a read answers from them at once.
+        if readiness == .read, let buffered, !buffered.isEmpty, !buffered.wanting { return nil }
         if readiness == .write, let pending = nameConnection, !pending.resolution.isDone {
             return try pending.resolution.waitTarget(.read)
         }

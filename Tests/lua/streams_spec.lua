@@ -249,6 +249,30 @@ describe("socket:readexactly and readall", function()
   end)
 end)
 
+describe("when_read and the bytes buffered reads kept", function()
+  it("is ready at once for the rest of a batch of lines, and waits for the kernel after a partial one", function()
+    local a, b = assert(xpio.socketpair())
+    local q = xpio.tqueue()
+    local task = { _queue = q }
+    assert(a:write("line1\nline2\nli"))
+    assert.are.equal("line1", b:try_readline())
+    assert.is_true(b:when_read(task))
+    assert.are.same({ task }, q:wait(0))   -- "line2\n" is here: no wait
+    assert.are.equal("line2", b:try_readline())
+    assert.is_true(b:when_read(task))
+    assert.are.same({ task }, q:wait(0))   -- "li": no read has looked at it yet
+    assert.are.same({ nil, "retry" }, { b:try_readline() })
+    assert.is_true(b:when_read(task))
+    assert.are.same({}, q:wait(0))         -- too few: the kernel decides
+    assert(a:write("ne3\n"))
+    assert.are.same({ task }, q:wait(5))
+    assert.are.equal("line3", b:try_readline())
+    q:close()
+    a:close()
+    b:close()
+  end)
+end)
+
 describe("buffered reads on a datagram socket", function()
   it("take an empty datagram as nothing, never as the end of the stream", function()
     local u = assert(xpio.socket("UDP"))
