@@ -127,7 +127,6 @@ public enum Resolver {
     /// them when their lookups end.
     public static func forgetAll() { requests.removeAll() }
 
-
     static func forgetFinished() {
         guard !requests.isEmpty else { return }
         let now = Clock.now()

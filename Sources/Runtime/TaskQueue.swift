@@ -274,6 +274,10 @@ public final class TaskQueue {
     public func wait(timeout: Double?) throws(Failure) -> Bool {
         guard !isClosed else { throw .closed("tqueue") }
         if !delivered { return true }
+        // A finished lookup nobody asked for again (a try_resolve given up
+        // on) holds two descriptors: let go of them here too, not only at
+        // the next resolve, which may never come.
+        if !Resolver.requests.isEmpty { Resolver.forgetFinished() }
         if isEmpty && timeout == nil { return false }
         var remaining = timeout.map { $0 > 0 ? $0 : 0 }
         // A zero timeout never needs the clock: the loop below ends after one poll.
