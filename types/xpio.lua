@@ -1149,10 +1149,11 @@ function socket:getpeercred() end
 
 ---Schedule `task` on `task._queue` to become ready when the socket is
 ---readable (or has an error or hang-up pending): when `try_read` or
----`try_accept` should be called again. It waits for the kernel: bytes a
----buffered read (`readline`, ...) kept do not make it ready (a partial
----line would wake it for ever), so call the `try_` function first, which
----answers from them.
+---`try_accept` should be called again. Bytes a buffered read
+---(`readline`, ...) kept make it ready at once (the rest of a batch of
+---lines, decrypted TLS bytes), unless the last buffered read found them
+---too few and answered `"retry"` (a partial line, which would wake it for
+---ever): then it waits for the kernel.
 ---@param task table
 ---@return true|nil
 ---@return string? message the error
