@@ -8,5 +8,6 @@
 local xpio = require "xpio"
 
 return function()
-  assert(select(2, xpio.try_resolve("127.0.0.1", "80")) == "retry")
+  -- a service name goes to a worker (run.sh slows it: XPIO_RESOLVER_DELAY)
+  assert(select(2, xpio.try_resolve("127.0.0.1", "http")) == "retry")
 end

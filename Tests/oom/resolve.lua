@@ -1,6 +1,7 @@
--- OOM scenario: names. try_resolve/when_resolve of "localhost" (answered
--- at once), of a numeric host (a worker thread's getaddrinfo), with a
--- service and a family, a mal-formed name; connect by name. A resolve
+-- OOM scenario: names. try_resolve/when_resolve of "localhost" and of a
+-- numeric host with a numeric port (answered at once), of a numeric host
+-- with a service name (a worker thread's getaddrinfo), with a family, a
+-- mal-formed name; connect by name. A resolve
 -- interrupted by a memory error is tried again and must answer the same.
 local xpio = require "xpio"
 local oom = require "oomlib"
@@ -27,6 +28,8 @@ return function()
   check(#list == 1 and list[1] == "127.0.0.1:443", "localhost https inet")
   list = assert(resolve(q, "127.0.0.1", "8080"))
   check(list[1] == "127.0.0.1:8080", "numeric host: " .. tostring(list[1]))
+  list = assert(resolve(q, "127.0.0.1", "http"))
+  check(list[1] == "127.0.0.1:80", "numeric host, service name: " .. tostring(list[1]))
   list = assert(resolve(q, "::1", nil, "inet6"))
   check(list[1] == "[::1]:0", "numeric inet6 host: " .. tostring(list[1]))
   local none, err = resolve(q, "bad..name", "80")
