@@ -340,15 +340,11 @@ static void dequeue_current_task(lua_State *L) {
     lua_pop(L, 1);
 }
 
-/* 1 when the current task has a _dequeue: it is scheduled already. */
-static int current_task_scheduled(lua_State *L) {
-    xpio_push_current_task(L);
-    int scheduled = 0;
-    if (lua_istable(L, -1)) {
-        xpio_push_name(L, XPIO_NAME_DEQUEUE);
-        scheduled = lua_rawget(L, -2) != LUA_TNIL;
-        lua_pop(L, 1);
-    }
+/* 1 when the task at `task` has a _dequeue: it is scheduled already. */
+static int scheduled_already(lua_State *L, int task) {
+    if (!lua_istable(L, task)) return 0;
+    xpio_push_name(L, XPIO_NAME_DEQUEUE);
+    int scheduled = lua_rawget(L, task) != LUA_TNIL;
     lua_pop(L, 1);
     return scheduled;
 }
@@ -462,6 +458,7 @@ try:
     }
     xpio_push_current_task(L);
     int foreign = foreign_coroutine(L, lua_gettop(L));
+    int scheduled = scheduled_already(L, lua_gettop(L));
     lua_pop(L, 1);
     if (foreign && read_first) {
         /* It was only to spare a read bound to fail: here, where it may
@@ -477,7 +474,7 @@ try:
     /* A current task that is still scheduled (a scheduler resumed it early
      * without task:_dequeue(), or two coroutines share it) cannot wait
      * again: an error, and a whole write's count if it has sent part. */
-    if (current_task_scheduled(L)) {
+    if (scheduled) {
         lua_pushfstring(L, "xpio: %s: the current task is already scheduled (resumed without task:_dequeue()?)",
                         entry->name);
         return cannot_wait(L, self, entry, done);
