@@ -208,15 +208,11 @@ end
 function M.checkoption(name, value)
   local option = option_of(name, "setoption", 3)
   if BOOLEAN[option] then
-    if type(value) ~= "boolean" then
-      error(("bad argument #2 to 'setoption' (boolean expected, got %s)"):format(value == nil and "no value" or type(value)), 3)
-    end
+    if type(value) ~= "boolean" then argerror(2, "setoption", "boolean", value) end
     return option, value
   end
   if option == "SO_LINGER" then
-    if type(value) ~= "table" then
-      error(("bad argument #2 to 'setoption' (table expected, got %s)"):format(value == nil and "no value" or type(value)), 3)
-    end
+    if type(value) ~= "table" then argerror(2, "setoption", "table", value) end
     if type(value.on) ~= "boolean" then error("bad argument #2 to 'setoption' (boolean 'on' field expected)", 3) end
     local timeout = tonumber(value.timeout)
     if not timeout then error("bad argument #2 to 'setoption' (number 'timeout' field expected)", 3) end
