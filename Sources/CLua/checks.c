@@ -302,6 +302,12 @@ int xpio_argument_failed(xpio_checker *c, int arg, const char *name, int status)
 }
 
 void xpio_check_argument(xpio_checker *c, int arg, const char *name, xpio_check check, xpio_item *out) {
+    /* This check may push values above the arguments (a compound value's
+     * elements, an enum's unknown name): the arguments left out become nil
+     * slots first, so that nothing pushed lands where a later argument is
+     * looked for. Done here, on the way of compound values only, the usual
+     * call (`s:write(data)`, `s:readline()`) sets no stack top. */
+    if (c->given < c->nparams && lua_gettop(c->L) < c->nparams) lua_settop(c->L, c->nparams);
     int status = check(c, arg, out);
     if (status != XPIO_MATCHED) xpio_argument_failed(c, arg, name, status);
 }

@@ -208,9 +208,10 @@ typedef struct xpio_checker {
 typedef int (*xpio_check)(xpio_checker *c, int index, xpio_item *out);
 
 /* Starts checking the running function's arguments: drops any beyond
- * `nparams`. With `pads` (an entry whose checks push values above the
- * arguments: Glue.c says which) the left-out ones become nil slots too,
- * so that exactly nparams remain below what the checks push. */
+ * `nparams`. With `pads` (a native entry, which reads its arguments by
+ * position after pushing values of its own) the left-out ones become nil
+ * slots too, so that exactly nparams remain below what it pushes; other
+ * entries pad only when a check may push (xpio_check_argument). */
 static inline void xpio_checker_start(xpio_checker *c, lua_State *L, int nparams, int pads) {
     c->L = L;
     c->given = lua_gettop(L);

@@ -218,6 +218,12 @@ int xpio_push_failure(lua_State *L, xpio_call *call, int status) {
 
 int xpio_finish(lua_State *L, xpio_call *call, int status) {
     if (status < 0) return xpio_push_failure(L, call, status);
+    /* One result that is no list (a count, a string, a flag): nothing to
+     * order, as most calls answer. */
+    if (status == 1 && !is_list(&call->result[0])) {
+        push_value(L, call, &call->result[0]);
+        return 1;
+    }
     /* Lists first (objects own resources until they are userdata, and
      * pushing a plain value before them could fail and lose them), with
      * every string a finalizer could overwrite; a failure of a later push

@@ -56,7 +56,7 @@ public struct Moved {
     /// record back (SecureChannel.write), and then one more try, of
     /// nothing, sends it: a blocking write returns only when every byte has
     /// left XPIO.
-    public init(count: Int, remaining: Int64, to socket: Socket) {
+    public init(count: Int, remaining: Int64, to socket: borrowing Socket) {
         self.init(count: count, remaining: remaining <= 0 && socket.secure?.holdsUnsent == true ? 1 : remaining)
     }
 }

@@ -208,16 +208,15 @@ struct CGlueEmitter {
     }
 
     /// Whether a function's check must make its left-out arguments nil
-    /// slots first: some checks push values above the arguments (a
-    /// compound argument's elements, an enum's unknown name), which must
-    /// not land where a later argument is looked for. With only scalars,
-    /// strings and objects nothing is pushed, and the usual call (a
-    /// `readline()` with its options left out) saves a lua_settop. A
-    /// native entry always has them: it reads its arguments by position
-    /// after pushing values of its own.
+    /// slots first: a native entry reads its arguments by position after
+    /// pushing values of its own. Other entries' checks make them nil
+    /// slots only on the way of a check that may push values above the
+    /// arguments (`xpio_check_argument`), so the usual call (a
+    /// `readline()` with its options left out, a `write(data)`) sets no
+    /// stack top.
     func padsArguments(_ function: Function) -> Bool {
         if case .native = function.entry.binding { return true }
-        return function.luaParams.contains { $0.type.checkPushes }
+        return false
     }
 
     /// The check of every argument, in order, into the function's struct;

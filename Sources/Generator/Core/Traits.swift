@@ -84,17 +84,6 @@ extension LuaType {
     /// Where a check that may find the value left out also takes `false`.
     var takesFalse: Bool { self == .boolean || self == .trueValue }
 
-    /// Whether checking an argument of this type may push values above the
-    /// arguments (a compound value's elements, an enum's unknown name): an
-    /// entry with one makes its left-out arguments nil slots first
-    /// (`xpio_checker_start`'s `pads`).
-    var checkPushes: Bool {
-        switch self {
-        case .object, .integer, .size, .number, .timeout, .boolean, .string, .cstring, .name, .address, .task: return false
-        default: return true
-        }
-    }
-
     /// How an argument of this type travels from C to Swift: the field in
     /// the entry's argument struct and the Swift body's parameter. Scalars
     /// by value (an optional one by pointer, NULL when left out); strings
