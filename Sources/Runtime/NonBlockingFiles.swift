@@ -13,9 +13,20 @@ import CSystem
 /// duplicate shares; two separate opens of one file (a tty opened twice)
 /// count as one, and the last to close makes its own open blocking again.
 enum NonBlockingFiles {
-    struct Key: Equatable {
+    /// A class, not a struct: every socket has a place for one, where 17
+    /// bytes inline (two words and the optional's tag) took the socket to
+    /// the next malloc block, 32 bytes per connection pair, for a field
+    /// only fdopen'd files fill. A reference is one word.
+    final class Key: Equatable {
         let device: UInt64
         let inode: UInt64
+
+        init(device: UInt64, inode: UInt64) {
+            self.device = device
+            self.inode = inode
+        }
+
+        static func == (a: Key, b: Key) -> Bool { a.device == b.device && a.inode == b.inode }
     }
 
     /// One thread (docs/ARCHITECTURE.md), so no lock.
@@ -33,7 +44,7 @@ enum NonBlockingFiles {
         let key = Key(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
         if let index = held.firstIndex(where: { $0.key == key }) {
             held[index].holders += 1
-            return key
+            return held[index].key
         }
         guard madeNonBlocking else { return nil }
         held.append((key, 1))

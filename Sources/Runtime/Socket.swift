@@ -29,9 +29,6 @@ public final class Socket: Descriptor {
     /// MSG_TRUNC, and buffered reads take a datagram whole.
     private var streamKind: StreamKind = .unknown
     enum StreamKind: UInt8 { case unknown, stream, datagram }
-    /// An fdopen'd duplicate of a file XPIO made non-blocking: the file's
-    /// entry in `NonBlockingFiles` (see `releaseOnClose`).
-    private var nonBlockingFile: NonBlockingFiles.Key?
     /// A pipe end or another file that is not a socket (learnt from the
     /// first ENOTSOCK): read and written with read(2) and write(2), which
     /// have no per-call MSG_DONTWAIT.
@@ -45,6 +42,11 @@ public final class Socket: Descriptor {
     /// later EISCONN the connection made, and only to the address asked for.
     private var connecting = false
 
+    /// An fdopen'd duplicate of a file XPIO made non-blocking: the file's
+    /// entry in `NonBlockingFiles` (see `releaseOnClose`). One word, among
+    /// the references: before the one-byte fields it took the object to
+    /// the next malloc block, as the note above says.
+    private var nonBlockingFile: NonBlockingFiles.Key?
     /// A connection to a host name in progress: resolved first, then its
     /// addresses tried in turn.
     private var nameConnection: NameConnection?
