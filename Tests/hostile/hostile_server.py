@@ -94,10 +94,14 @@ class HostileServers:
         self.failures = []           # exceptions a handler did not expect
         for mode in MODES:
             if mode == "refused":
+                # Bound and never listened on: connections are refused. It
+                # stays bound while the servers run: closed, its port was
+                # free for the next mode's listener to get from bind(0),
+                # and a CI run's "refused" connects met a silent server.
                 probe = socket.socket()
                 probe.bind(("127.0.0.1", 0))
                 self.addresses[mode] = "127.0.0.1:%d" % probe.getsockname()[1]
-                probe.close()         # bound, never listened: connections are refused
+                self.listeners.append(probe)
                 continue
             if mode == "backlog-full":
                 self.addresses[mode] = self._full_listener()
