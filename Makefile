@@ -62,8 +62,8 @@ ifeq ($(XPIO_PREBUILT),1)
 $(MODULE) $(TLS_MODULE):
 	@test -f $@ || { echo "XPIO_PREBUILT=1 but $@ is missing: run make first"; exit 1; }
 else
-# Stripped of symbols only. The unwind tables (.eh_frame and its index, 54
-# of xpio.so's 351 KB) stay: backtrace() walks through XPIO's frames (the
+# Stripped of symbols only. The unwind tables (.eh_frame and its index, 30
+# of xpio.so's 235 KB) stay: backtrace() walks through XPIO's frames (the
 # out-of-memory sweep names them; without the tables it crashed in the
 # unwinder), and a Lua built as C++ raises with a C++ throw through the C
 # glue's frames.

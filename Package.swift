@@ -28,7 +28,14 @@ let portable = environment["XPIO_PORTABLE"] == "1"
 // Export luaopen_xpio alone: smaller, faster to load, nothing to clash with.
 let exports = Context.packageDirectory + "/Sources/XPIO/exports.map"
 let tlsExports = Context.packageDirectory + "/Sources/TLS/exports.map"
-var swiftSettings: [SwiftSetting] = []
+// Every function and datum in a section of its own, so that --gc-sections
+// (linkerSettings) drops what nothing in the module reaches. Without them it
+// could drop whole object files only: xpio.so kept the Runtime's public
+// accessors, `modify` coroutines and initializers the glue never calls
+// (about 870 functions), 340 KB stripped against 235 KB with them.
+let sectionSwiftFlags: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-function-sections"], .when(configuration: .release))]
+let sectionCFlags: [CSetting] = [.unsafeFlags(["-ffunction-sections", "-fdata-sections"], .when(configuration: .release))]
+var swiftSettings: [SwiftSetting] = sectionSwiftFlags
 // nodelete: lua_close dlcloses C modules, but XPIO's threads (reaper,
 // resolver) and its SIGCHLD handler may still run its code afterwards.
 // lld (it comes with the toolchain) and packed relative relocations
@@ -41,7 +48,7 @@ var linkerSettings: [LinkerSetting] = [
     .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"]),
 ]
 if embedded {
-    swiftSettings = [
+    swiftSettings += [
         .enableExperimentalFeature("Embedded", .when(configuration: .release)),
         // No dynamic exclusivity checks in release: a Lua state and its
         // objects are used from one thread at a time (the contract,
@@ -71,10 +78,10 @@ let package = Package(
         .library(name: "xpio_tls", type: .dynamic, targets: ["TLS"]),
     ],
     targets: [
-        .target(name: "CSystem", cSettings: (portable ? [.define("XPIO_PORTABLE")] : [])
+        .target(name: "CSystem", cSettings: sectionCFlags + (portable ? [.define("XPIO_PORTABLE")] : [])
                     + (embedded ? [.define("XPIO_NONATOMIC_REFCOUNT", .when(configuration: .release))] : [])),
         // CLua compiles the generated Glue.c, which includes its private glue.h.
-        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude]), .headerSearchPath(".")],
+        .target(name: "CLua", dependencies: ["CTLSABI"], cSettings: sectionCFlags + [.unsafeFlags(["-I" + luaInclude]), .headerSearchPath(".")],
                 plugins: ["XPIOGlue"]),
         .target(name: "Runtime", dependencies: ["CSystem", "CTLSABI"], swiftSettings: moduleSettings),
         // XPIO sees the C glue's xpio_glue.h only, not lua.h: Swift cannot
@@ -96,7 +103,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
         // luaopen_xpio_tls: hands the engine to xpio.so, which owns the Lua side.
-        .target(name: "CTLSModule", dependencies: ["CTLSABI"], cSettings: [.unsafeFlags(["-I" + luaInclude])]),
+        .target(name: "CTLSModule", dependencies: ["CTLSABI"], cSettings: sectionCFlags + [.unsafeFlags(["-I" + luaInclude])]),
         .target(
             name: "TLS",
             dependencies: ["CTLSABI", "COpenSSL", "CTLSModule"],
