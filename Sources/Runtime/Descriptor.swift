@@ -115,8 +115,14 @@ public class Descriptor {
 /// What a task waits for: a descriptor and the readiness that means "try
 /// again". Not always the direction of the call: a `connect` to a name
 /// waits for the resolver's completion to become readable.
+///
+/// The descriptor is not retained: it is one its object keeps (the socket
+/// itself, a process's exit watch, a lookup's completion), and the glue
+/// hands it to the queue as a plain pointer while Lua holds that object
+/// (the queue's waiters keep it until the task is returned). A counted
+/// reference here cost every when_ a retain and a release.
 public struct WaitTarget {
-    public let descriptor: Descriptor
+    public unowned(unsafe) let descriptor: Descriptor
     public let readiness: Readiness
 
     public init(_ descriptor: Descriptor, _ readiness: Readiness) {

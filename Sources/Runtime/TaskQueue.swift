@@ -201,17 +201,13 @@ public final class TaskQueue {
     @_optimize(speed)
     public func schedule(on target: Descriptor?, _ readiness: Readiness, parked: Bool = false) throws(Failure) -> Int32 {
         guard !isClosed else { throw .closed("tqueue") }
-        guard let target, target.fd >= 0 else { return try scheduleReady() }
-        let fd = target.fd
+        // The target is read, not bound: a `let` binding of it cost every
+        // call a retain and a release (the caller holds it for the call).
+        guard let fd = target?.fd, fd >= 0 else { return try scheduleReady() }
         let index = Int(fd)
         if registrations.count <= index { try registrations.grow(to: index + 1, filling: Registration()) }
         if freeWaiters < 0 { try makeRoomForWaiter() }
-        let owner = ObjectIdentifier(target)
-        if registrations[index].owner != owner {
-            if registrations[index].owner != nil { retire(index, fd) }
-            registrations[index].owner = owner
-            target.attach(self)
-        }
+        if registrations[index].owner != ObjectIdentifier(target.unsafelyUnwrapped) { adopt(target.unsafelyUnwrapped, at: index) }
         let wanted: UInt32 = readiness == .read ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLOUT.rawValue
         let interest = registrations[index].interest
         if !parked && interest & wanted != wanted {
@@ -404,6 +400,15 @@ public final class TaskQueue {
     /// Ends registration `index` (descriptor `fd`): out of the kernel set
     /// (a descriptor already closed answers ENOENT, ignored), its waiters
     /// ready, a new generation so that stale events are dropped.
+    /// `descriptor` is the new owner of registration `index` (its fd's):
+    /// whatever waited on the old one is made ready, as at a close.
+    @inline(never)
+    private func adopt(_ descriptor: Descriptor, at index: Int) {
+        if registrations[index].owner != nil { retire(index, descriptor.fd) }
+        registrations[index].owner = ObjectIdentifier(descriptor)
+        descriptor.attach(self)
+    }
+
     private func retire(_ index: Int, _ fd: CInt) {
         if registrations[index].interest != 0 {
             try? selector.update(fd: fd, generation: registrations[index].generation,
