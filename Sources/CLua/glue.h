@@ -51,9 +51,10 @@ void xpio_push_closure(lua_State *L, lua_CFunction f, int kinds);
 /* How Lua calls an entry. PLAIN, NATIVE and LUA: `function` does it all.
  * BLOCKING: `attempt` is the try_ form; C schedules the current task with
  * `wait_target` (its when_ partner's body) and yields (blocking.c). WHEN:
- * `attempt` answers what to wait on and for what (the spec's [read] or
- * [write], or what TLS needs); C schedules the task (tasks.c). FIELD:
- * `function` pushes a value for the module table at load time. */
+ * `function` checks the arguments and schedules the task (xpio_wait_with,
+ * tasks.c) on what its body answers: what to wait on and for what (the
+ * spec's [read] or [write], or what TLS needs). FIELD: `function` pushes a
+ * value for the module table at load time. */
 enum { XPIO_PLAIN = 0, XPIO_BLOCKING, XPIO_WHEN, XPIO_NATIVE, XPIO_FIELD, XPIO_LUA };
 
 /* Room for any entry's checked arguments (Glue.c asserts each fits). */
@@ -70,12 +71,12 @@ typedef struct xpio_entry {
     int32_t role;
     int32_t nparams;            /* Lua parameters, self first */
     int32_t method;             /* a method: self is parameter 1 */
-    lua_CFunction function;     /* PLAIN, NATIVE, LUA, FIELD */
-    /* BLOCKING and WHEN: checks the arguments into `args` (raising on a
-     * bad one, leaving at most nparams stack slots); answers NULL, or the
-     * message of an enum's unknown name, to be answered with nil, message. */
+    lua_CFunction function;     /* PLAIN, WHEN, NATIVE, LUA, FIELD */
+    /* BLOCKING: checks the arguments into `args` (raising on a bad one,
+     * leaving at most nparams stack slots); answers NULL, or the message
+     * of an enum's unknown name, to be answered with nil, message. */
     const char *(*check)(lua_State *L, xpio_args *args);
-    /* BLOCKING and WHEN: calls the Swift body with the checked arguments. */
+    /* BLOCKING: calls the Swift body with the checked arguments. */
     int32_t (*attempt)(xpio_call *call, xpio_args *args);
     /* BLOCKING: the when_ partner's body, on this entry's checked
      * arguments: what the call waits for after its try answered "retry". */
@@ -339,7 +340,6 @@ int xpio_push_unknown(lua_State *L, const char *message);
 int xpio_call_blocking(lua_State *L);
 
 /* tasks.c */
-int xpio_call_when(lua_State *L);
 int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xpio_args *args, int task, int object);
 /* An entry implemented in Lua: calls module `module` with the checked arguments. */
 int xpio_call_lua(lua_State *L, const char *module, int nparams);

@@ -18,7 +18,6 @@ static void push_function(lua_State *L, const xpio_entry *entry, int kinds) {
     lua_pushlightuserdata(L, (void *)entry);
     switch (entry->role) {
     case XPIO_BLOCKING: xpio_push_closure(L, xpio_call_blocking, kinds); break;
-    case XPIO_WHEN: xpio_push_closure(L, xpio_call_when, kinds); break;
     default: xpio_push_closure(L, entry->function, kinds); break;
     }
 }

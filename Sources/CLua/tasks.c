@@ -1,9 +1,10 @@
 /*
  * Tasks on task queues: the Lua half. The runtime's queue knows waiters by
- * id; a queue's userdata keeps one user value, the waiters: for waiter id
- * w, the task at 2w + 1 and the object it waits on at 2w + 2 (kept alive
- * while the task waits), and at 0 the queue's _dequeue function. One
- * table, so storing and forgetting a waiter reads one user value; one
+ * id; a queue's userdata keeps one user value, the waiters: at 1 the
+ * queue's _dequeue function, and for waiter id w the task at 2w + 2 and
+ * the object it waits on at 2w + 3 (kept alive while the task waits), all
+ * in the array part (every when_ reads the function: at 0, in the hash
+ * part, that read cost twice as much). One table, so storing and forgetting a waiter reads one user value; one
  * user value, as every object has (a second one would cost every socket
  * 16 bytes).
  * Task fields are read and written raw: a queue never runs user code.
@@ -31,7 +32,7 @@ static void clear_fields(lua_State *L, int task) {
 
 /* Where waiter `key` (its id + 1) keeps its task in the waiters table;
  * its object is at the next index. */
-static lua_Integer task_index(lua_Integer key) { return 2 * key - 1; }
+static lua_Integer task_index(lua_Integer key) { return 2 * key; }
 
 /* A task's _dequeuedata: its waiter key in the low 32 bits, and above them
  * (31 bits of) the serial number the runtime gave this scheduling, so that
@@ -109,15 +110,15 @@ static int dequeue(lua_State *L) {
 static void prepare(lua_State *L, int queue, void *object) {
     if (lua_getiuservalue(L, queue, 1) != LUA_TTABLE) {
         lua_pop(L, 1);
-        lua_createtable(L, 2 * (int)xpio_queue_ids_used(object), 1);
+        lua_createtable(L, 2 * (int)xpio_queue_ids_used(object) + 1, 0);
         lua_pushvalue(L, -1);
         lua_setiuservalue(L, queue, 1);
     }
     int waiters = lua_gettop(L);
-    if (lua_rawgeti(L, waiters, 0) != LUA_TFUNCTION || lua_tocfunction(L, -1) != dequeue) {
+    if (lua_rawgeti(L, waiters, 1) != LUA_TFUNCTION || lua_tocfunction(L, -1) != dequeue) {
         lua_pop(L, 1);
-        lua_Integer places = 2 * (lua_Integer)xpio_queue_ids_used(object);
-        for (lua_Integer i = 1; i <= places; i++) {
+        lua_Integer places = 2 * (lua_Integer)xpio_queue_ids_used(object) + 1;
+        for (lua_Integer i = 2; i <= places; i++) {
             if (lua_rawgeti(L, waiters, i) == LUA_TNIL) {
                 lua_pushboolean(L, 0);
                 lua_rawseti(L, waiters, i);
@@ -127,7 +128,7 @@ static void prepare(lua_State *L, int queue, void *object) {
         lua_pushvalue(L, queue);
         xpio_push_closure(L, dequeue, XPIO_KINDS_UPVALUE);
         lua_pushvalue(L, -1);
-        lua_rawseti(L, waiters, 0);
+        lua_rawseti(L, waiters, 1);
     }
 }
 
@@ -186,9 +187,9 @@ static int unexpected_waiter(lua_State *L, void *queue, int32_t waiter) {
  * the checked `args` (a when_ body: a descriptor and a readiness, or
  * nothing: ready at once), the object at `object` (0: none) kept alive
  * while it waits. Pushes true, or nil and a message; raises when the task
- * is scheduled already or its _queue is no tqueue. when_ calls it; so does
- * a blocking call that must wait (blocking.c), with its when_ partner's
- * body on its own arguments. */
+ * is scheduled already or its _queue is no tqueue. A when_ entry's
+ * function (Glue.c) calls it; so does a blocking call that must wait
+ * (blocking.c), with its when_ partner's body on its own arguments. */
 int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xpio_args *args, int task, int object) {
     xpio_call call;
     xpio_push_name(L, XPIO_NAME_QUEUE);
@@ -233,16 +234,6 @@ int xpio_wait_with(lua_State *L, int32_t (*target)(xpio_call *, xpio_args *), xp
     }
     lua_pushboolean(L, 1);
     return 1;
-}
-
-/* when_read, when_write, when_wait, ...: the body says what to wait on;
- * the task is scheduled on its _queue until then. */
-int xpio_call_when(lua_State *L) {
-    const xpio_entry *entry = xpio_current_entry(L);
-    xpio_args args;
-    const char *unknown = entry->check(L, &args);
-    if (unknown) return xpio_push_unknown(L, unknown);
-    return xpio_wait_with(L, entry->attempt, &args, entry->method ? 2 : 1, entry->method ? 1 : 0);
 }
 
 /* Schedules the task at `task` on its _queue, ready at once: the queue
@@ -338,8 +329,8 @@ void xpio_drop_tasks(lua_State *L, int queue) {
         int waiters = lua_gettop(L);
         lua_pushnil(L);
         while (lua_next(L, waiters)) {
-            /* Tasks are at the odd indices; the objects beside them and the
-             * _dequeue function at 0 are never tables. */
+            /* Tasks are at the even indices; the objects beside them and
+             * the _dequeue function at 1 are never tables. */
             if (lua_istable(L, -1)) clear_fields(L, lua_gettop(L));
             lua_pop(L, 1);
             lua_pushvalue(L, -1);

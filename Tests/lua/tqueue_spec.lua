@@ -121,14 +121,19 @@ describe("tqueue:wait", function()
   end)
 
   it("schedules safely after the debug library overwrote the queue's _dequeue place", function()
-    -- The queue keeps its _dequeue function at index 0 of its waiters
-    -- table (Sources/CLua/tasks.c), and storing a task reads that
-    -- function's upvalue: anything else there must be replaced, not used.
+    -- The queue keeps its _dequeue function in its waiters table
+    -- (Sources/CLua/tasks.c), and storing a task reads that function's
+    -- upvalue: anything else there must be replaced, not used.
     local q = assert(xpio.tqueue())
     local a, b = assert(xpio.socketpair())
     local first, second = { _queue = q }, { _queue = q }
     assert.is_true(a:when_read(first))
-    debug.getuservalue(q, 1)[0] = print
+    local waiters, place = debug.getuservalue(q, 1), nil
+    for k, v in pairs(waiters) do
+      if v == first._dequeue then place = k end
+    end
+    assert.is_not_nil(place)
+    waiters[place] = print
     assert.is_true(b:when_read(second))
     assert.is_function(second._dequeue)
     assert.is_true(second:_dequeue())

@@ -159,12 +159,18 @@ struct CGlueEmitter {
             out.line("}")
             out.line("")
         }
-        if function.role == .when { return }
         out.line("static int fn_\(name)(lua_State *L) {")
         out.indent { out in
             out.line("xpio_args args;")
             out.line("const char *unknown = check_\(name)(L, &args);")
             out.line("if (unknown) return xpio_push_unknown(L, unknown);")
+            if function.role == .when {
+                // The task is the argument after self (tasks.c schedules it);
+                // self is kept alive while the task waits.
+                let (task, object) = function.isMethod ? (2, 1) : (1, 0)
+                out.line("return xpio_wait_with(L, attempt_\(name), &args, \(task), \(object));")
+                return
+            }
             switch entry.binding {
             case .native:
                 out.line("return xpio_native_" + (function.owner.map { $0 + "_" } ?? "") + function.luaName + "(L);")
@@ -418,7 +424,7 @@ struct CGlueEmitter {
                 fields.append(".turns = \(direction)")
             }
         case .when:
-            fields += [".role = XPIO_WHEN", ".check = check_\(attempt)", ".attempt = attempt_\(attempt)"]
+            fields += [".role = XPIO_WHEN", ".function = fn_\(function.cName)"]
         default:
             let role: String
             switch entry.binding {
