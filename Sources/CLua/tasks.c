@@ -4,9 +4,9 @@
  * queue's _dequeue function, and for waiter id w the task at 2w + 2 and
  * the object it waits on at 2w + 3 (kept alive while the task waits), all
  * in the array part (every when_ reads the function: at 0, in the hash
- * part, that read cost twice as much). One table, so storing and forgetting a waiter reads one user value; one
- * user value, as every object has (a second one would cost every socket
- * 16 bytes).
+ * part, that read cost twice as much). One table, so storing and
+ * forgetting a waiter reads one user value; one user value, as every
+ * object has (a second one would cost every socket 16 bytes).
  * Task fields are read and written raw: a queue never runs user code.
  *
  * Every change that allocates (and so can fail with a memory error) comes

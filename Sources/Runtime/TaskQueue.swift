@@ -397,11 +397,9 @@ public final class TaskQueue {
         retire(index, fd)
     }
 
-    /// Ends registration `index` (descriptor `fd`): out of the kernel set
-    /// (a descriptor already closed answers ENOENT, ignored), its waiters
-    /// ready, a new generation so that stale events are dropped.
     /// `descriptor` is the new owner of registration `index` (its fd's):
-    /// whatever waited on the old one is made ready, as at a close.
+    /// whatever waited on the old one is made ready, as at a close. Out of
+    /// line: it runs at a descriptor's first wait on this queue only.
     @inline(never)
     private func adopt(_ descriptor: Descriptor, at index: Int) {
         if registrations[index].owner != nil { retire(index, descriptor.fd) }
@@ -409,6 +407,9 @@ public final class TaskQueue {
         descriptor.attach(self)
     }
 
+    /// Ends registration `index` (descriptor `fd`): out of the kernel set
+    /// (a descriptor already closed answers ENOENT, ignored), its waiters
+    /// ready, a new generation so that stale events are dropped.
     private func retire(_ index: Int, _ fd: CInt) {
         if registrations[index].interest != 0 {
             try? selector.update(fd: fd, generation: registrations[index].generation,
