@@ -141,6 +141,21 @@ end
 
 function helper.children_count() return #helper.children() end
 
+--- Children present now that were not in `before` (a list from
+--- helper.children), sorted: a test that spawns checks that none of its
+--- own is left, where a count would take a child of an earlier test that
+--- ends meanwhile for a leak.
+function helper.new_children(before, every_thread)
+  local old = {}
+  for _, pid in ipairs(before) do old[pid] = true end
+  local list = {}
+  for _, pid in ipairs(helper.children(every_thread)) do
+    if not old[pid] then list[#list + 1] = pid end
+  end
+  table.sort(list)
+  return list
+end
+
 --- The fields of /proc/<pid>/stat that follow the command name: state
 --- (a letter, "Z" for a zombie), ppid, pgrp and session; nil when there is
 --- no such process.

@@ -45,18 +45,7 @@ end
 -- only the main thread's.
 local EVERY_THREAD = true
 
--- Children present now that were not in `before` (from helper.children),
--- as a sorted list.
-local function new_children(before)
-  local old = {}
-  for _, pid in ipairs(before) do old[pid] = true end
-  local list = {}
-  for _, pid in ipairs(helper.children(EVERY_THREAD)) do
-    if not old[pid] then list[#list + 1] = pid end
-  end
-  table.sort(list)
-  return list
-end
+local function new_children(before) return helper.new_children(before, EVERY_THREAD) end
 
 local stat = helper.proc_stat
 
