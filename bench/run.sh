@@ -353,6 +353,11 @@ row proxy "proxy, $PROXY MiB, splice (luv: its read/write forwarder) (MiB/s)" hi
 row proxy_cpu "proxy, $PROXY MiB, splice (luv: read/write): proxy CPU, user + system (µs/MiB)" lower
 row proxy_rw "proxy, $PROXY MiB, read/write through Lua strings (MiB/s)" higher
 row proxy_rw_cpu "proxy, $PROXY MiB, read/write through Lua strings: proxy CPU, user + system (µs/MiB)" lower
+# The C column: a blocking splice forwarder (pump forward), the floor of
+# XPIO's; and the ends alone, with no forwarder between them (pump direct):
+# when forwarders run near that rate, it is the ends' and the loopback
+# TCP's, and no forwarder can run twice as fast as another.
+row proxy_direct "proxy, $PROXY MiB, no forwarder: the source straight to the sink (MiB/s)" higher
 lua_proxy() {
   local row=$1 lib=$2 mode=$3
   fields_cell "$lib" "$row:1" "${row}_cpu:2" -- "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" $LUA "$HERE/proxy/$lib.lua" "$mode"
@@ -361,6 +366,8 @@ proxy_once() {
   lua_proxy proxy xpio splice
   lua_proxy proxy luv rw
   lua_proxy proxy_rw xpio rw
+  fields_cell C proxy:1 proxy_cpu:2 -- "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" "$OUT/pump" forward
+  fields_cell C proxy_direct:1 -- "$HERE/lib/proxy_run.sh" "$OUT/pump" "$PROXY" "$OUT/pump" direct
 }
 rounds proxy_once
 printf 'ratio\t%s\t%s\t%s\t%s\n' proxy_gain "proxy: splice / read-write forwarder, MiB/s (ratio)" proxy proxy_rw >> "$RAW"

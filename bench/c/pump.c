@@ -1,8 +1,10 @@
 /* pump sink | pump source PORT MIB | pump bursts PORT BURSTS CONNS |
- * pump time FILE CMD... | pump http PORT CONNS REQUESTS: the outside ends
- * of the proxy and memory rows, in C so that they cost the measured
- * process nothing, the proxy's CPU, and a fixed number of HTTP requests
- * (to count a server's instructions per request under callgrind).
+ * pump time FILE CMD... | pump http PORT CONNS REQUESTS |
+ * pump forward PORT | pump direct PORT: the outside ends of the proxy and
+ * memory rows, in C so that they cost the measured process nothing, the
+ * proxy's CPU, a fixed number of HTTP requests (to count a server's
+ * instructions per request under callgrind), and the proxy row's two
+ * references.
  *   sink: listens on a free loopback port, prints it, accepts one
  *     connection, reads it to the end, prints MiB/s from the first byte.
  *   source: connects to PORT and writes MIB MiB, then closes.
@@ -20,7 +22,13 @@
  *     seconds it used (its rusage, microseconds) to FILE; exits as it did.
  *   http: REQUESTS keep-alive GETs of / (as wrk sends them) over CONNS
  *     connections, one outstanding on each; a response is counted by its
- *     status line. */
+ *     status line.
+ *   forward: the C floor of a splice proxy, as bench/proxy/LIB.lua is run:
+ *     prints its port, takes one connection, connects to PORT and moves
+ *     everything with splice(2) through a 1 MiB pipe, blocking; then exits.
+ *   direct: no forwarder at all: prints PORT and exits, so the source
+ *     connects straight to the sink. Its rate is what the ends and the
+ *     loopback TCP allow, the ceiling of any forwarder between them. */
 #include "common.h"
 #include <netinet/tcp.h>
 #include <fcntl.h>
@@ -96,6 +104,35 @@ static int run_http(int port, int conns, long total) {
   return 0;
 }
 
+/* `forward`: socket -> pipe -> socket with splice, both sockets blocking;
+ * what one call takes from the client, the next calls give on whole. */
+static int run_forward(int port) {
+  struct sockaddr_in addr;
+  int lst = tcp_listener(&addr);
+  CHECK(fcntl(lst, F_SETFL, 0) == 0);
+  printf("%d\n", ntohs(addr.sin_port));
+  fflush(stdout);
+  int from = accept4(lst, NULL, NULL, SOCK_CLOEXEC);
+  CHECK(from >= 0);
+  int to = connect_to(port);
+  int pipe_ends[2];
+  CHECK(pipe2(pipe_ends, O_CLOEXEC) == 0);
+  (void)fcntl(pipe_ends[1], F_SETPIPE_SZ, 1 << 20); /* as xpio.splice's pipe; 64 KiB if refused */
+  for (;;) {
+    ssize_t taken = splice(from, NULL, pipe_ends[1], NULL, 1 << 20, SPLICE_F_MOVE);
+    CHECK(taken >= 0);
+    if (taken == 0) break;
+    while (taken > 0) {
+      ssize_t given = splice(pipe_ends[0], NULL, to, NULL, (size_t)taken, SPLICE_F_MOVE);
+      CHECK(given > 0);
+      taken -= given;
+    }
+  }
+  close(to);
+  close(from);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static char buffer[CHUNK];
   if (argc >= 2 && strcmp(argv[1], "sink") == 0) {
@@ -155,8 +192,13 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
+  if (argc >= 3 && strcmp(argv[1], "forward") == 0) return run_forward(atoi(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "direct") == 0) {
+    printf("%d\n", atoi(argv[2]));
+    return 0;
+  }
   if (argc >= 4 && strcmp(argv[1], "time") == 0) return run_timed(argv[2], argv + 3);
   if (argc >= 5 && strcmp(argv[1], "http") == 0) return run_http(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
-  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS | time FILE CMD... | http PORT CONNS REQUESTS\n");
+  fprintf(stderr, "usage: pump sink | source PORT MIB | bursts PORT BURSTS CONNS | time FILE CMD... | http PORT CONNS REQUESTS | forward PORT | direct PORT\n");
   return 2;
 }
