@@ -527,6 +527,36 @@ describe("xpio.splice", function()
     for _, s in ipairs({ a, again, c, d }) do s:close() end
   end)
 
+  it("reads what the output did not take before the socket's own bytes, and never waits on the socket for it", function()
+    local a, b = xpio.socketpair()
+    local c, d = xpio.socketpair()
+    assert.are.same({ nil, "retry" }, { b:try_read(10) })   -- a short read: blocking reads would wait first
+    helper.fill(c)
+    assert(a:try_write("held\n"))
+    assert.are.same({ nil, "retry" }, { xpio.try_splice(b, c) })
+    -- readable at once, though the socket itself holds nothing now
+    local q = xpio.tqueue()
+    local task = { _queue = q }
+    assert(b:when_read(task))
+    assert.are.same({ task }, q:wait(0))
+    assert(a:try_write("next\n"))
+    assert.are.equal("he", b:try_read(2))
+    -- a splice sends the rest of what it left first, then the socket's bytes
+    helper.drain(d)
+    assert.are.equal(3, xpio.try_splice(b, c))
+    assert.are.equal(5, xpio.try_splice(b, c))
+    assert.are.equal("ld\nnext\n", take_now(d))
+    -- a blocking readline after a short read takes what a splice left at once
+    assert.are.same({ nil, "retry" }, { b:try_read(10) })
+    helper.fill(c)
+    assert(a:try_write("line\n"))
+    assert.are.same({ nil, "retry" }, { xpio.try_splice(b, c) })
+    local line
+    run_tasks(10, function() line = b:readline() end)
+    assert.are.equal("line", line)
+    for _, s in ipairs({ a, b, c, d }) do s:close() end
+  end)
+
   it("moves bytes into a file opened to append, which refuses splice(2)", function()
     local path = os.tmpname()
     local a, b = xpio.socketpair()

@@ -1,7 +1,8 @@
 -- OOM scenario: the transfers of issue 24. write and try_write with i, j
 -- and with an array of strings (its decoded list is allocated), a file
 -- opened with xpio.open (its object), sendfile from it, and splice between
--- two socketpairs with when_splice, bytes a readline kept going first.
+-- two socketpairs with when_splice, bytes a readline kept going first, and
+-- bytes a full output left in the splice pipe read before the socket's.
 local xpio = require "xpio"
 local oom = require "oomlib"
 local retry, check = oom.retry, oom.check
@@ -72,6 +73,20 @@ return function()
     end
   end
   if not expect(d, rest, "splice") then return end
+
+  -- What a full output does not take stays in b's splice pipe: b's next
+  -- read takes it first, then what b's socket holds.
+  local chunk = string.rep("x", 65536)
+  while retry(c.try_write, c, chunk) do end
+  local held = string.rep("held in the pipe ", 4)
+  assert(oom.complete(q, a, "try_write", "when_write", held))
+  local n, err = retry(xpio.try_splice, b, c)
+  check(n == nil and err == "retry", "try_splice to a full output: " .. tostring(n or err))
+  assert(oom.complete(q, a, "try_write", "when_write", "after\n"))
+  got, e = oom.read(q, b, "try_readline")
+  if e == oom.LOST then return end
+  check(got == held .. "after", "readline after a splice left bytes: " .. tostring(got))
+  while retry(d.try_read, d, 65536) do end
   assert(retry(a.close, a))
   check(retry(xpio.try_splice, b, c) == nil, "splice at the end of the stream")
 
