@@ -28,7 +28,8 @@
  *     everything with splice(2) through a 1 MiB pipe, blocking; then exits.
  *   direct: no forwarder at all: prints PORT and exits, so the source
  *     connects straight to the sink. Its rate is what the ends and the
- *     loopback TCP allow, the ceiling of any forwarder between them. */
+ *     loopback TCP allow with nothing between them: what the forwarders'
+ *     rates are read against. */
 #include "common.h"
 #include <netinet/tcp.h>
 #include <fcntl.h>
