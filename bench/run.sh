@@ -356,7 +356,7 @@ row proxy_rw_cpu "proxy, $PROXY MiB, read/write through Lua strings: proxy CPU, 
 # The C column: a blocking splice forwarder (pump forward), the floor of
 # XPIO's; and the ends alone, with no forwarder between them (pump direct):
 # when forwarders run near that rate, it is the ends' and the loopback
-# TCP's, and no forwarder can run twice as fast as another.
+# TCP's, and the goal's verdict says how far apart two could be.
 row proxy_direct "proxy, $PROXY MiB, no forwarder: the source straight to the sink (MiB/s)" higher
 lua_proxy() {
   local row=$1 lib=$2 mode=$3
